@@ -1,0 +1,46 @@
+# The two commands: `make demo` runs the product, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PG_ADMIN ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: demo test lint bench bench-quick services chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.base: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base setup.cfg
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.base
+	mkdir -p var
+	$(BIN)/contactcenter demo
+
+services:
+	./scripts/ensure-services.sh
+
+chromium:
+	./scripts/ensure-chromium.sh
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+
+# The whole suite on SQLite, then the store tests again on PostgreSQL.
+test: $(VENV)/.test services chromium lint
+	$(BIN)/pytest -q -p no:cacheprovider
+	CC_TEST_STORE_PG=1 CC_TEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store
+
+bench: $(VENV)/.test services
+	$(BIN)/python -m bench.run
+
+bench-quick: $(VENV)/.test services
+	$(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,275 @@
+"""One bus, two transports.
+
+Every domain event is published once. Subscribers in the same process always get it directly
+(local-first), so the case writer never depends on pub/sub delivery. With Redis, the event is also
+sent to the other processes on a Redis pub/sub channel; each process skips its own echoes by an
+origin id.
+
+Each subscription has its own bounded queue and worker task: a slow or failing subscriber can
+neither stall the publisher (the AMI reader) nor the other subscribers. When a queue is full the
+event is dropped for that subscriber only, counted, and logged; `health()` reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .events import Event, EventDecodeError, event_from_dict
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class Subscription:
+    def __init__(
+        self,
+        bus: BaseBus,
+        handler: Handler,
+        types: tuple[type[Event], ...] | None,
+        name: str,
+        maxsize: int,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.types = types
+        self.name = name or getattr(handler, "__qualname__", repr(handler))
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self.failed = 0
+        self._last_warning = 0.0
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"bus:{self.name}")
+
+    def wants(self, event: Event) -> bool:
+        return self.types is None or isinstance(event, self.types)
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_warning > 5:
+                self._last_warning = now
+                log.warning(
+                    "bus subscriber %s is behind (%d queued): dropped %d events so far",
+                    self.name, self.queue.qsize(), self.dropped,
+                )
+
+    async def _run(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                await self.handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failed += 1
+                log.exception("bus subscriber %s failed on %s", self.name, type(event).__name__)
+            finally:
+                self.queue.task_done()
+
+    async def drain(self) -> None:
+        await self.queue.join()
+
+    async def close(self) -> None:
+        self.bus._subs.discard(self)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class BaseBus:
+    kind = "base"
+
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+        self.published = 0
+
+    def subscribe(
+        self,
+        handler: Handler,
+        *,
+        types: tuple[type[Event], ...] | None = None,
+        name: str = "",
+        maxsize: int = 10_000,
+    ) -> Subscription:
+        sub = Subscription(self, handler, types, name, maxsize)
+        self._subs.add(sub)
+        return sub
+
+    def _deliver_local(self, event: Event) -> None:
+        for sub in tuple(self._subs):
+            if sub.wants(event):
+                sub.offer(event)
+
+    async def publish(self, event: Event) -> None:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        """Wait until every local subscriber has handled what it was given (tests, shutdown)."""
+        for sub in tuple(self._subs):
+            await sub.drain()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for sub in tuple(self._subs):
+            await sub.close()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "kind": self.kind,
+            "subscribers": len(self._subs),
+            "backlog": max((s.queue.qsize() for s in self._subs), default=0),
+            "dropped": sum(s.dropped for s in self._subs),
+        }
+
+
+class LocalBus(BaseBus):
+    kind = "local"
+
+    async def publish(self, event: Event) -> None:
+        self.published += 1
+        self._deliver_local(event)
+
+
+class RedisBus(BaseBus):
+    """Local-first delivery plus Redis pub/sub to the other processes."""
+
+    kind = "redis"
+    CHANNEL = "cc:events"
+
+    def __init__(self, url: str, *, channel: str | None = None, outbox_size: int = 50_000) -> None:
+        super().__init__()
+        self.url = url
+        self.channel = channel or self.CHANNEL
+        self.origin = uuid.uuid4().hex
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(outbox_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+        self.connected = False
+        self.subscribed = asyncio.Event()
+        self.outbox_dropped = 0
+        self.reconnects = 0
+        self.last_error = ""
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(
+            self.url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=5
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._sender(), name="redisbus:sender"),
+            loop.create_task(self._listener(), name="redisbus:listener"),
+        ]
+
+    async def publish(self, event: Event) -> None:
+        self.published += 1
+        self._deliver_local(event)
+        payload = json.dumps(
+            {"origin": self.origin, "event": event.to_dict()}, separators=(",", ":")
+        )
+        try:
+            self._outbox.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.outbox_dropped += 1
+            if self.outbox_dropped % 1000 == 1:
+                log.warning("redis bus outbox full: %d events not sent to other processes",
+                            self.outbox_dropped)
+
+    async def _sender(self) -> None:
+        backoff = 0.1
+        while True:
+            payload = await self._outbox.get()
+            while True:
+                try:
+                    await self._redis.publish(self.channel, payload)
+                    backoff = 0.1
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # redis.ConnectionError, TimeoutError, OSError
+                    self.last_error = f"publish: {exc}"
+                    log.warning("redis publish failed (%s); retrying in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+
+    async def _listener(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.connected = True
+                self.subscribed.set()
+                backoff = 0.1
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    self._on_message(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected = False
+                self.subscribed.clear()
+                self.reconnects += 1
+                self.last_error = f"subscribe: {exc}"
+                log.warning("redis bus lost its subscription (%s); reconnecting in %.1fs",
+                            exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _on_message(self, raw: bytes | str) -> None:
+        try:
+            data = json.loads(raw)
+            if data.get("origin") == self.origin:
+                return
+            event = event_from_dict(data["event"])
+        except (ValueError, KeyError, TypeError, AttributeError, EventDecodeError) as exc:
+            log.warning("redis bus: ignored a malformed message (%s)", exc)
+            return
+        self._deliver_local(event)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+        await super().close()
+
+    def health(self) -> dict[str, Any]:
+        out = super().health()
+        out.update(
+            ok=self.connected,
+            outbox=self._outbox.qsize(),
+            outbox_dropped=self.outbox_dropped,
+            reconnects=self.reconnects,
+        )
+        if self.last_error:
+            out["last_error"] = self.last_error
+        return out
+
+
+def make_bus(redis_url: str) -> BaseBus:
+    return RedisBus(redis_url) if redis_url else LocalBus()

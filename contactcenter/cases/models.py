@@ -1,0 +1,279 @@
+"""The store's schema: SQLAlchemy 2 typed models. Every change here is an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+ROLES = ("operator", "supervisor", "admin")
+CASE_STATUSES = ("open", "acknowledged", "in_progress", "closed")
+CHANNELS = ("phone", "web", "email")
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)  # Asterisk's queue name
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    strategy: Mapped[str] = mapped_column(String(20), default="ringall")
+    service_level_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    service_level_target: Mapped[float] = mapped_column(Float, default=0.8)  # fraction
+    short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5)
+    max_wait_target_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    wrapup_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    # {"mon": ["08:00", "17:00"], ...}; empty: always open
+    office_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    holidays: Mapped[list[Any]] = mapped_column(default=list)  # ["2026-12-25", ...]
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    group_name: Mapped[str] = mapped_column(String(80), default="main")  # wallboard group
+
+
+class ServiceType(Base):
+    __tablename__ = "service_types"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True)  # Open311 service_code
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    group_name: Mapped[str] = mapped_column(String(80), default="")
+    keywords: Mapped[str] = mapped_column(String(400), default="")
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    sla_hours: Mapped[int] = mapped_column(Integer, default=72)
+    # Open311 attribute definitions: [{"code", "datatype", "required", "description", ...}]
+    attributes: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    agency: Mapped[Agency | None] = relationship(lazy="raise")
+    queue: Mapped[Queue | None] = relationship(lazy="raise")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    interface: Mapped[str | None] = mapped_column(String(120), unique=True)  # PJSIP/1001
+    queues: Mapped[list[Any]] = mapped_column(default=list)  # queue names they log in to
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Citizen(Base):
+    __tablename__ = "citizens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(40), index=True)  # digits only
+    email: Mapped[str | None] = mapped_column(String(200), index=True)  # lower case
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("server", "linkedid", name="uq_calls_server_linkedid"),
+        Index("ix_calls_caller_started", "caller_number", "started_at"),
+        Index("ix_calls_started", "started_at"),
+        Index("ix_calls_queue_started", "queue", "started_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server: Mapped[str] = mapped_column(String(80), default="default")
+    linkedid: Mapped[str] = mapped_column(String(64))
+    caller_number: Mapped[str | None] = mapped_column(String(40))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    queue: Mapped[str | None] = mapped_column(String(80))
+    service: Mapped[str | None] = mapped_column(String(80))
+    language: Mapped[str | None] = mapped_column(String(8))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    agent_interface: Mapped[str | None] = mapped_column(String(120))
+    ivr_seconds: Mapped[float | None] = mapped_column(Float)
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    hold_seconds: Mapped[float | None] = mapped_column(Float)
+    wrap_seconds: Mapped[float | None] = mapped_column(Float)
+    handle_seconds: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(20))
+    abandon_position: Mapped[int | None] = mapped_column(Integer)
+    ivr_path: Mapped[list[Any]] = mapped_column(default=list)
+    case_number: Mapped[str | None] = mapped_column(String(40))  # keyed in the IVR
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    disposition: Mapped[str | None] = mapped_column(String(80))
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_citizen_status", "citizen_id", "status"),
+        Index("ix_cases_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # Open311 token
+    service_type_id: Mapped[int] = mapped_column(ForeignKey("service_types.id"))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    close_reason: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(10), default="phone")
+    description: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str | None] = mapped_column(String(400))
+    address_id: Mapped[str | None] = mapped_column(String(80))
+    lat: Mapped[float | None] = mapped_column(Float)
+    long: Mapped[float | None] = mapped_column(Float)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    media_url: Mapped[str | None] = mapped_column(String(1000))
+    sla_due_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    closed_at: Mapped[datetime | None]
+
+    service_type: Mapped[ServiceType] = relationship(lazy="raise")
+    notes: Mapped[list[CaseNote]] = relationship(
+        lazy="raise", order_by="CaseNote.created_at", cascade="all, delete-orphan"
+    )
+
+
+class CaseSequence(Base):
+    """Per-year counter behind the public case number (portable: no DB sequences)."""
+
+    __tablename__ = "case_sequences"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CaseNote(Base):
+    __tablename__ = "case_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class MenuVersion(Base):
+    """An IVR menu as data. status: draft, active (exactly one), archived."""
+
+    __tablename__ = "menu_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft", index=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    comment: Mapped[str] = mapped_column(String(400), default="")
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    published_at: Mapped[datetime | None]
+
+
+class Announcement(Base):
+    """The announcement of the day: played before the menu between starts_at and ends_at."""
+
+    __tablename__ = "announcements"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prompts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"en": "...", "es": "..."}
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)  # sha256 hex
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(80))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+def parse_holidays(values: list[Any]) -> set[date]:
+    return {date.fromisoformat(v) for v in values}

@@ -1,0 +1,154 @@
+"""`contactcenter` command line: serve, demo, db upgrade|revision (and what features add)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import db
+from .config import Settings, SettingsError, load_settings, require_production_secrets
+
+log = logging.getLogger("contactcenter")
+
+# Feature modules that add subcommands: each has `add_commands(subparsers) -> None`, and every
+# subparser it adds sets `func(args) -> int`.
+COMMAND_MODULES: list[str] = []
+
+DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(ini_path=getattr(args, "config", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+
+    settings = _settings(args)
+    require_production_secrets(settings)
+    _logging(settings.log_level)
+    web.run_app(
+        create_app(settings), host=settings.http_host, port=settings.http_port, print=None
+    )
+    return 0
+
+
+def demo_settings(base: Settings, explicit: set[str]) -> Settings:
+    """The demo's defaults: SQLite under ./var, throw-away secrets, the simulator's AMI login."""
+    changes: dict[str, Any] = {"demo": True}
+    if "database_url" not in explicit:
+        changes["database_url"] = DEMO_DB
+    if not base.secret_key:
+        changes["secret_key"] = secrets.token_urlsafe(32)
+    if not base.ami_username:
+        changes["ami_username"] = "cc"
+    if not base.ami_secret:
+        changes["ami_secret"] = "ccsecret"
+    return base.replace(**changes)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from aiohttp import web
+
+    from .app import create_app
+    from .seed import seed_demo_users, seed_reference
+
+    explicit = {k[3:].lower() for k in os.environ if k.startswith("CC_")}
+    settings = demo_settings(_settings(args), explicit)
+    _logging(settings.log_level)
+    db.upgrade(settings.database_url)
+
+    async def _seed() -> list[tuple[str, str]]:
+        engine = db.make_engine(settings.database_url)
+        sessions = db.make_sessionmaker(engine)
+        try:
+            await seed_reference(sessions)
+            return await seed_demo_users(sessions)
+        finally:
+            await engine.dispose()
+
+    logins = asyncio.run(_seed())
+    app = create_app(settings)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    print(f"\ncontactcenter demo on {base}", flush=True)
+    print(f"  {base}/            start page", flush=True)
+    print(f"  {base}/health      the state of every part", flush=True)
+    print("Demo logins (user / password): " + ", ".join(f"{u} / {p}" for u, p in logins),
+          flush=True)
+    web.run_app(app, host=settings.http_host, port=settings.http_port, print=None)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    db.upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    db.revision(settings.database_url, args.message, autogenerate=not args.empty)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contactcenter", description="A 3-1-1 contact center backend on Asterisk."
+    )
+    parser.add_argument("--config", help="an INI file with a [contactcenter] section")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("serve", help="run the server (needs CC_SECRET_KEY and AMI credentials)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="the whole product on SQLite with the simulator placing calls")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("db", help="database migrations")
+    dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    q = dbsub.add_parser("upgrade", help="migrate the database to the newest schema")
+    q.add_argument("revision", nargs="?", default="head")
+    q.set_defaults(func=cmd_db_upgrade)
+    q = dbsub.add_parser("revision", help="write a new migration from the models")
+    q.add_argument("-m", "--message", required=True)
+    q.add_argument("--empty", action="store_true", help="no autogenerate")
+    q.set_defaults(func=cmd_db_revision)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"contactcenter.{name}").add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except SettingsError as exc:
+        print(f"contactcenter: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

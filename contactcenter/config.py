@@ -1,0 +1,171 @@
+"""Settings: built once in `main()` from CC_* environment variables and an optional INI file.
+
+Precedence: environment over INI over defaults. An unknown key or a malformed value stops
+start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or malformed; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEndpoint:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///var/contactcenter.db"
+    redis_url: str = ""  # empty: the in-process bus
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = ""
+    ami_secret: str = ""
+    ami_servers: str = ""  # optional list: "name=host:port,name2=host:port" (several Asterisks)
+    ami_enabled: bool = True
+    ami_action_timeout: float = 5.0
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_enabled: bool = True
+    secret_key: str = ""
+    general_queue: str = "general-311"
+    service_level_seconds: int = 15
+    short_abandon_seconds: int = 5
+    spool_dir: str = "var/spool"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 0  # 0: e-mail intake off
+    smtp_intake_address: str = "311@localhost"
+    smtp_relay_host: str = ""
+    smtp_relay_port: int = 25
+    smtp_max_bytes: int = 1_000_000
+    retention_days: int = 0  # 0: keep personal data forever
+    demo: bool = False
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def ami_endpoints(self) -> list[AmiEndpoint]:
+        if not self.ami_servers:
+            return [AmiEndpoint("default", self.ami_host, self.ami_port)]
+        out = []
+        for item in self.ami_servers.split(","):
+            name, _, addr = item.strip().partition("=")
+            host, _, port = addr.rpartition(":")
+            if not name or not host or not port.isdigit():
+                raise SettingsError(
+                    f"CC_AMI_SERVERS: {item!r} is not name=host:port"
+                )
+            out.append(AmiEndpoint(name, host, int(port)))
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise SettingsError(f"CC_{key.upper()}: expected true/false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"CC_{key.upper()}: expected a whole number, got {raw!r}") from None
+        if key.endswith("_port") and not 0 <= value <= 65535:
+            raise SettingsError(f"CC_{key.upper()}: port {value} is out of range 0-65535")
+        if value < 0:
+            raise SettingsError(f"CC_{key.upper()}: must not be negative, got {value}")
+        return value
+    if isinstance(default, float):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise SettingsError(f"CC_{key.upper()}: expected a number, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"CC_{key.upper()}: must be positive, got {value}")
+        return value
+    return raw.strip()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, ini_path: str | os.PathLike[str] | None = None
+) -> Settings:
+    """Read CC_* variables (and CC_CONFIG or `ini_path`, an INI file with a [contactcenter]
+    section of the same keys, lower case, without the CC_ prefix)."""
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    ini = ini_path or env.get("CC_CONFIG")
+    if ini:
+        path = Path(ini)
+        if not path.is_file():
+            raise SettingsError(f"CC_CONFIG: no such file {str(path)!r}")
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise SettingsError(f"CC_CONFIG: {path} is not a valid INI file: {exc}") from None
+        for section in parser.sections():
+            if section != "contactcenter":
+                raise SettingsError(f"{path}: unknown section [{section}] (use [contactcenter])")
+            for key, raw in parser.items(section):
+                key = key.lower().removeprefix("cc_")
+                if key not in _FIELDS:
+                    raise SettingsError(f"{path}: unknown key {key!r}")
+                values[key] = raw
+    for name, raw in env.items():
+        if not name.startswith("CC_") or name == "CC_CONFIG":
+            continue
+        key = name[3:].lower()
+        if key not in _FIELDS:
+            raise SettingsError(f"{name}: unknown setting")
+        values[key] = raw
+    kwargs = {
+        key: _convert(key, raw, _FIELDS[key].default) for key, raw in values.items()
+    }
+    settings = Settings(**kwargs)
+    settings.ami_endpoints()  # validates CC_AMI_SERVERS
+    if not settings.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+        raise SettingsError(
+            f"CC_DATABASE_URL: unsupported database {settings.database_url.split(':', 1)[0]!r} "
+            "(use sqlite+aiosqlite:/// or postgresql+asyncpg://)"
+        )
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
+        raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
+    return settings
+
+
+def require_production_secrets(settings: Settings) -> None:
+    """`serve` refuses to start without real secrets; only demo mode may use defaults."""
+    missing = []
+    if not settings.secret_key:
+        missing.append("CC_SECRET_KEY")
+    if settings.ami_enabled and not (settings.ami_username and settings.ami_secret):
+        missing.append("CC_AMI_USERNAME/CC_AMI_SECRET")
+    if missing:
+        raise SettingsError(
+            "refusing to start without " + ", ".join(missing)
+            + " (no secret has a default outside `contactcenter demo`)"
+        )

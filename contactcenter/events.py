@@ -1,0 +1,430 @@
+"""Domain events: the only language spoken above `telephony/`.
+
+Every event is a frozen dataclass with a routing name (``cc.<area>.<what>``). They serialize to
+JSON with a ``type`` tag so the Redis bus can carry them between processes. Times are aware UTC
+datetimes taken from the AMI ``Timestamp`` when Asterisk sends one.
+
+The `Pbx` protocol is the small gateway the console and the wallboard use to ask Asterisk for
+something; `telephony/` implements it, so no domain package imports `telephony/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every domain event."""
+
+    routing: ClassVar[str] = "cc.event"
+
+    def __init_subclass__(cls) -> None:
+        # dataclass(slots=True) rebuilds the class, so this runs twice; the last one wins.
+        _REGISTRY[cls.__name__] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, **_encode(dataclasses.asdict(self))}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+OUTCOMES = (
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "ivr_self_served",
+    "ivr_hangup",
+    "timed_out",
+    "transferred",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One finished call with the metrics of DESIGN.md; written once per (server, linkedid)."""
+
+    server: str
+    linkedid: str
+    caller_number: str | None
+    caller_name: str | None
+    started_at: datetime
+    ended_at: datetime
+    outcome: str
+    queue: str | None = None
+    service: str | None = None
+    language: str | None = None
+    agent: str | None = None  # the member name of the answering operator
+    agent_interface: str | None = None
+    ivr_seconds: float | None = None
+    wait_seconds: float | None = None
+    ring_seconds: float | None = None
+    talk_seconds: float | None = None
+    hold_seconds: float | None = None
+    case_number: str | None = None
+    ivr_path: tuple[str, ...] = ()
+    abandon_position: int | None = None
+    partial: bool = False  # closed by a resync: some figures may be missing
+
+    @property
+    def call_id(self) -> str:
+        return f"{self.server}:{self.linkedid}"
+
+
+# --- calls -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(Event):
+    routing: ClassVar[str] = "cc.call.started"
+    server: str
+    linkedid: str
+    caller_number: str | None
+    caller_name: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IvrChoice(Event):
+    """A caller's step in the IVR. `uniqueid` is the AGI channel's; the tracker maps it."""
+
+    routing: ClassVar[str] = "cc.ivr.choice"
+    server: str
+    uniqueid: str
+    node: str
+    digit: str
+    action: str
+    at: datetime
+    language: str | None = None
+    service: str | None = None
+    queue: str | None = None
+    case_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoined(Event):
+    routing: ClassVar[str] = "cc.queue.joined"
+    server: str
+    linkedid: str
+    queue: str
+    position: int
+    caller_number: str | None
+    caller_name: str | None
+    at: datetime
+    service: str | None = None
+    language: str | None = None
+    case_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeft(Event):
+    routing: ClassVar[str] = "cc.queue.left"
+    server: str
+    linkedid: str
+    queue: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging(Event):
+    """Asterisk rings an operator for a queued call (AgentCalled): the screen-pop trigger."""
+
+    routing: ClassVar[str] = "cc.agent.ringing"
+    server: str
+    linkedid: str
+    queue: str
+    interface: str
+    member_name: str | None
+    caller_number: str | None
+    caller_name: str | None
+    at: datetime
+    service: str | None = None
+    language: str | None = None
+    case_number: str | None = None
+    ivr_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer(Event):
+    routing: ClassVar[str] = "cc.agent.ringnoanswer"
+    server: str
+    linkedid: str
+    queue: str
+    interface: str
+    ring_seconds: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(Event):
+    routing: ClassVar[str] = "cc.call.answered"
+    server: str
+    linkedid: str
+    queue: str
+    interface: str
+    member_name: str | None
+    wait_seconds: float | None
+    ring_seconds: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallHeld(Event):
+    routing: ClassVar[str] = "cc.call.held"
+    server: str
+    linkedid: str
+    held: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(Event):
+    routing: ClassVar[str] = "cc.call.transferred"
+    server: str
+    linkedid: str
+    kind: str  # "blind" or "attended"
+    target: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned(Event):
+    routing: ClassVar[str] = "cc.call.abandoned"
+    server: str
+    linkedid: str
+    queue: str
+    position: int | None
+    original_position: int | None
+    wait_seconds: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCallCompleted(Event):
+    """The operator's part of a call ended (AgentComplete): wrap-up starts now."""
+
+    routing: ClassVar[str] = "cc.agent.completed"
+    server: str
+    linkedid: str
+    queue: str
+    interface: str
+    talk_seconds: float | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(Event):
+    """The call is over: carries its one finished record."""
+
+    routing: ClassVar[str] = "cc.call.ended"
+    record: CallRecord
+
+
+# --- operators and queues ----------------------------------------------------------------------
+
+# Asterisk's AST_DEVICE_* numbers as QueueMemberStatus reports them.
+DEVICE_STATES = {
+    0: "unknown",
+    1: "not_in_use",
+    2: "in_use",
+    3: "busy",
+    4: "invalid",
+    5: "unavailable",
+    6: "ringing",
+    7: "ring_in_use",
+    8: "on_hold",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged(Event):
+    """A queue member's state as Asterisk reports it (QueueMemberStatus/Pause/Added/Removed)."""
+
+    routing: ClassVar[str] = "cc.agent.state"
+    server: str
+    queue: str
+    interface: str
+    member_name: str | None
+    device_state: str  # one of DEVICE_STATES' values, or "logged_out"
+    paused: bool
+    pause_reason: str | None
+    at: datetime
+    in_call: bool = False
+    wrapup_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMembersSynced(Event):
+    """After a (re)connect: the full member list per queue as QueueStatus reported it."""
+
+    routing: ClassVar[str] = "cc.queue.synced"
+    server: str
+    members: tuple[AgentStateChanged, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AmiLinkChanged(Event):
+    routing: ClassVar[str] = "cc.ami.link"
+    server: str
+    connected: bool
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastMessage(Event):
+    """A supervisor's message to every operator console."""
+
+    routing: ClassVar[str] = "cc.console.broadcast"
+    sender: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChanged(Event):
+    routing: ClassVar[str] = "cc.case.changed"
+    number: str
+    status: str
+    citizen_id: int | None
+    at: datetime
+    change: str = "updated"  # created, updated, noted, closed
+
+
+# --- the gateway to Asterisk -------------------------------------------------------------------
+
+
+class PbxError(Exception):
+    """Asterisk refused an action or did not answer in time; the message says which."""
+
+
+class Pbx(Protocol):
+    """Actions the domain may ask of the PBX. Implemented in telephony/."""
+
+    async def queue_add(
+        self, queue: str, interface: str, member_name: str, *, paused: bool = False
+    ) -> None: ...
+
+    async def queue_remove(self, queue: str, interface: str) -> None: ...
+
+    async def queue_pause(
+        self, interface: str, paused: bool, *, queue: str | None = None, reason: str = ""
+    ) -> None: ...
+
+    async def hangup(self, channel: str) -> None: ...
+
+    async def originate(
+        self, channel: str, context: str, exten: str, *, caller_id: str = "", variables:
+        dict[str, str] | None = None
+    ) -> None: ...
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(args[0], value) if len(args) == 1 else value
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        return tuple(_decode(inner, v) for v in value)
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return _from_fields(tp, value)
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _from_fields(cls: type, data: dict[str, Any]) -> Any:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    kwargs = {
+        f.name: _decode(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in data
+    }
+    return cls(**kwargs)
+
+
+class EventDecodeError(ValueError):
+    pass
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    try:
+        cls = _REGISTRY[data["type"]]
+        return typing.cast(Event, _from_fields(cls, data))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EventDecodeError(f"not a domain event: {exc!r}") from exc
+
+
+def event_from_json(raw: str | bytes) -> Event:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EventDecodeError("not a JSON object")
+    return event_from_dict(data)
+
+
+__all__ = [
+    "OUTCOMES",
+    "AgentCallCompleted",
+    "AgentRingNoAnswer",
+    "AgentRinging",
+    "AgentStateChanged",
+    "AmiLinkChanged",
+    "BroadcastMessage",
+    "CallAbandoned",
+    "CallAnswered",
+    "CallEnded",
+    "CallHeld",
+    "CallRecord",
+    "CallStarted",
+    "CallTransferred",
+    "CaseChanged",
+    "Event",
+    "EventDecodeError",
+    "IvrChoice",
+    "Pbx",
+    "PbxError",
+    "QueueJoined",
+    "QueueLeft",
+    "QueueMembersSynced",
+    "event_from_dict",
+    "event_from_json",
+    "utcnow",
+]

@@ -1,0 +1,165 @@
+"""One contract, two transports: LocalBus in-process and RedisBus across "processes" (two bus
+instances with their own origin, on a real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from contactcenter.bus import BaseBus, LocalBus, RedisBus
+from contactcenter.events import BroadcastMessage, CaseChanged, Event
+from tests.conftest import until
+
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def msg(i: int) -> BroadcastMessage:
+    return BroadcastMessage(sender="sup", text=str(i), at=T0)
+
+
+@pytest.fixture(params=["local", "redis"])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[BaseBus, BaseBus]]:
+    """(publisher side, subscriber side): the same bus for local, two processes for Redis."""
+    if request.param == "local":
+        bus = LocalBus()
+        yield bus, bus
+        await bus.close()
+        return
+    url = request.getfixturevalue("redis_url")
+    channel = f"cc:test:{uuid.uuid4().hex}"
+    a, b = RedisBus(url, channel=channel), RedisBus(url, channel=channel)
+    await a.start()
+    await b.start()
+    await asyncio.wait_for(b.subscribed.wait(), 5)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.got: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.got.append(event)
+
+
+async def test_order_per_publisher_and_many_subscribers(pair: tuple[BaseBus, BaseBus]) -> None:
+    pub, sub = pair
+    collectors = [Collector() for _ in range(5)]
+    for c in collectors:
+        sub.subscribe(c)
+    for i in range(300):
+        await pub.publish(msg(i))
+    for c in collectors:
+        await until(lambda c=c: len(c.got) == 300)
+        assert [e.text for e in c.got] == [str(i) for i in range(300)]  # type: ignore[attr-defined]
+
+
+async def test_type_filter_and_unsubscribe(pair: tuple[BaseBus, BaseBus]) -> None:
+    pub, sub = pair
+    only_cases, everything = Collector(), Collector()
+    s1 = sub.subscribe(only_cases, types=(CaseChanged,))
+    sub.subscribe(everything)
+    await pub.publish(msg(1))
+    await pub.publish(CaseChanged(number="311-2026-000001", status="open", citizen_id=None, at=T0))
+    await until(lambda: len(everything.got) == 2)
+    assert [type(e) for e in only_cases.got] == [CaseChanged]
+    await s1.close()
+    await pub.publish(CaseChanged(number="311-2026-000002", status="open", citizen_id=None, at=T0))
+    await until(lambda: len(everything.got) == 3)
+    await asyncio.sleep(0.05)
+    assert len(only_cases.got) == 1
+
+
+async def test_a_failing_subscriber_does_not_break_others(pair: tuple[BaseBus, BaseBus]) -> None:
+    pub, sub = pair
+    good = Collector()
+
+    async def bad(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    bad_sub = sub.subscribe(bad)
+    sub.subscribe(good)
+    for i in range(10):
+        await pub.publish(msg(i))
+    await until(lambda: len(good.got) == 10)
+    await until(lambda: bad_sub.failed == 10)
+
+
+async def test_slow_subscriber_is_bounded_and_counted() -> None:
+    bus = LocalBus()
+    gate = asyncio.Event()
+    fast = Collector()
+
+    async def slow(event: Event) -> None:
+        await gate.wait()
+
+    sub = bus.subscribe(slow, maxsize=5)
+    bus.subscribe(fast)
+    for i in range(20):
+        await bus.publish(msg(i))
+    await until(lambda: len(fast.got) == 20)
+    assert sub.dropped >= 14
+    assert bus.health()["dropped"] == sub.dropped
+    gate.set()
+    await bus.close()
+
+
+async def test_local_delivery_does_not_depend_on_redis(redis_url: str) -> None:
+    """The case writer lives in the publishing process: it must get events with Redis gone."""
+    bus = RedisBus("redis://127.0.0.1:1/0", channel="cc:test:dead")  # nothing listens there
+    await bus.start()
+    got = Collector()
+    bus.subscribe(got)
+    await bus.publish(msg(1))
+    await until(lambda: len(got.got) == 1)
+    assert bus.health()["ok"] is False
+    await bus.close()
+
+
+async def test_redis_reconnects_after_the_server_drops_the_connection(redis_url: str) -> None:
+    channel = f"cc:test:{uuid.uuid4().hex}"
+    a, b = RedisBus(redis_url, channel=channel), RedisBus(redis_url, channel=channel)
+    await a.start()
+    await b.start()
+    got = Collector()
+    b.subscribe(got)
+    await asyncio.wait_for(b.subscribed.wait(), 5)
+    await a.publish(msg(0))
+    await until(lambda: len(got.got) == 1)
+
+    admin = aioredis.from_url(redis_url)
+    killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert killed >= 1
+    await until(lambda: b.reconnects >= 1, timeout=10)
+    await asyncio.wait_for(b.subscribed.wait(), 10)
+    for i in range(1, 6):
+        await a.publish(msg(i))
+    await until(lambda: len(got.got) == 6, timeout=10)
+    assert [e.text for e in got.got] == ["0", "1", "2", "3", "4", "5"]  # type: ignore[attr-defined]
+    await admin.aclose()
+    await a.close()
+    await b.close()
+
+
+async def test_malformed_redis_message_is_ignored(redis_url: str) -> None:
+    channel = f"cc:test:{uuid.uuid4().hex}"
+    b = RedisBus(redis_url, channel=channel)
+    await b.start()
+    got = Collector()
+    b.subscribe(got)
+    await asyncio.wait_for(b.subscribed.wait(), 5)
+    admin = aioredis.from_url(redis_url)
+    await admin.publish(channel, b"\xff not json")
+    await admin.publish(channel, b'{"origin": "x", "event": {"type": "Nope"}}')
+    await admin.publish(channel, '{"origin": "x", "event": ' + msg(7).to_json() + "}")
+    await until(lambda: len(got.got) == 1)
+    assert got.got[0] == msg(7)
+    await admin.aclose()
+    await b.close()
