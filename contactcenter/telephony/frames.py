@@ -1,0 +1,236 @@
+"""AMI wire frames: a pure, incremental splitter of the byte stream into events and responses.
+
+Asterisk sends a greeting line (``Asterisk Call Manager/11.0.0\\r\\n``), then frames of
+``Key: Value\\r\\n`` lines ended by a blank line. Most of a call's frames are ``VarSet``, ``CEL``
+and ``Newexten`` that the product never uses; `FrameReader` looks only at the first line of such
+a frame and drops it before building a dict, which is where the bridge's time would go.
+
+Bad input never raises: an oversized frame is skipped up to the next blank line, a line without
+``": "`` is ignored, invalid UTF-8 is replaced; each is counted in `errors`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+EOF_MARK = b"\r\n\r\n"
+GREETING_PREFIX = b"Asterisk Call Manager/"
+MAX_FRAME = 64 * 1024
+
+# Channel variables that carry the IVR's result; every other VarSet is dropped early.
+IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH"})
+_VARSET_KEEP = tuple(f"\r\nVariable: {v}\r\n".encode() for v in IVR_VARIABLES)
+
+# Events the product never reads: dropped on their first line.
+NOISE_EVENTS = frozenset(
+    {
+        b"CEL",
+        b"Cdr",
+        b"Newexten",
+        b"DTMFBegin",
+        b"DTMFEnd",
+        b"AGIExecStart",
+        b"AGIExecEnd",
+        b"SuccessfulAuth",
+        b"ChallengeSent",
+        b"RTCPSent",
+        b"RTCPReceived",
+        b"VarSet",  # but see _VARSET_KEEP
+        b"NewAccountCode",
+        b"ChannelTalkingStart",
+        b"ChannelTalkingStop",
+        b"DeviceStateChange",
+        b"ExtensionStatus",
+        b"PresenceStateChange",
+        b"NewConnectedLine",
+        b"HangupRequest",
+        b"SoftHangupRequest",
+        b"LocalBridge",
+        b"LocalOptimizationBegin",
+        b"LocalOptimizationEnd",
+        b"DialState",
+        b"Registry",
+        b"PeerStatus",
+        b"ContactStatus",
+        b"Reload",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEvent:
+    """One AMI event. `headers` keeps the first value of each key."""
+
+    name: str
+    headers: Mapping[str, str]
+    received_at: float = 0.0  # epoch seconds when the frame was read
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.headers.get(key, default)
+
+    @property
+    def timestamp(self) -> float:
+        """Asterisk's `Timestamp:` (timestampevents=yes) when present, else receipt time."""
+        raw = self.headers.get("Timestamp")
+        if raw:
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        return self.received_at
+
+
+@dataclass(frozen=True, slots=True)
+class AmiResponse:
+    """A reply to an action (`Response: Success|Error|Follows|Goodbye`)."""
+
+    status: str
+    headers: Mapping[str, str]
+    output: tuple[str, ...] = ()
+
+    @property
+    def action_id(self) -> str | None:
+        return self.headers.get("ActionID")
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("Success", "Follows", "Goodbye")
+
+    @property
+    def message(self) -> str:
+        return self.headers.get("Message", "")
+
+
+Frame = AmiEvent | AmiResponse
+
+
+@dataclass(slots=True)
+class FrameReader:
+    """Feed bytes as they arrive; get complete frames back, in order."""
+
+    keep_noise: bool = False  # True for tools that need every event (fidelity tests)
+    max_frame: int = MAX_FRAME
+    clock: Callable[[], float] = time.time
+    greeting: str | None = None
+    errors: int = 0
+    dropped: int = 0
+    frames: int = 0
+    _buf: bytes = b""
+    _skipping: bool = False
+    _seen_greeting: bool = False
+    _pending: list[Frame] = field(default_factory=list)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buf = self._buf + data if self._buf else data
+        out: list[Frame] = []
+        if not self._seen_greeting:
+            if len(buf) < len(GREETING_PREFIX) and GREETING_PREFIX.startswith(buf):
+                self._buf = buf
+                return out
+            if buf.startswith(GREETING_PREFIX):
+                nl = buf.find(b"\r\n")
+                if nl < 0:
+                    self._buf = buf
+                    return out
+                self.greeting = buf[:nl].decode("utf-8", "replace")
+                buf = buf[nl + 2 :]
+            self._seen_greeting = True
+        start = 0
+        now = self.clock()
+        find = buf.find
+        while True:
+            end = find(EOF_MARK, start)
+            if end < 0:
+                break
+            if self._skipping:
+                self._skipping = False
+            else:
+                frame = self._frame(buf, start, end, now)
+                if frame is not None:
+                    out.append(frame)
+            start = end + 4
+        rest = buf[start:]
+        if len(rest) > self.max_frame:
+            # No terminator within the limit: drop what we have, resync on the next blank line.
+            self.errors += 1
+            self._skipping = True
+            keep = rest[-3:]  # a terminator may straddle the cut
+            rest = keep
+        self._buf = rest
+        return out
+
+    def _frame(self, buf: bytes, start: int, end: int, now: float) -> Frame | None:
+        # Leading blank lines (e.g. after a greeting or a stray CRLF) are not a frame.
+        while buf.startswith(b"\r\n", start) and start < end:
+            start += 2
+        if start >= end:
+            return None
+        if end - start > self.max_frame:
+            self.errors += 1
+            return None
+        if not self.keep_noise and buf.startswith(b"Event: ", start):
+            nl = buf.find(b"\r\n", start, end)
+            name = buf[start + 7 : end if nl < 0 else nl]
+            if name in NOISE_EVENTS:
+                if name != b"VarSet" or not _wanted_varset(buf, start, end):
+                    self.dropped += 1
+                    return None
+        self.frames += 1
+        return parse_frame(buf[start:end], now, self)
+
+
+def _wanted_varset(buf: bytes, start: int, end: int) -> bool:
+    chunk = buf[start : end + 2]
+    return any(marker in chunk for marker in _VARSET_KEEP)
+
+
+def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None) -> Frame | None:
+    text = raw.decode("utf-8", "replace")
+    headers: dict[str, str] = {}
+    output: list[str] = []
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if line.endswith(":") and line.find(" ") < 0:
+                headers.setdefault(line[:-1], "")
+                continue
+            if line:
+                if reader is not None:
+                    reader.errors += 1
+            continue
+        if key == "Output":
+            output.append(value)
+            continue
+        if key not in headers:
+            headers[key] = value
+    if "Event" in headers:
+        return AmiEvent(headers["Event"], headers, now)
+    if "Response" in headers:
+        return AmiResponse(headers["Response"], headers, tuple(output))
+    if reader is not None:
+        reader.errors += 1
+    return None
+
+
+def iter_frames(data: bytes, *, keep_noise: bool = True) -> Iterator[Frame]:
+    """Every frame of a whole capture (tests, tools)."""
+    reader = FrameReader(keep_noise=keep_noise)
+    yield from reader.feed(data)
+    if reader._buf.strip():
+        yield from reader.feed(EOF_MARK)
+
+
+def encode_action(action: str, headers: Mapping[str, str | list[str]]) -> bytes:
+    """An action as bytes; a list value repeats the key (e.g. several `Variable:` lines).
+    CR and LF in values are replaced so a value can never inject a header."""
+    lines = [f"Action: {action}"]
+    for key, value in headers.items():
+        for v in value if isinstance(value, list) else [value]:
+            lines.append(f"{key}: {_clean(str(v))}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _clean(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
