@@ -20,7 +20,7 @@ GREETING_PREFIX = b"Asterisk Call Manager/"
 MAX_FRAME = 64 * 1024
 
 # Channel variables that carry the IVR's result; every other VarSet is dropped early.
-IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH"})
+IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
 _VARSET_KEEP = tuple(f"\r\nVariable: {v}\r\n".encode() for v in IVR_VARIABLES)
 
 # Events the product never reads: dropped on their first line.
