@@ -304,8 +304,7 @@ class CallTracker:
                 self.ignored += 1
             return None
         # A call already under way when we started listening: follow it, flagged partial.
-        call = self._open(lid, event.timestamp, uid, partial=uid != lid)
-        return call
+        return self._open(lid, event.timestamp, uid, partial=True)
 
     def _open(self, lid: str, at: float, uid: str, *, partial: bool) -> _Call:
         call = _Call(lid, at, uid, partial)
@@ -531,15 +530,17 @@ class CallTracker:
             return
         self._announce(call, out)
         wait = _num(event.get("HoldTime"))
-        call.abandoned = True
-        call.wait = wait
-        call.abandon_position = _int(event.get("Position"))
+        call.in_queue = False
+        if not call.connected:  # after a transfer into a queue the first answer still counts
+            call.abandoned = True
+            call.wait = wait
+            call.abandon_position = _int(event.get("Position"))
         out.append(
             CallAbandoned(
                 server=self.server,
                 linkedid=call.linkedid,
                 queue=event.get("Queue") or call.current_queue or "",
-                position=call.abandon_position,
+                position=_int(event.get("Position")),
                 original_position=_int(event.get("OriginalPosition")),
                 wait_seconds=wait,
                 at=_ts(event.timestamp),
