@@ -597,3 +597,12 @@ def test_record_to_json_rounds_and_formats() -> None:
     assert list(j) == ["linkedid", "caller_number", "caller_name", "started_at", "ended_at",
                        "queue", "service", "language", "agent", "ivr_seconds", "wait_seconds",
                        "ring_seconds", "talk_seconds", "outcome"]
+
+
+def test_linkedid_of_maps_live_channels_only() -> None:
+    tracker = CallTracker()
+    run(tracker, [*answered_call()])
+    assert tracker.linkedid_of(agent(1)["Uniqueid"]) == LID
+    assert tracker.linkedid_of(LID) == LID
+    run(tracker, [hangup(T0 + 9, agent(1)), hangup(T0 + 9, CIT)])
+    assert tracker.linkedid_of(LID) is None
