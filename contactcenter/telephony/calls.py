@@ -120,6 +120,7 @@ class _Call:
         "language",
         "left_at",
         "linkedid",
+        "opened",
         "partial",
         "queue",
         "ring",
@@ -140,6 +141,7 @@ class _Call:
         self.partial = partial
         self.channels: set[str] = set()
         self.touched = 0  # the tracker's `seq` when an event last reached this call
+        self.opened = 0  # the tracker's `seq` when the call was first seen
         self.announced = False
         self.caller_number: str | None = None
         self.caller_name: str | None = None
@@ -189,7 +191,8 @@ class CallTracker:
         self._dead: dict[str, None] = {}
         self.disconnected_at: float | None = None
         self.seq = 0  # call events fed so far; see `resync(since=...)`
-        self._disconnect_seq: int | None = None
+        # `seq` when the current AMI link began (its FullyBooted) or the last one dropped.
+        self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
         self._handlers: dict[str, Callable[[AmiEvent, list[Event]], None]] = {
             "Newchannel": self._newchannel,
@@ -207,6 +210,7 @@ class CallTracker:
             "BlindTransfer": self._blind_transfer,
             "AttendedTransfer": self._attended_transfer,
             "Hangup": self._hangup,
+            "FullyBooted": self._fully_booted,
         }
 
     # --- public API -----------------------------------------------------------------------
@@ -236,7 +240,7 @@ class CallTracker:
     def on_disconnect(self, at: float) -> None:
         """The AMI link dropped: events are being missed until `resync`."""
         self.disconnected_at = at
-        self._disconnect_seq = self.seq
+        self._link_seq = self.seq
 
     def resync(
         self, channels: Sequence[AmiEvent], at: float, *, since: int | None = None
@@ -248,12 +252,13 @@ class CallTracker:
         calls; channels of known calls are refreshed (hung-up ones forgotten, new ones added).
 
         Events keep flowing while the CoreShowChannels reply is collected, so a call that got an
-        event after `since` (a `seq` value; by default the one at `on_disconnect`) is alive on
-        the new link whatever the snapshot says: it is neither closed nor stripped of channels.
+        event after `since` is alive on the new link whatever the snapshot says: it is neither
+        closed nor stripped of channels. `since` is a `seq` value; by default the one when the
+        link's `FullyBooted` was fed or `on_disconnect` was called, whichever came last.
         Pass ``since=tracker.seq`` read just before sending CoreShowChannels to be exact.
         """
         if since is None:
-            since = self._disconnect_seq
+            since = self._link_seq
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
         for ch in channels:
@@ -275,7 +280,7 @@ class CallTracker:
             call = self._calls.get(lid)
             if call is None:
                 call = self._adopt(lid, chans, at, out)
-            else:
+            elif since is None or call.opened <= since:
                 call.partial = True  # it lived through a gap: some events may be missing
             if since is None or call.touched <= since:
                 for uid in call.channels - {_uid_of(c) for c in chans}:
@@ -286,7 +291,6 @@ class CallTracker:
                 call.channels.add(uid)
                 self._uid[uid] = lid
         self.disconnected_at = None
-        self._disconnect_seq = None
         return out
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -313,7 +317,7 @@ class CallTracker:
 
     def _open(self, lid: str, at: float, uid: str, *, partial: bool) -> _Call:
         call = _Call(lid, at, uid, partial)
-        call.touched = self.seq
+        call.touched = call.opened = self.seq
         call.channels.add(uid)
         self._calls[lid] = call
         self._uid[uid] = lid
@@ -435,6 +439,10 @@ class CallTracker:
         return call
 
     # --- handlers -------------------------------------------------------------------------
+
+    def _fully_booted(self, event: AmiEvent, out: list[Event]) -> None:
+        # Sent to every new AMI session: what follows comes over the new link.
+        self._link_seq = self.seq
 
     def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
         uid = event.get("Uniqueid")

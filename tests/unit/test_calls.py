@@ -606,3 +606,25 @@ def test_linkedid_of_maps_live_channels_only() -> None:
     assert tracker.linkedid_of(LID) == LID
     run(tracker, [hangup(T0 + 9, agent(1)), hangup(T0 + 9, CIT)])
     assert tracker.linkedid_of(LID) is None
+
+
+def test_first_connect_resync_spares_calls_seen_on_the_new_link() -> None:
+    """Events stream while CoreShowChannels is answered: a call that began after FullyBooted is
+    live whatever the (earlier) snapshot says, and it is not partial."""
+    tracker = CallTracker()
+    run(tracker, [ev("FullyBooted", T0 - 1, Status="Fully Booted"), *ivr()])
+    assert tracker.resync([], at=T0 + 5) == [] and tracker.open_calls() == 1
+    rec = one(run(tracker, [hangup(T0 + 9, CIT)]))
+    assert not rec.partial and rec.outcome == "abandoned"
+
+
+def test_reconnect_without_on_disconnect_uses_fully_booted() -> None:
+    other = chan("PJSIP/trunk-00000009", "1800000050.9", "1800000050.9", "3125550199")
+    tracker = CallTracker()
+    run(tracker, [ev("FullyBooted", T0 - 10), *ivr()])  # old link: a call in the queue
+    # the link dropped unnoticed; the new link's first event, then a new call
+    run(tracker, [ev("FullyBooted", T0 + 20), ev("Newchannel", T0 + 21, **other)])
+    out = tracker.resync([], at=T0 + 22)
+    rec = one(out)
+    assert rec.linkedid == LID and rec.partial
+    assert tracker.open_calls() == 1 and tracker.linkedid_of("1800000050.9") == "1800000050.9"
