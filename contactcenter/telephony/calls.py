@@ -293,6 +293,11 @@ class CallTracker:
         self.disconnected_at = None
         return out
 
+    def close_all(self, at: float) -> list[Event]:
+        """Close every open call now as partial (e.g. a replayed stream ended mid-call).
+        Unlike `resync([], at)`, this spares no call seen on the current link."""
+        return self.resync([], at, since=self.seq)
+
     # --- bookkeeping ----------------------------------------------------------------------
 
     def _lookup(self, event: AmiEvent, out: list[Event], adopt: bool = True) -> _Call | None:

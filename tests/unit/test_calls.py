@@ -628,3 +628,13 @@ def test_reconnect_without_on_disconnect_uses_fully_booted() -> None:
     rec = one(out)
     assert rec.linkedid == LID and rec.partial
     assert tracker.open_calls() == 1 and tracker.linkedid_of("1800000050.9") == "1800000050.9"
+
+
+def test_close_all_closes_every_open_call_once() -> None:
+    tracker = CallTracker()
+    run(tracker, [ev("FullyBooted", T0 - 1), *answered_call()])
+    rec = one(tracker.close_all(T0 + 30))
+    assert rec.partial and rec.outcome == "answered"
+    assert rec.ended_at == datetime.fromtimestamp(T0 + 30, UTC)
+    assert tracker.idle and tracker.close_all(T0 + 31) == []
+    assert run(tracker, [hangup(T0 + 32, CIT)]) == []
