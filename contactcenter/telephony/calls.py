@@ -261,10 +261,12 @@ class CallTracker:
             since = self._link_seq
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
+        seen: set[str] = set()
         for ch in channels:
             uid = _uid_of(ch)
-            if not uid:
-                continue
+            if not uid or uid in seen:
+                continue  # a channel belongs to one call: the first listing wins
+            seen.add(uid)
             lid = self._uid.get(uid) or ch.get("Linkedid") or uid
             live.setdefault(lid, []).append(ch)
         for lid in [lid for lid in self._calls if lid not in live]:
@@ -449,8 +451,8 @@ class CallTracker:
     def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
         uid = event.get("Uniqueid")
         lid = event.get("Linkedid") or uid
-        if not uid or not lid:
-            return
+        if not uid or not lid or uid in self._uid:
+            return  # malformed, or a duplicate of a channel we follow
         if lid in self._closed:
             self.ignored += 1
             return
