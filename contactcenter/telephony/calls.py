@@ -99,6 +99,7 @@ class _Call:
     __slots__ = (
         "abandon_position",
         "abandoned",
+        "adopted",
         "agent",
         "agent_interface",
         "announced",
@@ -139,6 +140,7 @@ class _Call:
         self.ended = started
         self.first_uid = first_uid
         self.partial = partial
+        self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
         self.channels: set[str] = set()
         self.touched = 0  # the tracker's `seq` when an event last reached this call
         self.opened = 0  # the tracker's `seq` when the call was first seen
@@ -390,10 +392,13 @@ class CallTracker:
             outcome = "ivr_self_served"
         else:
             outcome = "ivr_hangup"
-        if call.joined_at is not None:
-            ivr = call.joined_at - call.started
+        ivr: float | None
+        if call.adopted:
+            ivr = None
+        elif call.joined_at is not None:
+            ivr = max(call.joined_at - call.started, 0.0)
         else:
-            ivr = end - call.started
+            ivr = max(end - call.started, 0.0)
         hold_total = call.hold_total
         if call.hold_since is not None:
             hold_total += end - call.hold_since
@@ -411,7 +416,7 @@ class CallTracker:
             language=call.language,
             agent=call.agent,
             agent_interface=call.agent_interface,
-            ivr_seconds=max(ivr, 0.0),
+            ivr_seconds=ivr,
             wait_seconds=wait,
             ring_seconds=call.ring,
             talk_seconds=talk,

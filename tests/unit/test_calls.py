@@ -700,3 +700,10 @@ def test_random_streams_never_crash_nor_record_twice(
         assert rec.outcome in ("answered", "abandoned", "short_abandoned", "ivr_self_served",
                                "ivr_hangup", "timed_out", "transferred")
         record_to_json(rec)
+
+
+def test_adopted_call_has_no_ivr_figure() -> None:
+    tracker = CallTracker()
+    tracker.resync([core_show_channel(CIT, app="Queue", data="potholes")], at=T0)
+    rec = one(run(tracker, [hangup(T0 + 3, CIT)]))
+    assert rec.partial and rec.ivr_seconds is None and rec.outcome == "abandoned"
