@@ -305,7 +305,7 @@ class CallTracker:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _lookup(self, event: AmiEvent, out: list[Event], adopt: bool = True) -> _Call | None:
+    def _lookup(self, event: AmiEvent, out: list[Event]) -> _Call | None:
         """The open call of this event's channel; adopts an unknown call seen mid-way."""
         uid = event.get("Uniqueid")
         lid = (self._uid.get(uid) if uid else None) or event.get("Linkedid") or uid
@@ -318,9 +318,10 @@ class CallTracker:
                 call.channels.add(uid)
                 self._uid[uid] = lid
             return call
-        if lid in self._closed or not adopt or not uid:
-            if lid in self._closed:
-                self.ignored += 1
+        if lid in self._closed:
+            self.ignored += 1
+            return None
+        if not uid:
             return None
         # A call already under way when we started listening: follow it, flagged partial.
         return self._open(lid, event.timestamp, uid, partial=True)
@@ -470,17 +471,18 @@ class CallTracker:
             if call.caller_number is not None:
                 self._announce(call, out)
             return
+        # An operator's channel: its caller ID may be the operator's own, never the citizen's.
         call.touched = self.seq
         call.channels.add(uid)
         self._uid[uid] = lid
-        self._caller_id(call, event, authoritative=False)
 
     def _newcallerid(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
         if call is None:
             return
-        self._caller_id(call, event, authoritative=event.get("Uniqueid") == call.first_uid)
-        self._announce(call, out)
+        if event.get("Uniqueid") == call.first_uid:
+            self._caller_id(call, event, authoritative=True)
+            self._announce(call, out)
 
     def _varset(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)

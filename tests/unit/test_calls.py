@@ -707,3 +707,20 @@ def test_adopted_call_has_no_ivr_figure() -> None:
     tracker.resync([core_show_channel(CIT, app="Queue", data="potholes")], at=T0)
     rec = one(run(tracker, [hangup(T0 + 3, CIT)]))
     assert rec.partial and rec.ivr_seconds is None and rec.outcome == "abandoned"
+
+
+def test_withheld_number_is_not_taken_from_an_operator_channel() -> None:
+    anon = {**CIT, "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>"}
+    a1 = {**agent(1), "CallerIDNum": "1001", "CallerIDName": "Agent 1"}
+    tracker = CallTracker()
+    out = run(tracker, [
+        ev("Newchannel", T0, **anon),
+        ev("QueueCallerJoin", T0 + 4, **anon, Queue="sanitation", Position="1", Count="1"),
+        ev("Newchannel", T0 + 4, **a1), ev("NewCallerid", T0 + 4, **a1),
+        ev("AgentCalled", T0 + 4, **anon, **member(1), DestUniqueid=a1["Uniqueid"]),
+        hangup(T0 + 5, a1), hangup(T0 + 6, anon),
+    ])
+    rec = one(out)
+    assert rec.caller_number is None and rec.caller_name is None
+    (ringing,) = [e for e in out if isinstance(e, AgentRinging)]
+    assert ringing.caller_number is None
