@@ -27,7 +27,8 @@ def renumbered(events: bytes, copy: int) -> bytes:
     shift = copy * 1_000_000
 
     def sub(m: re.Match[bytes]) -> bytes:
-        return m.group(1) + b": " + m.group(2) + b"." + str(int(m.group(3)) + shift).encode() + b"\r"
+        seq = str(int(m.group(3)) + shift).encode()
+        return m.group(1) + b": " + m.group(2) + b"." + seq + b"\r"
 
     return _ID.sub(sub, events)
 
