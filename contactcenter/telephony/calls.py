@@ -191,7 +191,7 @@ class CallTracker:
         self._dead: dict[str, None] = {}
         self.disconnected_at: float | None = None
         self.seq = 0  # call events fed so far; see `resync(since=...)`
-        # `seq` when the current AMI link began (its FullyBooted) or the last one dropped.
+        # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
         self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
         self._handlers: dict[str, Callable[[AmiEvent, list[Event]], None]] = {
@@ -210,7 +210,6 @@ class CallTracker:
             "BlindTransfer": self._blind_transfer,
             "AttendedTransfer": self._attended_transfer,
             "Hangup": self._hangup,
-            "FullyBooted": self._fully_booted,
         }
 
     # --- public API -----------------------------------------------------------------------
@@ -253,9 +252,10 @@ class CallTracker:
 
         Events keep flowing while the CoreShowChannels reply is collected, so a call that got an
         event after `since` is alive on the new link whatever the snapshot says: it is neither
-        closed nor stripped of channels. `since` is a `seq` value; by default the one when the
-        link's `FullyBooted` was fed or `on_disconnect` was called, whichever came last.
-        Pass ``since=tracker.seq`` read just before sending CoreShowChannels to be exact.
+        closed nor stripped of channels. `since` is a `seq` value; by default the one at the
+        last `on_disconnect`, for the first resync after it only (a later ``resync([])``
+        closes every open call). Pass ``since=tracker.seq`` read just before sending
+        CoreShowChannels to be exact, also on the first connect.
         """
         if since is None:
             since = self._link_seq
@@ -291,6 +291,7 @@ class CallTracker:
                 call.channels.add(uid)
                 self._uid[uid] = lid
         self.disconnected_at = None
+        self._link_seq = None  # this link's snapshot is taken into account now
         return out
 
     def close_all(self, at: float) -> list[Event]:
@@ -444,10 +445,6 @@ class CallTracker:
         return call
 
     # --- handlers -------------------------------------------------------------------------
-
-    def _fully_booted(self, event: AmiEvent, out: list[Event]) -> None:
-        # Sent to every new AMI session: what follows comes over the new link.
-        self._link_seq = self.seq
 
     def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
         uid = event.get("Uniqueid")

@@ -608,33 +608,45 @@ def test_linkedid_of_maps_live_channels_only() -> None:
     assert tracker.linkedid_of(LID) is None
 
 
-def test_first_connect_resync_spares_calls_seen_on_the_new_link() -> None:
-    """Events stream while CoreShowChannels is answered: a call that began after FullyBooted is
-    live whatever the (earlier) snapshot says, and it is not partial."""
+def test_first_connect_resync_spares_calls_seen_after_the_request() -> None:
+    """Events stream while CoreShowChannels is answered: a call that began after the request
+    is live whatever the (earlier) snapshot says, and it is not partial."""
     tracker = CallTracker()
-    run(tracker, [ev("FullyBooted", T0 - 1, Status="Fully Booted"), *ivr()])
-    assert tracker.resync([], at=T0 + 5) == [] and tracker.open_calls() == 1
+    mark = tracker.seq
+    run(tracker, ivr())
+    assert tracker.resync([], at=T0 + 5, since=mark) == [] and tracker.open_calls() == 1
     rec = one(run(tracker, [hangup(T0 + 9, CIT)]))
     assert not rec.partial and rec.outcome == "abandoned"
 
 
-def test_reconnect_without_on_disconnect_uses_fully_booted() -> None:
+def test_reconnect_closes_old_calls_and_spares_new_ones() -> None:
     other = chan("PJSIP/trunk-00000009", "1800000050.9", "1800000050.9", "3125550199")
     tracker = CallTracker()
-    run(tracker, [ev("FullyBooted", T0 - 10), *ivr()])  # old link: a call in the queue
-    # the link dropped unnoticed; the new link's first event, then a new call
+    run(tracker, ivr())  # old link: a call in the queue
+    tracker.on_disconnect(T0 + 19)
     run(tracker, [ev("FullyBooted", T0 + 20), ev("Newchannel", T0 + 21, **other)])
-    out = tracker.resync([], at=T0 + 22)
-    rec = one(out)
+    rec = one(tracker.resync([], at=T0 + 22))
     assert rec.linkedid == LID and rec.partial
     assert tracker.open_calls() == 1 and tracker.linkedid_of("1800000050.9") == "1800000050.9"
 
 
 def test_close_all_closes_every_open_call_once() -> None:
     tracker = CallTracker()
-    run(tracker, [ev("FullyBooted", T0 - 1), *answered_call()])
+    run(tracker, answered_call())
+    tracker.on_disconnect(T0 + 8)
+    run(tracker, [ev("VarSet", T0 + 9, **CIT, Variable="CASE", Value="1")])
     rec = one(tracker.close_all(T0 + 30))
     assert rec.partial and rec.outcome == "answered"
     assert rec.ended_at == datetime.fromtimestamp(T0 + 30, UTC)
     assert tracker.idle and tracker.close_all(T0 + 31) == []
     assert run(tracker, [hangup(T0 + 32, CIT)]) == []
+
+
+def test_link_mark_protects_only_the_first_resync() -> None:
+    tracker = CallTracker()
+    run(tracker, ivr())
+    tracker.on_disconnect(T0 + 4.5)
+    run(tracker, [ev("VarSet", T0 + 4.6, **CIT, Variable="CASE", Value="1")])  # new link
+    assert tracker.resync([], at=T0 + 5) == []  # the reconnect snapshot: spared
+    rec = one(tracker.resync([], at=T0 + 50))  # later: nothing is up any more
+    assert rec.partial and rec.ended_at == datetime.fromtimestamp(T0 + 50, UTC)
