@@ -95,8 +95,9 @@ class ServerLink:
     async def resync(self, client: AmiClient) -> None:
         """After every (re)connect: rebuild calls and members from what Asterisk has now.
         Calls that ended while we were away are closed by the tracker (once)."""
+        since = self.calls.seq  # calls touched after this are alive on this link: spared
         channels = await client.list_action("CoreShowChannels", during_resync=True)
-        self.bridge.emit(list(self.calls.resync(channels, at=time.time())))
+        self.bridge.emit(list(self.calls.resync(channels, at=time.time(), since=since)))
         status = await client.list_action("QueueStatus", during_resync=True)
         self.bridge.emit(list(self.members.from_queue_status(status, at=time.time())))
         self.resyncs += 1
@@ -112,9 +113,8 @@ class ServerLink:
         self.bridge.emit([AmiLinkChanged(self.name, connected, _utc(now), detail)])
 
     def close_open_calls(self, at: float) -> int:
-        """Close every open call as partial (end of a replayed stream): a resync with no
-        channels, exactly what an Asterisk with nothing up would answer."""
-        out = list(self.calls.resync([], at=at))
+        """Close every open call as partial (a replayed stream that ended mid-call)."""
+        out = list(self.calls.close_all(at))
         self.bridge.emit(out)
         return len(out)
 

@@ -69,8 +69,12 @@ class ReplayServer:
         secret: str = "replay",
         chunking: Callable[[int], int] | None = None,
         start_after: float = 2.0,
+        verbatim: bool = False,
+        silent_actions: frozenset[str] = frozenset(),
     ) -> None:
         self.streams = list(streams)
+        self.verbatim = verbatim  # stream the bytes as given (e.g. cut mid-frame), not blocks
+        self.silent_actions = silent_actions  # lower-case names never answered (tests)
         self.username, self.secret = username, secret
         self.chunking = chunking  # bytes-left -> size of the next write (None: all at once)
         self.start_after = start_after
@@ -171,6 +175,8 @@ class ReplayServer:
             loop = asyncio.get_running_loop()
             loop.call_later(self.start_after, state["resync"].update,
                             {"coreshowchannels", "queuestatus"})
+        elif action in self.silent_actions:
+            pass
         elif not state["auth"]:
             writer.write(_reply([("Response", "Error"), *aid,
                                  ("Message", "Permission denied")]))
@@ -195,7 +201,7 @@ class ReplayServer:
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
         for raw in self.streams:
-            data = b"".join(event_blocks(raw))
+            data = raw if self.verbatim else b"".join(event_blocks(raw))
             pos = 0
             while pos < len(data):
                 size = len(data) - pos if self.chunking is None else self.chunking(len(data) - pos)
@@ -307,7 +313,7 @@ def record_json(record: CallRecord) -> dict[str, Any]:
 
 
 def cmd_replay_ami(args: argparse.Namespace) -> int:
-    from ..cli import _settings
+    from ..config import load_settings
 
     streams: list[bytes] = []
     for name in args.files:
@@ -323,7 +329,11 @@ def cmd_replay_ami(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    settings = _settings(args)
+    # The replay is self-contained: it reads --config when given, never the CC_* environment
+    # (a test run's or a server's variables must not change what a capture replays to).
+    settings = load_settings(env={}, ini_path=args.config) if args.config else Settings()
+    if args.short_abandon is not None:
+        settings = settings.replace(short_abandon_seconds=args.short_abandon)
     records = asyncio.run(replay(streams, db_url=args.db, grace=args.grace, settings=settings))
     out = sys.stdout
     for record in records:
@@ -341,4 +351,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--db", help="store the calls in this database (default: a throw-away one)")
     p.add_argument("--grace", type=float, default=1.0,
                    help="seconds to wait for open calls after the stream ends (default 1)")
+    p.add_argument("--short-abandon", type=int, metavar="SECONDS",
+                   help="short-abandon threshold for every queue (default 5, or the --db's "
+                   "queues table)")
     p.set_defaults(func=cmd_replay_ami)
