@@ -399,7 +399,7 @@ class AmiClient:
 
     async def _send_raw(
         self, name: str, headers: Mapping[str, str | list[str]], *, raw: bool = False,
-        timeout: float | None = None,
+        timeout: float | None = None, shown_timeout: float | None = None,
     ) -> tuple[AmiResponse, list[AmiEvent]]:
         protocol = self._protocol
         if protocol is None or protocol.closed:
@@ -415,7 +415,8 @@ class AmiClient:
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
-            raise PbxError(f"{name}: no reply from AMI {self.name} within {timeout:g}s") from None
+            shown = timeout if shown_timeout is None else shown_timeout
+            raise PbxError(f"{name}: no reply from AMI {self.name} within {shown:g}s") from None
         finally:
             self._pending.pop(aid, None)
 
@@ -436,7 +437,8 @@ class AmiClient:
                     f"{name}: AMI {self.name} not connected ({self.last_error or 'connecting'})"
                 ) from None
         left = max(0.01, timeout - (time.monotonic() - started))
-        resp, events = await self._send_raw(name, headers or {}, timeout=left)
+        resp, events = await self._send_raw(name, headers or {}, timeout=left,
+                                            shown_timeout=timeout)
         if not resp.ok:
             raise PbxError(f"{name}: {resp.message or resp.status}")
         return resp, events

@@ -83,6 +83,7 @@ class ReplayServer:
         self.actions: list[dict[str, str]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -91,13 +92,14 @@ class ReplayServer:
         return self.port
 
     async def close(self) -> None:
+        """Stop listening and drop every connection (the server side closes the socket)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for writer in list(self._writers):
+            writer.transport.abort()  # the handlers then end on their own (no cancel: see
+            # asyncio's start_server, which logs a cancelled handler as an error)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
@@ -107,6 +109,7 @@ class ReplayServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         state: dict[str, Any] = {"challenge": None, "auth": False, "resync": set(),
                                  "streaming": None}
         try:
@@ -114,13 +117,11 @@ class ReplayServer:
             while True:
                 try:
                     block = await reader.readuntil(EOM)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                except asyncio.LimitOverrunError:
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     break
                 headers = _parse(block)
                 self.actions.append(headers)
-                if not self._answer(headers, state, writer):
+                if not self._answer(headers, state, writer) or writer.is_closing():
                     break
                 if state["auth"] and state["streaming"] is None and (
                     {"coreshowchannels", "queuestatus"} <= state["resync"]
@@ -129,7 +130,8 @@ class ReplayServer:
                         self._stream(writer)
                     )
                     self._tasks.add(state["streaming"])
-                await writer.drain()
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
         finally:
             streaming = state["streaming"]
             if streaming is not None:
@@ -140,6 +142,7 @@ class ReplayServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
             self._tasks.discard(task)
+            self._writers.discard(writer)
 
     def _answer(
         self, h: dict[str, str], state: dict[str, Any], writer: asyncio.StreamWriter
@@ -205,6 +208,8 @@ class ReplayServer:
             pos = 0
             while pos < len(data):
                 size = len(data) - pos if self.chunking is None else self.chunking(len(data) - pos)
+                if writer.is_closing():
+                    return
                 writer.write(data[pos : pos + size])
                 pos += size
                 self.bytes_sent += size
