@@ -218,9 +218,10 @@ class CallWriter:
         if self._sub is not None:
             await self._sub.drain()
             await self._sub.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.write_timeout):
-                await self.flushed()
+        if self.db_ok:  # give the last batch its chance; when the store is away, spool now
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.write_timeout):
+                    await self.flushed()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -407,7 +408,7 @@ class CallWriter:
             result = await session.execute(
                 select(Case.number, Case.id).where(Case.number.in_(numbers))
             )
-            cases = dict(result.tuples().all())
+            cases = {number: case_id for number, case_id in result.all()}
             # An IVR key pad gives digits only: "000123" is the serial of "311-2026-000123".
             for number in numbers - cases.keys():
                 if number.isdigit():
