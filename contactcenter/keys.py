@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
 from .config import Settings
+from .events import Pbx
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -19,3 +20,6 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+# The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
+PBX = web.AppKey("pbx", Pbx)
