@@ -24,6 +24,9 @@ VOLATILE = {
     "BridgeUniqueid", "SessionID", "RemoteAddress", "LocalAddress", "EventTV", "SessionTV",
     "CommandId", "HoldTime", "TalkTime", "RingTime", "LoginTime", "LastCall", "LastPause",
     "Uptime", "LastReload", "ActionID", "Challenge", "BridgeNumChannels",
+    # member counters carried over from the calls made before each capture in the same
+    # Asterisk run, and InCall, which app_queue reports 0 or 1 around a connect (both seen)
+    "CallsTaken", "InCall",
 }
 TIMED_VARS = {"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT",
               "QUEUEWAIT_MS"}
@@ -55,6 +58,8 @@ _BRIDGE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 def norm_value(key: str, value: str, ev: dict[str, str]) -> str:
     if key in VOLATILE:
         return "*"
+    if key == "Peer" and ev.get("EventName") == "BRIDGE_EXIT":
+        return "*"  # set only if the other party was still bridged: a race between the two
     if key == "Value" and ev.get("Variable") in TIMED_VARS:
         return "*" if value else ""
     value = re.sub(r"agi://[0-9.]+:\d+/", "agi://HOST/", value)

@@ -45,6 +45,11 @@ async def _originate(drv: AmiTestClient, num: str, name: str, digits: str, patie
 
 
 async def _scenario(capture: str, agi: str | None, body, scale: float = 25.0) -> None:  # type: ignore[no-untyped-def]
+    await _scenario_script(capture, agi_script(transcript(agi)) if agi else None, body, scale)
+
+
+async def _scenario_script(capture: str, script: list[str] | None, body,  # type: ignore[no-untyped-def]
+                           scale: float = 25.0) -> None:
     collected: dict[str, bytes] = {}
 
     async def run(sim: Sim) -> None:
@@ -58,7 +63,7 @@ async def _scenario(capture: str, agi: str | None, body, scale: float = 25.0) ->
         await cap.close()
         await drv.close()
 
-    await run_sim(agi_script(transcript(agi)) if agi else None, run, scale)
+    await run_sim(script, run, scale)
     real = events(transcript(capture))
     sim_events = events(collected["stream"])
     rep = compare(real, sim_events)
@@ -71,3 +76,33 @@ async def test_call_answered() -> None:
         await _originate(drv, "7875550101", "Maria Lopez", "1", 30)
 
     await _scenario("ami-call-answered.raw", "agi-call-answered.raw", body)
+
+
+async def test_call_abandoned_members_paused() -> None:
+    async def body(sim: Sim, drv: AmiTestClient) -> None:
+        for i, iface in enumerate(("Local/2001@agents/n", "Local/2002@agents/n")):
+            await drv.send(Action="QueuePause", ActionID=f"p{i}", Queue="sanitation",
+                           Interface=iface, Paused="true", Reason="break")
+        await drv.wait_for(b"ActionID: p1")
+        await _originate(drv, "7875550103", "Luz Ortiz", "1", 8)
+
+    await _scenario("ami-call-abandoned.raw", "agi-call-answered.raw", body)
+
+
+async def test_agent_ring_no_answer() -> None:
+    async def body(sim: Sim, drv: AmiTestClient) -> None:
+        await drv.send(Action="Setvar", ActionID="v1", Variable="RING_2005", Value="99")
+        await drv.send(Action="Setvar", ActionID="v2", Variable="RING_2003", Value="1")
+        await drv.wait_for(b"ActionID: v2")
+        await _originate(drv, "7875550104", "Pedro Diaz", "3", 30)
+
+    script = [ln.replace('"sanitation"', '"general-311"').replace('"missed-pickup"', '"other"')
+              for ln in agi_script(transcript("agi-call-answered.raw"))]
+    await _scenario_script("ami-agent-ringnoanswer.raw", script, body)
+
+
+async def test_ivr_hangup() -> None:
+    async def body(sim: Sim, drv: AmiTestClient) -> None:
+        await _originate(drv, "7875550105", "Ana Cruz", "", 30, exten="hangup")
+
+    await _scenario("ami-ivr-hangup.raw", "agi-ivr-hangup.raw", body)

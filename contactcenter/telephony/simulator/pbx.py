@@ -132,6 +132,7 @@ class CitizenCall:
     position: int = 0
     original_position: int = 0
     attempts: int = 0
+    tried: list[str] = field(default_factory=list)  # members' channels that were not answered
     outcome: str = ""
     legs: list[AgentLeg] = field(default_factory=list)
 
@@ -450,6 +451,7 @@ class Pbx:
         self.ev_chan("SoftHangupRequest", one, [("Cause", "16")])
         self.ev_chan("HangupRequest", two, [("Cause", "16")])
         self.hangup_event(one, 16)
+        self.dsc("Local/311@from-citizen", "NOT_INUSE")
         call.caller_gone.set()
 
     async def _dialplan(self, call: CitizenCall) -> None:
@@ -570,7 +572,6 @@ class Pbx:
             other.position = i + 1
         call.outcome = "abandoned"
         self._end_caller_leg(call, "")
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
 
     async def _after_queue(self, call: CitizenCall, prio: int, start: float) -> None:
         """Queue() returned (timeout, join-empty): the dialplan's Hangup() runs."""
@@ -817,9 +818,10 @@ class Pbx:
         self.cel(out, "HANGUP", extra=hangup_extra(0, "", ""))
         self.chan_end(out)
         if inner is not None:
-            self.cel(inner, "HANGUP", extra=hangup_extra(0, "", ""))
-            self.chan_end(inner)
+            self.cel(inner, "HANGUP", app="", appdata="", extra=hangup_extra(0, "", ""))
+            self.chan_end(inner, app="", appdata="")
             self.hangup_event(inner, 0)
+        call.tried.append(out.name)
         self.device_busy.pop(m.interface, None)
         self.legs_by_interface.pop(m.interface, None)
         self.dsc(m.state_interface, "NOT_INUSE")
@@ -900,9 +902,10 @@ class Pbx:
             self.ev_chan("HangupRequest", one, [("Cause", "16")])
         self.hangup_event(two, 16)
         self.dsc("Local/311@from-citizen", "NOT_INUSE")
-        for _ in range(max(1, call.attempts)):
-            self.emit("Cdr", CDR, cdr(two, now, dest_channel=out.name, last_app="Queue",
-                                      last_data=two.appdata, answered=two.answered))
+        for dest in [*call.tried, out.name]:
+            self.emit("Cdr", CDR, cdr(two, now, dest_channel=dest, last_app="Queue",
+                                      last_data=two.appdata, answered=two.answered,
+                                      disposition="ANSWERED" if dest == out.name else "NO ANSWER"))
         self.member_status_events(m.interface)
         call.done.set()
         if not one.dead:

@@ -101,7 +101,8 @@ def hangup_extra(cause: int, source: str, dialstatus: str) -> str:
 
 
 def cdr(ch: Channel, ts: float, *, dest_channel: str = "", last_app: str = "",
-        last_data: str = "", answered: float | None = None, start: float | None = None) -> Headers:
+        last_data: str = "", answered: float | None = None, start: float | None = None,
+        disposition: str = "") -> Headers:
     start = ch.created if start is None else start
     dur = int(ts - start)
     bill = int(ts - answered) if answered is not None else 0
@@ -114,7 +115,7 @@ def cdr(ch: Channel, ts: float, *, dest_channel: str = "", last_app: str = "",
         ("LastApplication", last_app), ("LastData", last_data), ("StartTime", wall(start)),
         ("AnswerTime", wall(answered) if answered is not None else ""),
         ("EndTime", wall(ts)), ("Duration", str(dur)), ("BillableSeconds", str(bill)),
-        ("Disposition", "ANSWERED" if answered is not None else "NO ANSWER"),
+        ("Disposition", disposition or ("ANSWERED" if answered is not None else "NO ANSWER")),
         ("AMAFlags", "DOCUMENTATION"), ("UniqueID", ch.uniqueid), ("UserField", ""),
     ]
 
