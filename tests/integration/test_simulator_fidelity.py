@@ -106,3 +106,124 @@ async def test_ivr_hangup() -> None:
         await _originate(drv, "7875550105", "Ana Cruz", "", 30, exten="hangup")
 
     await _scenario("ami-ivr-hangup.raw", "agi-ivr-hangup.raw", body)
+
+
+def _responses(data: bytes) -> list[list[tuple[str, str]]]:
+    return [f for f in frames(data) if f[0][0] in ("Response", "Event")
+            and dict(f).get("Event") not in ("SuccessfulAuth", "FullyBooted",
+                                              "QueueMemberAdded", "QueueMemberPause")]
+
+
+def _shape(fs: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
+    skip = {"Timestamp", "LoginTime", "LastPause", "Challenge"}
+    return [[(k, "*" if k in skip else v) for k, v in f] for f in fs]
+
+
+async def test_actions_session_matches_capture() -> None:
+    sent = transcript("ami-actions.sent.raw").split(b"\r\n\r\n")
+
+    async def body(sim: Sim) -> None:
+        c = await AmiTestClient.connect(sim.ami.port)
+        for chunk in sent:
+            if chunk.strip():
+                c.writer.write(chunk + b"\r\n\r\n")
+        await c.writer.drain()
+        await c.wait_for(b"Thanks for all the fish.")
+        real = _shape(_responses(transcript("ami-actions.received.raw")))
+        got = _shape(_responses(bytes(c.data)))
+        diffs = [f"#{i}: capture {a} / simulator {b}" for i, (a, b) in enumerate(zip(real, got))
+                 if a != b]
+        print("\n".join(diffs) or "actions session: identical")
+        assert len(real) == len(got) and not diffs, diffs
+        assert c.data.startswith(b"Asterisk Call Manager/11.0.0\r\n")
+        await c.close()
+
+    await run_sim(None, body)
+
+
+async def test_md5_login_matches_capture() -> None:
+    async def body(sim: Sim) -> None:
+        c = await AmiTestClient.connect(sim.ami.port)
+        await c.send(Action="Challenge", ActionID="ch-1", AuthType="MD5")
+        await c.wait_for(b"Challenge: ")
+        challenge = dict(frames(bytes(c.data))[0])["Challenge"]
+        key = hashlib.md5((challenge + "ccsecret").encode()).hexdigest()
+        await c.send(Action="Login", ActionID="ch-2", AuthType="MD5", Username="cc", Key=key,
+                     Events="off")
+        await c.send(Action="Login", ActionID="ch-3", Username="cc", Secret="wrong")
+        await c.send(Action="Logoff", ActionID="ch-4")
+        await c.wait_for(b"Thanks for all the fish.")
+        real = _shape(_responses(transcript("ami-md5-login.received.raw")))
+        assert _shape(_responses(bytes(c.data))) == real
+        await c.close()
+
+    await run_sim(None, body)
+
+
+async def test_bad_credentials_are_refused_like_asterisk() -> None:
+    async def body(sim: Sim) -> None:
+        for headers in ({"Secret": "nope"}, {"AuthType": "MD5", "Key": "0" * 32}):
+            c = await AmiTestClient.connect(sim.ami.port)
+            await c.send(Action="Login", ActionID="x", Username="cc", **headers)
+            await c.wait_for(b"\r\n\r\n", 2)
+            await until(lambda c=c: c.task.done(), 2)  # Asterisk closes the session
+            assert frames(bytes(c.data))[0] == [("Response", "Error"), ("ActionID", "x"),
+                                                ("Message", "Authentication failed")]
+            await c.close()
+        c = await AmiTestClient.connect(sim.ami.port)
+        await c.send(Action="QueueStatus", ActionID="y")
+        await c.wait_for(b"Permission denied")
+        await c.close()
+
+    await run_sim(None, body)
+
+
+async def test_several_clients_each_get_the_stream() -> None:
+    async def body(sim: Sim) -> None:
+        members(sim)
+        clients = []
+        for i in range(3):
+            c = await AmiTestClient.connect(sim.ami.port)
+            await c.send(Action="Login", ActionID=f"l{i}", Username="cc", Secret="ccsecret")
+            await c.wait_for(b"Authentication accepted")
+            clients.append(c)
+        sim.pbx.originate_citizen("7875550101", "Maria Lopez", "2", 30)
+        await until(lambda: all(b"AgentComplete" in c.data for c in clients), 10)
+        await until(lambda: sim.pbx.calls[0].where == "ended", 5)
+        await asyncio.sleep(0.05)
+        streams = [[dict(e)["Event"] for e in events(bytes(c.data))
+                    if dict(e)["Event"] not in ("SuccessfulAuth", "FullyBooted")] for c in clients]
+        assert streams[0] == streams[1] == streams[2]
+        assert "QueueCallerJoin" in streams[0] and "AgentConnect" in streams[0]
+        assert all(b"Timestamp: " in c.data for c in clients)
+        for c in clients:
+            await c.close()
+
+    await run_sim(agi_script(transcript("agi-call-answered.raw")), body)
+
+
+async def test_slow_client_is_dropped_not_waited_for() -> None:
+    async def body(sim: Sim) -> None:
+        sim.ami.buffer = 50
+        members(sim)
+        slow_r, slow_w = await asyncio.open_connection("127.0.0.1", sim.ami.port)
+        slow_w.write(b"Action: Login\r\nUsername: cc\r\nSecret: ccsecret\r\n\r\n")
+        await slow_w.drain()
+        fast = await AmiTestClient.connect(sim.ami.port)
+        await fast.send(Action="Login", Username="cc", Secret="ccsecret")
+        await fast.wait_for(b"Authentication accepted")
+        await until(lambda: len(sim.ami.clients) == 2 and all(c.authed for c in sim.ami.clients))
+        slow = next(c for c in sim.ami.clients if c.remote.endswith(
+            str(slow_w.get_extra_info("sockname")[1])))
+        # the slow client never reads: fill its socket, then its bounded buffer
+        slow_w.transport.pause_reading()
+        for i in range(600):
+            sim.pbx.varset(None, f"X{i}", "y" * 20000)
+            if i % 10 == 0:
+                await asyncio.sleep(0.005)  # the fast reader keeps up between bursts
+        await until(lambda: slow.dropped, 5)
+        assert b"X599" in fast.data or await until(lambda: b"X599" in fast.data, 5)
+        slow_w.close()
+        await fast.close()
+
+    await run_sim(None, body)
