@@ -227,3 +227,48 @@ async def test_slow_client_is_dropped_not_waited_for() -> None:
         await fast.close()
 
     await run_sim(None, body)
+
+
+async def test_restart_before_and_after() -> None:
+    """A call talking to Eve when Asterisk restarts; then the first session after the restart
+    finds no channels and queues without their dynamic members."""
+    script = [ln.replace('"sanitation"', '"general-311"').replace('"missed-pickup"', '"other"')
+              for ln in agi_script(transcript("agi-call-answered.raw"))]
+    out: dict[str, bytes] = {}
+
+    async def body(sim: Sim) -> None:
+        members(sim)
+        cap, drv = await _capture_session(sim)
+        await drv.send(Action="Setvar", ActionID="v1", Variable="TALK_2005", Value="30")
+        await drv.wait_for(b"ActionID: v1")
+        await _originate(drv, "7875550107", "Marta Soto", "3", 60)
+        await until(lambda: sim.pbx.calls and sim.pbx.calls[0].where == "bridged", 10)
+        await sim.pbx.clock.sleep(5.8)
+        sim.ami.restart()
+        await until(lambda: cap.task.done(), 5)  # Asterisk closes every session
+        out["before"] = bytes(cap.data)
+        await drv.close()
+        after = await AmiTestClient.connect(sim.ami.port)
+        await after.send(Action="Login", ActionID="re-1", Username="cc", Secret="ccsecret")
+        await after.send(Action="CoreShowChannels", ActionID="re-2")
+        await after.send(Action="QueueStatus", ActionID="re-3")
+        await after.wait_for(b"QueueStatusComplete")
+        out["after"] = bytes(after.data)
+        await after.close()
+
+    await run_sim(script, body)
+    rep = compare(events(transcript("ami-restart-before.raw")), events(out["before"]))
+    print(rep.text("ami-restart-before.raw"))
+    assert not rep.differences, rep.text("ami-restart-before.raw")
+    real = _shape([[(k, v) for k, v in f if k not in ("Timestamp", "EventTV", "SessionTV",
+                                                        "SessionID", "RemoteAddress", "LocalAddress")]
+                   for f in frames(transcript("ami-restart-after.raw"))])
+    got = _shape([[(k, v) for k, v in f if k not in ("Timestamp", "EventTV", "SessionTV",
+                                                       "SessionID", "RemoteAddress", "LocalAddress")]
+                  for f in frames(out["after"])])
+    for f in real + got:
+        if f[0] == ("Event", "FullyBooted"):
+            f[2:4] = [("Uptime", "*"), ("LastReload", "*")]
+    diffs = [f"capture {a}\n   simulator {b}" for a, b in zip(real, got) if a != b]
+    print("\n".join(diffs) or "restart-after: identical")
+    assert len(real) == len(got) and not diffs

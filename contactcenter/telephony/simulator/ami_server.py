@@ -36,6 +36,7 @@ class AmiClient:
         self.includes: list[re.Pattern[str]] = []
         self.excludes: list[re.Pattern[str]] = []
         self.dropped = False
+        self.closing = False
         self.session_id = f"0x{random.randrange(16**12):012x}"
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         sock = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
@@ -67,6 +68,8 @@ class AmiClient:
         while True:
             data = await self.out.get()
             if data is None:
+                if self.closing:
+                    self.writer.close()
                 return
             self.writer.write(data)
             await self.writer.drain()
@@ -100,15 +103,16 @@ class AmiServer:
             await self._server.wait_closed()
 
     def restart(self) -> None:
-        """`core restart now`: Shutdown to everyone, then every session is closed."""
+        """`core restart now`: Shutdown to everyone, then every session is closed; the port
+        stays open, as the restarted Asterisk listens again."""
         self.pbx.shutdown(restart=True)
         for c in list(self.clients):
-            c.send(b"")
-            c.out.put_nowait(None) if not c.out.full() else None
-        loop = asyncio.get_running_loop()
-        for c in list(self.clients):
-            loop.call_later(0.05, c.writer.close)
-        self.pbx.booted = self.pbx.clock.now()
+            if not c.out.full():
+                c.out.put_nowait(None)  # the writer flushes what is queued, then stops
+            self.clients.discard(c)
+            if c.on_event in self.pbx.listeners:
+                self.pbx.listeners.remove(c.on_event)
+            c.closing = True
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -128,6 +132,8 @@ class AmiServer:
                     log.warning("AMI client %s sent an oversized frame", client.remote)
                     return
                 headers = _parse(raw)
+                if client.closing:
+                    return
                 if not headers:
                     continue
                 if not await self._dispatch(client, headers):

@@ -964,15 +964,96 @@ class Pbx:
         log.info("transfer of %s to %s@%s accepted (not simulated)", channel, exten, context)
 
     def shutdown(self, restart: bool = True) -> None:
-        """`core restart now`: every channel is hung up, dynamic members forgotten."""
+        """`core restart now`: every channel is hung up (app_queue still reports AgentComplete),
+        `Shutdown` goes out, dynamic members are forgotten (persistentmembers = no)."""
         for call in self.calls:
+            if call.where == "ended":
+                continue
             if call.where == "bridged" and call.legs:
-                call.agent_gone.set()
+                self._shutdown_bridged(call)
+            else:
+                for ch in (call.ch1, call.ch2):
+                    if not ch.dead:
+                        self.ev_chan("SoftHangupRequest", ch, [("Cause", "4")])
+                        self.hangup_event(ch, 16)
+                call.where = "ended"
+            call.done.set()
+        for task in list(self._tasks):
+            task.cancel()
         self.emit("Shutdown", "system,all", [("Shutdown", "Cleanly"),
                                              ("Restart", "True" if restart else "False")])
         for q in self.queues.values():
             q.members.clear()
             q.callers.clear()
+        self.device_busy.clear()
+        self.legs_by_interface.clear()
+        self.channels.clear()
+        self.booted = self.clock.now()
+
+    def _shutdown_bridged(self, call: CitizenCall) -> None:
+        one, two = call.ch1, call.ch2
+        leg = call.legs[0]
+        out, inner, m = leg.out, leg.inner, leg.member
+        q = self.queues[m.queue]
+        bridge: Bridge = call.bridge  # type: ignore[attr-defined]
+        now = self.clock.now()
+        talk = now - call.connected_at  # type: ignore[attr-defined]
+        extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
+        for ch in (one, two, out, inner):
+            if ch is not None:
+                self.ev_chan("SoftHangupRequest", ch, [("Cause", "4")])
+        self.varset(two, "BRIDGEPEER", "")
+        self.ev_chan("SoftHangupRequest", one, [("Cause", "16")])
+        self.varset(out, "BRIDGEPEER", "")
+        if inner is not None:
+            self.ev_chan("SoftHangupRequest", inner, [("Cause", "16")])
+            self.ev_chan("HangupRequest", out, [("Cause", "0")])
+            self.hangup_event(inner, 0)
+            self.emit("Cdr", CDR, cdr(inner, now, last_app="Wait", last_data=inner.appdata,
+                                      answered=out.answered))
+            self.cel(inner, "HANGUP", app="", appdata="", extra=hangup_extra(0, "", ""))
+            self.chan_end(inner, app="", appdata="")
+        self.cel(one, "HANGUP", extra=hangup_extra(0, "", ""))
+        self.chan_end(one)
+        self.emit("Cdr", CDR, cdr(one, now, last_app="Wait", last_data=one.appdata,
+                                  answered=one.answered))
+        for dest in [*call.tried, out.name]:
+            self.emit("Cdr", CDR, cdr(two, now, dest_channel=dest, last_app="Queue",
+                                      last_data=two.appdata, answered=two.answered,
+                                      disposition="ANSWERED" if dest == out.name else "NO ANSWER"))
+        self.ev_chan("HangupRequest", two, [("Cause", "0")])
+        self.ev_chan("AgentComplete", two, out.snapshot("Dest") + [
+            ("Queue", q.config.name), ("Interface", m.interface), ("MemberName", m.name),
+            ("HoldTime", str(int(call.hold))),  # type: ignore[attr-defined]
+            ("TalkTime", str(int(talk))), ("Reason", "caller")], AGENT)
+        self.hangup_event(one, 0)
+        self.bridge_leave(bridge, two)
+        self.varset(two, "ANSWEREDTIME", str(int(talk)))
+        self.varset(two, "ANSWEREDTIME_MS", str(int(talk * 1000)))
+        self.varset(two, "DIALEDTIME", str(int(now - two.created)))
+        self.varset(two, "DIALEDTIME_MS", str(int((now - two.created) * 1000)))
+        self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
+        self.hangup_event(two, 16)
+        self.cel(two, "BRIDGE_EXIT", extra=extra)
+        self.cel(two, "APP_END")
+        self.cel(two, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", "ANSWER"))
+        self.chan_end(two, app="", appdata="")
+        self.cel(out, "BRIDGE_EXIT", extra=extra)
+        self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
+        self.chan_end(out)
+        self.device_busy.pop(m.interface, None)
+        self.dsc(m.state_interface, "NOT_INUSE")
+        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.bridge_leave(bridge, out)
+        self.emit("BridgeDestroy", CALL, bridge.snapshot())
+        self.hangup_event(out, 16)
+        self.dsc(m.state_interface, "NOT_INUSE")
+        m.calls_taken += 1
+        m.last_call = int(now)
+        self.member_status_events(m.interface)
+        call.outcome = "answered"
+        call.where = "ended"
 
     def live_channels(self) -> list[Channel]:
         return list(self.channels.values())
