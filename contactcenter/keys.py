@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
 from .config import Settings
+from .events import Pbx
+
+if TYPE_CHECKING:
+    from .agents.console import ConsoleHub
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -19,3 +23,17 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+
+# --- console (agents/) and the parts it talks to ------------------------------------------------
+class PhoneControl(Protocol):
+    """The simulator's demo phones (demo only): answer or hang up an operator's ringing phone."""
+
+    async def answer(self, interface: str) -> None: ...
+
+    async def hangup(self, interface: str) -> None: ...
+
+
+PBX = web.AppKey("pbx", Pbx)  # set by the AMI bridge (telephony/)
+SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
