@@ -122,9 +122,6 @@ def _dumps(msg: dict[str, Any]) -> str:
 
 # --- one socket ------------------------------------------------------------------------------
 
-_CLOSE = object()
-
-
 class Connection:
     def __init__(self, ws: web.WebSocketResponse, user: Principal, maxsize: int = OUTBOX):
         self.ws = ws
@@ -132,6 +129,7 @@ class Connection:
         self.outbox: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.sent = 0
+        self.closer: asyncio.Task[None] | None = None
         self.writer = asyncio.get_running_loop().create_task(
             self._write(), name=f"console-writer:{user.username}"
         )
@@ -143,23 +141,28 @@ class Connection:
             self.outbox.put_nowait(text)
         except asyncio.QueueFull:
             # A browser this far behind would show stale pops: drop it; it reconnects to a
-            # fresh snapshot.
+            # fresh snapshot. The writer may be stuck in a send, so it is cancelled, not asked.
             self.overflowed = True
             log.warning("console of %s is too slow (%d queued): closing it",
                         self.user.username, self.outbox.qsize())
-            while not self.outbox.empty():
-                self.outbox.get_nowait()
-            self.outbox.put_nowait(_CLOSE)
+            self.writer.cancel()
+            self.closer = asyncio.get_running_loop().create_task(
+                self._close_slow(), name=f"console-close:{self.user.username}"
+            )
 
     def send_json(self, msg: dict[str, Any]) -> None:
         self.send(_dumps(msg))
 
+    async def _close_slow(self) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+        except TimeoutError:
+            log.warning("console of %s did not close in time", self.user.username)
+
     async def _write(self) -> None:
         while True:
             item = await self.outbox.get()
-            if item is _CLOSE:
-                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-                return
             try:
                 await self.ws.send_str(item)
                 self.sent += 1
@@ -168,9 +171,11 @@ class Connection:
                 return
 
     async def close(self, code: int = WSCloseCode.GOING_AWAY, message: bytes = b"") -> None:
-        self.writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.writer
+        for task in (self.writer, self.closer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if not self.ws.closed:
             await self.ws.close(code=code, message=message)
 

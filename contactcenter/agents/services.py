@@ -66,6 +66,8 @@ class OperatorService:
     pbx: Callable[[], Pbx | None]
     # interfaces this process logged in, so a restart of Asterisk (members gone) can be undone
     logged_in: dict[str, _Login] = field(default_factory=dict)
+    # interfaces we paused for wrap-up (Asterisk's echo of that pause may still be on its way)
+    wrapup_paused: set[str] = field(default_factory=set)
 
     def _gateway(self) -> Pbx:
         gw = self.pbx()
@@ -111,6 +113,7 @@ class OperatorService:
             await gw.queue_pause(interface, True, reason=reason)
         except PbxError as exc:
             raise ConsoleError(_pbx_message("pause you", exc)) from exc
+        self.wrapup_paused.discard(interface)
         self.presence.cancel_wrapup(interface, now)
         return f"Pausing: {PAUSE_REASONS[reason]}."
 
@@ -119,7 +122,7 @@ class OperatorService:
         view = self.presence.view(interface)
         if view.state == P.LOGGED_OUT:
             raise ConsoleError("Log in to your queues first.")
-        paused = any(m.paused for m in view.queues)
+        paused = any(m.paused for m in view.queues) or interface in self.wrapup_paused
         if not paused and view.state != P.WRAPUP:
             raise ConsoleError("You are already ready.")
         if paused:
@@ -128,6 +131,7 @@ class OperatorService:
                 await gw.queue_pause(interface, False)
             except PbxError as exc:
                 raise ConsoleError(_pbx_message("make you ready", exc)) from exc
+        self.wrapup_paused.discard(interface)
         self.presence.ready(interface, now)
         return "Ready for calls."
 
@@ -145,6 +149,7 @@ class OperatorService:
                 await gw.queue_remove(m.queue, interface)
             except PbxError as exc:
                 raise ConsoleError(_pbx_message(f"log you out of {m.queue}", exc)) from exc
+        self.wrapup_paused.discard(interface)
         self.presence.cancel_wrapup(interface, now)
         return "Logging out."
 
@@ -160,11 +165,16 @@ class OperatorService:
             await gw.queue_pause(interface, True, reason=P.WRAPUP_REASON)
         except PbxError as exc:
             log.warning("could not pause %s for wrap-up: %s", interface, exc)
+            return
+        self.wrapup_paused.add(interface)
 
     async def wrapup_ended(self, interface: str) -> None:
         view = self.presence.view(interface)
         gw = self.pbx()
-        if gw is None or not any(m.pause_reason == P.WRAPUP_REASON for m in view.queues):
+        ours = interface in self.wrapup_paused
+        self.wrapup_paused.discard(interface)
+        if gw is None or not (ours or any(m.pause_reason == P.WRAPUP_REASON
+                                          for m in view.queues)):
             return
         try:
             await gw.queue_pause(interface, False)

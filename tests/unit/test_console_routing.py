@@ -308,3 +308,25 @@ def test_garbage_messages_get_an_error_reply_and_never_raise(raw: str) -> None:
         with pytest.raises(ValueError):
             parse_command(raw)
 
+
+
+class StuckWs(FakeWs):
+    """A browser that stopped reading: sends never complete."""
+
+    async def send_str(self, data: str) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_slow_console_is_closed_without_stalling_the_others(hub: ConsoleHub) -> None:
+    stuck, ok = StuckWs(), FakeWs()
+    hub.connect(stuck, ANA)  # type: ignore[arg-type]
+    hub.connect(ok, ANA)  # type: ignore[arg-type]
+    for i in range(400):  # more than the outbox holds
+        await hub.on_event(ringing("PJSIP/1001", f"5.{i}"))
+        for _ in range(3):  # the loop turns, as it does between bus events
+            await asyncio.sleep(0)
+    await settle(hub)
+    assert len(ok.of("call")) >= 400  # every pop, in order
+    stuck_conn = next(c for c in hub.conns if c.ws is stuck)
+    assert stuck_conn.overflowed and stuck_conn.writer.cancelled()
+    assert stuck.closed and stuck.close_code == 1013  # try again later: the page reconnects
