@@ -24,6 +24,9 @@ BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
+# The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
+PBX = web.AppKey("pbx", Pbx)
+
 
 # --- console (agents/) and the parts it talks to ------------------------------------------------
 class PhoneControl(Protocol):
@@ -34,6 +37,5 @@ class PhoneControl(Protocol):
     async def hangup(self, interface: str) -> None: ...
 
 
-PBX = web.AppKey("pbx", Pbx)  # set by the AMI bridge (telephony/)
 SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
 CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence

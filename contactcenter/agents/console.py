@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..events import (
     AgentCallCompleted,
@@ -54,6 +55,7 @@ SUBSCRIBED: tuple[type[Event], ...] = (
     AgentStateChanged, QueueMembersSynced, BroadcastMessage, AmiLinkChanged,
 )
 OUTBOX = 256
+HISTORY_TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024
 BROADCASTS_KEPT = 10
 
@@ -92,6 +94,7 @@ class CallView:
     history: dict[str, Any] | None = None
     cases: list[str] = field(default_factory=list)  # opened or noted on this call
     disposition: str | None = None
+    raw_number: str | None = None  # as the call record stores it (for the history query)
 
     @classmethod
     def from_ringing(cls, ev: AgentRinging) -> CallView:
@@ -103,6 +106,7 @@ class CallView:
             service=clean_text(ev.service, 80), language=clean_text(ev.language, 8),
             case_number=clean_text(ev.case_number, 40),
             ivr_path=tuple(clean_text(p, 40) or "" for p in ev.ivr_path[:20]),
+            raw_number=ev.caller_number[:40] if ev.caller_number else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -401,10 +405,18 @@ class ConsoleHub:
         self.spawn(self._load_history(view, ev.at), f"console:history:{view.call_id}")
 
     async def _load_history(self, view: CallView, at: datetime) -> None:
-        history = await self.history.get(
-            view.call_id, caller_number=view.caller_number, linkedid=view.linkedid,
-            case_number=view.case_number, now=at,
-        )
+        try:
+            async with asyncio.timeout(HISTORY_TIMEOUT):
+                history = await self.history.get(
+                    view.call_id, caller_number=view.raw_number, linkedid=view.linkedid,
+                    case_number=view.case_number, now=at,
+                )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # the pop stands without history; the operator is told why
+            log.warning("caller history for %s not loaded: %r", view.call_id, exc)
+            self.history.forget(view.call_id)
+            history = {"error": "The caller's history is not available right now "
+                                "(the case store did not answer)."}
         for interface in self.rung.get(view.call_id, ()):
             v = self.calls.get(interface, {}).get(view.call_id)
             if v is not None:
@@ -575,7 +587,7 @@ class ConsoleHub:
                 raise ConsoleError("Answer the call before opening a case.")
             case = await self.work.create_case(
                 user, call_id=view.call_id, server=view.server, linkedid=view.linkedid,
-                caller_number=view.caller_number, caller_name=view.caller_name,
+                caller_number=view.raw_number, caller_name=view.caller_name,
                 service=a["service"], address=a.get("address", ""),
                 description=a["description"], now=now,
             )

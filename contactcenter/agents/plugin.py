@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 async def _wrapup_seconds(app: web.Application) -> dict[str, int]:
     try:
-        async with app[SESSIONS]() as db:
+        async with asyncio.timeout(5), app[SESSIONS]() as db:
             rows = (await db.execute(select(Queue.name, Queue.wrapup_seconds))).all()
-    except SQLAlchemyError as exc:  # the store may be down at start: defaults, not a crash
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # the store may be down at start: defaults, not a crash
         log.warning("console: queue wrap-up times not loaded (%s); using defaults", exc)
         return {}
     return {name: seconds for name, seconds in rows}

@@ -134,6 +134,10 @@
     var list = $("open-case-numbers");
     clear(casesBody); clear(callsBody); clear(list);
     if (!h) { return; }
+    if (h.error) {
+      casesBody.appendChild(row([h.error, "", "", "", ""]));
+      return;
+    }
     var cases = (h.cases || []).slice();
     if (h.keyed_case && !cases.some(function (x) { return x.number === h.keyed_case.number; })) {
       cases.unshift(h.keyed_case);
