@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -13,6 +13,9 @@ from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
 from .telephony.agi import FastAgiServer
+
+if TYPE_CHECKING:
+    from .agents.console import ConsoleHub
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -29,3 +32,15 @@ PBX = web.AppKey("pbx", Pbx)
 # the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
 AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
+
+# --- console (agents/) and the parts it talks to ------------------------------------------------
+class PhoneControl(Protocol):
+    """The simulator's demo phones (demo only): answer or hang up an operator's ringing phone."""
+
+    async def answer(self, interface: str) -> None: ...
+
+    async def hangup(self, interface: str) -> None: ...
+
+
+SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
