@@ -438,8 +438,18 @@ class QueueStats:
         self._unwait(e.queue, call_id)
         self._unring(call_id, e.at)
 
+    def _implied_member(self, queue: str, interface: str, name: str | None, at: datetime,
+                        server: str) -> None:
+        """Asterisk rang or connected them in `queue`: they are a member (we missed the add)."""
+        if (queue, interface) not in self._members and queue and interface:
+            self._members[(queue, interface)] = _Member(
+                server=server, name=name or "", device_state="unknown", paused=False, reason="",
+                in_call=False, changed_at=at, paused_since=None, wrapup_seconds=None,
+            )
+
     def _on_ringing(self, e: AgentRinging) -> None:
         self.advance(e.at)
+        self._implied_member(e.queue, e.interface, e.member_name, e.at, e.server)
         act = self._act(e.interface)
         act.ringing[f"{e.server}:{e.linkedid}"] = e.at
         act.changed_at = e.at
@@ -450,6 +460,7 @@ class QueueStats:
 
     def _on_answered(self, e: CallAnswered) -> None:
         self.advance(e.at)
+        self._implied_member(e.queue, e.interface, e.member_name, e.at, e.server)
         call_id = f"{e.server}:{e.linkedid}"
         self._unwait(e.queue, call_id)
         self._unring(call_id, e.at)  # ringall: the others stop ringing too
@@ -463,9 +474,10 @@ class QueueStats:
         act = self._act(e.interface)
         act.on_call.pop(f"{e.server}:{e.linkedid}", None)
         member = self._members.get((e.queue, e.interface))
+        # A member's own Wrapuptime of 0 means "the queue's" in Asterisk.
         wrap = (
             member.wrapup_seconds
-            if member is not None and member.wrapup_seconds is not None
+            if member is not None and member.wrapup_seconds
             else self.config(e.queue).wrapup_seconds
         )
         act.wrap_queue = e.queue
@@ -526,12 +538,11 @@ class QueueStats:
                 member.changed_at = e.at
         for m in e.members:
             self._on_state(m)
-        # Calls we believed in progress are unknown after a resync unless the device says busy.
+        # From here the device states Asterisk just listed are the truth.
         for act in self._activity.values():
-            if act.ringing or act.on_call:
-                act.ringing.clear()
-                act.on_call.clear()
-                act.changed_at = e.at
+            act.ringing.clear()
+            act.on_call.clear()
+            act.changed_at = None
 
     def _on_link(self, e: AmiLinkChanged) -> None:
         self.links[e.server] = e.connected
@@ -578,11 +589,14 @@ class QueueStats:
         act = self._activity.get(interface) or _Activity()
         if act.on_call:
             return "on_call", min(act.on_call.values()), ""
-        if member.device_state in _BUSY_DEVICE or member.in_call:
+        # The device's own word counts unless a call event we track came after it (the device
+        # report after AgentComplete arrives a moment later than the completion).
+        device_fresh = act.changed_at is None or member.changed_at > act.changed_at
+        if device_fresh and (member.device_state in _BUSY_DEVICE or member.in_call):
             return "on_call", member.changed_at, ""
         if act.ringing:
             return "ringing", min(act.ringing.values()), ""
-        if member.device_state == "ringing":
+        if device_fresh and member.device_state == "ringing":
             return "ringing", member.changed_at, ""
         if member.paused:
             if member.reason.lower() in WRAP_REASONS:
