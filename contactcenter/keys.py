@@ -16,6 +16,7 @@ from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
     from .agents.console import ConsoleHub
+    from .supervisor.plugin import SupervisorFeature
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -44,3 +45,6 @@ class PhoneControl(Protocol):
 
 SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
 CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
+
+# The supervisor feature: statistics, wallboard push, metrics (supervisor/plugin.py).
+SUPERVISOR: web.AppKey[SupervisorFeature] = web.AppKey("supervisor")
