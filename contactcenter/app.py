@@ -26,7 +26,29 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = ["telephony.plugin", "ivr.plugin", "agents.plugin", "supervisor.plugin"]
+PLUGINS: list[str] = [
+    "telephony.plugin", "telephony.actions", "ivr.plugin", "agents.plugin", "supervisor.plugin",
+]
+
+# `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
+# the case writer, retention: exactly one such process); `web` serves pages, consoles and the
+# wallboard (any number behind a load balancer, fed by the bus on Redis).
+ROLES = ("all", "bridge", "web")
+# The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
+# (features are pages unless they say otherwise).
+PLUGIN_ROLES: dict[str, frozenset[str]] = {
+    "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
+    "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
+    "ivr.plugin": frozenset({"all", "bridge"}),  # FastAGI server
+    "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
+    "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
+    "retention": frozenset({"all", "bridge"}),  # the daily erasure task: once per site
+}
+_DEFAULT_ROLES = frozenset({"all", "web"})
+
+
+def runs_in(part: str, role: str) -> bool:
+    return role in PLUGIN_ROLES.get(part, _DEFAULT_ROLES)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -84,7 +106,9 @@ async def index(request: web.Request) -> dict[str, Any]:
     return {"settings": request.app[SETTINGS]}
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, role: str = "all") -> web.Application:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[HEALTH] = {}
@@ -97,9 +121,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
-    app.cleanup_ctx.append(retention_ctx)
+    if runs_in("retention", role):
+        app.cleanup_ctx.append(retention_ctx)
     for name in PLUGINS:
-        importlib.import_module(f"contactcenter.{name}").setup(app)
+        if runs_in(name, role):
+            importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")
     app.router.add_get("/", index, name="index")
     app.router.add_static("/static", PACKAGE / "static", name="static")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import db
+from .app import ROLES
 from .config import Settings, SettingsError, load_settings, require_production_secrets
 
 log = logging.getLogger("contactcenter")
@@ -41,9 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     require_production_secrets(settings)
+    if args.role != "all" and not settings.redis_url:
+        # a bridge alone would publish to nobody, a web process alone would hear nothing
+        raise SettingsError(f"--role {args.role} needs CC_REDIS_URL (the bus between processes)")
     _logging(settings.log_level)
     web.run_app(
-        create_app(settings), host=settings.http_host, port=settings.http_port, print=None
+        create_app(settings, role=args.role), host=settings.http_host, port=settings.http_port,
+        print=None,
     )
     return 0
 
@@ -117,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("serve", help="run the server (needs CC_SECRET_KEY and AMI credentials)")
+    p.add_argument(
+        "--role", choices=ROLES, default="all",
+        help="all: one process (default); bridge: AMI, FastAGI and the case writer; "
+        "web: pages, consoles and the wallboard (several may run; needs CC_REDIS_URL)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the whole product on SQLite with the simulator placing calls")

@@ -125,6 +125,8 @@ class AmiClient:
         ping_interval: float = 20.0,
         action_id_prefix: str | None = None,
         keep_noise: bool = False,
+        events: bool = True,  # False: an actions-only session (`Events: off`, no FullyBooted wait)
+        filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (bridge: noise)
     ) -> None:
         if auth not in ("md5", "plain"):
             raise ValueError(f"auth must be 'md5' or 'plain', not {auth!r}")
@@ -139,6 +141,9 @@ class AmiClient:
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.ping_interval = ping_interval
         self.keep_noise = keep_noise
+        self.events = events
+        self.filters = tuple(filters)
+        self.filters_applied = 0
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
         self.reader = FrameReader(keep_noise=keep_noise)
@@ -231,6 +236,10 @@ class AmiClient:
                  self.greeting or "no greeting")
         if self.on_link is not None:
             self.on_link(self, True, "logged in")
+        if self.filters:
+            await self._apply_filters()
+        if not self.events:
+            self._booted.set()  # no events on this session: FullyBooted never comes
         booted = loop.create_task(self._booted.wait())
         try:
             await asyncio.wait({booted, self._lost}, timeout=self.boot_timeout,
@@ -295,12 +304,31 @@ class AmiClient:
                 raise PbxError(f"login refused: {challenge[0].message or 'no challenge'}")
             digest = hashlib.md5((key + self.secret).encode()).hexdigest()
             headers = {"AuthType": "MD5", "Username": self.username, "Key": digest,
-                       "Events": "on"}
+                       "Events": "on" if self.events else "off"}
         else:
-            headers = {"Username": self.username, "Secret": self.secret, "Events": "on"}
+            headers = {"Username": self.username, "Secret": self.secret,
+                       "Events": "on" if self.events else "off"}
         resp, _ = await self._send_raw("Login", headers, raw=True)
         if not resp.ok:
             raise PbxError(f"login refused: {resp.message}")
+
+    async def _apply_filters(self) -> None:
+        """Ask Asterisk to send only what the bridge reads (`Filter`, Asterisk 13+). An Asterisk
+        that refuses (no `system` write permission, an old version) keeps sending everything:
+        the frame reader still drops the noise before building a dict, so this only logs."""
+        applied = 0
+        for expr in self.filters:
+            try:
+                resp, _ = await self._send_raw("Filter", {"Operation": "Add", "Filter": expr})
+            except PbxError as exc:
+                log.warning("AMI %s: Filter not applied (%s); filtering locally", self.name, exc)
+                break
+            if not resp.ok:
+                log.warning("AMI %s: Filter refused (%s); filtering locally", self.name,
+                            resp.message)
+                break
+            applied += 1
+        self.filters_applied = applied
 
     # --- protocol callbacks --------------------------------------------------------------------
 

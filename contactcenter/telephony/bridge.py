@@ -28,7 +28,7 @@ from ..config import AmiEndpoint, Settings
 from ..events import AmiLinkChanged, Event
 from .ami import AmiClient, AmiPbx
 from .calls import CallTracker
-from .frames import AmiEvent
+from .frames import IVR_VARIABLES, AmiEvent
 from .members import MemberTracker
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,23 @@ MEMBER_EVENTS = frozenset(
     }
 )
 
+# Link events the client itself reads.
+LINK_EVENTS = frozenset({"FullyBooted", "Shutdown"})
+
 HIGH_WATER = 20_000
 LOW_WATER = 2_000
+
+
+def ami_filter() -> str:
+    """The one `Filter` expression the bridge sends after login: the events it reads, and VarSet
+    only for the IVR's variables. One include expression, so it applies whole or not at all (a
+    half-applied list of includes would hide events). Classic regex syntax, matched by Asterisk
+    against the whole event text; no POSIX classes, no look-ahead, so Python's `re` (the
+    simulator) reads it the same way."""
+    names = (CallTracker().events_read - {"VarSet"}) | MEMBER_EVENTS | LINK_EVENTS
+    variables = "|".join(sorted(IVR_VARIABLES))
+    return (f"^Event: ({'|'.join(sorted(names))})[^A-Za-z]"
+            f"|Variable: ({variables})[^A-Za-z0-9_]")
 
 
 def _utc(ts: float) -> Any:
@@ -78,7 +93,7 @@ class ServerLink:
             on_ready=self.resync,
             on_link=self.on_link,
             action_timeout=settings.ami_action_timeout,
-            **client_options,
+            **({"filters": (ami_filter(),)} | dict(client_options)),
         )
         self.resyncs = 0
         self.last_timestamp = 0.0

@@ -216,6 +216,11 @@ class CallTracker:
 
     # --- public API -----------------------------------------------------------------------
 
+    @property
+    def events_read(self) -> frozenset[str]:
+        """The AMI event names this tracker reads (the bridge asks Asterisk for no others)."""
+        return frozenset(self._handlers)
+
     def feed(self, event: AmiEvent) -> list[Event]:
         """The domain events this AMI event causes (often none)."""
         handler = self._handlers.get(event.name)
