@@ -127,6 +127,7 @@ class AmiClient:
         keep_noise: bool = False,
         events: bool = True,  # False: an actions-only session (`Events: off`, no FullyBooted wait)
         filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (bridge: noise)
+        only_events: frozenset[str] | None = None,  # the reader drops every other event early
     ) -> None:
         if auth not in ("md5", "plain"):
             raise ValueError(f"auth must be 'md5' or 'plain', not {auth!r}")
@@ -146,7 +147,8 @@ class AmiClient:
         self.filters_applied = 0
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
-        self.reader = FrameReader(keep_noise=keep_noise)
+        self._only = None if only_events is None else frozenset(e.encode() for e in only_events)
+        self.reader = FrameReader(keep_noise=keep_noise, only=self._only)
         self._protocol: AmiProtocol | None = None
         self._pending: dict[str, _Pending] = {}
         self._lost: asyncio.Future[None] | None = None
@@ -222,7 +224,7 @@ class AmiClient:
     async def _session(self) -> bool:
         """One connection, from connect to loss. True when it got as far as ready."""
         loop = asyncio.get_running_loop()
-        self.reader = FrameReader(keep_noise=self.keep_noise)
+        self.reader = FrameReader(keep_noise=self.keep_noise, only=self._only)
         self._booted.clear()
         self._lost = loop.create_future()
         self._greeted = loop.create_future()

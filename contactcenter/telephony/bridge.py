@@ -56,16 +56,24 @@ HIGH_WATER = 20_000
 LOW_WATER = 2_000
 
 
+def events_read() -> frozenset[str]:
+    """Every AMI event the bridge reads (the trackers' and the link's own)."""
+    return CallTracker().events_read | MEMBER_EVENTS | LINK_EVENTS
+
+
 def ami_filter() -> str:
     """The one `Filter` expression the bridge sends after login: the events it reads, and VarSet
     only for the IVR's variables. One include expression, so it applies whole or not at all (a
     half-applied list of includes would hide events). Classic regex syntax, matched by Asterisk
     against the whole event text; no POSIX classes, no look-ahead, so Python's `re` (the
     simulator) reads it the same way."""
-    names = (CallTracker().events_read - {"VarSet"}) | MEMBER_EVENTS | LINK_EVENTS
+    names = events_read() - {"VarSet"}
     variables = "|".join(sorted(IVR_VARIABLES))
     return (f"^Event: ({'|'.join(sorted(names))})[^A-Za-z]"
             f"|Variable: ({variables})[^A-Za-z0-9_]")
+
+
+READ = events_read()
 
 
 def _utc(ts: float) -> Any:
@@ -93,7 +101,7 @@ class ServerLink:
             on_ready=self.resync,
             on_link=self.on_link,
             action_timeout=settings.ami_action_timeout,
-            **({"filters": (ami_filter(),)} | dict(client_options)),
+            **({"filters": (ami_filter(),), "only_events": READ} | dict(client_options)),
         )
         self.resyncs = 0
         self.last_timestamp = 0.0
