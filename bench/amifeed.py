@@ -4,7 +4,10 @@ K copies are K times the calls (no linkedid repeats), and a loopback server that
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
+import time
 from pathlib import Path
 
 from contactcenter.telephony.frames import GREETING_PREFIX
@@ -41,10 +44,13 @@ def stream(path: Path, copies: int) -> tuple[bytes, int]:
 
 
 class FeedServer:
-    """Greets like Asterisk, accepts any Login, then sends `body` as fast as the socket allows."""
+    """Greets like Asterisk, accepts any Login (plain or MD5 challenge), then sends `body` as
+    fast as the socket allows. `sent_at`/`done_at`: wall-clock start and end of the burst."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self.sent_at = 0.0
+        self.done_at = 0.0
         self.server: asyncio.Server | None = None
         self.port = 0
         self.sent = asyncio.Event()
@@ -68,13 +74,18 @@ class FeedServer:
                 for line in frame.split(b"\r\n"):
                     if line.lower().startswith(b"actionid:"):
                         action_id = line.split(b":", 1)[1].strip()
-                if frame.lower().startswith(b"action: login"):
+                if frame.lower().startswith(b"action: challenge"):
+                    writer.write(b"Response: Success\r\nActionID: " + action_id
+                                 + b"\r\nChallenge: 840126735\r\n\r\n")
+                elif frame.lower().startswith(b"action: login"):
                     writer.write(b"Response: Success\r\nActionID: " + action_id
                                  + b"\r\nMessage: Authentication accepted\r\n\r\n")
                     writer.write(b"Event: FullyBooted\r\nPrivilege: system,all\r\n"
                                  b"Status: Fully Booted\r\n\r\n")
+                    self.sent_at = time.time()
                     writer.write(self.body)
                     await writer.drain()
+                    self.done_at = time.time()
                     self.sent.set()
                 elif frame.lower().startswith((b"action: coreshowchannels",
                                                 b"action: queuestatus")):
@@ -118,3 +129,29 @@ async def bare_splitter_rate(body: bytes, frames: int) -> float:
     await writer.wait_closed()
     await server.close()
     return frames / elapsed
+
+
+async def _serve(path: Path, copies: int) -> None:
+    """A feed server in its own process: prints {"port", "frames"}, then {"sent_at", "done_at"}
+    after the burst, and stops when stdin closes or after 10 minutes (bounded)."""
+    body, frames = stream(path, copies)
+    server = FeedServer(body)
+    port = await server.start()
+    print(json.dumps({"port": port, "frames": frames}), flush=True)
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+    sent = asyncio.ensure_future(server.sent.wait())
+    done, _ = await asyncio.wait({stdin_closed, sent}, timeout=600,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if sent in done:
+        print(json.dumps({"sent_at": server.sent_at, "done_at": server.done_at}), flush=True)
+        await asyncio.wait({stdin_closed}, timeout=600)
+    sent.cancel()
+    if server.server is not None:
+        server.server.close()
+        for task in list(server.handlers):
+            task.cancel()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(Path(sys.argv[1]), int(sys.argv[2])))

@@ -74,7 +74,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
-    bus = make_bus(app[SETTINGS].redis_url)
+    bus = make_bus(app[SETTINGS].redis_url, app[SETTINGS].bus_channel)
     await bus.start()
     app[BUS] = bus
 

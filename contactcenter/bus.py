@@ -271,5 +271,5 @@ class RedisBus(BaseBus):
         return out
 
 
-def make_bus(redis_url: str) -> BaseBus:
-    return RedisBus(redis_url) if redis_url else LocalBus()
+def make_bus(redis_url: str, channel: str = "") -> BaseBus:
+    return RedisBus(redis_url, channel=channel or None) if redis_url else LocalBus()

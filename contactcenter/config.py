@@ -31,6 +31,9 @@ class AmiEndpoint:
 class Settings:
     database_url: str = "sqlite+aiosqlite:///var/contactcenter.db"
     redis_url: str = ""  # empty: the in-process bus
+    # The Redis pub/sub channel of this site's processes (pub/sub ignores the database number:
+    # two sites, or parallel test runs, on one Redis need their own). Empty: "cc:events".
+    bus_channel: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     ami_host: str = "127.0.0.1"
