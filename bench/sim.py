@@ -28,7 +28,13 @@ from bench.stack import operator_interface
 from contactcenter.telephony.simulator import agi_client
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, CitizenCall, Member, Pbx, QueueConfig
+from contactcenter.telephony.simulator.pbx import (
+    AgentBehaviour,
+    CitizenCall,
+    Member,
+    Pbx,
+    QueueConfig,
+)
 
 log = logging.getLogger("bench.sim")
 
