@@ -296,6 +296,9 @@ class ConsoleHub:
             conn.send_json(msg)
         for view in self.calls.get(user.interface or "", {}).values():
             conn.send_json(view.to_dict())
+            if view.history is None and view.status in ("ringing", "connected"):
+                self.spawn(self._load_history(view, view.rang_at),
+                           f"console:history:{view.call_id}")
         return conn
 
     async def disconnect(self, conn: Connection) -> None:
@@ -401,8 +404,11 @@ class ConsoleHub:
             return  # a repeated AgentCalled (retry): the pop is already up
         mine[view.call_id] = view
         self.rung.setdefault(view.call_id, set()).add(ev.interface)
-        self.to_interface(ev.interface, view.to_dict())
-        self.spawn(self._load_history(view, ev.at), f"console:history:{view.call_id}")
+        if self.to_interface(ev.interface, view.to_dict()):
+            # History only for a pop someone sees: with several web processes every one of them
+            # hears every ring, and only the one holding the operator's console should query
+            # (issue 10). A console that connects later loads it then (see `connect`).
+            self.spawn(self._load_history(view, ev.at), f"console:history:{view.call_id}")
 
     async def _load_history(self, view: CallView, at: datetime) -> None:
         try:
