@@ -1,0 +1,111 @@
+"""Issue 10's hot path: the bridge's allow-list in the frame reader and its AMI `Filter` leave
+the call records exactly as they were; the fast header parse equals the careful one."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from contactcenter.events import CallEnded
+from contactcenter.telephony.bridge import MEMBER_EVENTS, READ, ami_filter
+from contactcenter.telephony.calls import CallTracker, record_to_json
+from contactcenter.telephony.frames import AmiEvent, AmiResponse, FrameReader, parse_frame
+from contactcenter.telephony.members import MemberTracker
+from tests.conftest import transcript
+
+ONLY = frozenset(e.encode() for e in READ)
+CAPTURES = ["ami-burst-40.raw", "ami-call-answered.raw", "ami-call-abandoned.raw",
+            "ami-agent-ringnoanswer.raw", "ami-ivr-hangup.raw", "ami-restart-before.raw"]
+
+
+def outputs(frames: list[AmiEvent]) -> tuple[list[dict[str, object]], list[object]]:
+    calls, members = CallTracker(), MemberTracker()
+    records: list[dict[str, object]] = []
+    presence: list[object] = []
+    for ev in frames:
+        records += [record_to_json(e.record) for e in calls.feed(ev) if isinstance(e, CallEnded)]
+        if ev.name in MEMBER_EVENTS:
+            presence += members.feed(ev)
+    return records, presence
+
+
+def read(data: bytes, reader: FrameReader, seed: int | None = None) -> list[AmiEvent]:
+    out: list[AmiEvent] = []
+    if seed is None:
+        out += [f for f in reader.feed(data) if isinstance(f, AmiEvent)]
+    else:
+        rng, i = random.Random(seed), 0
+        while i < len(data):
+            n = rng.randint(1, 900)
+            out += [f for f in reader.feed(data[i : i + n]) if isinstance(f, AmiEvent)]
+            i += n
+    assert reader.errors == 0
+    return out
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+@pytest.mark.parametrize("seed", [None, 7])
+def test_the_allow_list_changes_no_record(name: str, seed: int | None) -> None:
+    data = transcript(name)
+    everything = read(data, FrameReader(keep_noise=True), seed)
+    reader = FrameReader(only=ONLY)
+    kept = read(data, reader, seed)
+    # others only when they answer an action (OriginateResponse of the capture's Originate)
+    assert {e.name for e in kept if "ActionID" not in e.headers} <= READ | {"VarSet"}
+    assert reader.dropped > 0
+    assert outputs(kept) == outputs(everything)
+    if name == "ami-burst-40.raw":  # the bulk of the stream never becomes a dict
+        assert reader.frames < len(everything) / 4
+
+
+def test_list_replies_pass_the_allow_list_by_their_action_id() -> None:
+    reader = FrameReader(only=ONLY)
+    frames = reader.feed(
+        b"Asterisk Call Manager/11.0.0\r\n"
+        b"Response: Success\r\nActionID: a-1\r\nEventList: start\r\n\r\n"
+        b"Event: QueueMember\r\nQueue: sanitation\r\nActionID: a-1\r\n\r\n"
+        b"Event: CoreShowChannel\r\nChannel: Local/1@x-1;1\r\nActionID: a-1\r\n\r\n"
+        b"Event: Newstate\r\nChannel: Local/1@x-1;1\r\n\r\n"  # not read by the bridge
+        b"Event: BridgeEnter\r\nChannel: Local/1@x-1;1\r\n\r\n"
+        b"Event: Hangup\r\nChannel: Local/1@x-1;1\r\n\r\n"
+    )
+    assert [type(f).__name__ for f in frames] == ["AmiResponse", "AmiEvent", "AmiEvent",
+                                                  "AmiEvent"]
+    assert [f.name for f in frames if isinstance(f, AmiEvent)] == [
+        "QueueMember", "CoreShowChannel", "Hangup"]
+    assert reader.dropped == 2
+
+
+def test_the_ami_filter_keeps_what_the_bridge_reads() -> None:
+    """What Asterisk would send after our `Filter` (its regex over each event's text) gives the
+    same records; CEL, Newexten and other VarSets are not asked for."""
+    pattern = re.compile(ami_filter())
+    data = transcript("ami-burst-40.raw")
+    everything = read(data, FrameReader(keep_noise=True))
+    raw = [f + b"\r\n\r\n" for f in data.split(b"\r\n\r\n") if f.startswith(b"Event: ")]
+    passed = [f for f in raw if pattern.search(f.decode())]
+    assert not any(f.startswith((b"Event: CEL\r", b"Event: Newexten\r")) for f in passed)
+    varsets = [f for f in passed if f.startswith(b"Event: VarSet\r")]
+    assert varsets and all(re.search(rb"Variable: (QUEUE|SERVICE|LANG|CASE|IVRPATH|IVROUTCOME)\r",
+                                     f) for f in varsets)
+    assert len(passed) < len(raw) / 4
+    filtered = read(b"Asterisk Call Manager/11.0.0\r\n" + b"".join(passed),
+                    FrameReader(keep_noise=True))
+    assert outputs(filtered) == outputs(everything)
+
+
+def test_fast_parse_equals_careful_parse() -> None:
+    raw = (b"Event: Newchannel\r\nChannel: A\r\nCallerIDNum: <unknown>\r\nAccountCode:\r\n"
+           b"ChanVariable: X=1\r\nChanVariable: Y=2\r\nExten: s")
+    ev = parse_frame(raw, 1.0)
+    assert isinstance(ev, AmiEvent)
+    assert ev.headers == {"Event": "Newchannel", "Channel": "A", "CallerIDNum": "<unknown>",
+                          "AccountCode": "", "ChanVariable": "X=1", "Exten": "s"}
+    dup = parse_frame(b"Event: Hangup\r\nChannel: A\r\nChannel: B\r\nCause: 16", 1.0)
+    assert isinstance(dup, AmiEvent) and dup.headers["Channel"] == "A"  # the first value wins
+    resp = parse_frame(b"Response: Follows\r\nActionID: 9\r\nOutput: a\r\nOutput: b")
+    assert isinstance(resp, AmiResponse) and resp.output == ("a", "b")
+    colon = parse_frame(b"Event: UserEvent\r\nData: a: b\r\nUserEvent: x", 1.0)
+    assert isinstance(colon, AmiEvent) and colon.headers["Data"] == "a: b"
