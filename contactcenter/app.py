@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = ["admin.plugin"]
+PLUGINS: list[str] = ["ivr.plugin", "admin.plugin"]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
 from .config import Settings
+from .ivr.engine import IvrEngine
+from .telephony.agi import FastAgiServer
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -19,3 +21,7 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
