@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import http
+from . import http, ivr_http
 
 
 def setup(app: web.Application) -> None:
     http.add_routes(app)
+    ivr_http.add_routes(app)
