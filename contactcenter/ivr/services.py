@@ -197,13 +197,15 @@ class IvrServices:
         phone = normalize_phone(caller_number)
         if phone is None:
             return []
+        # a caller ID may carry the country code the citizen record lacks (1 787... vs 787...)
+        variants = {phone, phone[-10:]} if len(phone) > 10 else {phone}
         async with self._sessions() as session:
             rows = (
                 await session.execute(
                     select(Case, ServiceType.code)
                     .join(ServiceType, ServiceType.id == Case.service_type_id)
                     .join(Citizen, Citizen.id == Case.citizen_id)
-                    .where(Citizen.phone == phone, Case.status != "closed")
+                    .where(Citizen.phone.in_(variants), Case.status != "closed")
                     .order_by(Case.created_at.desc(), Case.id.desc())
                     .limit(limit)
                 )

@@ -446,6 +446,10 @@ class FastAgiServer:
                 log.error("FastAGI: %d sessions in progress, refusing %s", self._max_sessions, peer)
                 return
             await self._session(reader, writer, peer)
+        except asyncio.CancelledError:
+            # close() cancels sessions in progress; ending the task normally keeps asyncio's
+            # stream-server callback (3.11) from logging the cancellation as an error
+            log.info("FastAGI: session with %s cancelled by shutdown", peer)
         finally:
             self._tasks.discard(task)
             writer.close()
