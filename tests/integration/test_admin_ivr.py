@@ -28,8 +28,16 @@ async def client(aiohttp_client: Any, migrated_url: str, seeded: Any) -> Any:
 
 
 async def add_version(sessions: Any, data: dict[str, Any], status: str = "active") -> int:
+    """Store a version (the seed made v1, the default menu, active); an active one replaces
+    the current active version as publishing does."""
     async with sessions() as db, db.begin():
-        top = max([v.version for v in (await db.execute(select(MenuVersion))).scalars()] or [0])
+        rows = list((await db.execute(select(MenuVersion))).scalars())
+        if status == "active":
+            for row in rows:
+                if row.status == "active":
+                    row.status = "archived"
+            await db.flush()
+        top = max([v.version for v in rows] or [0])
         db.add(MenuVersion(version=top + 1, status=status, data=data, created_by="test"))
     return top + 1
 
@@ -94,7 +102,7 @@ async def test_each_rule_is_listed_next_to_its_node(client: Any, seeded: Any) ->
 async def test_edit_fix_publish_and_the_invalid_never_goes_live(client: Any,
                                                                 seeded: Any) -> None:
     token = await login(client, "admin")
-    await add_version(seeded, default_menu())  # v1 active
+    assert await version_rows(seeded) == {1: "active"}  # the seed's default menu
     resp = await client.post("/admin/ivr/drafts", data={"_csrf": token}, allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/admin/ivr/versions/2"
     base = "/admin/ivr/versions/2/nodes/main/options"
@@ -209,8 +217,7 @@ async def test_rollback_is_one_click_and_audited(client: Any, seeded: Any) -> No
     first = default_menu()
     second = copy.deepcopy(first)
     second["nodes"][0]["options"][0]["queue"] = "potholes"
-    await add_version(seeded, first, status="archived")
-    await add_version(seeded, second, status="active")
+    await add_version(seeded, second, status="active")  # v1, the seeded `first`, archived
     resp = await client.post("/admin/ivr/versions/1/rollback", data={"_csrf": token},
                              allow_redirects=False)
     assert resp.status == 302
@@ -233,16 +240,15 @@ async def test_rollback_to_a_menu_that_no_longer_validates_is_refused(client: An
     old["nodes"][0]["options"][0]["queue"] = "closed-department"
     await add_version(seeded, old, status="archived")
     await add_version(seeded, default_menu(), status="active")
-    resp = await client.post("/admin/ivr/versions/1/rollback", data={"_csrf": token})
+    resp = await client.post("/admin/ivr/versions/2/rollback", data={"_csrf": token})
     assert resp.status == 400
     assert "closed-department" in unescape(await resp.text())
-    assert await version_rows(seeded) == {1: "archived", 2: "active"}
+    assert await version_rows(seeded) == {1: "archived", 2: "archived", 3: "active"}
 
 
 async def test_export_import_round_trip_and_garbage(client: Any, seeded: Any) -> None:
     token = await login(client, "admin")
-    data = default_menu()
-    await add_version(seeded, data)
+    data = default_menu()  # the seed's active v1
     resp = await client.get("/admin/ivr/export")
     assert resp.status == 200
     assert "ivr-menu-v1.json" in resp.headers["Content-Disposition"]
@@ -278,7 +284,6 @@ async def test_export_import_round_trip_and_garbage(client: Any, seeded: Any) ->
 
 async def test_announcement_form_validates_and_audits(client: Any, seeded: Any) -> None:
     token = await login(client, "admin")
-    await add_version(seeded, default_menu())
     resp = await client.post("/admin/ivr/announcements/new", data={
         "_csrf": token, "name": "Storm", "prompt_en": "311/en/storm", "prompt_es": "",
         "starts_at": "2026-11-23T08:00", "ends_at": "2026-11-23T07:00", "enabled": "on"})
@@ -312,7 +317,7 @@ async def test_editor_is_admin_only(client: Any, seeded: Any, role: str) -> None
     resp = await client.post(f"/admin/ivr/versions/{number}/publish", data={"_csrf": token},
                              headers=HTML)
     assert resp.status == 403
-    assert await version_rows(seeded) == {number: "draft"}
+    assert await version_rows(seeded) == {1: "active", number: "draft"}
 
 
 async def test_editor_posts_need_csrf(client: Any, seeded: Any) -> None:
@@ -322,4 +327,4 @@ async def test_editor_posts_need_csrf(client: Any, seeded: Any) -> None:
                  f"/admin/ivr/versions/{number}/nodes"):
         resp = await client.post(path, data={"_csrf": "forged", "id": "x"})
         assert resp.status == 403, path
-    assert await version_rows(seeded) == {number: "draft"}
+    assert await version_rows(seeded) == {1: "active", number: "draft"}
