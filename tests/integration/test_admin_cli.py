@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.store
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, migrated_url: str) -> Any:
+    for name in [k for k in os.environ if k.startswith("CC_")]:
+        monkeypatch.delenv(name)  # the suite's own CC_TEST_* switches are not settings
     monkeypatch.setenv("CC_DATABASE_URL", migrated_url)
 
     async def run(*argv: str) -> int:
