@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
 from contactcenter.cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from contactcenter.ivr.menu import default_menu
 from contactcenter.ivr.services import IvrServices, is_open
 from contactcenter.seed import seed_reference
 from tests.agi_fake import Caller
@@ -71,12 +72,21 @@ async def test_seed_makes_the_default_menu_active(seeded: async_sessionmaker[Asy
 
 @pytest.mark.store
 async def test_menu_cache_notices_a_new_version(seeded: async_sessionmaker[AsyncSession]) -> None:
-    services = IvrServices(seeded)
+    clock = [100.0]
+    services = IvrServices(seeded, monotonic=lambda: clock[0])
     first = await services.active_menu()
-    assert await services.active_menu() is first  # same version: parsed once
+    clock[0] += 1
+    assert await services.active_menu() is first  # checked again, same version: parsed once
     await activate(seeded, CAPTURE_MENU, version=2)
+    clock[0] += 0.1  # within the freshness window (0.2 s): calls share the last check
+    assert await services.active_menu() is first
+    clock[0] += 0.15
     second = await services.active_menu()
     assert second is not None and second.version == 2 and second.menu.name == "capture"
+    await activate(seeded, default_menu(), version=3)
+    strict = IvrServices(seeded, menu_freshness=0)
+    third = await strict.active_menu()
+    assert third is not None and third.version == 3
 
 
 @pytest.mark.store
@@ -86,7 +96,8 @@ async def test_publish_during_a_session(seeded: async_sessionmaker[AsyncSession]
     v3 = copy.deepcopy(CAPTURE_MENU)
     v3["nodes"][0]["options"][0] = {"digit": "1", "action": "queue", "queue": "potholes",
                                     "service": "pothole"}
-    services = IvrServices(seeded)
+    clock = [100.0]
+    services = IvrServices(seeded, monotonic=lambda: clock[0])
     recorder = Recorder()
     async with running_ivr(services, recorder) as server:
         second = Caller(inputs=["1"])
@@ -94,6 +105,7 @@ async def test_publish_during_a_session(seeded: async_sessionmaker[AsyncSession]
         async def publish_midway(index: int, cmd: str) -> None:
             if cmd.startswith("GET DATA hello-world"):
                 await activate(seeded, v3, version=3)
+                clock[0] += 0.3  # the next call comes after the freshness window
                 await second.call(server.port)
 
         first = Caller(inputs=["1"], on_command=publish_midway)
