@@ -131,6 +131,8 @@ class IvrServices:
         with the default 0.2 s a publish reaches every call that starts 0.2 s after it.
         """
         arrived = self._monotonic()
+        if self._menu_checked_at >= arrived - self._menu_freshness:
+            return self._menu  # fresh enough: no waiting behind a check in flight
         async with self._menu_lock:
             if self._menu_checked_at >= arrived - self._menu_freshness:
                 return self._menu
@@ -166,8 +168,15 @@ class IvrServices:
     def _stale(self, loaded_at: float) -> bool:
         return self._monotonic() - loaded_at > self._cache_seconds
 
+    def _must_refresh(self, loaded_at: float) -> bool:
+        """Stale and nobody is refreshing yet: once loaded, callers keep using the previous
+        value (seconds old) while one of them reloads it, instead of all waiting."""
+        if not self._stale(loaded_at):
+            return False
+        return not (self._cache_lock.locked() and loaded_at > -1e9)
+
     async def announcement(self, at: datetime) -> Prompt | None:
-        if self._stale(self._announcements_at):
+        if self._must_refresh(self._announcements_at):
             async with self._cache_lock:
                 if self._stale(self._announcements_at):  # else refreshed while we waited
                     async with self._sessions() as session:
@@ -186,7 +195,7 @@ class IvrServices:
         return None
 
     async def queue_open(self, queue: str, at: datetime) -> bool:
-        if self._stale(self._queues_at):
+        if self._must_refresh(self._queues_at):
             async with self._cache_lock:
                 if self._stale(self._queues_at):
                     async with self._sessions() as session:
