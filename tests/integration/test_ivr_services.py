@@ -53,12 +53,6 @@ def test_holidays_empty_hours_and_malformed_settings() -> None:
 
 # --- the store ---------------------------------------------------------------------------------
 
-@pytest.fixture
-async def seeded(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    await seed_reference(sessions)
-    return sessions
-
-
 @pytest.mark.store
 async def test_seed_makes_the_default_menu_active(seeded: async_sessionmaker[AsyncSession]) -> None:
     services = IvrServices(seeded)
