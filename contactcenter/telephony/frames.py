@@ -140,6 +140,12 @@ class FrameReader:
         start = 0
         now = self.clock()
         find = buf.find
+        at = buf.startswith
+        noise = () if self.keep_noise else NOISE_EVENTS
+        max_frame = self.max_frame
+        append = out.append
+        # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
+        # set look-up, before any decoding; `_frame` is the same logic, kept for readability.
         while True:
             end = find(EOF_MARK, start)
             if end < 0:
@@ -147,9 +153,25 @@ class FrameReader:
             if self._skipping:
                 self._skipping = False
             else:
-                frame = self._frame(buf, start, end, now)
-                if frame is not None:
-                    out.append(frame)
+                while at(b"\r\n", start) and start < end:
+                    start += 2
+                if start < end:
+                    if end - start > max_frame:
+                        self.errors += 1
+                    else:
+                        if noise and at(b"Event: ", start):
+                            nl = find(b"\r\n", start, end)
+                            name = buf[start + 7 : end if nl < 0 else nl]
+                            if name in noise and (
+                                name != b"VarSet" or not _wanted_varset(buf, start, end)
+                            ):
+                                self.dropped += 1
+                                start = end + 4
+                                continue
+                        self.frames += 1
+                        frame = parse_frame(buf[start:end], now, self)
+                        if frame is not None:
+                            append(frame)
             start = end + 4
         rest = buf[start:]
         if len(rest) > self.max_frame:
@@ -181,13 +203,30 @@ class FrameReader:
         return parse_frame(buf[start:end], now, self)
 
 
+_IVR_VARIABLE_NAMES = frozenset(v.encode() for v in IVR_VARIABLES)
+
+
 def _wanted_varset(buf: bytes, start: int, end: int) -> bool:
-    chunk = buf[start : end + 2]
-    return any(marker in chunk for marker in _VARSET_KEEP)
+    """A VarSet of one of the IVR's variables (one `find`, no copy of the frame)."""
+    i = buf.find(b"\r\nVariable: ", start, end)
+    if i < 0:
+        return False
+    j = buf.find(b"\r\n", i + 12, end)
+    return buf[i + 12 : end if j < 0 else j] in _IVR_VARIABLE_NAMES
 
 
 def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None) -> Frame | None:
     text = raw.decode("utf-8", "replace")
+    if raw.startswith(b"Event: "):
+        # Fast path: every line is "Key: Value". Built from the last line to the first so
+        # the first value of a repeated key wins, as below. Any odd line: the careful path.
+        try:
+            fast: dict[str, str] = dict([line.split(": ", 1) for line in reversed(
+                text.split("\r\n"))])  # type: ignore[misc]
+        except ValueError:
+            pass
+        else:
+            return AmiEvent(fast["Event"], fast, now)
     headers: dict[str, str] = {}
     output: list[str] = []
     for line in text.split("\r\n"):
