@@ -142,6 +142,8 @@ class AmiClient:
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
         self.reader = FrameReader(keep_noise=keep_noise)
+        self._old_errors = 0  # frame errors of earlier connections
+        self._failures = 0  # connection attempts failed in a row
         self._protocol: AmiProtocol | None = None
         self._pending: dict[str, _Pending] = {}
         self._lost: asyncio.Future[None] | None = None
@@ -199,12 +201,16 @@ class AmiClient:
             try:
                 if await self._session():
                     attempt = 0  # it was up: start the backoff again from the bottom
+                    self._failures = 0
             except asyncio.CancelledError:
                 raise
             except (OSError, PbxError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("AMI %s (%s:%s): %s", self.name, self.host, self.port,
-                            self.last_error)
+                self._failures += 1
+                # Loud on the first failure, then once a minute or so: an outage is one story.
+                level = logging.WARNING if self._failures % 20 == 1 else logging.DEBUG
+                log.log(level, "AMI %s (%s:%s): %s (attempt %d)", self.name, self.host,
+                        self.port, self.last_error, self._failures)
             finally:
                 self._drop_connection(self.last_error or "connection closed")
             if self._closing:
@@ -217,6 +223,7 @@ class AmiClient:
     async def _session(self) -> bool:
         """One connection, from connect to loss. True when it got as far as ready."""
         loop = asyncio.get_running_loop()
+        self._old_errors += self.reader.errors
         self.reader = FrameReader(keep_noise=self.keep_noise)
         self._booted.clear()
         self._lost = loop.create_future()
@@ -473,7 +480,7 @@ class AmiClient:
             "connects": self.connects,
             "disconnects": self.disconnects,
             "events": self.events_in,
-            "frame_errors": self.reader.errors,
+            "frame_errors": self._old_errors + self.reader.errors,
             "last_event_lag_s": None if self.last_event_lag is None
             else round(self.last_event_lag, 3),
             "pending_actions": len(self._pending),

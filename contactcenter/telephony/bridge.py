@@ -33,20 +33,9 @@ from .members import MemberTracker
 
 log = logging.getLogger(__name__)
 
-# Events that (also) feed the member tracker.
+# Events that feed the member tracker (presence); every event feeds the call tracker.
 MEMBER_EVENTS = frozenset(
-    {
-        "QueueMemberAdded",
-        "QueueMemberRemoved",
-        "QueueMemberPause",
-        "QueueMemberStatus",
-        "QueueMemberPenalty",
-        "QueueMemberRinginuse",
-        "AgentCalled",
-        "AgentConnect",
-        "AgentComplete",
-        "AgentRingNoAnswer",
-    }
+    {"QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause", "QueueMemberRemoved"}
 )
 
 HIGH_WATER = 20_000
