@@ -121,7 +121,7 @@ class AmiClient:
         connect_timeout: float = 5.0,
         boot_timeout: float = 5.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 10.0,
         ping_interval: float = 20.0,
         action_id_prefix: str | None = None,
         keep_noise: bool = False,
