@@ -186,3 +186,32 @@ async def test_a_slow_database_spills_to_disk_and_keeps_order(
     await writer.flushed()
     await writer.close()
     assert [c.linkedid for c in await rows(sessions)] == [f"1795406102.{n}" for n in range(20)]
+
+
+async def test_a_write_that_fails_mid_spill_keeps_order(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """The database drops during a write while newer calls overflow to the spool: the failed
+    batch goes before them, and everything is stored once, in order."""
+
+    class Flaky(CallWriter):
+        calls = 0
+
+        async def _write_batch(self, records: list[CallRecord]) -> None:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                await asyncio.sleep(0.2)
+                raise ConnectionRefusedError("database went away")
+            await super()._write_batch(records)
+
+    writer = Flaky(sessions, tmp_path / "spool", max_pending=3, retry_initial=0.05)
+    await writer.start()
+    writer.submit(rec(0))
+    await asyncio.sleep(0.05)  # rec 0 is in flight now
+    for n in range(1, 6):
+        writer.submit(rec(n))
+    assert writer.spilled == 4
+    await until(lambda: writer.health()["spool_depth"] == 0 and writer.db_ok, 10)
+    await writer.flushed()
+    await writer.close()
+    assert [c.linkedid for c in await rows(sessions)] == [f"1795406102.{n}" for n in range(6)]
