@@ -32,7 +32,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +125,7 @@ class AmiClient:
         ping_interval: float = 20.0,
         action_id_prefix: str | None = None,
         keep_noise: bool = False,
+        keep_events: Collection[str] | None = None,
     ) -> None:
         if auth not in ("md5", "plain"):
             raise ValueError(f"auth must be 'md5' or 'plain', not {auth!r}")
@@ -139,9 +140,12 @@ class AmiClient:
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.ping_interval = ping_interval
         self.keep_noise = keep_noise
+        # Events the owner reads; the rest are dropped before a dict is built. While a list
+        # action (QueueStatus...) is waiting, every event is kept so its items get through.
+        self._keep = frozenset(e.encode() for e in keep_events) if keep_events else None
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
-        self.reader = FrameReader(keep_noise=keep_noise)
+        self.reader = FrameReader(keep_noise=keep_noise, keep_events=self._keep)
         self._old_errors = 0  # frame errors of earlier connections
         self._failures = 0  # connection attempts failed in a row
         self._protocol: AmiProtocol | None = None
@@ -224,7 +228,7 @@ class AmiClient:
         """One connection, from connect to loss. True when it got as far as ready."""
         loop = asyncio.get_running_loop()
         self._old_errors += self.reader.errors
-        self.reader = FrameReader(keep_noise=self.keep_noise)
+        self.reader = FrameReader(keep_noise=self.keep_noise, keep_events=self._keep)
         self._booted.clear()
         self._lost = loop.create_future()
         self._greeted = loop.create_future()
@@ -416,7 +420,10 @@ class AmiClient:
         fut: asyncio.Future[tuple[AmiResponse, list[AmiEvent]]] = (
             asyncio.get_running_loop().create_future()
         )
-        self._pending[aid] = _Pending(name, fut, name.lower() in LIST_ACTIONS)
+        is_list = name.lower() in LIST_ACTIONS
+        self._pending[aid] = _Pending(name, fut, is_list)
+        if is_list:
+            self.reader.keep_events = None
         protocol.write(encode_action(name, {"ActionID": aid, **headers}))
         try:
             async with asyncio.timeout(timeout):
@@ -426,6 +433,8 @@ class AmiClient:
             raise PbxError(f"{name}: no reply from AMI {self.name} within {shown:g}s") from None
         finally:
             self._pending.pop(aid, None)
+            if is_list and not any(p.is_list for p in self._pending.values()):
+                self.reader.keep_events = self._keep
 
     async def send(
         self, name: str, headers: Mapping[str, str | list[str]] | None = None, *,

@@ -111,6 +111,9 @@ class FrameReader:
     """Feed bytes as they arrive; get complete frames back, in order."""
 
     keep_noise: bool = False  # True for tools that need every event (fidelity tests)
+    # When set, the only events kept (a whitelist, e.g. what the trackers read); None: every
+    # event but NOISE_EVENTS. IVR VarSets are kept either way when "VarSet" is wanted.
+    keep_events: frozenset[bytes] | None = None
     max_frame: int = MAX_FRAME
     clock: Callable[[], float] = time.time
     greeting: str | None = None
@@ -141,7 +144,8 @@ class FrameReader:
         now = self.clock()
         find = buf.find
         at = buf.startswith
-        noise = () if self.keep_noise else NOISE_EVENTS
+        filtering = not self.keep_noise
+        keep = self.keep_events
         max_frame = self.max_frame
         append = out.append
         # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
@@ -159,12 +163,17 @@ class FrameReader:
                     if end - start > max_frame:
                         self.errors += 1
                     else:
-                        if noise and at(b"Event: ", start):
+                        if filtering and at(b"Event: ", start):
                             nl = find(b"\r\n", start, end)
                             name = buf[start + 7 : end if nl < 0 else nl]
-                            if name in noise and (
-                                name != b"VarSet" or not _wanted_varset(buf, start, end)
-                            ):
+                            if name == b"VarSet":
+                                drop = (keep is not None and name not in keep) or (
+                                    not _wanted_varset(buf, start, end))
+                            elif keep is not None:
+                                drop = name not in keep
+                            else:
+                                drop = name in NOISE_EVENTS
+                            if drop:
                                 self.dropped += 1
                                 start = end + 4
                                 continue
