@@ -227,15 +227,16 @@ def _wanted_varset(buf: bytes, start: int, end: int) -> bool:
 def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None) -> Frame | None:
     text = raw.decode("utf-8", "replace")
     if raw.startswith(b"Event: "):
-        # Fast path: every line is "Key: Value". Built from the last line to the first so
-        # the first value of a repeated key wins, as below. Any odd line: the careful path.
+        # Fast path: every line is "Key: Value" and no key repeats. Anything else (a line
+        # without ": ", a repeated key whose first value must win): the careful path below.
+        pairs = [line.split(": ", 1) for line in text.split("\r\n")]
         try:
-            fast: dict[str, str] = dict([line.split(": ", 1) for line in reversed(
-                text.split("\r\n"))])  # type: ignore[misc]
+            fast: dict[str, str] = dict(pairs)  # type: ignore[arg-type]
         except ValueError:
             pass
         else:
-            return AmiEvent(fast["Event"], fast, now)
+            if len(fast) == len(pairs):
+                return AmiEvent(fast["Event"], fast, now)
     headers: dict[str, str] = {}
     output: list[str] = []
     for line in text.split("\r\n"):
