@@ -99,6 +99,7 @@ class _Call:
     __slots__ = (
         "abandon_position",
         "abandoned",
+        "adopted",
         "agent",
         "agent_interface",
         "announced",
@@ -139,6 +140,7 @@ class _Call:
         self.ended = started
         self.first_uid = first_uid
         self.partial = partial
+        self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
         self.channels: set[str] = set()
         self.touched = 0  # the tracker's `seq` when an event last reached this call
         self.opened = 0  # the tracker's `seq` when the call was first seen
@@ -261,10 +263,12 @@ class CallTracker:
             since = self._link_seq
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
+        seen: set[str] = set()
         for ch in channels:
             uid = _uid_of(ch)
-            if not uid:
-                continue
+            if not uid or uid in seen:
+                continue  # a channel belongs to one call: the first listing wins
+            seen.add(uid)
             lid = self._uid.get(uid) or ch.get("Linkedid") or uid
             live.setdefault(lid, []).append(ch)
         for lid in [lid for lid in self._calls if lid not in live]:
@@ -301,7 +305,7 @@ class CallTracker:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _lookup(self, event: AmiEvent, out: list[Event], adopt: bool = True) -> _Call | None:
+    def _lookup(self, event: AmiEvent, out: list[Event]) -> _Call | None:
         """The open call of this event's channel; adopts an unknown call seen mid-way."""
         uid = event.get("Uniqueid")
         lid = (self._uid.get(uid) if uid else None) or event.get("Linkedid") or uid
@@ -314,9 +318,10 @@ class CallTracker:
                 call.channels.add(uid)
                 self._uid[uid] = lid
             return call
-        if lid in self._closed or not adopt or not uid:
-            if lid in self._closed:
-                self.ignored += 1
+        if lid in self._closed:
+            self.ignored += 1
+            return None
+        if not uid:
             return None
         # A call already under way when we started listening: follow it, flagged partial.
         return self._open(lid, event.timestamp, uid, partial=True)
@@ -388,10 +393,13 @@ class CallTracker:
             outcome = "ivr_self_served"
         else:
             outcome = "ivr_hangup"
-        if call.joined_at is not None:
-            ivr = call.joined_at - call.started
+        ivr: float | None
+        if call.adopted:
+            ivr = None
+        elif call.joined_at is not None:
+            ivr = max(call.joined_at - call.started, 0.0)
         else:
-            ivr = end - call.started
+            ivr = max(end - call.started, 0.0)
         hold_total = call.hold_total
         if call.hold_since is not None:
             hold_total += end - call.hold_since
@@ -409,7 +417,7 @@ class CallTracker:
             language=call.language,
             agent=call.agent,
             agent_interface=call.agent_interface,
-            ivr_seconds=max(ivr, 0.0),
+            ivr_seconds=ivr,
             wait_seconds=wait,
             ring_seconds=call.ring,
             talk_seconds=talk,
@@ -449,8 +457,8 @@ class CallTracker:
     def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
         uid = event.get("Uniqueid")
         lid = event.get("Linkedid") or uid
-        if not uid or not lid:
-            return
+        if not uid or not lid or uid in self._uid:
+            return  # malformed, or a duplicate of a channel we follow
         if lid in self._closed:
             self.ignored += 1
             return
@@ -463,17 +471,18 @@ class CallTracker:
             if call.caller_number is not None:
                 self._announce(call, out)
             return
+        # An operator's channel: its caller ID may be the operator's own, never the citizen's.
         call.touched = self.seq
         call.channels.add(uid)
         self._uid[uid] = lid
-        self._caller_id(call, event, authoritative=False)
 
     def _newcallerid(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
         if call is None:
             return
-        self._caller_id(call, event, authoritative=event.get("Uniqueid") == call.first_uid)
-        self._announce(call, out)
+        if event.get("Uniqueid") == call.first_uid:
+            self._caller_id(call, event, authoritative=True)
+            self._announce(call, out)
 
     def _varset(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)

@@ -650,3 +650,77 @@ def test_link_mark_protects_only_the_first_resync() -> None:
     assert tracker.resync([], at=T0 + 5) == []  # the reconnect snapshot: spared
     rec = one(tracker.resync([], at=T0 + 50))  # later: nothing is up any more
     assert rec.partial and rec.ended_at == datetime.fromtimestamp(T0 + 50, UTC)
+
+
+# --- any order, any garbage: no crash, no call recorded twice, nothing left behind ----------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["Newchannel", "NewCallerid", "VarSet", "QueueCallerJoin", "QueueCallerLeave",
+          "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
+          "AgentComplete", "Hold", "Unhold", "BlindTransfer", "AttendedTransfer", "Hangup",
+          "FullyBooted", "QueueMemberStatus"]
+_VALUES = st.sampled_from(["", "1", "x", "-3", "4000", "<unknown>", "sanitation", "1.5"])
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> AmiEvent:
+    name = draw(st.sampled_from(_NAMES))
+    lid = f"9.{draw(st.integers(0, 3))}"
+    uid = f"9.{draw(st.integers(0, 6))}"
+    headers = {"Event": name, "Uniqueid": uid, "Linkedid": lid,
+               "Timestamp": f"{draw(st.floats(0, 1e6, allow_nan=False)):.6f}"}
+    for key in draw(st.lists(st.sampled_from(
+            ["HoldTime", "RingTime", "TalkTime", "Position", "Queue", "Variable", "Value",
+             "Interface", "MemberName", "CallerIDNum", "Duration", "Result",
+             "TransfereeUniqueid", "TransfereeLinkedid"]), max_size=6)):
+        headers[key] = draw(_VALUES)
+    if draw(st.booleans()):
+        headers.pop(draw(st.sampled_from(["Uniqueid", "Linkedid", "Timestamp"])))
+    return AmiEvent(name, headers, 1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_events(), max_size=60), st.lists(_events(), max_size=4))
+def test_random_streams_never_crash_nor_record_twice(
+    stream: list[AmiEvent], snapshot: list[AmiEvent]
+) -> None:
+    tracker = CallTracker()
+    out = run(tracker, stream)
+    tracker.on_disconnect(2.0)
+    out += tracker.resync(snapshot, at=3.0)
+    # hang up whatever is still live: every call must then be closed
+    for uid, lid in list(tracker._uid.items()):
+        out += tracker.feed(AmiEvent("Hangup", {"Uniqueid": uid, "Linkedid": lid}, 4.0))
+    assert tracker.idle
+    ended = [r.linkedid for r in records(out)]
+    assert len(ended) == len(set(ended))
+    for rec in records(out):
+        assert rec.outcome in ("answered", "abandoned", "short_abandoned", "ivr_self_served",
+                               "ivr_hangup", "timed_out", "transferred")
+        record_to_json(rec)
+
+
+def test_adopted_call_has_no_ivr_figure() -> None:
+    tracker = CallTracker()
+    tracker.resync([core_show_channel(CIT, app="Queue", data="potholes")], at=T0)
+    rec = one(run(tracker, [hangup(T0 + 3, CIT)]))
+    assert rec.partial and rec.ivr_seconds is None and rec.outcome == "abandoned"
+
+
+def test_withheld_number_is_not_taken_from_an_operator_channel() -> None:
+    anon = {**CIT, "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>"}
+    a1 = {**agent(1), "CallerIDNum": "1001", "CallerIDName": "Agent 1"}
+    tracker = CallTracker()
+    out = run(tracker, [
+        ev("Newchannel", T0, **anon),
+        ev("QueueCallerJoin", T0 + 4, **anon, Queue="sanitation", Position="1", Count="1"),
+        ev("Newchannel", T0 + 4, **a1), ev("NewCallerid", T0 + 4, **a1),
+        ev("AgentCalled", T0 + 4, **anon, **member(1), DestUniqueid=a1["Uniqueid"]),
+        hangup(T0 + 5, a1), hangup(T0 + 6, anon),
+    ])
+    rec = one(out)
+    assert rec.caller_number is None and rec.caller_name is None
+    (ringing,) = [e for e in out if isinstance(e, AgentRinging)]
+    assert ringing.caller_number is None
