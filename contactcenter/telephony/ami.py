@@ -248,6 +248,8 @@ class AmiClient:
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             booted.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await booted
         if self._lost.done():
             return False
         if not self._booted.is_set():
