@@ -215,6 +215,9 @@ class AmiClient:
                 level = logging.WARNING if self._failures % 20 == 1 else logging.DEBUG
                 log.log(level, "AMI %s (%s:%s): %s (attempt %d)", self.name, self.host,
                         self.port, self.last_error, self._failures)
+            except Exception as exc:  # a bug: say so loudly, but keep the link coming back
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("AMI %s: unexpected failure; reconnecting", self.name)
             finally:
                 self._drop_connection(self.last_error or "connection closed")
             if self._closing:
@@ -269,6 +272,8 @@ class AmiClient:
                         raise  # we ourselves are being cancelled
                 except (PbxError, OSError) as exc:
                     log.error("AMI %s: resync failed: %s", self.name, exc)
+                except Exception:  # a bug in a tracker must not take the link down
+                    log.exception("AMI %s: resync failed", self.name)
             if self._lost.done():
                 return False
         self.ready.set()
