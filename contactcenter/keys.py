@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .bus import BaseBus
 from .config import Settings
 from .events import Pbx
+from .ivr.engine import IvrEngine
+from .telephony.agi import FastAgiServer
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -23,3 +25,6 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)
+# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
