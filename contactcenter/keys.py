@@ -19,3 +19,11 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
+from .cases.email_intake import EmailIntake  # noqa: E402
+from .cases.store import ApiKeys, CaseStore  # noqa: E402
+
+CASE_STORE = web.AppKey("case_store", CaseStore)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
