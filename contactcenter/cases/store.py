@@ -375,11 +375,12 @@ class CaseStore:
         """The screen pop: a caller's open cases from every channel (matched, never created)."""
         async with self.sessions() as session:
             citizen = await match_citizen(session, phone=phone, email=email, create=False)
+            citizen_id = citizen.id if citizen is not None else None
             # match_citizen may fill in a missing field; this read never writes
             await session.rollback()
-        if citizen is None:
+        if citizen_id is None:
             return []
-        return await self.citizen_open_cases(citizen.id)
+        return await self.citizen_open_cases(citizen_id)
 
     async def recent(self, limit: int = 20) -> list[CaseView]:
         async with self.sessions() as session:
