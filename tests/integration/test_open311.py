@@ -570,9 +570,14 @@ async def test_posting_many_requests_at_once_gives_unique_numbers(
 def test_cli_apikey_create_list_revoke(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import os
+
     from contactcenter.cli import main
 
     db.upgrade(db_url)
+    for name in list(os.environ):  # the test runner's own CC_TEST_* are not settings
+        if name.startswith("CC_"):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("CC_DATABASE_URL", db_url)
     assert main(["apikey", "create", "city app"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
