@@ -146,6 +146,9 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         mail_options: list[str],
     ) -> str:
+        if address.strip() in ("", "<>"):
+            # a bounce or auto-reply: it is not a citizen's request and has no one to confirm to
+            return "553 5.1.7 a sender address is required"
         if normalize_email(address) is None:
             return "553 5.1.7 the sender address is not valid"
         envelope.mail_from = address
