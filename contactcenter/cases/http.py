@@ -1,9 +1,9 @@
 """HTTP handlers of the case store: Open311 GeoReport v2, the public status page, API keys.
 
 Open311 answers every failure with the spec's error array (400, 403 or 404) in the format the URL
-asked for; nothing a client sends can produce a 500. Access markers come from `web/auth.py`: the
-Open311 API and the status page are public (the API checks its own api_key), the API-key page is
-for admins only.
+asked for; nothing a client sends can produce a 500. Access rules (`web/auth.py`): the Open311 API
+and the status page are public (the API checks its own api_key and needs no CSRF token), the
+API-key page is for admins only.
 """
 
 from __future__ import annotations
@@ -18,36 +18,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..keys import API_KEYS, CASE_STORE, SETTINGS
+from ..web.auth import csrf_exempt, current_user, public, require_role
 from . import open311 as o3
 from .store import CaseError, CaseNotFound, is_case_number
 
 log = logging.getLogger(__name__)
-
-try:  # the lead's accounts module; until it lands, admin pages refuse everyone
-    from ..web.auth import csrf_exempt, current_user, public, require_role
-except ImportError:  # pragma: no cover - depends on merge order
-    def public(handler: Any) -> Any:
-        handler.__cc_roles__ = None
-        return handler
-
-    def csrf_exempt(handler: Any) -> Any:
-        handler.__cc_csrf_exempt__ = True
-        return handler
-
-    def require_role(*roles: str, api_key: bool = False) -> Callable[[Any], Any]:
-        def mark(handler: Any) -> Any:
-            @functools.wraps(handler)
-            async def refuse(request: web.Request) -> web.StreamResponse:
-                raise web.HTTPForbidden(text="sign-in is not available yet")
-
-            refuse.__cc_roles__ = frozenset(roles)  # type: ignore[attr-defined]
-            return refuse
-
-        return mark
-
-    def current_user(request: web.Request) -> Any:
-        return None
-
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/open311/v2"

@@ -602,3 +602,61 @@ def test_cli_apikey_create_list_revoke(
     assert main(["apikey", "revoke", "1"]) == 1
     assert main(["apikey", "revoke", "42"]) == 1
     assert "no API key 42" in capsys.readouterr().out
+
+
+# --- API keys in the admin web page -------------------------------------------------------------
+
+
+async def test_admin_manages_api_keys_in_the_web_page(
+    aiohttp_client: ClientFactory, migrated_url: str, seeded: Any
+) -> None:
+    import re
+
+    from tests.conftest import app_settings, login
+
+    client = await aiohttp_client(create_app(app_settings(migrated_url)))
+    resp = await client.get("/admin/apikeys", headers={"Accept": "text/html"},
+                            allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"].startswith("/login")
+    assert (await client.post("/admin/apikeys", data={"name": "x"})).status in (401, 403)
+
+    await login(client, "operator")
+    resp = await client.get("/admin/apikeys", headers={"Accept": "text/html"})
+    assert resp.status == 403
+    await client.post("/logout", data={"_csrf": await _csrf(client)})
+
+    token = await login(client, "admin")
+    page = await (await client.get("/admin/apikeys")).text()
+    assert "No keys yet" in page
+    # without the CSRF token nothing is created
+    assert (await client.post("/admin/apikeys", data={"name": "app"})).status == 403
+    resp = await client.post("/admin/apikeys", data={"name": "City <app>", "_csrf": token})
+    page = await resp.text()
+    assert resp.status == 200, page
+    key = re.search(r'<pre id="new-key">([^<]+)</pre>', page).group(1)  # type: ignore[union-attr]
+    assert "City &lt;app&gt;" in page and "shown only once" in page
+    (created,) = await post(client, good(key))
+    assert created["service_request_id"]
+    listing = await (await client.get("/admin/apikeys")).text()
+    assert key not in listing and key[:10] in listing and "active" in listing
+    key_id = re.search(r'action="/admin/apikeys/(\d+)/revoke"', listing).group(1)  # type: ignore[union-attr]
+    resp = await client.post(f"/admin/apikeys/{key_id}/revoke", data={"_csrf": token})
+    assert resp.status == 200 and "revoked" in await resp.text()
+    assert_errors_json(await post(client, good(key), status=403), 403, "Invalid api_key")
+    resp = await client.post(f"/admin/apikeys/{key_id}/revoke", data={"_csrf": token})
+    assert resp.status == 400 and "already revoked" in await resp.text()
+    resp = await client.post("/admin/apikeys/999/revoke", data={"_csrf": token})
+    assert resp.status == 404
+    resp = await client.post("/admin/apikeys", data={"name": " ", "_csrf": token})
+    assert resp.status == 400
+    async with client.app[SESSIONS]() as s:
+        actions = (await s.execute(select(AuditLog.action, AuditLog.actor).where(
+            AuditLog.entity == "api_key"))).all()
+    assert set(actions) == {("apikey.created", "admin"), ("apikey.revoked", "admin")}
+
+
+async def _csrf(client: TestClient) -> str:
+    import re
+
+    page = await (await client.get("/", headers={"Accept": "text/html"})).text()
+    return re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
