@@ -218,8 +218,9 @@ async def status_page(request: web.Request) -> web.StreamResponse:
         "record": record,
         "status_label": {"open": "Open", "acknowledged": "Acknowledged",
                          "in_progress": "In progress", "closed": "Closed"}[view.status],
+        "when": lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "",
         "notes": [
-            {"at": o3.w3(n.created_at),
+            {"at": o3.w3(n.created_at), "shown": n.created_at.strftime("%Y-%m-%d %H:%M UTC"),
              "body": o3.mask_contacts(n.body, (view.citizen_email, view.citizen_phone))}
             for n in view.public_notes
         ],

@@ -268,3 +268,16 @@ async def test_intake_off_when_port_is_zero(
     client = await aiohttp_client(create_app(settings))
     assert EMAIL_INTAKE not in client.app
     assert "email_intake" not in (await (await client.get("/health")).json())["parts"]
+
+
+async def test_without_a_from_header_the_envelope_sender_is_the_citizen(
+    client: TestClient, relay: Relay
+) -> None:
+    raw = b"Subject: [streetlight-out] dark corner\r\n\r\nThe lamp at the corner is out.\r\n"
+    code, reply = await send(client.app[EMAIL_INTAKE].port, raw, sender="Dee@Example.org")
+    assert code == 250, reply
+    case = await client.app[CASE_STORE].by_number(reply.decode().split("case ", 1)[1].strip())
+    assert case is not None and case.service_code == "streetlight-out"
+    assert case.citizen_email == "dee@example.org"
+    await until(lambda: relay.messages, timeout=10)
+    assert relay.messages[0][1] == ["dee@example.org"]
