@@ -391,6 +391,20 @@ class CaseStore:
             )).scalars().all()
             return await _views(session, ids)
 
+    async def sla_watch(self, limit: int = 200) -> list[tuple[CaseView, str]]:
+        """Open cases that are overdue or at risk, soonest due first, with their SLA state."""
+        now = self.clock()
+        async with self.sessions() as session:
+            ids = (await session.execute(
+                select(Case.id)
+                .where(Case.status != "closed", Case.sla_due_at.is_not(None))
+                .order_by(Case.sla_due_at, Case.id)
+                .limit(limit * 4)
+            )).scalars().all()
+            views = await _views(session, ids)
+        out = [(v, v.sla(now)) for v in views]
+        return [(v, state) for v, state in out if state in ("overdue", "at_risk")][:limit]
+
     async def search(
         self,
         *,

@@ -318,3 +318,19 @@ async def test_two_operators_changing_a_case_at_once_cannot_both_win(
     finally:
         for e in engines:
             await e.dispose()
+
+
+async def test_sla_watch_lists_overdue_and_at_risk_cases(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = Clock(T0)
+    store = CaseStore(seeded, None, clock=clock)
+    pickup = await store.open_case(NewCase(service_code="missed-pickup"), actor="op")  # 48 h
+    pothole = await store.open_case(NewCase(service_code="pothole"), actor="op")  # 72 h
+    bulk = await store.open_case(NewCase(service_code="bulk-item"), actor="op")  # 120 h
+    done = await store.open_case(NewCase(service_code="missed-pickup"), actor="op")
+    await store.close(done.number, actor="op", reason="done")
+    clock.now = T0 + timedelta(hours=60)  # pickup overdue; pothole 12/72 h left (< 25%)
+    watch = [(v.number, state) for v, state in await store.sla_watch()]
+    assert watch == [(pickup.number, "overdue"), (pothole.number, "at_risk")]
+    assert bulk.number not in dict(watch)
