@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.citizens import match_citizen, normalize_phone
-from ..cases.models import (
-    Announcement,
-    Case,
-    CaseSequence,
-    Citizen,
-    MenuVersion,
-    Queue,
-    ServiceType,
-)
+from ..bus import BaseBus
+from ..cases.citizens import normalize_phone
+from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from ..cases.store import CaseStore, NewCase
 from .menu import Menu, Prompt, load_menu
 
 log = logging.getLogger(__name__)
@@ -102,12 +94,14 @@ class IvrServices:
         sessions: async_sessionmaker[AsyncSession],
         *,
         general_queue: str = "general-311",
+        bus: BaseBus | None = None,
         cache_seconds: float = 2.0,
         menu_freshness: float = 0.2,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
         self._general_queue = general_queue
+        self._bus = bus  # for CaseChanged when a caller leaves a request
         self._cache_seconds = cache_seconds
         self._menu_freshness = menu_freshness
         self._monotonic = monotonic
@@ -261,60 +255,40 @@ class IvrServices:
         service: str | None,
         at: datetime,
     ) -> CaseInfo:
-        """A minimal phone case (channel `phone`) so someone calls the citizen back."""
-        for attempt in (1, 2):
-            try:
-                return await self._create_case(caller_number, caller_name, queue, service, at)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                log.warning("case number race; retrying once")
-        raise AssertionError("unreachable")
-
-    async def _create_case(
-        self, caller_number: str | None, caller_name: str | None, queue: str,
-        service: str | None, at: datetime,
-    ) -> CaseInfo:
-        async with self._sessions() as session, session.begin():
-            query = select(ServiceType).where(ServiceType.active.is_(True))
-            if service:
-                query = query.where(ServiceType.code == service)
-            else:
-                query = query.join(Queue, Queue.id == ServiceType.queue_id).where(
-                    or_(Queue.name == queue, ServiceType.code == "general-inquiry")
-                ).order_by((ServiceType.code == "general-inquiry").asc(), ServiceType.id)
-            stype = (await session.execute(query.limit(1))).scalar_one_or_none()
-            if stype is None:
-                raise LookupError(f"no active service type for {service or queue!r}")
-            first, _, last = (caller_name or "").partition(" ")
-            citizen = await match_citizen(session, phone=caller_number,
-                                          first_name=first or None, last_name=last or None)
-            seq = (
-                await session.execute(
-                    select(CaseSequence).where(CaseSequence.year == at.year).with_for_update()
-                )
-            ).scalar_one_or_none()
-            if seq is None:
-                seq = CaseSequence(year=at.year, last=0)
-                session.add(seq)
-            seq.last += 1
-            case = Case(
-                number=f"311-{at.year}-{seq.last:06d}",
-                token=secrets.token_hex(16),
-                service_type_id=stype.id,
-                agency_id=stype.agency_id,
-                citizen_id=citizen.id if citizen else None,
-                status="open",
+        """A phone case (through the case store: numbering, citizen matching, audit and the
+        `CaseChanged` event are its business) so someone calls the citizen back."""
+        code = service or await self._default_service(queue)
+        first, _, last = (caller_name or "").partition(" ")
+        store = CaseStore(self._sessions, self._bus, clock=lambda: at)
+        view = await store.open_case(
+            NewCase(
+                service_code=code,
                 channel="phone",
                 description=(
                     f"Request left by phone outside office hours ({queue}); "
                     f"please call back {normalize_phone(caller_number) or 'unknown number'}."
                 ),
-                sla_due_at=at + timedelta(hours=stype.sla_hours),
-                created_by="ivr",
-                created_at=at,
-                updated_at=at,
-            )
-            session.add(case)
-            await session.flush()
-            return self._info(case, stype.code)
+                phone=caller_number,
+                first_name=first or None,
+                last_name=last or None,
+                origin={"via": "ivr", "queue": queue},
+            ),
+            actor="ivr",
+        )
+        expected = view.sla_due_at.astimezone(UTC).date() if view.sla_due_at else None
+        return CaseInfo(view.number, view.status, expected, view.service_code)
+
+    async def _default_service(self, queue: str) -> str:
+        """The service type of a menu option that names only a queue: the queue's first active
+        one, else the general inquiry."""
+        async with self._sessions() as session:
+            code = (
+                await session.execute(
+                    select(ServiceType.code)
+                    .join(Queue, Queue.id == ServiceType.queue_id)
+                    .where(ServiceType.active.is_(True), Queue.name == queue)
+                    .order_by(ServiceType.id)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        return code or "general-inquiry"

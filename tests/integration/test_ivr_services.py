@@ -12,7 +12,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
-from contactcenter.cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from contactcenter.bus import LocalBus
+from contactcenter.cases.models import (
+    Announcement,
+    AuditLog,
+    Case,
+    Citizen,
+    MenuVersion,
+    Queue,
+    ServiceType,
+)
+from contactcenter.events import CaseChanged, Event
 from contactcenter.ivr.menu import default_menu
 from contactcenter.ivr.services import IvrServices, is_open
 from contactcenter.seed import seed_reference
@@ -215,7 +225,14 @@ async def test_case_lookup_and_open_cases_by_caller(
 async def test_leave_request_creates_a_phone_case(
     seeded: async_sessionmaker[AsyncSession],
 ) -> None:
-    services = IvrServices(seeded)
+    bus = LocalBus()
+    changes: list[Event] = []
+
+    async def on_change(event: Event) -> None:
+        changes.append(event)
+
+    bus.subscribe(on_change, types=(CaseChanged,))
+    services = IvrServices(seeded, bus=bus)
     first = await services.leave_request(caller_number="7875550101", caller_name="Maria Lopez",
                                          queue="sanitation", service="missed-pickup", at=NOW)
     second = await services.leave_request(caller_number=None, caller_name=None,
@@ -230,6 +247,14 @@ async def test_leave_request_creates_a_phone_case(
     assert citizen is not None and citizen.phone == "7875550101"
     assert citizen.first_name == "Maria" and "7875550101" in case.description
     assert case.sla_due_at == NOW + timedelta(hours=48)
+    await bus.drain()
+    assert [(e.number, e.change, e.citizen_id) for e in changes if isinstance(e, CaseChanged)] \
+        == [(first.number, "created", citizen.id), (second.number, "created", None)]
+    async with seeded() as session:
+        audit = (await session.execute(
+            select(AuditLog).where(AuditLog.entity_id == first.number))).scalars().all()
+    assert [(a.actor, a.action) for a in audit] == [("ivr", "case.created")]
+    await bus.close()
 
 
 @pytest.mark.store

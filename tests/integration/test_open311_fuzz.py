@@ -125,7 +125,8 @@ _CLIENTS: dict[str, tuple[TestClient, str]] = {}
 async def _client(aiohttp_client: ClientFactory, url: str) -> tuple[TestClient, str]:
     # one app per test run: hypothesis calls the body many times with the same fixtures
     if url not in _CLIENTS:
-        client = await aiohttp_client(create_app(load_settings(env={"CC_DATABASE_URL": url})))
+        settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false"})
+        client = await aiohttp_client(create_app(settings))
         await seed_reference(client.app[SESSIONS])
         key = (await ApiKeys(client.app[SESSIONS]).create("fuzz", actor="t"))[1]
         _CLIENTS.clear()
