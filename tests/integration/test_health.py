@@ -8,9 +8,9 @@ from contactcenter.config import load_settings
 
 
 async def test_health_all_green_on_sqlite(aiohttp_client: Any, tmp_path: Path) -> None:
-    settings = load_settings(
-        env={"CC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/h.db", "CC_AGI_PORT": "0"}
-    )
+    settings = load_settings(env={"CC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/h.db",
+                                  "CC_AMI_ENABLED": "false", "CC_SPOOL_DIR": str(tmp_path),
+                                  "CC_AGI_PORT": "0"})
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/health")
     body = await resp.json()
@@ -18,6 +18,8 @@ async def test_health_all_green_on_sqlite(aiohttp_client: Any, tmp_path: Path) -
     assert body["status"] == "ok"
     assert body["parts"]["db"]["ok"] is True
     assert body["parts"]["bus"]["ok"] is True
+    assert body["parts"]["ami"] == {"ok": True, "state": "disabled"}
+    assert body["parts"]["writer"]["ok"] is True
 
 
 async def test_health_503_when_the_database_is_down(aiohttp_client: Any) -> None:
