@@ -50,7 +50,9 @@ async def test_publish_and_rollback_while_calls_are_in_the_menu(
     assert resp.status == 302
 
     recorder = Recorder()
-    async with running_ivr(IvrServices(seeded), recorder) as server:
+    # menu_freshness=0: every call checks the active version itself (by default calls that
+    # arrive within 0.2 s of a check share it), so "the next call" here is exact
+    async with running_ivr(IvrServices(seeded, menu_freshness=0), recorder) as server:
         # caller A is listening to v1's main menu when v2 is published
         gate, reached = asyncio.Event(), asyncio.Event()
         a = Caller(inputs=["1", "1"], on_command=paused_at_main_menu(gate, reached))
