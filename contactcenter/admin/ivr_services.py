@@ -2,9 +2,10 @@
 audited in the same transaction.
 
 Statuses: `draft` (editable), `active` (exactly one: what the next call plays), `archived`
-(once active). Publishing validates against the queues and service types in the store, so a menu
-that fails `ivr.menu.validate` can never become active; the IVR picks the new version up on its
-next call (ivr/services.py checks the active version per call).
+(once active), `discarded` (a draft given up; kept so numbers are never reused).
+Publishing validates against the queues and service types in the store, so a menu that fails
+`ivr.menu.validate` can never become active; the IVR picks the new version up on its next call
+(ivr/services.py checks the active version per call, within 0.2 s).
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ async def discard(session: AsyncSession, actor: str, number: int) -> None:
     row = await get_version(session, number)
     if row.status != "draft":
         raise VersionError(f"version {number} is {row.status}: only drafts can be discarded")
-    await session.delete(row)
+    # kept, not deleted: a version number is never reused, so the audit log stays unambiguous
+    row.status = "discarded"
     audit(session, actor, "discard_draft", "menu", number, {})
 
 

@@ -305,6 +305,19 @@ async def test_announcement_form_validates_and_audits(client: Any, seeded: Any) 
     assert audit.action == "create" and audit.actor == "admin"
 
 
+async def test_discarded_draft_is_kept_and_its_number_never_reused(client: Any,
+                                                                   seeded: Any) -> None:
+    token = await login(client, "admin")
+    await client.post("/admin/ivr/drafts", data={"_csrf": token})
+    resp = await client.post("/admin/ivr/versions/2/discard", data={"_csrf": token},
+                             allow_redirects=False)
+    assert resp.status == 302
+    resp = await client.post("/admin/ivr/versions/2/publish", data={"_csrf": token})
+    assert resp.status == 409  # only drafts can be published
+    await client.post("/admin/ivr/drafts", data={"_csrf": token})
+    assert await version_rows(seeded) == {1: "active", 2: "discarded", 3: "draft"}
+
+
 @pytest.mark.parametrize("role", ["operator", "supervisor"])
 async def test_editor_is_admin_only(client: Any, seeded: Any, role: str) -> None:
     number = await add_version(seeded, default_menu(), status="draft")
