@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
+from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
+from ..ivr.menu import references
 from ..security import hash_password
 
 
@@ -92,6 +93,13 @@ async def create_service_type(session: AsyncSession, actor: str, values: dict[st
 async def update_service_type(session: AsyncSession, actor: str, st: ServiceType,
                               values: dict[str, Any],
                               fields: Iterable[str]) -> dict[str, list[Any]]:
+    if st.active and values.get("active") is False:
+        # the live menu must keep validating: callers could otherwise pick a dead service
+        data = (await session.execute(
+            select(MenuVersion.data).where(MenuVersion.status == "active"))).scalars().first()
+        if data is not None and st.code in references(data)[1]:
+            raise FieldError("active", f"The active phone menu routes callers to {st.code}: "
+                             "take it out of the menu (publish a new version) first.")
     changes = apply(st, values, fields)
     if changes:
         audit(session, actor, "update", "service_type", st.code, {"changes": changes})

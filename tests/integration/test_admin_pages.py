@@ -232,3 +232,25 @@ async def test_users_create_role_disable_and_last_admin(client: Any, seeded: Any
     assert rows[1].detail["changes"]["role"] == ["operator", "admin"]
     assert rows[2].detail["password"] == "changed"
     assert "argon2" not in str([r.detail for r in rows])
+
+
+async def test_a_service_the_live_menu_uses_cannot_be_deactivated(client: Any,
+                                                                  seeded: Any) -> None:
+    token = await login(client, "admin")
+    async with seeded() as db:
+        st = (await db.execute(select(ServiceType).where(ServiceType.code == "pothole"))
+              ).scalar_one()
+        unused = (await db.execute(select(ServiceType).where(
+            ServiceType.code == "streetlight-out"))).scalar_one()
+    form = {"name": st.name, "sla_hours": "72", "queue_id": str(st.queue_id),
+            "agency_id": str(st.agency_id), "attributes": "[]", "_csrf": token}
+    resp = await client.post(f"/admin/services/{st.id}", data=form)  # no "active": off
+    assert resp.status == 400
+    assert "active phone menu routes callers to pothole" in field_error(await resp.text(),
+                                                                        "active")
+    resp = await client.post(f"/admin/services/{unused.id}", data={
+        **form, "name": unused.name}, allow_redirects=False)
+    assert resp.status == 302
+    async with seeded() as db:
+        assert (await db.get(ServiceType, st.id)).active
+        assert not (await db.get(ServiceType, unused.id)).active
