@@ -211,8 +211,7 @@ async def _apply(request: web.Request, what: str, change: Any, *,
                 raise ivs.VersionError(f"version {number} is {row.status}: only drafts can be "
                                        "edited; make a new draft from it")
             data, extra = change(row.data, form)
-            detail = {k: v for k, v in panel.items() if v not in (None, "")}
-            await ivs.save_draft(db, actor, row, data, what, detail)
+            await ivs.save_draft(db, actor, row, data, what, menu_edit.diff(row.data, data))
     except EditError as exc:
         if not panel.get("form"):  # a button, not a form: say it at the top
             return await _editor(request, number, error=exc.message, status=400, panel=panel)

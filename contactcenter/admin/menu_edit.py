@@ -352,3 +352,22 @@ def outline(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         if node_id not in shown:
             trees.append(visit(node_id))
     return trees, unreachable
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """What an edit changed, for the audit log: menu keys [old, new] and nodes before/after
+    (None when added or deleted); unchanged parts are left out."""
+    out: dict[str, Any] = {}
+    keys = (set(before) | set(after)) - {"nodes"}
+    settings = {k: [before.get(k), after.get(k)] for k in sorted(keys)
+                if before.get(k) != after.get(k)}
+    if settings:
+        out["settings"] = settings
+    old = {n.get("id"): n for n in nodes(before)}
+    new = {n.get("id"): n for n in nodes(after)}
+    changed = {str(i): {"before": old.get(i), "after": new.get(i)}
+               for i in list(old) + [i for i in new if i not in old]
+               if old.get(i) != new.get(i)}
+    if changed:
+        out["nodes"] = changed
+    return out

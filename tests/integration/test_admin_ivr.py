@@ -145,9 +145,14 @@ async def test_edit_fix_publish_and_the_invalid_never_goes_live(client: Any,
     resp = await client.post(f"{base}/0/delete", data={"_csrf": token})
     assert resp.status == 409
     async with seeded() as db:
-        actions = [(a.action, a.entity_id) for a in (await db.execute(
-            select(AuditLog).where(AuditLog.entity == "menu").order_by(AuditLog.id))).scalars()]
-    assert actions == [("create_draft", "2"), ("edit", "2"), ("edit", "2"), ("publish", "2")]
+        rows = list((await db.execute(
+            select(AuditLog).where(AuditLog.entity == "menu").order_by(AuditLog.id))).scalars())
+    assert [(a.action, a.entity_id) for a in rows] == [
+        ("create_draft", "2"), ("edit", "2"), ("edit", "2"), ("publish", "2")]
+    fix = rows[2].detail["nodes"]["main"]  # what the fix changed, before and after
+    assert fix["before"]["options"][-1]["digit"] == "1"
+    assert fix["after"]["options"][-1]["digit"] == "4"
+    assert {r.actor for r in rows} == {"admin"}
 
 
 async def test_node_add_rename_move_delete(client: Any, seeded: Any) -> None:

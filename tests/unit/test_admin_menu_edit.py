@@ -123,3 +123,19 @@ def test_open311_attribute_rules() -> None:
     assert "\"required\" must be true or false" in text
     assert "value key 'x' is used twice" in text
     assert "unknown keys colour" in text
+
+
+def test_diff_for_the_audit_log() -> None:
+    before = default_menu()
+    after = menu_edit.save_option(before, "main", 0, {"digit": "1", "action": "queue",
+                                                      "queue": "potholes"})
+    after = menu_edit.save_option(after, "main", None, {"digit": "5", "action": "submenu",
+                                                        "new_node": "more"})
+    after["retries"] = 2
+    d = menu_edit.diff(before, after)
+    assert d["settings"] == {"retries": [3, 2]}
+    assert set(d["nodes"]) == {"main", "more"}
+    assert d["nodes"]["more"]["before"] is None
+    assert d["nodes"]["main"]["before"]["options"][0]["queue"] == "sanitation"
+    assert d["nodes"]["main"]["after"]["options"][0]["queue"] == "potholes"
+    assert menu_edit.diff(before, before) == {}
