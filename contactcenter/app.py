@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = ["telephony.plugin", "agents.plugin"]
+PLUGINS: list[str] = ["telephony.plugin", "cases.plugin", "agents.plugin"]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -39,3 +39,11 @@ class PhoneControl(Protocol):
 
 SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
 CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
+
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
+from .cases.email_intake import EmailIntake  # noqa: E402
+from .cases.store import ApiKeys, CaseStore  # noqa: E402
+
+CASE_STORE = web.AppKey("case_store", CaseStore)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
