@@ -273,6 +273,7 @@ class CallerHistory:
 # --- working the call ----------------------------------------------------------------------------
 
 PENDING_TTL = timedelta(hours=2)
+ENDED_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -295,6 +296,9 @@ class CallWork:
         self.sessions = sessions
         self.store = store
         self.pending: dict[str, _Pending] = {}
+        # calls whose CallEnded was seen: data kept after that can be applied at the next flush
+        self.ended: OrderedDict[str, None] = OrderedDict()
+        self._flushing = asyncio.Lock()
 
     async def create_case(
         self, user: Principal, *, call_id: str, server: str, linkedid: str,
@@ -333,12 +337,19 @@ class CallWork:
         return done
 
     def call_ended(self, call_id: str) -> None:
+        self.ended[call_id] = None
+        while len(self.ended) > ENDED_KEPT:
+            self.ended.popitem(last=False)
         p = self.pending.get(call_id)
         if p is not None:
             p.ended = True
 
     async def flush(self, now: datetime) -> int:
         """Apply what waits for ended calls whose record is now written."""
+        async with self._flushing:  # the ticker and a command may both flush
+            return await self._flush(now)
+
+    async def _flush(self, now: datetime) -> int:
         written = 0
         for call_id, p in list(self.pending.items()):
             if now - p.since > PENDING_TTL:
@@ -348,15 +359,22 @@ class CallWork:
                 continue
             if not p.ended:
                 continue
+            values = dict(p.values)  # more may arrive while this write is in flight
             async with self.sessions() as db, db.begin():
                 done = await queries.link_call(db, server=p.server, linkedid=p.linkedid,
-                                               **p.values)
-            if done:
-                written += 1
+                                               **values)
+            if not done:
+                continue
+            written += 1
+            for key, value in values.items():
+                if p.values.get(key) == value:
+                    del p.values[key]
+            if not p.values:
                 self.pending.pop(call_id, None)
         return written
 
     def _keep(self, call_id: str, server: str, linkedid: str, now: datetime,
               **values: Any) -> None:
         p = self.pending.setdefault(call_id, _Pending(server, linkedid, now))
+        p.ended = p.ended or call_id in self.ended
         p.values.update({k: v for k, v in values.items() if v is not None})

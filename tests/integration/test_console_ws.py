@@ -76,6 +76,16 @@ async def receive_until(ws: aiohttp.ClientWebSocketResponse, pred: Any,
                 return data
 
 
+async def seen_or_next(ws: aiohttp.ClientWebSocketResponse, pred: Any,
+                       timeout: float = 5.0, after: int = 0) -> dict[str, Any]:
+    """Like receive_until, but a frame already read (while waiting for a command's result)
+    counts too (from index `after` of what was read)."""
+    for data in SEEN.get(id(ws), [])[after:]:
+        if pred(data):
+            return data
+    return await receive_until(ws, pred, timeout)
+
+
 async def command(ws: aiohttp.ClientWebSocketResponse, ref: str, **msg: Any) -> dict[str, Any]:
     await ws.send_str(json.dumps({"ref": ref, **msg}))
     return await receive_until(ws, lambda m: m.get("ref") == ref and m["type"] != "call")
