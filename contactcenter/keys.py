@@ -19,3 +19,7 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+# The demo's simulated operator phones (telephony.simulator.phones.PhoneControl); only set by
+# `contactcenter demo`, so the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", Any)
