@@ -813,11 +813,11 @@ class Pbx:
             for leg in legs:
                 self._cancel_leg(call, leg, ring_no_answer=True)
             return "noanswer"
-        for leg in legs:
-            if leg is not winner:
-                self._cancel_leg(call, leg, ring_no_answer=False)
         call.legs = [winner]
         self._connect(call, q, winner)
+        for leg in legs:  # app_queue hangs up the other ringing members after the answer
+            if leg is not winner:
+                self._cancel_leg(call, leg, ring_no_answer=False)
         return "answered"
 
     def _dial_member(self, call: CitizenCall, m: Member) -> AgentLeg:
