@@ -102,14 +102,18 @@ class AmiServer:
         self.pbx.ami_port = self.port
 
     async def close(self) -> None:
+        """Stop listening, drop every session, and wait for the handlers to finish (aborting
+        the sockets ends them cleanly; only a stuck one is cancelled)."""
         if self._server is not None:
             self._server.close()
         for c in list(self.clients):
             c.writer.transport.abort()
         tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=2.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 

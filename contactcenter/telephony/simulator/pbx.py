@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Coroutine
@@ -57,6 +58,7 @@ DEFAULT_GLOBALS = {
     "TALK_2005": "3",
 }
 CID_PRES = [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
+RECHECK = 1.0  # seconds between app_queue's is_our_turn checks
 ANSWER_DELAY = 0.5  # Answer() on these channels returns half a second later (seen in captures)
 PROMPT_SECONDS = {"hello-world": 1.42}
 
@@ -124,6 +126,7 @@ class QueueState:
     completed: int = 0
     abandoned: int = 0
     completed_in_sl: int = 0
+    avail_state: str = "NOT_INUSE"  # last `Queue:<name>_avail` device state sent
     holdtime: int = 0
     talktime: int = 0
 
@@ -310,6 +313,42 @@ class Pbx:
     def dsc(self, device: str, state: str) -> None:
         self.emit("DeviceStateChange", CALL, [("Device", device), ("State", state)])
 
+    def dsc_local(self, device: str) -> None:
+        """A Local device is in use while one of its channel pairs has both halves up
+        (core_local's devicestate): with other calls in progress a hang-up reports INUSE."""
+        halves: dict[str, int] = {}
+        for ch in self.channels.values():
+            if ch.device == device and ";" in ch.name:
+                pair = ch.name.rsplit(";", 1)[0]
+                halves[pair] = halves.get(pair, 0) + 1
+        self.dsc(device, "INUSE" if any(n == 2 for n in halves.values()) else "NOT_INUSE")
+
+    def dsc_member(self, m: Member) -> None:
+        if m.state_interface.startswith("Local/"):
+            self.dsc_local(m.state_interface)
+        else:
+            busy = self.device_busy.get(m.interface)
+            self.dsc(
+                m.state_interface,
+                {"inuse": "INUSE", "ringing": "RINGING"}.get(busy or "", "NOT_INUSE"),
+            )
+        self.update_avail(m.interface)
+
+    def update_avail(self, interface: str) -> None:
+        """`Queue:<name>_avail`: INUSE once no member of the queue could take a call (paused
+        or on a call; a ringing Local member still counts as free), NOT_INUSE when one can."""
+        for q in self.ordered_queues():
+            if interface not in q.members:
+                continue
+            free = any(
+                not m.paused and self.device_busy.get(m.interface) != "inuse"
+                for m in q.members.values()
+            )
+            state = "NOT_INUSE" if free else "INUSE"
+            if q.avail_state != state:
+                q.avail_state = state
+                self.dsc(f"Queue:{q.config.name}_avail", state)
+
     def hangup_event(self, ch: Channel, cause: int) -> None:
         ch.dead = True
         self.channels.pop(ch.name, None)
@@ -413,12 +452,7 @@ class Pbx:
             m.reason = reason if paused else ""
             m.last_pause = int(self.clock.now()) if paused or m.last_pause else 0
             self.dsc(f"Queue:{m.queue}_pause_{interface}", "INUSE" if paused else "NOT_INUSE")
-            q = self.queues[m.queue]
-            avail = any(self.available(x) for x in q.members.values())
-            if paused and not avail:
-                self.dsc(f"Queue:{m.queue}_avail", "INUSE")
-            elif not paused and sum(self.available(x) for x in q.members.values()) == 1:
-                self.dsc(f"Queue:{m.queue}_avail", "NOT_INUSE")
+            self.update_avail(interface)
             self.emit("QueueMemberPause", AGENT, m.headers(self))
 
     def member_status_events(self, interface: str) -> None:
@@ -494,8 +528,8 @@ class Pbx:
         self.newexten(
             one, "Wait", _num(prewait), 1, "hangup" if hangup_exten else "s", "citizen-dialer"
         )
-        self.dsc("Local/311@from-citizen", "INUSE")
-        self.dsc("Local/311@from-citizen", "INUSE")
+        self.dsc_local("Local/311@from-citizen")
+        self.dsc_local("Local/311@from-citizen")
         self.spawn(self._dialer(call))
         self.spawn(self._dialplan(call))
         return call
@@ -516,20 +550,26 @@ class Pbx:
                 t.cancel()
         return any(e.is_set() for e in events)
 
+    async def _until(self, when: float | None, *events: asyncio.Event) -> bool:
+        """Wait until virtual time `when` (None: forever) unless an event fires first. Waiting
+        for absolute times keeps a busy event loop's lateness from adding up along a call."""
+        return await self._wait(None if when is None else when - self.clock.now(), *events)
+
     async def _dialer(self, call: CitizenCall) -> None:
         one = call.ch1
-        if await self._wait(call.prewait, call.done):
+        t = one.created + call.prewait
+        if await self._until(t, call.done):
             return
         if not call.hangup_exten:
             self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
             for digit in call.digits:
-                await self.clock.sleep(0.1)
+                await self._until(t + 0.1)
                 if call.done.is_set():
                     return
                 self.ev_chan(
                     "DTMFBegin", call.ch2, [("Digit", digit), ("Direction", "Received")], DTMF
                 )
-                await self.clock.sleep(0.1)
+                await self._until(t + 0.2)
                 if call.done.is_set():
                     return
                 self.ev_chan(
@@ -540,11 +580,12 @@ class Pbx:
                 )
                 self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
                 call.dtmf.put_nowait(digit)
-                await self.clock.sleep(0.25)
+                t += 0.45
+                await self._until(t)
             if call.done.is_set():
                 return
             self.newexten(one, "Wait", _num(call.patience), 3)
-            if await self._wait(call.patience, call.done):
+            if await self._until(t + call.patience, call.done):
                 return
         self._caller_hangup(call)
 
@@ -558,13 +599,13 @@ class Pbx:
         self.ev_chan("SoftHangupRequest", one, [("Cause", "16")])
         self.ev_chan("HangupRequest", two, [("Cause", "16")])
         self.hangup_event(one, 16)
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc_local("Local/311@from-citizen")
         call.caller_gone.set()
 
     async def _dialplan(self, call: CitizenCall) -> None:
         two = call.ch2
         try:
-            await self._wait(ANSWER_DELAY, call.caller_gone)
+            await self._until(two.created + ANSWER_DELAY, call.caller_gone)
             if call.caller_gone.is_set():
                 self._end_caller_leg(call, "")
                 return
@@ -591,22 +632,25 @@ class Pbx:
             self.varset(two, "AGISTATUS", "HANGUP")
         self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
         self.hangup_event(two, 16)
-        self.emit(
-            "Cdr",
-            CDR,
-            cdr(
-                two,
-                self.clock.now(),
-                last_app=two.app or app,
-                last_data=two.appdata,
-                answered=two.answered,
-            ),
-        )
+        for dest in call.tried or [""]:  # one CDR per member dialled, at least one
+            self.emit(
+                "Cdr",
+                CDR,
+                cdr(
+                    two,
+                    self.clock.now(),
+                    dest_channel=dest,
+                    last_app=two.app or app,
+                    last_data=two.appdata,
+                    answered=two.answered,
+                    disposition="NO ANSWER" if dest else "",
+                ),
+            )
         if two.app in ("AGI", "Queue"):
             self.cel(two, "APP_END")
         self.cel(two, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", dialstatus))
         self.chan_end(two, app="", appdata="")
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc_local("Local/311@from-citizen")
         if not call.outcome:
             call.outcome = "ivr_hangup"
         call.where = "ended"
@@ -737,8 +781,8 @@ class Pbx:
                 CDR,
                 cdr(call.ch1, self.clock.now(), last_app="Wait", answered=call.ch1.answered),
             )
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc_local("Local/311@from-citizen")
+        self.dsc_local("Local/311@from-citizen")
         call.where = "ended"
 
     def _pick(self, call: CitizenCall, q: QueueState, linpos: list[int]) -> list[Member]:
@@ -759,51 +803,64 @@ class Pbx:
 
     async def _wait_in_queue(self, call: CitizenCall, q: QueueState, deadline: float) -> str:
         linpos = [0]
+        cursor = call.joined_at  # the virtual time this step was due (lateness is not kept)
         while True:
             if call.caller_gone.is_set():
                 return "abandon"
             now = self.clock.now()
             if now >= deadline:
                 return "timeout"
+            if now - cursor > 0.5:
+                cursor = now
             if q.config.leavewhenempty and not self._has_usable(q):
                 return "leaveempty"
-            avail = [m for m in q.members.values() if self.available(m)]
-            # autofill: as many callers as there are free members may ring at once
-            if call.position <= len(avail):
+            avail = sum(1 for m in q.members.values() if self.available(m))
+            # autofill: as many callers as there are free members may ring at once, except
+            # with ringall, where only the head caller is served (num_available_members)
+            if q.config.strategy == "ringall":
+                avail = min(avail, 1)
+            if call.position <= avail:
                 targets = self._pick(call, q, linpos)
                 if targets:
-                    result = await self._ring(call, q, targets, deadline)
+                    result = await self._ring(call, q, targets, deadline, cursor)
                     if result in ("abandon", "answered"):
                         return result
                     if q.config.strategy == "linear":
                         ordered = q.ordered_members()
                         idx = ordered.index(targets[0]) if targets[0] in ordered else 0
                         linpos[0] = idx + 1
-                    if await self._wait(
-                        min(q.config.retry, max(0.0, deadline - self.clock.now())), call.caller_gone
-                    ):
+                    cursor = min(cursor + q.config.timeout, deadline) + q.config.retry
+                    if await self._until(min(cursor, deadline), call.caller_gone):
                         return "abandon"
                     continue
-            await self._wait(min(0.25, max(0.01, deadline - now)), call.caller_gone)
+            # not our turn: app_queue re-checks once a second (RECHECK), in step with the
+            # caller's join time (the captures show the rings on that one-second grid)
+            ticks = math.floor((cursor - call.joined_at) / RECHECK + 1e-6) + 1
+            cursor = call.joined_at + ticks * RECHECK
+            await self._until(min(cursor, deadline), call.caller_gone)
 
     async def _ring(
-        self, call: CitizenCall, q: QueueState, members: list[Member], deadline: float
+        self,
+        call: CitizenCall,
+        q: QueueState,
+        members: list[Member],
+        deadline: float,
+        start: float,
     ) -> str:
         call.attempts += 1
         if q.config.strategy == "rrmemory":
             ordered = sorted(q.members.values(), key=lambda m: m.seq)
             idx = ordered.index(members[0])
             q.rrpos = idx + 1 if idx + 1 < len(ordered) else 0
-        legs = [self._dial_member(call, m) for m in members]
+        legs = [self._dial_member(call, m, start) for m in members]
         call.legs = legs
         answered = asyncio.Event()
         for leg in legs:
             leg.answered_hook = answered  # type: ignore[attr-defined]
-        timeout = min(q.config.timeout, max(0.0, deadline - self.clock.now()))
         waits = [leg.answered for leg in legs] + [call.caller_gone]
         if all(leg.behaviour is None for leg in legs):
             waits += [leg.hangup for leg in legs]  # a person may reject the call
-        await self._wait(timeout, *waits)
+        await self._until(min(start + q.config.timeout, deadline), *waits)
         winner = next((leg for leg in legs if leg.answered.is_set()), None)
         if call.caller_gone.is_set() and winner is None:
             for leg in legs:
@@ -820,7 +877,7 @@ class Pbx:
                 self._cancel_leg(call, leg, ring_no_answer=False)
         return "answered"
 
-    def _dial_member(self, call: CitizenCall, m: Member) -> AgentLeg:
+    def _dial_member(self, call: CitizenCall, m: Member, start: float) -> AgentLeg:
         two = call.ch2
         human = m.interface in self.human or not m.interface.startswith("Local/")
         behaviour = None if human else self._behaviour(m)
@@ -894,7 +951,7 @@ class Pbx:
         out.exten = two.exten
         out.conn_num, out.conn_name = two.cid_num, two.cid_name
         self.device_busy[m.interface] = "ringing"
-        leg = AgentLeg(m, out, inner, behaviour, self.clock.now())
+        leg = AgentLeg(m, out, inner, behaviour, start)
         self.legs_by_interface[m.interface] = leg
         if inner is not None:
             self.newexten(inner, "NoOp", f"ringing {dial_exten}", 1)
@@ -917,15 +974,18 @@ class Pbx:
         """The member's phone: ring, answer, talk, hang up (a human uses PhoneControl)."""
         b = leg.behaviour
         if b is not None:
-            await self._wait(b.ring, leg.hangup)
-            if leg.hangup.is_set() or b.ring is None:
+            if b.ring is None:
+                return  # never answers: the queue's ring timeout ends it
+            answer_at = leg.rung_at + b.ring
+            await self._until(answer_at, leg.hangup)
+            if leg.hangup.is_set():
                 return
             self._answer_leg(leg)
-            await self._wait(ANSWER_DELAY, leg.hangup)
+            await self._until(answer_at + ANSWER_DELAY, leg.hangup)
             if leg.hangup.is_set() or leg.inner is None:
                 return
             self.newexten(leg.inner, "Wait", _num(b.talk), 4)
-            if await self._wait(b.talk, leg.hangup):
+            if await self._until(answer_at + ANSWER_DELAY + b.talk, leg.hangup):
                 return
             self.newexten(leg.inner, "Hangup", "", 5)
             call.agent_gone.set()
@@ -945,7 +1005,7 @@ class Pbx:
             self.newstate(inner, 6)
         self.cel(out, "ANSWER")
         self.device_busy[m.interface] = "inuse"
-        self.dsc(m.state_interface, "INUSE")
+        self.dsc_member(m)
         self.member_status_events(m.interface)
         self.newstate(out, 6)
         self.newexten(out, "AppQueue", "(Outgoing Line)", 1)
@@ -954,7 +1014,7 @@ class Pbx:
         self.emit(
             "DialEnd", CALL, two.snapshot() + out.snapshot("Dest") + [("DialStatus", "ANSWER")]
         )
-        self.dsc(m.state_interface, "INUSE")
+        self.dsc_member(m)
         self._leave(call, q)
         wait = now - call.joined_at
         self.varset(two, "QUEUEWAIT", str(int(wait)))
@@ -1007,9 +1067,12 @@ class Pbx:
                 CALL,
                 two.snapshot() + out.snapshot("Dest") + [("DialStatus", "NOANSWER")],
             )
-        self.emit(
-            "DialEnd", CALL, two.snapshot() + out.snapshot("Dest") + [("DialStatus", "CANCEL")]
-        )
+        # a cancelled dial reports CANCEL twice (app_queue, then the dial's own end), a ring
+        # timeout NOANSWER then CANCEL (ami-agent-ringnoanswer.raw, ami-burst-40.raw)
+        for _ in range(1 if ring_no_answer else 2):
+            self.emit(
+                "DialEnd", CALL, [*two.snapshot(), *out.snapshot("Dest"), ("DialStatus", "CANCEL")]
+            )
         if inner is not None:
             self.ev_chan("HangupRequest", inner, [("Cause", "0")])
         self.hangup_event(out, 0)
@@ -1025,8 +1088,8 @@ class Pbx:
         call.tried.append(out.name)
         self.device_busy.pop(m.interface, None)
         self.legs_by_interface.pop(m.interface, None)
-        self.dsc(m.state_interface, "NOT_INUSE")
-        self.dsc(m.state_interface, "NOT_INUSE")
+        self.dsc_member(m)
+        self.dsc_member(m)
 
     async def _talk(self, call: CitizenCall, q: QueueState, start: float) -> None:
         leg = call.legs[0]
@@ -1078,8 +1141,19 @@ class Pbx:
             if inner is not None:
                 self.ev_chan("SoftHangupRequest", inner, [("Cause", "16")])
                 self.hangup_event(inner, 16)
-                self.cel(inner, "HANGUP", extra=hangup_extra(16, "", ""))
-                self.chan_end(inner)
+                self.emit(
+                    "Cdr",
+                    CDR,
+                    cdr(
+                        inner,
+                        now,
+                        last_app=inner.app,
+                        last_data=inner.appdata,
+                        answered=out.answered,
+                    ),
+                )
+                self.cel(inner, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", ""))
+                self.chan_end(inner, app="", appdata="")
         q.completed += 1
         q.holdtime = (q.holdtime * 3 + int(hold)) // 4
         q.talktime = (q.talktime * 3 + int(talk)) // 4
@@ -1113,15 +1187,15 @@ class Pbx:
         self.varset(two, "DIALEDTIME_MS", str(int((now - two.created) * 1000)))
         self.device_busy.pop(m.interface, None)
         self.legs_by_interface.pop(m.interface, None)
-        self.dsc(m.state_interface, "NOT_INUSE")
-        self.dsc(m.state_interface, "NOT_INUSE")
+        self.dsc_member(m)
+        self.dsc_member(m)
         self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
         self.emit("BridgeDestroy", CALL, bridge.snapshot())
         one = call.ch1
         if not one.dead:
             self.ev_chan("HangupRequest", one, [("Cause", "16")])
         self.hangup_event(two, 16)
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc_local("Local/311@from-citizen")
         for dest in [*call.tried, out.name]:
             self.emit(
                 "Cdr",
@@ -1141,7 +1215,7 @@ class Pbx:
         if not one.dead:
             self.ev_chan("SoftHangupRequest", one, [("Cause", "16")])
             self.hangup_event(one, 16)
-            self.dsc("Local/311@from-citizen", "NOT_INUSE")
+            self.dsc_local("Local/311@from-citizen")
         self.cel(two, "APP_END")
         self.cel(two, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", "ANSWER"))
         self.chan_end(two, app="", appdata="")
@@ -1304,13 +1378,13 @@ class Pbx:
         self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
         self.chan_end(out)
         self.device_busy.pop(m.interface, None)
-        self.dsc(m.state_interface, "NOT_INUSE")
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
-        self.dsc("Local/311@from-citizen", "NOT_INUSE")
+        self.dsc_member(m)
+        self.dsc_local("Local/311@from-citizen")
+        self.dsc_local("Local/311@from-citizen")
         self.bridge_leave(bridge, out)
         self.emit("BridgeDestroy", CALL, bridge.snapshot())
         self.hangup_event(out, 16)
-        self.dsc(m.state_interface, "NOT_INUSE")
+        self.dsc_member(m)
         m.calls_taken += 1
         m.last_call = int(now)
         self.member_status_events(m.interface)
