@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,17 +28,8 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 PBX = web.AppKey("pbx", Pbx)
 
 
-# --- console (agents/) and the parts it talks to ------------------------------------------------
-class PhoneControl(Protocol):
-    """The simulator's demo phones (demo only): answer or hang up an operator's ringing phone."""
-
-    async def answer(self, interface: str) -> None: ...
-
-    async def hangup(self, interface: str) -> None: ...
-
-
-SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
-CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
+# agents/: the consoles' sockets, pops and presence
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 
 # cases: the store's services (cases/plugin.py) and the e-mail intake listener
 from .cases.email_intake import EmailIntake  # noqa: E402
@@ -47,3 +38,7 @@ from .cases.store import ApiKeys, CaseStore  # noqa: E402
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+
+# The demo's simulated operator phones (telephony.simulator.phones.PhoneControl); only set by
+# `contactcenter demo`, so the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", Any)

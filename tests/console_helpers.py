@@ -81,17 +81,3 @@ def ringing(interface: str, linkedid: str = "1700000000.1", *, queue: str = "pot
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
-
-class SimPhones:
-    """keys.PhoneControl over the simulator's human phones (what the demo wires up)."""
-
-    def __init__(self, pbx: Any) -> None:
-        self.pbx = pbx
-
-    async def answer(self, interface: str) -> None:
-        if not self.pbx.phone_answer(interface):
-            raise LookupError(f"no call is ringing on {interface}")
-
-    async def hangup(self, interface: str) -> None:
-        if not self.pbx.phone_hangup(interface):
-            raise LookupError(f"no call on {interface}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import re
@@ -36,7 +37,6 @@ from ..events import (
     QueueMembersSynced,
     utcnow,
 )
-from ..keys import PhoneControl
 from ..web.auth import Principal
 from . import presence as P
 from .services import (
@@ -264,7 +264,7 @@ class ConsoleHub:
         history: CallerHistory,
         work: CallWork,
         *,
-        phones: Callable[[], PhoneControl | None] = lambda: None,
+        phones: Callable[[], Any] = lambda: None,  # the demo's PhoneControl, if any
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.presence = presence
@@ -628,13 +628,19 @@ class ConsoleHub:
                                               "reason": "done"})
 
     async def _phone(self, user: Principal, action: str) -> str:
+        """The demo's simulated phone (telephony.simulator.phones.PhoneControl)."""
         phones = self.phones()
         if phones is None:
             raise ConsoleError("Use your desk phone: this console has no phone controls.")
         if not user.interface:
             raise ConsoleError("Your account has no phone (interface).")
         try:
-            await getattr(phones, action)(user.interface)
+            done = getattr(phones, action)(user.interface)
+            if inspect.isawaitable(done):
+                done = await done
         except (LookupError, ValueError, RuntimeError) as exc:
             raise ConsoleError(f"The demo phone could not {action}: {exc}") from exc
+        if done is False:
+            raise ConsoleError("Nothing is ringing on your phone." if action == "answer"
+                               else "There is no call on your phone.")
         return "Answering." if action == "answer" else "Hanging up."

@@ -24,9 +24,10 @@ from contactcenter.events import utcnow
 from contactcenter.keys import BUS, CASE_STORE, CONSOLE, SESSIONS, SIM_PHONES
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, until
-from tests.console_helpers import SimPhones, ringing
+from tests.console_helpers import ringing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.store]
 
@@ -68,7 +69,7 @@ async def test_operator_takes_a_simulated_call_end_to_end(
     app = create_app(app_settings(
         migrated_url, ami_enabled="true", ami_port=str(ami.port), ami_username="cc",
         ami_secret="secret", spool_dir=str(tmp_path / "spool")))
-    app[SIM_PHONES] = SimPhones(pbx)
+    app[SIM_PHONES] = PhoneControl(pbx)
     server = await aiohttp_server(app)
     base = f"http://{server.host}:{server.port}"
     old_case = await seed_history(app)

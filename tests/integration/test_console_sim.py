@@ -14,9 +14,9 @@ from contactcenter.cases.models import Call
 from contactcenter.keys import CONSOLE, SESSIONS, SIM_PHONES
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, login, until
-from tests.console_helpers import SimPhones
 from tests.integration.test_console_ws import (
     SEEN,
     command,
@@ -45,7 +45,7 @@ async def test_a_simulated_call_end_to_end(aiohttp_client: Any, migrated_url: st
     app = create_app(app_settings(
         migrated_url, ami_enabled="true", ami_port=str(server.port), ami_username="cc",
         ami_secret="secret", spool_dir=str(tmp_path / "spool")))
-    app[SIM_PHONES] = SimPhones(pbx)
+    app[SIM_PHONES] = PhoneControl(pbx)
     client = await aiohttp_client(app)
     await login(client, "operator")
     ws = await open_ws(client)

@@ -259,6 +259,20 @@ async def test_commands_need_the_callers_own_call_and_phone_controls(hub: Consol
     r = await hub.handle(conn, '{"type":"answer"}')
     assert r["ok"] is True and phones.actions == [("answer", "PJSIP/1001")]
 
+    class IdlePhones:  # the simulator's PhoneControl is synchronous and says False when idle
+        def answer(self, interface: str) -> bool:
+            return False
+
+        def hangup(self, interface: str) -> bool:
+            return False
+
+    hub.phones = lambda: IdlePhones()
+    r = await hub.handle(conn, '{"type":"answer"}')
+    assert r == {"type": "result", "ref": None, "command": "answer", "ok": False,
+                 "error": "Nothing is ringing on your phone."}
+    r = await hub.handle(conn, '{"type":"hangup"}')
+    assert r["error"] == "There is no call on your phone."
+
 
 def test_clean_text_strips_controls_and_truncates() -> None:
     assert clean_text('<b>"x"</b>\r\nline2\x00', 80) == '<b>"x"</b> line2'
