@@ -344,3 +344,66 @@ async def test_a_slow_console_is_closed_without_stalling_the_others(hub: Console
     stuck_conn = next(c for c in hub.conns if c.ws is stuck)
     assert stuck_conn.overflowed and stuck_conn.writer.cancelled()
     assert stuck.closed and stuck.close_code == 1013  # try again later: the page reconnects
+
+
+async def test_the_pop_stands_when_the_history_cannot_be_read(hub: ConsoleHub) -> None:
+    class DownHistory(FakeHistory):
+        async def get(self, call_id: str, **kw: Any) -> dict[str, Any]:
+            raise OSError("connection refused")
+
+    hub.history = DownHistory()  # type: ignore[assignment]
+    ws = FakeWs()
+    hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await hub.on_event(ringing("PJSIP/1001"))
+    await settle(hub)
+    first, last = ws.of("call")[0], ws.of("call")[-1]
+    assert first["status"] == "ringing" and first["history"] is None
+    assert "not available" in last["history"]["error"]
+
+
+class _Sessions:
+    """Just enough of an async_sessionmaker for CallWork: a session whose begin() is a no-op."""
+
+    def __call__(self) -> Any:
+        return self
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+    def begin(self) -> Any:
+        return self
+
+
+async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any) -> None:
+    from contactcenter.agents import queries, services
+
+    written: list[dict[str, Any]] = []
+    record_exists = False
+    gate = asyncio.Event()
+
+    async def link_call(db: Any, *, server: str, linkedid: str, **values: Any) -> bool:
+        if record_exists and "disposition" in values:
+            await gate.wait()  # the first flush is slow...
+        if record_exists:
+            written.append(values)
+        return record_exists
+
+    monkeypatch.setattr(queries, "link_call", link_call)
+    work = services.CallWork(_Sessions(), store=None)  # type: ignore[arg-type]
+    assert not await work.set_on_call(call_id="d:1", server="d", linkedid="1", now=T0,
+                                      disposition="resolved")
+    work.call_ended("d:1")
+    record_exists = True
+    flushing = asyncio.create_task(work.flush(later(1)))
+    await asyncio.sleep(0)
+    # ...and meanwhile wrap-up ends and its figure joins the pending entry
+    work._keep("d:1", "d", "1", later(2), wrap_seconds=7.0)
+    gate.set()
+    await flushing
+    assert work.pending["d:1"].values == {"wrap_seconds": 7.0}
+    await work.flush(later(3))
+    assert work.pending == {}
+    assert written == [{"disposition": "resolved"}, {"wrap_seconds": 7.0}]
