@@ -540,10 +540,23 @@ class ConsoleHub:
         try:
             message = await self._run(conn.user, cmd)
         except ConsoleError as exc:
-            return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": False,
-                    "error": str(exc)}
+            return self._failed(cmd, str(exc))
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("console %s of %s: the store failed: %r", cmd.type, conn.user.username,
+                        exc)
+            return self._failed(cmd, "The case store did not answer; nothing was saved. "
+                                     "Try again in a moment.")
+        except Exception:  # a bug must not cost the operator their console
+            log.exception("console %s of %s failed", cmd.type, conn.user.username)
+            return self._failed(cmd, "Something went wrong on the server (it is logged). "
+                                     "Try again, or tell a supervisor.")
         return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": True,
                 "message": message}
+
+    @staticmethod
+    def _failed(cmd: Command, error: str) -> dict[str, Any]:
+        return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": False,
+                "error": error}
 
     def _my_call(self, user: Principal, call_id: str) -> CallView:
         view = self.calls.get(user.interface or "", {}).get(call_id)

@@ -261,8 +261,7 @@
     send({ type: "disposition", call_id: currentId, disposition: $("disposition").value });
   });
 
-  setInterval(function () {
-    if (state.state === "wrapup") { renderState(); }
+  setInterval(function () {  // an application-level ping, besides the server's heartbeat
     if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify({ type: "ping" })); }
   }, 15000);
   setInterval(function () { if (state.state === "wrapup") { renderState(); } }, 1000);

@@ -407,3 +407,26 @@ async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any
     await work.flush(later(3))
     assert work.pending == {}
     assert written == [{"disposition": "resolved"}, {"wrap_seconds": 7.0}]
+
+
+async def test_a_store_failure_is_a_clear_reply_not_a_broken_socket(hub: ConsoleHub) -> None:
+    class DownWork(FakeWork):
+        async def add_note(self, user: Principal, **kw: Any) -> str:
+            raise OSError("database is unreachable")
+
+        async def set_on_call(self, **kw: Any) -> bool:
+            raise KeyError("a bug")
+
+    hub.work = DownWork()  # type: ignore[assignment]
+    ws = FakeWs()
+    conn = hub.connect(ws, ANA)  # type: ignore[arg-type]
+    r = await hub.handle(conn, '{"type":"add_note","case":"311-2026-000001","body":"x"}')
+    assert r["ok"] is False and "nothing was saved" in r["error"]
+    await hub.on_event(ringing("PJSIP/1001"))
+    await hub.on_event(CallAnswered("default", "1700000000.1", "potholes", "PJSIP/1001", "Ana",
+                                    1.0, 1.0, later(2)))
+    r = await hub.handle(conn, json.dumps({"type": "disposition",
+                                           "call_id": "default:1700000000.1",
+                                           "disposition": "resolved"}))
+    assert r["ok"] is False and "Something went wrong" in r["error"]
+    assert (await hub.handle(conn, '{"type":"ping"}'))["type"] == "pong"
