@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parent
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
 # Listeners (the console) before telephony: the bridge's first AmiLinkChanged and
 # QueueMembersSynced happen at its start-up and must find them subscribed.
-PLUGINS: list[str] = ["cases.plugin", "agents.plugin", "telephony.plugin"]
+PLUGINS: list[str] = ["cases.plugin", "agents.plugin", "telephony.plugin", "ivr.plugin"]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,8 +9,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
+from .cases.email_intake import EmailIntake
+from .cases.store import ApiKeys, CaseStore
 from .config import Settings
 from .events import Pbx
+from .ivr.engine import IvrEngine
+from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
     from .agents.console import ConsoleHub
@@ -26,15 +30,15 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)
-
+# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
 
 # agents/: the consoles' sockets, pops and presence
 CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 
-# cases: the store's services (cases/plugin.py) and the e-mail intake listener
-from .cases.email_intake import EmailIntake  # noqa: E402
-from .cases.store import ApiKeys, CaseStore  # noqa: E402
 
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)

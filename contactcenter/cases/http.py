@@ -131,7 +131,10 @@ async def post_request(request: web.Request) -> web.Response:
     fmt = o3.format_of(request.match_info.get("ext", ""))
     if request.content_length is not None and request.content_length > o3.MAX_BODY:
         raise o3.bad_request(f"the request body is larger than {o3.MAX_BODY} bytes")
-    body = await request.content.read(o3.MAX_BODY + 1)
+    try:
+        body = await request.read()  # whole body; bounded by the app's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        raise o3.bad_request(f"the request body is larger than {o3.MAX_BODY} bytes") from None
     form = o3.merge_query(o3.parse_form(body, request.headers.get("Content-Type")),
                           request.query)
     head = o3.post_header(form)
@@ -215,8 +218,9 @@ async def status_page(request: web.Request) -> web.StreamResponse:
         "record": record,
         "status_label": {"open": "Open", "acknowledged": "Acknowledged",
                          "in_progress": "In progress", "closed": "Closed"}[view.status],
+        "when": lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "",
         "notes": [
-            {"at": o3.w3(n.created_at),
+            {"at": o3.w3(n.created_at), "shown": n.created_at.strftime("%Y-%m-%d %H:%M UTC"),
              "body": o3.mask_contacts(n.body, (view.citizen_email, view.citizen_phone))}
             for n in view.public_notes
         ],

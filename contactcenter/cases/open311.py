@@ -444,13 +444,16 @@ def parse_request_query(query: Any, now: datetime) -> RequestQuery:
     if errors:
         raise bad_request(*errors)
     start, end = dates["start_date"], dates["end_date"]
-    if start is None and end is None:
-        start, end = now - DEFAULT_WINDOW, now
-    elif start is None:
-        assert end is not None
-        start = end - DEFAULT_WINDOW
-    elif end is None:
-        end = start + DEFAULT_WINDOW
+    try:
+        if start is None and end is None:
+            start, end = now - DEFAULT_WINDOW, now
+        elif start is None:
+            assert end is not None
+            start = end - DEFAULT_WINDOW
+        elif end is None:
+            end = start + DEFAULT_WINDOW
+    except OverflowError:
+        raise bad_request("the dates are out of range") from None
     if start > end:
         raise bad_request("start_date is after end_date")
     if end - start > MAX_WINDOW:

@@ -281,11 +281,10 @@ class CaseStore:
             case = await _case_for_update(session, number)
             cleaned = check_transition(case.status, target, reason)
             before = case.status
-            case.status = target
-            case.updated_at = now
+            values: dict[str, Any] = {"status": target, "updated_at": now}
             if target == "closed":
-                case.close_reason = cleaned
-                case.closed_at = now
+                values.update(close_reason=cleaned, closed_at=now)
+            await _guarded_update(session, case.id, Case.status == before, values)
             _audit(session, actor, "case.status", number, now,
                    {"from": before, "to": target, "reason": cleaned})
             view = await _view(session, case.id)
@@ -315,8 +314,11 @@ class CaseStore:
             if agency.id == case.agency_id:
                 raise InvalidCaseData(f"the case is already with {agency_code}")
             before = case.agency_id
-            case.agency_id = agency.id
-            case.updated_at = now
+            await _guarded_update(
+                session, case.id,
+                (Case.agency_id == before) if before is not None else Case.agency_id.is_(None),
+                {"agency_id": agency.id, "updated_at": now},
+            )
             _audit(session, actor, "case.reassigned", number, now,
                    {"from_agency_id": before, "to": agency.code})
             view = await _view(session, case.id)
@@ -388,6 +390,20 @@ class CaseStore:
                 select(Case.id).order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
             )).scalars().all()
             return await _views(session, ids)
+
+    async def sla_watch(self, limit: int = 200) -> list[tuple[CaseView, str]]:
+        """Open cases that are overdue or at risk, soonest due first, with their SLA state."""
+        now = self.clock()
+        async with self.sessions() as session:
+            ids = (await session.execute(
+                select(Case.id)
+                .where(Case.status != "closed", Case.sla_due_at.is_not(None))
+                .order_by(Case.sla_due_at, Case.id)
+                .limit(limit * 4)
+            )).scalars().all()
+            views = await _views(session, ids)
+        out = [(v, v.sla(now)) for v in views]
+        return [(v, state) for v, state in out if state in ("overdue", "at_risk")][:limit]
 
     async def search(
         self,
@@ -557,6 +573,20 @@ async def _case_for_update(session: AsyncSession, number: str) -> Case:
     if case is None:
         raise CaseNotFound(f"no case {number!r}")
     return case
+
+
+async def _guarded_update(
+    session: AsyncSession, case_id: int, unchanged: Any, values: dict[str, Any]
+) -> None:
+    """Write only if the case is still as it was read. PostgreSQL already holds the row lock
+    (SELECT ... FOR UPDATE); SQLite has no row locks, and its reads run before the write lock is
+    taken, so two operators acting at once would both pass the check without this."""
+    result = await session.execute(
+        update(Case).where(Case.id == case_id, unchanged).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise IllegalTransition("the case was changed by someone else meanwhile; reload it")
 
 
 def _audit(

@@ -291,3 +291,46 @@ async def test_api_keys_hashed_verified_revoked(
         await keys.revoke(999, actor="admin")
     with pytest.raises(InvalidCaseData):
         await keys.create("  ", actor="admin")
+
+
+async def test_two_operators_changing_a_case_at_once_cannot_both_win(
+    migrated_url: str,
+) -> None:
+    engines = [db.make_engine(migrated_url) for _ in range(2)]
+    try:
+        makers = [db.make_sessionmaker(e) for e in engines]
+        await seed_reference(makers[0])
+        a, b = (CaseStore(m, None, clock=Clock(T0)) for m in makers)
+        for _round in range(5):
+            case = await a.open_case(NewCase(service_code="pothole"), actor="op")
+            results = await asyncio.wait_for(asyncio.gather(
+                a.acknowledge(case.number, actor="ana"), b.acknowledge(case.number, actor="bo"),
+                return_exceptions=True), 30)
+            wins = [r for r in results if not isinstance(r, BaseException)]
+            losses = [r for r in results if isinstance(r, BaseException)]
+            assert len(wins) == 1 and len(losses) == 1, results
+            assert isinstance(losses[0], IllegalTransition)
+            async with makers[0]() as s:
+                n = (await s.execute(select(func.count()).select_from(AuditLog).where(
+                    AuditLog.entity_id == case.number, AuditLog.action == "case.status"))
+                ).scalar_one()
+            assert n == 1
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+async def test_sla_watch_lists_overdue_and_at_risk_cases(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = Clock(T0)
+    store = CaseStore(seeded, None, clock=clock)
+    pickup = await store.open_case(NewCase(service_code="missed-pickup"), actor="op")  # 48 h
+    pothole = await store.open_case(NewCase(service_code="pothole"), actor="op")  # 72 h
+    bulk = await store.open_case(NewCase(service_code="bulk-item"), actor="op")  # 120 h
+    done = await store.open_case(NewCase(service_code="missed-pickup"), actor="op")
+    await store.close(done.number, actor="op", reason="done")
+    clock.now = T0 + timedelta(hours=60)  # pickup overdue; pothole 12/72 h left (< 25%)
+    watch = [(v.number, state) for v, state in await store.sla_watch()]
+    assert watch == [(pickup.number, "overdue"), (pothole.number, "at_risk")]
+    assert bulk.number not in dict(watch)

@@ -71,7 +71,8 @@ async def make_client(
     aiohttp_client: ClientFactory, url: str, relay_port: int, **env: str
 ) -> TestClient:
     settings = load_settings(env={
-        "CC_DATABASE_URL": url, "CC_SMTP_HOST": "127.0.0.1", "CC_SMTP_PORT": str(free_port()),
+        "CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", "CC_SMTP_HOST": "127.0.0.1",
+        "CC_SMTP_PORT": str(free_port()),
         "CC_SMTP_INTAKE_ADDRESS": INTAKE, "CC_SMTP_RELAY_HOST": "127.0.0.1",
         "CC_SMTP_RELAY_PORT": str(relay_port), "CC_SMTP_MAX_BYTES": "20000", **env,
     })
@@ -264,7 +265,20 @@ async def test_relay_down_keeps_the_case_and_logs(
 async def test_intake_off_when_port_is_zero(
     aiohttp_client: ClientFactory, migrated_url: str
 ) -> None:
-    settings = load_settings(env={"CC_DATABASE_URL": migrated_url})
+    settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_ENABLED": "false"})
     client = await aiohttp_client(create_app(settings))
     assert EMAIL_INTAKE not in client.app
     assert "email_intake" not in (await (await client.get("/health")).json())["parts"]
+
+
+async def test_without_a_from_header_the_envelope_sender_is_the_citizen(
+    client: TestClient, relay: Relay
+) -> None:
+    raw = b"Subject: [streetlight-out] dark corner\r\n\r\nThe lamp at the corner is out.\r\n"
+    code, reply = await send(client.app[EMAIL_INTAKE].port, raw, sender="Dee@Example.org")
+    assert code == 250, reply
+    case = await client.app[CASE_STORE].by_number(reply.decode().split("case ", 1)[1].strip())
+    assert case is not None and case.service_code == "streetlight-out"
+    assert case.citizen_email == "dee@example.org"
+    await until(lambda: relay.messages, timeout=10)
+    assert relay.messages[0][1] == ["dee@example.org"]

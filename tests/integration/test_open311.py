@@ -29,7 +29,8 @@ FORM = "application/x-www-form-urlencoded"
 
 
 async def make_client(aiohttp_client: ClientFactory, url: str, **env: str) -> TestClient:
-    settings = load_settings(env={"CC_DATABASE_URL": url, **env})
+    # the FastAGI server stays off: its fixed port 4573 would collide between parallel runs
+    settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", **env})
     client = await aiohttp_client(create_app(settings))
     await seed_reference(client.app[SESSIONS])
     return client
@@ -407,6 +408,7 @@ async def test_get_requests_filters_json_and_xml(client: TestClient, api_key: st
     ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
      "may not span more than 90 days"),
     ({"status": "pending"}, "status 'pending' is not open or closed"),
+    ({"start_date": "9999-12-31T23:59:59Z"}, "the dates are out of range"),
     ({"service_code": "nope"}, "service_code 'nope' not found"),
 ])
 async def test_get_requests_bad_parameters(
@@ -575,7 +577,7 @@ def test_cli_apikey_create_list_revoke(
     from contactcenter.cli import main
 
     db.upgrade(db_url)
-    for name in list(os.environ):  # the test runner's own CC_TEST_* are not settings
+    for name in list(os.environ):  # the test runner's own CCTEST_* are not settings
         if name.startswith("CC_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CC_DATABASE_URL", db_url)
@@ -660,3 +662,28 @@ async def _csrf(client: TestClient) -> str:
 
     page = await (await client.get("/", headers={"Accept": "text/html"})).text()
     return re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+async def test_large_valid_body_in_many_chunks_and_oversize_body(
+    client: TestClient, api_key: str
+) -> None:
+    desc = "é" * 3999 + "!"  # 4000 characters, about 24 kB once form-encoded
+
+    async def chunks() -> Any:
+        data = urlencode(good(api_key, description=desc)).encode()
+        for i in range(0, len(data), 1000):
+            yield data[i:i + 1000]
+            await asyncio.sleep(0)
+
+    resp = await client.post("/open311/v2/requests.json", data=chunks(),
+                             headers={"Content-Type": FORM})
+    assert resp.status == 200, await resp.text()
+    (created,) = await resp.json()
+    case = await client.app[CASE_STORE].by_number(created["service_request_id"])
+    assert case is not None and case.description == desc
+    before = await counts(client)
+    resp = await client.post("/open311/v2/requests.xml", data=b"a=" + b"x" * 3_000_000,
+                             headers={"Content-Type": FORM})
+    assert resp.status == 400
+    assert_errors_xml(await resp.read(), 400, "larger than")
+    assert await counts(client) == before

@@ -125,7 +125,8 @@ _CLIENTS: dict[str, tuple[TestClient, str]] = {}
 async def _client(aiohttp_client: ClientFactory, url: str) -> tuple[TestClient, str]:
     # one app per test run: hypothesis calls the body many times with the same fixtures
     if url not in _CLIENTS:
-        client = await aiohttp_client(create_app(load_settings(env={"CC_DATABASE_URL": url})))
+        settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false"})
+        client = await aiohttp_client(create_app(settings))
         await seed_reference(client.app[SESSIONS])
         key = (await ApiKeys(client.app[SESSIONS]).create("fuzz", actor="t"))[1]
         _CLIENTS.clear()
@@ -146,3 +147,33 @@ def test_strategies_reach_both_outcomes() -> None:
     assert new.attributes == {"container": "trash"}
     with pytest.raises(o3.Open311Errors):
         o3.build_new_case(o3.parse_form(b"lat=%ff"), _stype(), {})
+
+
+query_values = st.text(max_size=30) | st.sampled_from(
+    ["open", "closed", "open,closed", ",", "2026-01-01T00:00:00Z", "2026-01-01",
+     "1994-11-05 08:15:30", "9999-12-31T23:59:59+14:00", "0000-01-01T00:00:00Z",
+     "pothole", "311-2026-000001"])
+
+
+@pytest.mark.store
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.lists(st.tuples(st.sampled_from(
+    ["service_request_id", "service_code", "start_date", "end_date", "status",
+     "jurisdiction_id", "x"]), query_values), max_size=6),
+    fmt=st.sampled_from(["json", "xml"]))
+async def test_http_get_requests_never_500(
+    aiohttp_client: ClientFactory, migrated_url: str, params: list[tuple[str, str]], fmt: str
+) -> None:
+    client, _key = await _client(aiohttp_client, migrated_url)
+    resp = await client.get(f"/open311/v2/requests.{fmt}", params=params)
+    raw = await resp.read()
+    assert resp.status in (200, 400), (resp.status, raw[:300])
+    if fmt == "json":
+        payload = json.loads(raw)
+        assert isinstance(payload, list)
+        if resp.status == 400:
+            assert payload and all(e["code"] == 400 for e in payload)
+    else:
+        tree = ET.fromstring(raw)
+        assert tree.tag == ("errors" if resp.status == 400 else "service_requests")
