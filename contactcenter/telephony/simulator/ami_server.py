@@ -587,7 +587,7 @@ class AmiServer:
             err("No extension specified")
             return
         ok("Transfer succeeded")
-        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""))
+        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""), blind=True)
 
 
 def _parse(raw: bytes) -> dict[str, str]:
