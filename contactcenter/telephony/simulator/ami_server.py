@@ -197,6 +197,7 @@ class AmiServer:
                 ok("Already authenticated")
                 return True
             if not self._credentials_ok(client, h):
+                await self.pbx.clock.sleep(1.0)  # manager.c sleeps a second before refusing
                 err("Authentication failed")
                 self.pbx.emit(
                     "InvalidPassword",

@@ -438,9 +438,7 @@ class Pbx:
         m = q.members.pop(interface, None)
         if m is None:
             raise PbxError("Unable to remove interface: Not there")
-        self.emit(
-            "QueueMemberRemoved", AGENT, [h for h in m.headers(self) if h[0] not in ("Ringinuse",)]
-        )
+        self.emit("QueueMemberRemoved", AGENT, m.headers(self))
 
     def queue_pause(
         self, queue: str | None, interface: str, paused: bool, reason: str = ""
