@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,6 +20,15 @@ BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
-# The demo's simulated operator phones (telephony.simulator.phones.PhoneControl); only set by
-# `contactcenter demo`, so the console offers Answer / Hang up when it is present.
-SIM_PHONES = web.AppKey("sim_phones", Any)
+
+class SimPhones(Protocol):
+    """The demo's operator phones in the simulator (telephony.simulator.phones.PhoneControl),
+    by interface, e.g. "PJSIP/1001"; each returns False when there is nothing to do."""
+
+    def ringing(self, interface: str) -> bool: ...
+    def answer(self, interface: str) -> bool: ...
+    def hangup(self, interface: str) -> bool: ...
+
+
+# Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", SimPhones)
