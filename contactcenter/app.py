@@ -18,12 +18,15 @@ from . import db
 from .bus import make_bus
 from .config import Settings
 from .keys import BUS, ENGINE, HEALTH, SESSIONS, SETTINGS
+from .maintenance import retention_ctx
+from .web import auth
+from .web.auth import public
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = []
+PLUGINS: list[str] = ["telephony.plugin", "ivr.plugin", "cases.plugin"]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -61,6 +64,7 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
     await bus.close()
 
 
+@public
 async def health(request: web.Request) -> web.Response:
     parts: dict[str, Any] = {}
     for name, check in request.app[HEALTH].items():
@@ -74,6 +78,7 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+@public
 @aiohttp_jinja2.template("index.html")
 async def index(request: web.Request) -> dict[str, Any]:
     return {"settings": request.app[SETTINGS]}
@@ -83,13 +88,16 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[HEALTH] = {}
+    auth.setup(app)  # before jinja2: its context processor reads the session
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
         autoescape=jinja2.select_autoescape(["html", "xml"]),
+        context_processors=[auth.template_context, aiohttp_jinja2.request_processor],
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     for name in PLUGINS:
         importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")

@@ -9,7 +9,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
+from .cases.email_intake import EmailIntake
+from .cases.store import ApiKeys, CaseStore
 from .config import Settings
+from .events import Pbx
+from .ivr.engine import IvrEngine
+from .telephony.agi import FastAgiServer
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -19,6 +24,17 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+# The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
+PBX = web.AppKey("pbx", Pbx)
+# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
+
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
+CASE_STORE = web.AppKey("case_store", CaseStore)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
 
 
 class SimPhones(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter import db
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CC_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("CCTEST_SHARED_DIR", ROOT.parent / "shared"))
 TRANSCRIPTS = SHARED / "asterisk-transcripts"
-PG_ADMIN = os.environ.get("CC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-STORE_ON_PG = os.environ.get("CC_TEST_STORE_PG") == "1"
+PG_ADMIN = os.environ.get("CCTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
 
 
 def transcript(name: str) -> bytes:
@@ -90,7 +91,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> Iterator[str]:
-    """The store under test: SQLite by default, PostgreSQL when CC_TEST_STORE_PG=1."""
+    """The store under test: SQLite by default, PostgreSQL when CCTEST_STORE_PG=1."""
     if STORE_ON_PG:
         name = _pg_create()
         try:
@@ -128,3 +129,55 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+# --- web helpers --------------------------------------------------------------------------------
+
+
+def app_settings(database_url: str, **overrides: str) -> Any:
+    """Settings for an app under test: AMI/AGI off unless a test turns them on."""
+    from contactcenter.config import load_settings
+
+    env = {
+        "CC_DATABASE_URL": database_url,
+        "CC_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "CC_AMI_ENABLED": "false",
+        "CC_AGI_ENABLED": "false",
+        **{f"CC_{k.upper()}": v for k, v in overrides.items()},
+    }
+    return load_settings(env=env)
+
+
+@pytest.fixture
+async def seeded(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """A migrated store with the reference data and the three demo users (password = name)."""
+    from contactcenter.seed import seed_demo_users, seed_reference
+
+    await seed_reference(sessions)
+    await seed_demo_users(sessions)
+    return sessions
+
+
+async def login_csrf(client: Any) -> str:
+    """The CSRF token the log-in form carries (an anonymous session's)."""
+    page = await (await client.get("/login")).text()
+    match = re.search(r'name="_csrf" value="([^"]+)"', page)
+    assert match, "no CSRF token on the log-in form"
+    return match.group(1)
+
+
+async def login(client: Any, username: str, password: str | None = None) -> str:
+    """Sign in through the form; returns the session's CSRF token for later POSTs."""
+    resp = await client.post(
+        "/login",
+        data={"username": username, "password": password or username,
+              "_csrf": await login_csrf(client)},
+        allow_redirects=False,
+    )
+    assert resp.status == 302, await resp.text()
+    page = await (await client.get("/", headers={"Accept": "text/html"})).text()
+    match = re.search(r'name="_csrf" value="([^"]+)"', page)
+    assert match, "no CSRF token on the start page after log-in"
+    return match.group(1)

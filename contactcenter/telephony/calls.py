@@ -1,0 +1,800 @@
+"""CallTracker: AMI events -> call state -> domain events (pure: no I/O, no clock).
+
+One *call* is every channel that shares a ``Linkedid`` (Asterisk sets it to the ``Uniqueid`` of the
+oldest channel): the citizen's channel, Local channel halves ``;1``/``;2``, the operators' channels.
+A call starts with its first channel and ends when the last of its channels hangs up; then one
+`CallEnded` carries its `CallRecord`. Channels are remembered by ``Uniqueid`` -> linkedid so a
+channel keeps the call it was born in.
+
+Figures come from Asterisk where it computes them: ``HoldTime``/``RingTime`` (seconds) of
+``AgentConnect``, ``TalkTime`` of ``AgentComplete``, ``HoldTime`` of ``QueueCallerAbandon``.
+Beware ``AgentRingNoAnswer``'s ``RingTime``: it is in *milliseconds* (4000 for a 4 s timeout).
+Everything else is a difference of event ``Timestamp``s.
+
+Nothing here knows channel names: a SIP trunk (``PJSIP/trunk-000001``) and the captures' Local
+channels are followed the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from contactcenter.events import (
+    AgentCallCompleted,
+    AgentRinging,
+    AgentRingNoAnswer,
+    CallAbandoned,
+    CallAnswered,
+    CallEnded,
+    CallHeld,
+    CallRecord,
+    CallStarted,
+    CallTransferred,
+    Event,
+    QueueJoined,
+    QueueLeft,
+)
+from contactcenter.telephony.frames import AmiEvent
+
+# How many closed linkedids we remember to ignore late events (a Hangup after a resync closed
+# the call, a duplicate Hangup). Bounded so a long-running bridge does not grow.
+RECENTLY_CLOSED = 4096
+
+# Round figures in JSON output to milliseconds: Asterisk's timestamps have microseconds, but
+# a record read by people (and compared in tests) is stable at 3 decimals.
+JSON_DECIMALS = 3
+
+_UNKNOWN = frozenset({"", "<unknown>"})
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _known(value: str | None) -> str | None:
+    return None if value is None or value in _UNKNOWN else value
+
+
+def _num(value: str | None, scale: float = 1.0) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value) / scale
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _uid_of(event: AmiEvent) -> str:
+    # Old Asterisk spelled it UniqueID in CoreShowChannel.
+    return event.get("Uniqueid") or event.get("UniqueID") or ""
+
+
+def _duration(value: str | None) -> float:
+    """CoreShowChannel's ``Duration`` (``HH:MM:SS``, or plain seconds) in seconds; 0 if odd."""
+    if not value:
+        return 0.0
+    try:
+        total = 0.0
+        for part in value.split(":"):
+            total = total * 60 + float(part)
+        return total
+    except ValueError:
+        return 0.0
+
+
+class _Call:
+    """Mutable state of one open call (private to the tracker)."""
+
+    __slots__ = (
+        "abandon_position",
+        "abandoned",
+        "adopted",
+        "agent",
+        "agent_interface",
+        "announced",
+        "answered_at",
+        "caller_name",
+        "caller_number",
+        "case_number",
+        "channels",
+        "connected",
+        "current_queue",
+        "ended",
+        "first_uid",
+        "held",
+        "hold_since",
+        "hold_total",
+        "in_queue",
+        "ivr_path",
+        "joined_at",
+        "language",
+        "left_at",
+        "linkedid",
+        "opened",
+        "partial",
+        "queue",
+        "ring",
+        "self_served",
+        "service",
+        "started",
+        "talk",
+        "touched",
+        "transferred",
+        "wait",
+    )
+
+    def __init__(self, linkedid: str, started: float, first_uid: str, partial: bool) -> None:
+        self.linkedid = linkedid
+        self.started = started
+        self.ended = started
+        self.first_uid = first_uid
+        self.partial = partial
+        self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
+        self.channels: set[str] = set()
+        self.touched = 0  # the tracker's `seq` when an event last reached this call
+        self.opened = 0  # the tracker's `seq` when the call was first seen
+        self.announced = False
+        self.caller_number: str | None = None
+        self.caller_name: str | None = None
+        self.queue: str | None = None  # first queue joined
+        self.current_queue: str | None = None
+        self.service: str | None = None
+        self.language: str | None = None
+        self.case_number: str | None = None
+        self.ivr_path: tuple[str, ...] = ()
+        self.self_served = False
+        self.joined_at: float | None = None
+        self.left_at: float | None = None
+        self.in_queue = False
+        self.connected = False
+        self.answered_at: float | None = None
+        self.agent: str | None = None
+        self.agent_interface: str | None = None
+        self.wait: float | None = None
+        self.ring: float | None = None
+        self.talk: float | None = None
+        self.abandoned = False
+        self.abandon_position: int | None = None
+        self.transferred = False
+        self.held: set[str] = set()  # channels on hold now
+        self.hold_since: float | None = None
+        self.hold_total = 0.0
+
+
+class CallTracker:
+    """Follows calls across their channels and emits domain events (see module doc)."""
+
+    def __init__(
+        self,
+        server: str = "default",
+        *,
+        short_abandon_seconds: Callable[[str], float] = lambda q: 5.0,
+        recently_closed: int = RECENTLY_CLOSED,
+    ) -> None:
+        self.server = server
+        self.short_abandon_seconds = short_abandon_seconds
+        self._calls: dict[str, _Call] = {}
+        self._uid: dict[str, str] = {}  # live channel Uniqueid -> the linkedid it belongs to
+        self._closed: dict[str, None] = {}  # insertion-ordered set of recently closed linkedids
+        self._max_closed = recently_closed
+        # Channels that hung up (bounded): a straggling event must not bring one back to life,
+        # or its call would wait forever for a second Hangup.
+        self._dead: dict[str, None] = {}
+        self.disconnected_at: float | None = None
+        self.seq = 0  # call events fed so far; see `resync(since=...)`
+        # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
+        self._link_seq: int | None = None
+        self.ignored = 0  # events for calls already closed (late or duplicate)
+        self._handlers: dict[str, Callable[[AmiEvent, list[Event]], None]] = {
+            "Newchannel": self._newchannel,
+            "NewCallerid": self._newcallerid,
+            "VarSet": self._varset,
+            "QueueCallerJoin": self._queue_join,
+            "QueueCallerLeave": self._queue_leave,
+            "QueueCallerAbandon": self._queue_abandon,
+            "AgentCalled": self._agent_called,
+            "AgentRingNoAnswer": self._agent_ringnoanswer,
+            "AgentConnect": self._agent_connect,
+            "AgentComplete": self._agent_complete,
+            "Hold": self._hold,
+            "Unhold": self._unhold,
+            "BlindTransfer": self._blind_transfer,
+            "AttendedTransfer": self._attended_transfer,
+            "Hangup": self._hangup,
+        }
+
+    # --- public API -----------------------------------------------------------------------
+
+    def feed(self, event: AmiEvent) -> list[Event]:
+        """The domain events this AMI event causes (often none)."""
+        handler = self._handlers.get(event.name)
+        if handler is None:
+            return []
+        self.seq += 1
+        out: list[Event] = []
+        handler(event, out)
+        return out
+
+    def linkedid_of(self, uniqueid: str) -> str | None:
+        """The call (linkedid) a live channel belongs to, e.g. to place an AGI session's
+        `IvrChoice` (which knows only its channel's Uniqueid)."""
+        return self._uid.get(uniqueid)
+
+    def open_calls(self) -> int:
+        return len(self._calls)
+
+    @property
+    def idle(self) -> bool:
+        return not self._calls
+
+    def on_disconnect(self, at: float) -> None:
+        """The AMI link dropped: events are being missed until `resync`."""
+        self.disconnected_at = at
+        self._link_seq = self.seq
+
+    def resync(
+        self, channels: Sequence[AmiEvent], at: float, *, since: int | None = None
+    ) -> list[Event]:
+        """Reconcile with the live channels Asterisk reports after a reconnect (CoreShowChannel).
+
+        Calls whose linkedid has no live channel ended while we were away: closed now as partial
+        records (ended_at = `at`). Live channels of calls we do not know are adopted as partial
+        calls; channels of known calls are refreshed (hung-up ones forgotten, new ones added).
+
+        Events keep flowing while the CoreShowChannels reply is collected, so a call that got an
+        event after `since` is alive on the new link whatever the snapshot says: it is neither
+        closed nor stripped of channels. `since` is a `seq` value; by default the one at the
+        last `on_disconnect`, for the first resync after it only (a later ``resync([])``
+        closes every open call). Pass ``since=tracker.seq`` read just before sending
+        CoreShowChannels to be exact, also on the first connect.
+        """
+        if since is None:
+            since = self._link_seq
+        out: list[Event] = []
+        live: dict[str, list[AmiEvent]] = {}
+        seen: set[str] = set()
+        for ch in channels:
+            uid = _uid_of(ch)
+            if not uid or uid in seen:
+                continue  # a channel belongs to one call: the first listing wins
+            seen.add(uid)
+            lid = self._uid.get(uid) or ch.get("Linkedid") or uid
+            live.setdefault(lid, []).append(ch)
+        for lid in [lid for lid in self._calls if lid not in live]:
+            call = self._calls[lid]
+            if since is not None and call.touched > since:
+                continue
+            call.partial = True
+            call.ended = max(call.ended, at)
+            self._close(call, out)
+        for lid, chans in live.items():
+            if lid in self._closed:
+                continue
+            call = self._calls.get(lid)
+            if call is None:
+                call = self._adopt(lid, chans, at, out)
+            elif since is None or call.opened <= since:
+                call.partial = True  # it lived through a gap: some events may be missing
+            if since is None or call.touched <= since:
+                for uid in call.channels - {_uid_of(c) for c in chans}:
+                    call.channels.discard(uid)  # hung up while we were away
+                    self._uid.pop(uid, None)
+            for ch in chans:
+                uid = _uid_of(ch)
+                call.channels.add(uid)
+                self._uid[uid] = lid
+        self.disconnected_at = None
+        self._link_seq = None  # this link's snapshot is taken into account now
+        return out
+
+    def close_all(self, at: float) -> list[Event]:
+        """Close every open call now as partial (e.g. a replayed stream ended mid-call).
+        Unlike `resync([], at)`, this spares no call seen on the current link."""
+        return self.resync([], at, since=self.seq)
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def _lookup(self, event: AmiEvent, out: list[Event]) -> _Call | None:
+        """The open call of this event's channel; adopts an unknown call seen mid-way."""
+        uid = event.get("Uniqueid")
+        lid = (self._uid.get(uid) if uid else None) or event.get("Linkedid") or uid
+        if not lid:
+            return None
+        call = self._calls.get(lid)
+        if call is not None:
+            call.touched = self.seq
+            if uid and uid not in call.channels and uid not in self._dead:
+                call.channels.add(uid)
+                self._uid[uid] = lid
+            return call
+        if lid in self._closed:
+            self.ignored += 1
+            return None
+        if not uid:
+            return None
+        # A call already under way when we started listening: follow it, flagged partial.
+        return self._open(lid, event.timestamp, uid, partial=True)
+
+    def _open(self, lid: str, at: float, uid: str, *, partial: bool) -> _Call:
+        call = _Call(lid, at, uid, partial)
+        call.touched = call.opened = self.seq
+        call.channels.add(uid)
+        self._calls[lid] = call
+        self._uid[uid] = lid
+        return call
+
+    def _announce(self, call: _Call, out: list[Event]) -> None:
+        if not call.announced:
+            call.announced = True
+            out.append(
+                CallStarted(
+                    server=self.server,
+                    linkedid=call.linkedid,
+                    caller_number=call.caller_number,
+                    caller_name=call.caller_name,
+                    at=_ts(call.started),
+                )
+            )
+
+    def _caller_id(self, call: _Call, event: AmiEvent, *, authoritative: bool) -> None:
+        num = _known(event.get("CallerIDNum"))
+        name = _known(event.get("CallerIDName"))
+        if num is not None and (authoritative or call.caller_number is None):
+            call.caller_number = num
+            if name is not None or authoritative:
+                call.caller_name = name
+        elif name is not None and call.caller_name is None and authoritative:
+            call.caller_name = name
+
+    def _remember_closed(self, lid: str) -> None:
+        self._closed[lid] = None
+        if len(self._closed) > self._max_closed:
+            del self._closed[next(iter(self._closed))]
+
+    def _close(self, call: _Call, out: list[Event]) -> None:
+        self._announce(call, out)
+        for uid in call.channels:
+            self._uid.pop(uid, None)
+        self._calls.pop(call.linkedid, None)
+        self._remember_closed(call.linkedid)
+        out.append(CallEnded(record=self._record(call)))
+
+    def _record(self, call: _Call) -> CallRecord:
+        end = call.ended
+        wait = call.wait
+        talk = call.talk
+        if call.transferred:
+            outcome = "transferred"
+        elif call.connected:
+            outcome = "answered"
+            if talk is None and call.answered_at is not None:
+                talk = end - call.answered_at  # no AgentComplete seen (partial)
+        elif call.abandoned or (call.in_queue and call.joined_at is not None):
+            if wait is None and call.joined_at is not None:
+                wait = (call.left_at or end) - call.joined_at
+            threshold = self.short_abandon_seconds(call.queue or "")
+            outcome = "short_abandoned" if wait is not None and wait < threshold else "abandoned"
+        elif call.joined_at is not None:
+            outcome = "timed_out"  # left the queue with neither an agent nor an abandon
+            if wait is None:
+                wait = (call.left_at or end) - call.joined_at
+        elif call.self_served:
+            outcome = "ivr_self_served"
+        else:
+            outcome = "ivr_hangup"
+        ivr: float | None
+        if call.adopted:
+            ivr = None
+        elif call.joined_at is not None:
+            ivr = max(call.joined_at - call.started, 0.0)
+        else:
+            ivr = max(end - call.started, 0.0)
+        hold_total = call.hold_total
+        if call.hold_since is not None:
+            hold_total += end - call.hold_since
+        hold = hold_total if (call.connected or hold_total) else None
+        return CallRecord(
+            server=self.server,
+            linkedid=call.linkedid,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            started_at=_ts(call.started),
+            ended_at=_ts(end),
+            outcome=outcome,
+            queue=call.queue,
+            service=call.service,
+            language=call.language,
+            agent=call.agent,
+            agent_interface=call.agent_interface,
+            ivr_seconds=ivr,
+            wait_seconds=wait,
+            ring_seconds=call.ring,
+            talk_seconds=talk,
+            hold_seconds=hold,
+            case_number=call.case_number,
+            ivr_path=call.ivr_path,
+            abandon_position=call.abandon_position,
+            partial=call.partial,
+        )
+
+    def _adopt(self, lid: str, chans: list[AmiEvent], at: float, out: list[Event]) -> _Call:
+        """A call that was live before we (re)connected, from its CoreShowChannel entries."""
+        first = next((c for c in chans if _uid_of(c) == lid), chans[0])
+        age = max(_duration(c.get("Duration")) for c in chans)
+        uid = _uid_of(first) or lid
+        call = self._open(lid, at - age, uid, partial=True)
+        self._caller_id(call, first, authoritative=True)
+        if call.caller_number is None:
+            for c in chans:
+                self._caller_id(call, c, authoritative=False)
+        for c in chans:
+            if (c.get("Application") or "").lower() == "queue":
+                queue = (c.get("ApplicationData") or "").split(",", 1)[0] or None
+                call.queue = call.queue or queue
+                call.current_queue = queue
+                call.joined_at = call.started if call.joined_at is None else call.joined_at
+                if c.get("BridgeId"):
+                    call.connected = True  # the queue caller is bridged to an operator
+                    call.answered_at = at
+                else:
+                    call.in_queue = True
+        self._announce(call, out)
+        return call
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
+        uid = event.get("Uniqueid")
+        lid = event.get("Linkedid") or uid
+        if not uid or not lid or uid in self._uid:
+            return  # malformed, or a duplicate of a channel we follow
+        if lid in self._closed:
+            self.ignored += 1
+            return
+        call = self._calls.get(lid)
+        if call is None:
+            # Asterisk makes a call's first channel with Linkedid == Uniqueid; anything else
+            # means we joined a call already under way.
+            call = self._open(lid, event.timestamp, uid, partial=uid != lid)
+            self._caller_id(call, event, authoritative=True)
+            if call.caller_number is not None:
+                self._announce(call, out)
+            return
+        # An operator's channel: its caller ID may be the operator's own, never the citizen's.
+        call.touched = self.seq
+        call.channels.add(uid)
+        self._uid[uid] = lid
+
+    def _newcallerid(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        if event.get("Uniqueid") == call.first_uid:
+            self._caller_id(call, event, authoritative=True)
+            self._announce(call, out)
+
+    def _varset(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        var = event.get("Variable") or ""
+        value = event.get("Value") or None
+        if var == "SERVICE":
+            call.service = value
+        elif var == "LANG":
+            call.language = value
+        elif var == "CASE":
+            call.case_number = value
+        elif var == "IVRPATH":
+            call.ivr_path = tuple(p for p in (value or "").split(",") if p)
+        elif var == "IVROUTCOME":
+            call.self_served = value == "self_served"
+        # QUEUE is the IVR's routing target; the record's queue is the queue actually joined.
+
+    def _queue_join(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._caller_id(call, event, authoritative=False)
+        self._announce(call, out)
+        queue = event.get("Queue") or ""
+        at = event.timestamp
+        if call.queue is None:
+            call.queue = queue
+        if call.joined_at is None:
+            call.joined_at = at
+        call.current_queue = queue
+        call.in_queue = True
+        out.append(
+            QueueJoined(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=queue,
+                position=_int(event.get("Position")) or 0,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                at=_ts(at),
+                service=call.service,
+                language=call.language,
+                case_number=call.case_number,
+            )
+        )
+
+    def _queue_leave(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        call.in_queue = False
+        call.left_at = event.timestamp
+        out.append(
+            QueueLeft(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                at=_ts(event.timestamp),
+            )
+        )
+
+    def _queue_abandon(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        wait = _num(event.get("HoldTime"))
+        call.in_queue = False
+        if not call.connected:  # after a transfer into a queue the first answer still counts
+            call.abandoned = True
+            call.wait = wait
+            call.abandon_position = _int(event.get("Position"))
+        out.append(
+            CallAbandoned(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                position=_int(event.get("Position")),
+                original_position=_int(event.get("OriginalPosition")),
+                wait_seconds=wait,
+                at=_ts(event.timestamp),
+            )
+        )
+
+    def _agent_called(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        out.append(
+            AgentRinging(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                interface=event.get("Interface") or "",
+                member_name=event.get("MemberName") or None,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                at=_ts(event.timestamp),
+                service=call.service,
+                language=call.language,
+                case_number=call.case_number,
+                ivr_path=call.ivr_path,
+            )
+        )
+
+    def _agent_ringnoanswer(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        out.append(
+            AgentRingNoAnswer(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                interface=event.get("Interface") or "",
+                ring_seconds=_num(event.get("RingTime"), 1000.0),  # milliseconds on the wire
+                at=_ts(event.timestamp),
+            )
+        )
+
+    def _agent_connect(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        wait = _num(event.get("HoldTime"))
+        ring = _num(event.get("RingTime"))  # seconds here, unlike AgentRingNoAnswer
+        interface = event.get("Interface") or ""
+        member = event.get("MemberName") or None
+        call.in_queue = False
+        if not call.connected:
+            # The first operator to answer is the call's agent; a later queue (after a
+            # transfer) does not rewrite the record's figures.
+            call.connected = True
+            call.answered_at = event.timestamp
+            call.agent = member
+            call.agent_interface = interface
+            call.wait = wait
+            call.ring = ring
+        out.append(
+            CallAnswered(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                interface=interface,
+                member_name=member,
+                wait_seconds=wait,
+                ring_seconds=ring,
+                at=_ts(event.timestamp),
+            )
+        )
+
+    def _agent_complete(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        talk = _num(event.get("TalkTime"))
+        interface = event.get("Interface") or ""
+        if call.talk is None and interface == call.agent_interface:
+            call.talk = talk
+        out.append(
+            AgentCallCompleted(
+                server=self.server,
+                linkedid=call.linkedid,
+                queue=event.get("Queue") or call.current_queue or "",
+                interface=interface,
+                talk_seconds=talk,
+                at=_ts(event.timestamp),
+            )
+        )
+
+    def _hold(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        self._announce(call, out)
+        uid = event.get("Uniqueid") or ""
+        if uid in call.held:
+            return  # a repeated Hold changes nothing
+        if not call.held:
+            call.hold_since = event.timestamp
+        call.held.add(uid)
+        out.append(
+            CallHeld(
+                server=self.server, linkedid=call.linkedid, held=True, at=_ts(event.timestamp)
+            )
+        )
+
+    def _unhold(self, event: AmiEvent, out: list[Event]) -> None:
+        call = self._lookup(event, out)
+        if call is None:
+            return
+        uid = event.get("Uniqueid") or ""
+        if uid not in call.held:
+            return
+        call.held.discard(uid)
+        if not call.held and call.hold_since is not None:
+            call.hold_total += max(event.timestamp - call.hold_since, 0.0)
+            call.hold_since = None
+        out.append(
+            CallHeld(
+                server=self.server, linkedid=call.linkedid, held=False, at=_ts(event.timestamp)
+            )
+        )
+
+    def _transfer_call(self, event: AmiEvent, prefixes: Sequence[str]) -> _Call | None:
+        # The transferee is the citizen; fall back to the transferer's call.
+        for prefix in prefixes:
+            uid = event.get(f"{prefix}Uniqueid")
+            lid = (self._uid.get(uid) if uid else None) or event.get(f"{prefix}Linkedid")
+            if lid and lid in self._calls:
+                call = self._calls[lid]
+                call.touched = self.seq
+                return call
+        return None
+
+    def _transferred(self, call: _Call, kind: str, target: str | None, at: float,
+                     out: list[Event]) -> None:
+        self._announce(call, out)
+        if call.connected:
+            call.transferred = True
+        out.append(
+            CallTransferred(
+                server=self.server, linkedid=call.linkedid, kind=kind, target=target, at=_ts(at)
+            )
+        )
+
+    def _blind_transfer(self, event: AmiEvent, out: list[Event]) -> None:
+        if (event.get("Result") or "Success") != "Success":
+            return
+        call = self._transfer_call(event, ("Transferee", "Transferer"))
+        if call is None:
+            return
+        exten, context = event.get("Extension"), event.get("Context")
+        target = f"{exten}@{context}" if exten and context else exten or None
+        self._transferred(call, "blind", target, event.timestamp, out)
+
+    def _attended_transfer(self, event: AmiEvent, out: list[Event]) -> None:
+        if (event.get("Result") or "Success") != "Success":
+            return
+        call = self._transfer_call(event, ("Transferee", "OrigTransferer", "SecondTransferer"))
+        if call is None:
+            return
+        target = (
+            event.get("TransferTargetChannel")
+            or event.get("DestApp")
+            or event.get("SecondTransfererChannel")
+            or None
+        )
+        self._transferred(call, "attended", target, event.timestamp, out)
+
+    def _hangup(self, event: AmiEvent, out: list[Event]) -> None:
+        uid = event.get("Uniqueid")
+        if not uid:
+            return
+        lid = self._uid.pop(uid, None)
+        self._dead[uid] = None
+        if len(self._dead) > 2 * self._max_closed:
+            del self._dead[next(iter(self._dead))]
+        if lid is None:
+            # Not a live channel we know: a duplicate, a late event, or a call we never saw.
+            self.ignored += 1
+            return
+        call = self._calls.get(lid)
+        if call is None:
+            return
+        call.touched = self.seq
+        call.channels.discard(uid)
+        if uid in call.held:
+            call.held.discard(uid)
+            if not call.held and call.hold_since is not None:
+                call.hold_total += max(event.timestamp - call.hold_since, 0.0)
+                call.hold_since = None
+        call.ended = max(call.ended, event.timestamp)
+        if uid == call.first_uid:
+            self._caller_id(call, event, authoritative=False)
+        if not call.channels:
+            self._close(call, out)
+        else:
+            self._announce(call, out)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, JSON_DECIMALS)
+
+
+def record_to_json(record: CallRecord) -> dict[str, Any]:
+    """A finished call in the `replay-ami` output shape. Times are ISO 8601 UTC; durations are
+    seconds rounded to `JSON_DECIMALS` (3) decimals, ``None`` where they do not apply."""
+    return {
+        "linkedid": record.linkedid,
+        "caller_number": record.caller_number,
+        "caller_name": record.caller_name,
+        "started_at": record.started_at.astimezone(UTC).isoformat(),
+        "ended_at": record.ended_at.astimezone(UTC).isoformat(),
+        "queue": record.queue,
+        "service": record.service,
+        "language": record.language,
+        "agent": record.agent,
+        "ivr_seconds": _round(record.ivr_seconds),
+        "wait_seconds": _round(record.wait_seconds),
+        "ring_seconds": _round(record.ring_seconds),
+        "talk_seconds": _round(record.talk_seconds),
+        "outcome": record.outcome,
+    }
+
+
+__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "CallTracker", "record_to_json"]

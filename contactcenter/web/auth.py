@@ -1,0 +1,369 @@
+"""Accounts on the web: sessions, log-in, roles per route, CSRF, security headers.
+
+Every route declares who may use it with `@public` or `@require_role(...)`; the `guard`
+middleware refuses any route that declares nothing (deny by default), so a new route cannot be
+forgotten. State-changing requests need the session's CSRF token (form field `_csrf` or header
+`X-CSRF-Token`) unless the route is `@csrf_exempt` (machine APIs authenticated by API key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+from aiohttp_session import setup as session_setup
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from sqlalchemy import select
+
+from ..cases.models import ApiKey, User
+from ..keys import SESSIONS, SETTINGS
+from ..security import hash_api_key, verify_password
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H")
+
+ROLES = ("operator", "supervisor", "admin")
+STAFF = ("supervisor", "admin")
+ANY_USER = ROLES
+SESSION_MAX_AGE = 12 * 3600
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: int
+    username: str
+    role: str
+    display_name: str
+    interface: str | None
+    queues: tuple[str, ...] = ()
+
+    def has(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+API_CLIENT_ROLE = "api"  # a request authenticated by API key, not a person
+
+
+# --- declaring access ---------------------------------------------------------------------------
+
+
+def require_role(*roles: str, api_key: bool = False) -> Callable[[H], H]:
+    """Only signed-in users with one of `roles` (and, with api_key=True, API-key clients)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def mark(handler: H) -> H:
+        handler.__cc_roles__ = frozenset(roles)  # type: ignore[attr-defined]
+        handler.__cc_api_key__ = api_key  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def public(handler: H) -> H:
+    handler.__cc_roles__ = None  # type: ignore[attr-defined]
+    return handler
+
+
+def csrf_exempt(handler: H) -> H:
+    handler.__cc_csrf_exempt__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def route_access(handler: Any) -> tuple[bool, frozenset[str] | None, bool]:
+    """(declared, roles or None for public, api_key allowed)."""
+    if not hasattr(handler, "__cc_roles__"):
+        return False, frozenset(), False
+    return True, handler.__cc_roles__, getattr(handler, "__cc_api_key__", False)
+
+
+# --- who is asking ------------------------------------------------------------------------------
+
+USER_KEY = "cc_user"
+
+
+def current_user(request: web.Request) -> Principal | None:
+    return request.get(USER_KEY)
+
+
+def require_user(request: web.Request) -> Principal:
+    user = current_user(request)
+    if user is None:
+        raise web.HTTPUnauthorized(text="sign in first")
+    return user
+
+
+async def _load_user(request: web.Request) -> Principal | None:
+    session = await get_session(request)
+    uid = session.get("uid")
+    if uid is None:
+        return None
+    async with request.app[SESSIONS]() as db:
+        user = await db.get(User, uid)
+    if user is None or not user.active or session.get("ver") != _user_version(user):
+        session.invalidate()
+        return None
+    return _principal(user)
+
+
+def _principal(user: User) -> Principal:
+    return Principal(
+        user.id, user.username, user.role, user.display_name or user.username, user.interface,
+        tuple(user.queues or ()),
+    )
+
+
+def _user_version(user: User) -> str:
+    # A password or role change signs out every session of that user.
+    return hashlib.sha256(f"{user.password_hash}|{user.role}".encode()).hexdigest()[:16]
+
+
+async def api_key_valid(request: web.Request, key: str | None) -> bool:
+    if not key:
+        return False
+    async with request.app[SESSIONS]() as db:
+        row = (
+            await db.execute(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key)))
+        ).scalar_one_or_none()
+    return row is not None and row.revoked_at is None
+
+
+# --- CSRF ---------------------------------------------------------------------------------------
+
+
+async def csrf_token(request: web.Request) -> str:
+    session = await get_session(request)
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return str(token)
+
+
+async def _csrf_ok(request: web.Request) -> bool:
+    session = await get_session(request)
+    expected = session.get("csrf")
+    if not expected:
+        return False
+    sent = request.headers.get("X-CSRF-Token")
+    if sent is None and request.content_type in (
+        "application/x-www-form-urlencoded", "multipart/form-data"
+    ):
+        sent = (await request.post()).get("_csrf")  # type: ignore[assignment]
+    return isinstance(sent, str) and secrets.compare_digest(sent, str(expected))
+
+
+# --- middlewares --------------------------------------------------------------------------------
+
+
+def _wants_html(request: web.Request) -> bool:
+    if request.path.startswith(("/api/", "/open311/", "/metrics")):
+        return False
+    return "text/html" in request.headers.get("Accept", "text/html")
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    # 404/405 (no resource) and static files need no rule
+    if route.resource is None or isinstance(route.resource, web.StaticResource):
+        return await handler(request)
+    declared, roles, api_key = route_access(route.handler)
+    if not declared:
+        log.error("route %s %s declares no role: refused", request.method, request.path)
+        raise web.HTTPForbidden(text="this route declares no access rule")
+    user = await _load_user(request)
+    if user is not None:
+        request[USER_KEY] = user
+    if roles is not None:
+        if user is None:
+            if api_key and await api_key_valid(request, request.headers.get("X-API-Key")):
+                return await handler(request)
+            if _wants_html(request) and request.method == "GET":
+                raise web.HTTPFound(f"/login?next={quote(request.path_qs)}")
+            raise web.HTTPUnauthorized(text="sign in first")
+        if user.role not in roles:
+            if _wants_html(request):
+                # rendered before the context-processor middleware runs: pass its context
+                context = {**await template_context(request), "needed": sorted(roles)}
+                return aiohttp_jinja2.render_template(
+                    "forbidden.html", request, context, status=403
+                )
+            raise web.HTTPForbidden(text="your role may not do this")
+    if request.method in UNSAFE and not getattr(route.handler, "__cc_csrf_exempt__", False):
+        if not await _csrf_ok(request):
+            raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
+    return await handler(request)
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        resp = exc
+        _headers(resp)
+        raise
+    _headers(resp)
+    return resp
+
+
+def _headers(resp: web.StreamResponse) -> None:
+    if resp.prepared:
+        return
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+
+
+def origin_ok(request: web.Request) -> bool:
+    """Websocket upgrades: the page must come from this host (no cross-site hijacking)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    return urlsplit(origin).netloc == request.host
+
+
+# --- log-in rate limiting -----------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Failed log-ins per key in a sliding window (per account and per address)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._fails: dict[str, deque[float]] = {}
+
+    def blocked(self, key: str) -> bool:
+        q = self._fails.get(key)
+        if not q:
+            return False
+        cutoff = self.clock() - self.window
+        while q and q[0] < cutoff:
+            q.popleft()
+        if not q:
+            del self._fails[key]
+        return len(q) >= self.limit
+
+    def fail(self, key: str) -> None:
+        self._fails.setdefault(key, deque()).append(self.clock())
+        if len(self._fails) > 100_000:  # bound memory under a spray of usernames
+            self._fails.pop(next(iter(self._fails)))
+
+    def reset(self, key: str) -> None:
+        self._fails.pop(key, None)
+
+
+ACCOUNT_LIMIT = web.AppKey("login_account_limit", RateLimiter)
+ADDRESS_LIMIT = web.AppKey("login_address_limit", RateLimiter)
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+HOME_BY_ROLE = {"operator": "/console", "supervisor": "/wallboard", "admin": "/admin"}
+
+
+def _safe_next(value: str | None) -> str | None:
+    if value and value.startswith("/") and not value.startswith("//"):
+        return value
+    return None
+
+
+@public
+async def login_page(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "login.html", request,
+        {"next": _safe_next(request.query.get("next")) or "", "error": None, "username": ""},
+    )
+
+
+@public
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    username = str(form.get("username", "")).strip()[:80]
+    password = str(form.get("password", ""))[:1024]
+    nxt = _safe_next(str(form.get("next", "")))
+    address = request.remote or "?"
+    acc, addr = request.app[ACCOUNT_LIMIT], request.app[ADDRESS_LIMIT]
+
+    def again(error: str, status: int) -> web.Response:
+        return aiohttp_jinja2.render_template(
+            "login.html", request,
+            {"next": nxt or "", "error": error, "username": username}, status=status,
+        )
+
+    if acc.blocked(username.lower()) or addr.blocked(address):
+        log.warning("log-in rate limit hit for %r from %s", username, address)
+        return again("Too many failed attempts. Wait a few minutes and try again.", 429)
+    async with request.app[SESSIONS]() as db:
+        user = (
+            await db.execute(select(User).where(User.username == username))
+        ).scalar_one_or_none()
+    if user is None or not user.active or not verify_password(user.password_hash, password):
+        acc.fail(username.lower())
+        addr.fail(address)
+        log.info("failed log-in for %r from %s", username, address)
+        return again("Wrong user name or password.", 401)
+    acc.reset(username.lower())
+    session = await new_session(request)  # a fresh session id: no fixation
+    session["uid"] = user.id
+    session["ver"] = _user_version(user)
+    session["csrf"] = secrets.token_urlsafe(24)
+    raise web.HTTPFound(nxt or HOME_BY_ROLE.get(user.role, "/"))
+
+
+@require_role(*ANY_USER)
+async def logout(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPFound("/login")
+
+
+async def template_context(request: web.Request) -> dict[str, Any]:
+    user = current_user(request)
+    token = await csrf_token(request)
+    return {"user": user, "csrf_token": token, "demo": request.app[SETTINGS].demo}
+
+
+def cookie_key(secret: str) -> bytes:
+    """32 raw bytes derived from CC_SECRET_KEY (aiohttp-session makes the Fernet key)."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    secret = settings.secret_key or secrets.token_urlsafe(32)  # tests: a per-process key
+    session_setup(
+        app,
+        EncryptedCookieStorage(
+            cookie_key(secret), cookie_name="cc_session", max_age=SESSION_MAX_AGE,
+            httponly=True, samesite="Lax",
+        ),
+    )
+    app.middlewares.append(security_headers)
+    app.middlewares.append(guard)
+    app[ACCOUNT_LIMIT] = RateLimiter(5, 300)
+    app[ADDRESS_LIMIT] = RateLimiter(30, 300)
+    app.router.add_get("/login", login_page, name="login")
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout, name="logout")
