@@ -150,6 +150,7 @@ class CitizenCall:
     patience: float
     prewait: float
     hangup_exten: bool = False
+    answers: list[str] | None = None  # keys per menu prompt (None: the capture's blind DTMF)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     caller_gone: asyncio.Event = field(default_factory=asyncio.Event)
     agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -471,10 +472,21 @@ class Pbx:
         prewait: float = 2.0,
         action_id: str = "",
         hangup_exten: bool = False,
+        answers: list[str] | None = None,
     ) -> CitizenCall:
-        """AMI Originate of Local/311@from-citizen whose other half runs citizen-dialer."""
+        """AMI Originate of Local/311@from-citizen whose other half runs citizen-dialer.
+        With `answers`, the caller keys each entry when a menu prompt starts, as a person
+        does, instead of the captures' blind `SendDTMF(${DIGITS})`."""
         one, two = self.local_pair("311", "from-citizen", None)
-        call = CitizenCall(one, two, digits, patience, prewait, hangup_exten)
+        call = CitizenCall(
+            one,
+            two,
+            digits,
+            patience,
+            prewait,
+            hangup_exten,
+            answers=list(answers) if answers is not None else None,
+        )
         self.calls.append(call)
         variables = [("PREWAIT", _num(prewait)), ("PATIENCE", _num(patience)), ("DIGITS", digits)]
         self.cel(one, "CHAN_START")
@@ -561,33 +573,47 @@ class Pbx:
         if await self._until(t, call.done):
             return
         if not call.hangup_exten:
-            self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
-            for digit in call.digits:
-                await self._until(t + 0.1)
-                if call.done.is_set():
+            if call.answers is None:  # the captures' citizen: SendDTMF(${DIGITS},250), blind
+                self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
+                t = await self._key(call, call.digits, t)
+                if t is None:
                     return
-                self.ev_chan(
-                    "DTMFBegin", call.ch2, [("Digit", digit), ("Direction", "Received")], DTMF
-                )
-                await self._until(t + 0.2)
-                if call.done.is_set():
-                    return
-                self.ev_chan(
-                    "DTMFEnd",
-                    call.ch2,
-                    [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
-                    DTMF,
-                )
-                self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
-                call.dtmf.put_nowait(digit)
-                t += 0.45
-                await self._until(t)
-            if call.done.is_set():
-                return
             self.newexten(one, "Wait", _num(call.patience), 3)
             if await self._until(t + call.patience, call.done):
                 return
         self._caller_hangup(call)
+
+    async def _key(self, call: CitizenCall, digits: str, t: float) -> float | None:
+        """The caller keys `digits` from time `t`: each tone lasts 100 ms, 250 ms apart, and
+        arrives on the IVR's channel. Returns when it is done (None: the call ended)."""
+        for digit in digits:
+            await self._until(t + 0.1)
+            if call.done.is_set() or call.caller_gone.is_set():
+                return None
+            self.ev_chan("DTMFBegin", call.ch2, [("Digit", digit), ("Direction", "Received")], DTMF)
+            await self._until(t + 0.2)
+            if call.done.is_set() or call.caller_gone.is_set():
+                return None
+            self.ev_chan(
+                "DTMFEnd",
+                call.ch2,
+                [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
+                DTMF,
+            )
+            self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
+            call.dtmf.put_nowait(digit)
+            t += 0.45
+            await self._until(t)
+        return t
+
+    def on_prompt(self, call: CitizenCall, length: float) -> None:
+        """A menu prompt starts (GET DATA): a responsive caller answers it with their next
+        keys after listening to part of it."""
+        if not call.answers:
+            return
+        keys = call.answers.pop(0)
+        start = self.clock.now() + self.rng.uniform(0.4, 1.0) * length + 0.3
+        self.spawn(self._key(call, keys, start))
 
     def _caller_hangup(self, call: CitizenCall) -> None:
         """The citizen's dialer half runs Hangup(): the ;1 side goes, ;2 is asked to hang up."""
