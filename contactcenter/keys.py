@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -43,6 +43,15 @@ CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
 
-# The demo's simulated operator phones (telephony.simulator.phones.PhoneControl); only set by
-# `contactcenter demo`, so the console offers Answer / Hang up when it is present.
-SIM_PHONES = web.AppKey("sim_phones", Any)
+
+class SimPhones(Protocol):
+    """The demo's operator phones in the simulator (telephony.simulator.phones.PhoneControl),
+    by interface, e.g. "PJSIP/1001"; each returns False when there is nothing to do."""
+
+    def ringing(self, interface: str) -> bool: ...
+    def answer(self, interface: str) -> bool: ...
+    def hangup(self, interface: str) -> bool: ...
+
+
+# Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", SimPhones)

@@ -126,3 +126,40 @@ def test_simulate_command_runs_calls(capsys: pytest.CaptureFixture[str]) -> None
     assert sum(stats["outcomes"].values()) == 30 and "unfinished" not in stats["outcomes"]
     assert main(["simulate", "--rate", "soon"]) == 2
     asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@pytest.mark.asyncio
+async def test_generated_callers_answer_each_menu_prompt() -> None:
+    """The generator's callers key one answer per GET DATA (language, then the menu choice),
+    as people do with the product's IVR, instead of the captures' blind DTMF."""
+    from contactcenter.telephony.simulator.clock import VirtualClock
+    from contactcenter.telephony.simulator.generator import CallGenerator, Mix, wait_idle
+    from contactcenter.telephony.simulator.pbx import Pbx, QueueConfig
+
+    got: list[list[str]] = []
+
+    async def ivr(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        replies = []
+        for cmd in (
+            "ANSWER",
+            "GET DATA 311/choose-language 4000 1",
+            "GET DATA 311/en/main-menu 5000 1",
+            'SET VARIABLE QUEUE "potholes"',
+        ):
+            writer.write(cmd.encode() + b"\n")
+            replies.append((await reader.readline()).decode().strip())
+        got.append(replies)
+        writer.close()
+
+    server = await asyncio.start_server(ivr, "127.0.0.1", 0)
+    pbx = Pbx(VirtualClock(40), agi_port=server.sockets[0].getsockname()[1], seed=3)
+    pbx.add_queue(QueueConfig("potholes"))
+    gen = CallGenerator(pbx, 1.0, Mix(digits={"2": 1.0}, spanish=0.0), calls=3, seed=3)
+    await gen.run()
+    assert await wait_idle(pbx, 10)
+    await pbx.close()
+    server.close()
+    await server.wait_closed()
+    assert got == [["200 result=0", "200 result=1", "200 result=2", "200 result=1"]] * 3
+    assert [c.queue for c in pbx.calls] == ["potholes"] * 3

@@ -12,7 +12,7 @@ from tests.conftest import until
 
 pytestmark = pytest.mark.asyncio
 
-SCALE = 200.0
+SCALE = 50.0  # fast, yet a loaded machine's 10 ms hiccup is only 0.5 virtual seconds
 
 
 class Recorder:
@@ -180,3 +180,43 @@ async def test_joinempty_no_and_leavewhenempty() -> None:
     assert [e["Value"] for e in rec.named("VarSet") if e.get("Variable") == "QUEUESTATUS"] == [
         "LEAVEEMPTY"
     ]
+
+
+async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() -> None:
+    pbx, rec = make(
+        "ringall",
+        {
+            "Local/2001@agents/n": AgentBehaviour(0.5, 60),
+            "Local/2002@agents/n": AgentBehaviour(0.5, 2),
+        },
+    )
+    pbx.add_queue(QueueConfig("sanitation", "ringall"))
+    add(pbx, "2001")
+    pbx.queue_add("sanitation", "Local/2002@agents/n", "Op 2002", 0, "Local/2002@agents")
+    call = pbx.originate_citizen("7875550101", "Maria Lopez", "", 120)
+    await until(lambda: call.where == "bridged", 5)
+    agent_chan = call.legs[0].out.name
+    assert pbx.transfer(agent_chan, "transfers", "sanitation", blind=True)
+    assert await wait_idle(pbx, 5)
+    done = rec.named("AgentComplete")
+    assert [(e["Queue"], e["Reason"]) for e in done] == [
+        ("general-311", "transfer"),
+        ("sanitation", "agent"),
+    ]
+    blind = rec.named("BlindTransfer")[0]
+    assert (blind["TransfererChannel"], blind["Extension"]) == (agent_chan, "sanitation")
+    joins = [e["Queue"] for e in rec.named("QueueCallerJoin")]
+    assert joins == ["general-311", "sanitation"]
+    moved = [e for e in rec.named("Newexten") if e.get("Context") == "transfers"]
+    assert moved[0]["AppData"] == "sanitation,t,,,60"
+
+    # Redirect of a waiting caller: it leaves the queue and joins the target queue
+    pbx, rec = make("ringall")
+    pbx.add_queue(QueueConfig("sanitation", "ringall"))
+    call = pbx.originate_citizen("7875550102", "Luz Ortiz", "", 10)
+    await until(lambda: call.where == "queue", 5)
+    assert pbx.transfer(call.ch2.name, "transfers", "sanitation")
+    assert await wait_idle(pbx, 5)
+    assert [e["Queue"] for e in rec.named("QueueCallerLeave")] == ["general-311", "sanitation"]
+    assert rec.named("QueueCallerAbandon")[0]["Queue"] == "sanitation"
+    assert not pbx.transfer("Local/nobody-00000000;2", "transfers", "sanitation")

@@ -181,7 +181,9 @@ async def _play(pbx: Pbx, call: CitizenCall, sound: str, interruptible: bool) ->
     pbx.cel(two, "STREAM_BEGIN", extra=f'{{"sound":"{sound}","format":"gsm","language":"en"}}')
     from .pbx import PROMPT_SECONDS
 
-    length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 1.0)
+    length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 2.0)
+    if interruptible:
+        pbx.on_prompt(call, length)
     deadline = pbx.clock.now() + length
     while pbx.clock.now() < deadline and not call.caller_gone.is_set():
         if interruptible and not call.dtmf.empty():

@@ -67,13 +67,18 @@ class AmiClient:
 
     async def writer_loop(self) -> None:
         while True:
-            data = await self.out.get()
-            if data is None:
+            batch = [await self.out.get()]
+            while not self.out.empty() and batch[-1] is not None:
+                batch.append(self.out.get_nowait())  # one write for what piled up
+            end = batch[-1] is None
+            data = b"".join(b for b in batch if b is not None)
+            if data:
+                self.writer.write(data)
+                await self.writer.drain()
+            if end:
                 if self.closing:
                     self.writer.close()
                 return
-            self.writer.write(data)
-            await self.writer.drain()
 
 
 class AmiServer:
@@ -197,6 +202,7 @@ class AmiServer:
                 ok("Already authenticated")
                 return True
             if not self._credentials_ok(client, h):
+                await self.pbx.clock.sleep(1.0)  # manager.c sleeps a second before refusing
                 err("Authentication failed")
                 self.pbx.emit(
                     "InvalidPassword",
@@ -587,7 +593,7 @@ class AmiServer:
             err("No extension specified")
             return
         ok("Transfer succeeded")
-        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""))
+        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""), blind=True)
 
 
 def _parse(raw: bytes) -> dict[str, str]:

@@ -32,6 +32,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="virtual clock speed-up")
     p.add_argument("--talk", type=float, default=90.0, help="mean talk seconds")
     p.add_argument("--patience", type=float, default=60.0, help="mean caller patience seconds")
+    p.add_argument(
+        "--no-language-menu",
+        action="store_true",
+        help="the IVR starts with its main menu (no 1 English / 2 Spanish first)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=cmd_simulate)
 
@@ -92,7 +97,11 @@ async def _run(
     gen = CallGenerator(
         pbx,
         rate,
-        Mix(talk_mean=args.talk, patience_mean=args.patience),
+        Mix(
+            talk_mean=args.talk,
+            patience_mean=args.patience,
+            language_menu=not args.no_language_menu,
+        ),
         calls=args.calls,
         duration=args.duration,
         seed=args.seed,

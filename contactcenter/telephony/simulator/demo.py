@@ -25,7 +25,7 @@ DEMO_AGENTS = [
     ("potholes", "Local/2002@agents/n", "Carla Operator"),
     ("general-311", "Local/2003@agents/n", "Eve Operator"),
 ]
-DEMO_RATE = 1 / 8  # calls per second
+DEMO_RATE = 1 / 6  # calls per second
 DEMO_MIX = Mix(patience_mean=90, talk_mean=45, talk_min=15, ring_min=2, ring_max=5)
 
 

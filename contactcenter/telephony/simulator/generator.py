@@ -79,6 +79,10 @@ class Mix:
     no_answer: float = 0.05  # a simulated operator who lets it ring out
     talk_mean: float = 90.0
     talk_min: float = 10.0
+    # The product's IVR first asks for the language (1 English, 2 Spanish), then the menu.
+    language_menu: bool = True
+    spanish: float = 0.15
+    ivr_allowance: float = 25.0  # seconds given to the menus before queue patience counts
 
 
 class CallGenerator:
@@ -104,18 +108,31 @@ class CallGenerator:
         talk = max(m.talk_min, self.rng.expovariate(1 / m.talk_mean))
         return AgentBehaviour(None if ring is None else round(ring, 1), round(talk))
 
-    def _digits(self) -> str:
+    def answers(self) -> list[str]:
+        """What the caller keys at each menu prompt: language, then the menu choice (9: a
+        six-digit case number, then 0 for an operator); "" keys nothing at the menu."""
         keys, weights = zip(*self.mix.digits.items(), strict=True)
-        d = self.rng.choices(keys, weights)[0]
-        if d == "9":
-            d += f"{self.rng.randrange(1, 10**6):06d}"
-        return d
+        choice = self.rng.choices(keys, weights)[0]
+        out = []
+        if self.mix.language_menu:
+            out.append("2" if self.rng.random() < self.mix.spanish else "1")
+        if choice:
+            out.append(choice)
+        if choice == "9":
+            out += [f"{self.rng.randrange(1, 10**6):06d}", "0"]
+        return out
 
     def place_one(self) -> None:
         first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
         number = f"787555{self.rng.randrange(10**4):04d}"
         patience = max(self.mix.patience_min, self.rng.expovariate(1 / self.mix.patience_mean))
-        self.pbx.originate_citizen(number, f"{first} {last}", self._digits(), round(patience))
+        self.pbx.originate_citizen(
+            number,
+            f"{first} {last}",
+            "",
+            round(patience + self.mix.ivr_allowance),
+            answers=self.answers(),
+        )
         self.placed += 1
 
     async def run(self) -> None:

@@ -150,6 +150,7 @@ class CitizenCall:
     patience: float
     prewait: float
     hangup_exten: bool = False
+    answers: list[str] | None = None  # keys per menu prompt (None: the capture's blind DTMF)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     caller_gone: asyncio.Event = field(default_factory=asyncio.Event)
     agent_gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -161,6 +162,8 @@ class CitizenCall:
     original_position: int = 0
     attempts: int = 0
     tried: list[str] = field(default_factory=list)  # members' channels that were not answered
+    transfer: asyncio.Event = field(default_factory=asyncio.Event)
+    transfer_to: tuple[str, str, bool] = ("", "", False)  # context, exten, blind
     outcome: str = ""
     legs: list[AgentLeg] = field(default_factory=list)
 
@@ -436,9 +439,7 @@ class Pbx:
         m = q.members.pop(interface, None)
         if m is None:
             raise PbxError("Unable to remove interface: Not there")
-        self.emit(
-            "QueueMemberRemoved", AGENT, [h for h in m.headers(self) if h[0] not in ("Ringinuse",)]
-        )
+        self.emit("QueueMemberRemoved", AGENT, m.headers(self))
 
     def queue_pause(
         self, queue: str | None, interface: str, paused: bool, reason: str = ""
@@ -471,10 +472,21 @@ class Pbx:
         prewait: float = 2.0,
         action_id: str = "",
         hangup_exten: bool = False,
+        answers: list[str] | None = None,
     ) -> CitizenCall:
-        """AMI Originate of Local/311@from-citizen whose other half runs citizen-dialer."""
+        """AMI Originate of Local/311@from-citizen whose other half runs citizen-dialer.
+        With `answers`, the caller keys each entry when a menu prompt starts, as a person
+        does, instead of the captures' blind `SendDTMF(${DIGITS})`."""
         one, two = self.local_pair("311", "from-citizen", None)
-        call = CitizenCall(one, two, digits, patience, prewait, hangup_exten)
+        call = CitizenCall(
+            one,
+            two,
+            digits,
+            patience,
+            prewait,
+            hangup_exten,
+            answers=list(answers) if answers is not None else None,
+        )
         self.calls.append(call)
         variables = [("PREWAIT", _num(prewait)), ("PATIENCE", _num(patience)), ("DIGITS", digits)]
         self.cel(one, "CHAN_START")
@@ -561,33 +573,47 @@ class Pbx:
         if await self._until(t, call.done):
             return
         if not call.hangup_exten:
-            self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
-            for digit in call.digits:
-                await self._until(t + 0.1)
-                if call.done.is_set():
+            if call.answers is None:  # the captures' citizen: SendDTMF(${DIGITS},250), blind
+                self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
+                t = await self._key(call, call.digits, t)
+                if t is None:
                     return
-                self.ev_chan(
-                    "DTMFBegin", call.ch2, [("Digit", digit), ("Direction", "Received")], DTMF
-                )
-                await self._until(t + 0.2)
-                if call.done.is_set():
-                    return
-                self.ev_chan(
-                    "DTMFEnd",
-                    call.ch2,
-                    [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
-                    DTMF,
-                )
-                self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
-                call.dtmf.put_nowait(digit)
-                t += 0.45
-                await self._until(t)
-            if call.done.is_set():
-                return
             self.newexten(one, "Wait", _num(call.patience), 3)
             if await self._until(t + call.patience, call.done):
                 return
         self._caller_hangup(call)
+
+    async def _key(self, call: CitizenCall, digits: str, t: float) -> float | None:
+        """The caller keys `digits` from time `t`: each tone lasts 100 ms, 250 ms apart, and
+        arrives on the IVR's channel. Returns when it is done (None: the call ended)."""
+        for digit in digits:
+            await self._until(t + 0.1)
+            if call.done.is_set() or call.caller_gone.is_set():
+                return None
+            self.ev_chan("DTMFBegin", call.ch2, [("Digit", digit), ("Direction", "Received")], DTMF)
+            await self._until(t + 0.2)
+            if call.done.is_set() or call.caller_gone.is_set():
+                return None
+            self.ev_chan(
+                "DTMFEnd",
+                call.ch2,
+                [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
+                DTMF,
+            )
+            self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
+            call.dtmf.put_nowait(digit)
+            t += 0.45
+            await self._until(t)
+        return t
+
+    def on_prompt(self, call: CitizenCall, length: float) -> None:
+        """A menu prompt starts (GET DATA): a responsive caller answers it with their next
+        keys after listening to part of it."""
+        if not call.answers:
+            return
+        keys = call.answers.pop(0)
+        start = self.clock.now() + self.rng.uniform(0.4, 1.0) * length + 0.3
+        self.spawn(self._key(call, keys, start))
 
     def _caller_hangup(self, call: CitizenCall) -> None:
         """The citizen's dialer half runs Hangup(): the ;1 side goes, ;2 is asked to hang up."""
@@ -666,6 +692,10 @@ class Pbx:
             app="AGI",
             appdata=f"agi://{self.agi_host}:{self.agi_port}/{self.agi_path}",
         )
+        await self._queue_body(call, queue, prio)
+
+    async def _queue_body(self, call: CitizenCall, queue: str, prio: int) -> None:
+        two = call.ch2
         q = self.queues.get(queue)
         for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS"):
             self.varset(two, var, "")
@@ -690,6 +720,10 @@ class Pbx:
         )
         deadline = start + 60
         result = await self._wait_in_queue(call, q, deadline)
+        if result == "transfer":
+            self._leave(call, q)
+            await self._transferred(call)
+            return
         if result == "abandon":
             self._abandon(call, q, start)
             return
@@ -699,7 +733,23 @@ class Pbx:
             call.outcome = "timed_out"
             await self._after_queue(call, prio, start)
             return
-        await self._talk(call, q, start)
+        if await self._talk(call, q, start) == "transfer":
+            await self._transferred(call)
+
+    async def _transferred(self, call: CitizenCall) -> None:
+        """The caller, redirected or blind-transferred, runs the target extension: a queue in
+        the `transfers` context (as config/extensions.conf), anything else hangs up."""
+        context, exten, _blind = call.transfer_to
+        call.transfer.clear()
+        two = call.ch2
+        self.cel(two, "APP_END")
+        call.outcome = "transferred"
+        if context == "transfers" and exten in self.queues:
+            self.newexten(two, "Queue", f"{exten},t,,,60", 1, exten=exten, context=context)
+            await self._queue_body(call, exten, 1)
+            return
+        self.newexten(two, "Hangup", "", 1, exten=exten, context=context)
+        await self._after_queue(call, 0, self.clock.now(), app_end=False)
 
     def _has_usable(self, q: QueueState) -> bool:
         return any(not m.paused for m in q.members.values())
@@ -758,12 +808,15 @@ class Pbx:
         call.outcome = "abandoned"
         self._end_caller_leg(call, "")
 
-    async def _after_queue(self, call: CitizenCall, prio: int, start: float) -> None:
+    async def _after_queue(
+        self, call: CitizenCall, prio: int, start: float, app_end: bool = True
+    ) -> None:
         """Queue() returned (timeout, join-empty): the dialplan's Hangup() runs."""
         two = call.ch2
         call.where = "dialplan"
-        self.cel(two, "APP_END")
-        self.newexten(two, "Hangup", "", prio + 1)
+        if app_end:
+            self.cel(two, "APP_END")
+            self.newexten(two, "Hangup", "", prio + 1)
         call.done.set()
         self.cel(two, "HANGUP", app="", appdata="", extra=hangup_extra(16, "dialplan/builtin", ""))
         self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
@@ -807,6 +860,8 @@ class Pbx:
         while True:
             if call.caller_gone.is_set():
                 return "abandon"
+            if call.transfer.is_set():
+                return "transfer"
             now = self.clock.now()
             if now >= deadline:
                 return "timeout"
@@ -837,7 +892,7 @@ class Pbx:
             # caller's join time (the captures show the rings on that one-second grid)
             ticks = math.floor((cursor - call.joined_at) / RECHECK + 1e-6) + 1
             cursor = call.joined_at + ticks * RECHECK
-            await self._until(min(cursor, deadline), call.caller_gone)
+            await self._until(min(cursor, deadline), call.caller_gone, call.transfer)
 
     async def _ring(
         self,
@@ -1091,13 +1146,91 @@ class Pbx:
         self.dsc_member(m)
         self.dsc_member(m)
 
-    async def _talk(self, call: CitizenCall, q: QueueState, start: float) -> None:
+    async def _talk(self, call: CitizenCall, q: QueueState, start: float) -> str:
         leg = call.legs[0]
-        await self._wait(None, call.agent_gone, call.caller_gone, leg.hangup)
+        await self._wait(None, call.agent_gone, call.caller_gone, leg.hangup, call.transfer)
+        if call.transfer.is_set() and not call.caller_gone.is_set():
+            self._transfer_out(call, q, leg)
+            return "transfer"
         if call.caller_gone.is_set() and not call.agent_gone.is_set() and not leg.hangup.is_set():
             self._complete(call, q, leg, by="caller")
         else:
             self._complete(call, q, leg, by="agent")
+        return "done"
+
+    def _transfer_out(self, call: CitizenCall, q: QueueState, leg: AgentLeg) -> None:
+        """The operator sends the caller elsewhere: the member's call completes with Reason
+        transfer, its channels hang up, the caller leaves the bridge and runs on."""
+        two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
+        bridge: Bridge = call.bridge  # type: ignore[attr-defined]
+        now = self.clock.now()
+        talk = now - call.connected_at  # type: ignore[attr-defined]
+        context, exten, blind = call.transfer_to
+        extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
+        leg.hangup.set()
+        if blind:
+            bridge_fields = [
+                (f"TransfererBridge{k[len('Bridge') :]}", v) for k, v in bridge.snapshot()
+            ]
+            self.emit(
+                "BlindTransfer",
+                CALL,
+                [
+                    ("Result", "Success"),
+                    *out.snapshot("Transferer"),
+                    *bridge_fields,
+                    *two.snapshot("Transferee"),
+                    ("IsExternal", "Yes"),
+                    ("Context", context),
+                    ("Extension", exten),
+                ],
+            )
+        self.ev_chan(
+            "AgentComplete",
+            two,
+            [
+                *out.snapshot("Dest"),
+                ("Queue", q.config.name),
+                ("Interface", m.interface),
+                ("MemberName", m.name),
+                ("HoldTime", str(int(call.hold))),  # type: ignore[attr-defined]
+                ("TalkTime", str(int(talk))),
+                ("Reason", "transfer"),
+            ],
+            AGENT,
+        )
+        self.varset(out, "BRIDGEPEER", "")
+        self.varset(two, "BRIDGEPEER", "")
+        self.cel(two, "BRIDGE_EXIT", extra=extra)
+        self.bridge_leave(bridge, two)
+        self.cel(out, "BRIDGE_EXIT", extra=extra)
+        self.bridge_leave(bridge, out)
+        self.emit("BridgeDestroy", CALL, bridge.snapshot())
+        self.ev_chan("SoftHangupRequest", out, [("Cause", "16")])
+        self.hangup_event(out, 16)
+        self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
+        self.chan_end(out)
+        if inner is not None:
+            self.ev_chan("SoftHangupRequest", inner, [("Cause", "16")])
+            self.hangup_event(inner, 16)
+            self.emit(
+                "Cdr",
+                CDR,
+                cdr(inner, now, last_app=inner.app, last_data=inner.appdata, answered=out.answered),
+            )
+            self.cel(inner, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", ""))
+            self.chan_end(inner, app="", appdata="")
+        q.completed += 1
+        m.calls_taken += 1
+        m.last_call = int(now)
+        m.wrap_until = now + q.config.wrapuptime
+        self.device_busy.pop(m.interface, None)
+        self.legs_by_interface.pop(m.interface, None)
+        self.dsc_member(m)
+        self.member_status_events(m.interface)
+        call.legs = []
+        call.tried = []
+        call.agent_gone.clear()
 
     def _complete(self, call: CitizenCall, q: QueueState, leg: AgentLeg, by: str) -> None:
         two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
@@ -1268,9 +1401,25 @@ class Pbx:
                     return True
         return False
 
-    def transfer(self, channel: str, context: str, exten: str) -> None:
-        """Redirect/BlindTransfer: only logged; the simulated dialplan has no transfer path yet."""
-        log.info("transfer of %s to %s@%s accepted (not simulated)", channel, exten, context)
+    def transfer(self, channel: str, context: str, exten: str, blind: bool = False) -> bool:
+        """Redirect (of the caller's channel) or BlindTransfer (of the operator's channel):
+        the caller goes to `exten@context`. Redirecting the operator's own channel ends the
+        operator's side. False when the channel is in no call."""
+        for call in self.calls:
+            if call.where == "ended":
+                continue
+            agent_chans = {c.name for leg in call.legs for c in (leg.out, leg.inner) if c}
+            if channel in (call.ch1.name, call.ch2.name) or (blind and channel in agent_chans):
+                if call.where not in ("queue", "bridged"):
+                    log.info("transfer of %s during the IVR ignored", channel)
+                    return True
+                call.transfer_to = (context, exten, blind)
+                call.transfer.set()
+                return True
+            if channel in agent_chans:
+                call.agent_gone.set()
+                return True
+        return False
 
     def shutdown(self, restart: bool = True) -> None:
         """`core restart now`: every channel is hung up (app_queue still reports AgentComplete),
