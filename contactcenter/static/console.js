@@ -22,6 +22,7 @@
   var state = { state: "logged_out" };
   var pauseLabels = {};
   var dispositionLabels = {};
+  var formCall = null;     // the call the work forms were last prepared for
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); }
 
@@ -106,6 +107,7 @@
     var workButtons = ["btn-case", "btn-note", "btn-disposition"];
     workButtons.forEach(function (id) { $(id).disabled = !c || c.status === "ringing"; });
     if (!c) { return; }
+    if (formCall !== c.call_id) { prepareForms(c); }
     var status = $("call-status");
     text(status, CALL_LABELS[c.status] || c.status);
     status.className = "badge status-" + c.status;
@@ -155,6 +157,21 @@
       callsBody.appendChild(row([fmtTime(k.started_at), k.queue || "", k.outcome,
         dispositionLabels[k.disposition] || k.disposition || "", k.case_number || ""]));
     });
+  }
+
+  // A new call: empty forms, the service the caller chose in the IVR pre-selected.
+  function prepareForms(c) {
+    formCall = c.call_id;
+    $("case-address").value = "";
+    $("case-description").value = "";
+    $("note-body").value = "";
+    $("note-case").value = c.case_number || "";
+    var select = $("case-service");
+    if (c.service) {
+      for (var i = 0; i < select.options.length; i += 1) {
+        if (select.options[i].value === c.service) { select.selectedIndex = i; break; }
+      }
+    }
   }
 
   // --- messages from the server ---------------------------------------------------------------------

@@ -181,7 +181,7 @@ async def hostile_caller_id(page: Page, app: Any, tmp_path: Path) -> None:
     """Caller ID is attacker-controlled: HTML, quotes, newlines and 10 kB stay text."""
     name = '<img src=x onerror="window.pwned=1"><b>"Bobby\'</b>\nTables' + "A" * 10_000
     await app[BUS].publish(ringing("PJSIP/1001", "1999.9", number='555<script>1</script>',
-                                   name=name, at=utcnow()))
+                                   name=name, at=utcnow(), service="streetlight-out"))
     shown = page.locator("#caller-name")
     await expect(shown).to_contain_text('<img src=x onerror="window.pwned=1">', timeout=TIMEOUT)
     text = await shown.inner_text()
@@ -190,4 +190,7 @@ async def hostile_caller_id(page: Page, app: Any, tmp_path: Path) -> None:
     assert await page.locator("#call-body b").count() == 0
     assert await page.evaluate("window.pwned === undefined")
     await expect(page.locator("#caller-number")).to_have_text("555<script>1</script>")
+    # a new call empties the forms and pre-selects the service chosen in the IVR
+    await expect(page.locator("#case-service")).to_have_value("streetlight-out")
+    await expect(page.locator("#case-description")).to_have_value("")
     await page.screenshot(path=str(tmp_path / "console-hostile.png"))
