@@ -232,19 +232,28 @@
 
   function connect() {
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.ws;
+    var opened = false;
     ws = new WebSocket(url);
-    ws.onopen = function () { backoff = 500; };
+    ws.onopen = function () { opened = true; backoff = 500; };
     ws.onmessage = function (ev) {
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       var fn = handlers[m && m.type];
       if (fn) { fn(m); }
     };
-    ws.onclose = function (ev) {
+    ws.onclose = function () {
       var el = $("link");
       text(el, "Disconnected — reconnecting…");
       el.className = "link down";
-      if (ev.code === 1008 || ev.code === 4401) { location.href = "/login?next=/console"; return; }
+      if (!opened) {
+        // refused at the handshake: signed out (or the session expired)? then sign in again
+        fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+          .then(function (r) {
+            if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
+              location.href = "/login?next=" + encodeURIComponent(location.pathname);
+            }
+          }).catch(function () { /* server down: keep retrying */ });
+      }
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 10000);
     };
