@@ -95,6 +95,7 @@ class CallView:
     cases: list[str] = field(default_factory=list)  # opened or noted on this call
     disposition: str | None = None
     raw_number: str | None = None  # as the call record stores it (for the history query)
+    loading: bool = False  # a history query for this view is in flight
 
     @classmethod
     def from_ringing(cls, ev: AgentRinging) -> CallView:
@@ -296,6 +297,7 @@ class ConsoleHub:
             conn.send_json(msg)
         for view in self.calls.get(user.interface or "", {}).values():
             conn.send_json(view.to_dict())
+            self._want_history(view)
         return conn
 
     async def disconnect(self, conn: Connection) -> None:
@@ -401,8 +403,15 @@ class ConsoleHub:
             return  # a repeated AgentCalled (retry): the pop is already up
         mine[view.call_id] = view
         self.rung.setdefault(view.call_id, set()).add(ev.interface)
-        self.to_interface(ev.interface, view.to_dict())
-        self.spawn(self._load_history(view, ev.at), f"console:history:{view.call_id}")
+        if self.to_interface(ev.interface, view.to_dict()):
+            self._want_history(view)
+        # nobody watches this phone (a console not open, a simulated agent): no query now;
+        # a console that connects while it rings asks for it
+
+    def _want_history(self, view: CallView) -> None:
+        if view.history is None and not view.loading and view.status != "ended":
+            view.loading = True
+            self.spawn(self._load_history(view, view.rang_at), f"console:history:{view.call_id}")
 
     async def _load_history(self, view: CallView, at: datetime) -> None:
         try:
@@ -420,8 +429,9 @@ class ConsoleHub:
         for interface in self.rung.get(view.call_id, ()):
             v = self.calls.get(interface, {}).get(view.call_id)
             if v is not None:
-                v.history = history
+                v.history, v.loading = history, False
                 self.to_interface(interface, v.to_dict())
+        view.loading = False
 
     def _answered(self, ev: CallAnswered) -> None:
         call_id = f"{ev.server}:{ev.linkedid}"

@@ -198,8 +198,8 @@ async def test_reconnect_gets_state_and_the_call_in_progress(hub: ConsoleHub) ->
     await settle(hub)
     assert [f["type"] for f in ws.frames[:3]] == ["hello", "state", "link"]
     assert ws.of("state")[0]["state"] == "available"
-    [call] = ws.of("call")
-    assert call["status"] == "connected" and call["history"] is not None
+    first, *_, call = ws.of("call")  # the snapshot, then the history it asked for
+    assert first["status"] == call["status"] == "connected" and call["history"] is not None
 
 
 async def test_wrapup_pauses_in_asterisk_and_ready_clears_the_call(hub: ConsoleHub) -> None:
@@ -430,3 +430,16 @@ async def test_a_store_failure_is_a_clear_reply_not_a_broken_socket(hub: Console
                                            "disposition": "resolved"}))
     assert r["ok"] is False and "Something went wrong" in r["error"]
     assert (await hub.handle(conn, '{"type":"ping"}'))["type"] == "pong"
+
+
+async def test_history_is_queried_only_for_a_phone_with_a_console(hub: ConsoleHub) -> None:
+    history: FakeHistory = hub.history  # type: ignore[assignment]
+    await hub.on_event(ringing("Local/2001@agents/n", "8.1"))  # a simulated agent: no console
+    await hub.on_event(ringing("PJSIP/1001", "8.2"))  # Ana's console is not open yet
+    await settle(hub)
+    assert history.asked == []
+    ws = FakeWs()
+    hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await settle(hub)
+    assert history.asked == ["default:8.2"]
+    assert ws.of("call")[-1]["history"] is not None
