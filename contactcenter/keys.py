@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +15,9 @@ from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
 from .telephony.agi import FastAgiServer
+
+if TYPE_CHECKING:
+    from .agents.console import ConsoleHub
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -31,7 +34,24 @@ PBX = web.AppKey("pbx", Pbx)
 AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
 
+# agents/: the consoles' sockets, pops and presence
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+
+
 # cases: the store's services (cases/plugin.py) and the e-mail intake listener
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+
+
+class SimPhones(Protocol):
+    """The demo's operator phones in the simulator (telephony.simulator.phones.PhoneControl),
+    by interface, e.g. "PJSIP/1001"; each returns False when there is nothing to do."""
+
+    def ringing(self, interface: str) -> bool: ...
+    def answer(self, interface: str) -> bool: ...
+    def hangup(self, interface: str) -> bool: ...
+
+
+# Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", SimPhones)
