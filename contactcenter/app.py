@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
+# Listeners (the console, the wallboard) before telephony: the bridge's first AmiLinkChanged and
+# QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
-    "telephony.plugin", "telephony.actions", "ivr.plugin", "agents.plugin", "supervisor.plugin",
+    "cases.plugin", "agents.plugin", "supervisor.plugin", "admin.plugin", "telephony.plugin",
+    "telephony.actions", "ivr.plugin",
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -37,11 +40,13 @@ ROLES = ("all", "bridge", "web")
 # The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
 # (features are pages unless they say otherwise).
 PLUGIN_ROLES: dict[str, frozenset[str]] = {
+    "cases.plugin": frozenset({"all", "web"}),  # Open311, case pages (and the e-mail intake)
+    "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
+    "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
+    "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # FastAGI server
-    "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
-    "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "retention": frozenset({"all", "bridge"}),  # the daily erasure task: once per site
 }
 _DEFAULT_ROLES = frozenset({"all", "web"})

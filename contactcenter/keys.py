@@ -9,6 +9,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
+from .cases.email_intake import EmailIntake
+from .cases.store import ApiKeys, CaseStore
 from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
@@ -29,22 +31,31 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)
-
 # the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
 AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
 
-# --- console (agents/) and the parts it talks to ------------------------------------------------
-class PhoneControl(Protocol):
-    """The simulator's demo phones (demo only): answer or hang up an operator's ringing phone."""
-
-    async def answer(self, interface: str) -> None: ...
-
-    async def hangup(self, interface: str) -> None: ...
+# agents/: the consoles' sockets, pops and presence
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 
 
-SIM_PHONES = web.AppKey("sim_phones", PhoneControl)  # set by the simulator in the demo
-CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")  # agents/: sockets, pops, presence
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
+CASE_STORE = web.AppKey("case_store", CaseStore)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+
+
+class SimPhones(Protocol):
+    """The demo's operator phones in the simulator (telephony.simulator.phones.PhoneControl),
+    by interface, e.g. "PJSIP/1001"; each returns False when there is nothing to do."""
+
+    def ringing(self, interface: str) -> bool: ...
+    def answer(self, interface: str) -> bool: ...
+    def hangup(self, interface: str) -> bool: ...
+
+
+# Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", SimPhones)
 
 # The supervisor feature: statistics, wallboard push, metrics (supervisor/plugin.py).
 SUPERVISOR: web.AppKey[SupervisorFeature] = web.AppKey("supervisor")

@@ -80,3 +80,4 @@ def ringing(interface: str, linkedid: str = "1700000000.1", *, queue: str = "pot
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+

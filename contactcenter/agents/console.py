@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import re
@@ -36,7 +37,6 @@ from ..events import (
     QueueMembersSynced,
     utcnow,
 )
-from ..keys import PhoneControl
 from ..web.auth import Principal
 from . import presence as P
 from .services import (
@@ -95,6 +95,7 @@ class CallView:
     cases: list[str] = field(default_factory=list)  # opened or noted on this call
     disposition: str | None = None
     raw_number: str | None = None  # as the call record stores it (for the history query)
+    loading: bool = False  # a history query for this view is in flight
 
     @classmethod
     def from_ringing(cls, ev: AgentRinging) -> CallView:
@@ -264,7 +265,7 @@ class ConsoleHub:
         history: CallerHistory,
         work: CallWork,
         *,
-        phones: Callable[[], PhoneControl | None] = lambda: None,
+        phones: Callable[[], Any] = lambda: None,  # the demo's PhoneControl, if any
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.presence = presence
@@ -296,9 +297,7 @@ class ConsoleHub:
             conn.send_json(msg)
         for view in self.calls.get(user.interface or "", {}).values():
             conn.send_json(view.to_dict())
-            if view.history is None and view.status in ("ringing", "connected"):
-                self.spawn(self._load_history(view, view.rang_at),
-                           f"console:history:{view.call_id}")
+            self._want_history(view)
         return conn
 
     async def disconnect(self, conn: Connection) -> None:
@@ -405,10 +404,14 @@ class ConsoleHub:
         mine[view.call_id] = view
         self.rung.setdefault(view.call_id, set()).add(ev.interface)
         if self.to_interface(ev.interface, view.to_dict()):
-            # History only for a pop someone sees: with several web processes every one of them
-            # hears every ring, and only the one holding the operator's console should query
-            # (issue 10). A console that connects later loads it then (see `connect`).
-            self.spawn(self._load_history(view, ev.at), f"console:history:{view.call_id}")
+            self._want_history(view)
+        # nobody watches this phone (a console not open, a simulated agent): no query now;
+        # a console that connects while it rings asks for it
+
+    def _want_history(self, view: CallView) -> None:
+        if view.history is None and not view.loading and view.status != "ended":
+            view.loading = True
+            self.spawn(self._load_history(view, view.rang_at), f"console:history:{view.call_id}")
 
     async def _load_history(self, view: CallView, at: datetime) -> None:
         try:
@@ -426,8 +429,9 @@ class ConsoleHub:
         for interface in self.rung.get(view.call_id, ()):
             v = self.calls.get(interface, {}).get(view.call_id)
             if v is not None:
-                v.history = history
+                v.history, v.loading = history, False
                 self.to_interface(interface, v.to_dict())
+        view.loading = False
 
     def _answered(self, ev: CallAnswered) -> None:
         call_id = f"{ev.server}:{ev.linkedid}"
@@ -546,10 +550,23 @@ class ConsoleHub:
         try:
             message = await self._run(conn.user, cmd)
         except ConsoleError as exc:
-            return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": False,
-                    "error": str(exc)}
+            return self._failed(cmd, str(exc))
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("console %s of %s: the store failed: %r", cmd.type, conn.user.username,
+                        exc)
+            return self._failed(cmd, "The case store did not answer; nothing was saved. "
+                                     "Try again in a moment.")
+        except Exception:  # a bug must not cost the operator their console
+            log.exception("console %s of %s failed", cmd.type, conn.user.username)
+            return self._failed(cmd, "Something went wrong on the server (it is logged). "
+                                     "Try again, or tell a supervisor.")
         return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": True,
                 "message": message}
+
+    @staticmethod
+    def _failed(cmd: Command, error: str) -> dict[str, Any]:
+        return {"type": "result", "ref": cmd.ref, "command": cmd.type, "ok": False,
+                "error": error}
 
     def _my_call(self, user: Principal, call_id: str) -> CallView:
         view = self.calls.get(user.interface or "", {}).get(call_id)
@@ -634,13 +651,19 @@ class ConsoleHub:
                                               "reason": "done"})
 
     async def _phone(self, user: Principal, action: str) -> str:
+        """The demo's simulated phone (telephony.simulator.phones.PhoneControl)."""
         phones = self.phones()
         if phones is None:
             raise ConsoleError("Use your desk phone: this console has no phone controls.")
         if not user.interface:
             raise ConsoleError("Your account has no phone (interface).")
         try:
-            await getattr(phones, action)(user.interface)
+            done = getattr(phones, action)(user.interface)
+            if inspect.isawaitable(done):
+                done = await done
         except (LookupError, ValueError, RuntimeError) as exc:
             raise ConsoleError(f"The demo phone could not {action}: {exc}") from exc
+        if done is False:
+            raise ConsoleError("Nothing is ringing on your phone." if action == "answer"
+                               else "There is no call on your phone.")
         return "Answering." if action == "answer" else "Hanging up."

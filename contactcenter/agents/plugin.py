@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..cases.models import Queue
-from ..keys import BUS, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
+from ..keys import BUS, CASE_STORE, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
 from . import http
 from .console import SUBSCRIBED, ConsoleHub
 from .presence import Presence
@@ -39,7 +39,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         presence,
         OperatorService(presence, lambda: app.get(PBX)),
         CallerHistory(app[SESSIONS]),
-        CallWork(app[SESSIONS], bus.publish),
+        CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),
     )
     app[CONSOLE] = hub

@@ -175,8 +175,7 @@ class Presence:
 
     def _member(self, ev: AgentStateChanged) -> set[str]:
         op = self._ops.setdefault(ev.interface, _Operator())
-        if ev.wrapup_seconds is not None:
-            self.wrapup_seconds[ev.queue] = ev.wrapup_seconds
+        self._learn_wrapup(ev)
         if ev.device_state == LOGGED_OUT:
             op.members.pop(ev.queue, None)
         else:
@@ -201,12 +200,17 @@ class Presence:
                 for q, m in seen.get(interface, {}).items()
             }
             for m in seen.get(interface, {}).values():
-                if m.wrapup_seconds is not None:
-                    self.wrapup_seconds[m.queue] = m.wrapup_seconds
+                self._learn_wrapup(m)
             if not op.members and op.wrapup_until is not None:
                 self._end_wrapup(interface, op, ev.at, expired=False)
             changed |= self._recompute(interface, op, ev.at)
         return changed
+
+    def _learn_wrapup(self, ev: AgentStateChanged) -> None:
+        """Asterisk's own `wrapuptime` only for a queue we have no setting for (ours is 0 in
+        Asterisk on purpose: the console runs wrap-up)."""
+        if ev.wrapup_seconds and ev.queue not in self.wrapup_seconds:
+            self.wrapup_seconds[ev.queue] = ev.wrapup_seconds
 
     def _completed(self, ev: AgentCallCompleted) -> set[str]:
         op = self._ops.setdefault(ev.interface, _Operator())

@@ -1,19 +1,16 @@
-"""The store queries the console needs: caller history, a case opened from a call, notes,
-dispositions. Minimal and indexed; switch to `cases/store.py` once it lands."""
+"""The reads behind the screen pop (indexed, one round trip each) and the console's additions
+to a call record. Cases and notes are written through `cases/store.py`."""
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.citizens import match_citizen, normalize_phone
-from ..cases.models import AuditLog, Call, Case, CaseNote, CaseSequence, Citizen, ServiceType
+from ..cases.citizens import normalize_phone
+from ..cases.models import Call, Case, Citizen, ServiceType
 
 LAST_CALLS = 5
 OPEN_CASES = 10
@@ -105,76 +102,6 @@ async def service_types(db: AsyncSession) -> list[dict[str, str]]:
     return [{"code": r.code, "name": r.name} for r in rows]
 
 
-async def _next_number(db: AsyncSession, now: datetime) -> str:
-    """311-YYYY-NNNNNN from a per-year counter; concurrent writers retry on the insert race."""
-    for _ in range(5):
-        result = await db.execute(
-            update(CaseSequence)
-            .where(CaseSequence.year == now.year)
-            .values(last=CaseSequence.last + 1)
-            .returning(CaseSequence.last)
-        )
-        last = result.scalar_one_or_none()
-        if last is not None:
-            return f"311-{now.year}-{last:06d}"
-        try:
-            async with db.begin_nested():
-                db.add(CaseSequence(year=now.year, last=1))
-            return f"311-{now.year}-{1:06d}"
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not allocate a case number")
-
-
-@dataclass(frozen=True, slots=True)
-class NewCase:
-    id: int
-    number: str
-    status: str
-    citizen_id: int | None
-    linked_call: bool
-
-
-class UnknownServiceType(LookupError):
-    pass
-
-
-class UnknownCase(LookupError):
-    pass
-
-
-async def create_case_from_call(
-    db: AsyncSession, *, service_code: str, address: str | None, description: str,
-    caller_number: str | None, caller_name: str | None, server: str, linkedid: str,
-    author: str, now: datetime | None = None,
-) -> NewCase:
-    now = now or datetime.now(UTC)
-    st = (
-        await db.execute(
-            select(ServiceType).where(ServiceType.code == service_code,
-                                      ServiceType.active.is_(True))
-        )
-    ).scalar_one_or_none()
-    if st is None:
-        raise UnknownServiceType(service_code)
-    citizen = await match_citizen(db, phone=caller_number)
-    number = await _next_number(db, now)
-    case = Case(
-        number=number, token=secrets.token_urlsafe(16), service_type_id=st.id,
-        agency_id=st.agency_id, citizen_id=citizen.id if citizen else None, status="open",
-        channel="phone", description=description, address=address or None,
-        sla_due_at=now + timedelta(hours=st.sla_hours), created_by=author,
-        created_at=now, updated_at=now,
-    )
-    db.add(case)
-    await db.flush()
-    linked = await link_call(db, server=server, linkedid=linkedid, case_id=case.id,
-                             citizen_id=case.citizen_id)
-    db.add(AuditLog(actor=author, action="case.create", entity="case", entity_id=number,
-                    detail={"call": f"{server}:{linkedid}", "service": service_code}))
-    return NewCase(case.id, number, case.status, case.citizen_id, linked)
-
-
 async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: int | None = None,
                     citizen_id: int | None = None, disposition: str | None = None,
                     wrap_seconds: float | None = None) -> bool:
@@ -197,16 +124,3 @@ async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: in
         if call.talk_seconds is not None:
             call.handle_seconds = round(sum(p for p in parts if p is not None), 3)
     return True
-
-
-async def add_note(db: AsyncSession, *, number: str, body: str, author: str,
-                   now: datetime | None = None) -> Case:
-    now = now or datetime.now(UTC)
-    case = (await db.execute(select(Case).where(Case.number == number))).scalar_one_or_none()
-    if case is None:
-        raise UnknownCase(number)
-    db.add(CaseNote(case_id=case.id, author=author, body=body, public=False, created_at=now))
-    case.updated_at = now
-    db.add(AuditLog(actor=author, action="case.note", entity="case", entity_id=number,
-                    detail={}))
-    return case

@@ -16,7 +16,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..events import CaseChanged, Pbx, PbxError
+from ..cases.store import (
+    CaseNotFound,
+    CaseStore,
+    CaseView,
+    InvalidCaseData,
+    NewCase,
+    UnknownServiceType,
+)
+from ..events import Pbx, PbxError
 from ..web.auth import Principal
 from . import presence as P
 from . import queries
@@ -265,6 +273,7 @@ class CallerHistory:
 # --- working the call ----------------------------------------------------------------------------
 
 PENDING_TTL = timedelta(hours=2)
+ENDED_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -283,42 +292,40 @@ class CallWork:
     when the record is not written yet (the call is still going on), and is applied once the
     call has ended and its record exists."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession],
-                 publish: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: CaseStore) -> None:
         self.sessions = sessions
-        self.publish = publish
+        self.store = store
         self.pending: dict[str, _Pending] = {}
+        # calls whose CallEnded was seen: data kept after that can be applied at the next flush
+        self.ended: OrderedDict[str, None] = OrderedDict()
+        self._flushing = asyncio.Lock()
 
     async def create_case(
         self, user: Principal, *, call_id: str, server: str, linkedid: str,
         caller_number: str | None, caller_name: str | None, service: str, address: str,
         description: str, now: datetime,
-    ) -> queries.NewCase:
-        async with self.sessions() as db, db.begin():
-            try:
-                case = await queries.create_case_from_call(
-                    db, service_code=service, address=address, description=description,
-                    caller_number=caller_number, caller_name=caller_name, server=server,
-                    linkedid=linkedid, author=user.username, now=now,
-                )
-            except queries.UnknownServiceType:
-                raise ConsoleError(f"Unknown service type {service[:80]!r}.") from None
-        if not case.linked_call:
-            self._keep(call_id, server, linkedid, now, case_id=case.id,
-                       citizen_id=case.citizen_id)
-        await self._changed(case.number, case.status, case.citizen_id, now, "created")
+    ) -> CaseView:
+        data = NewCase(service_code=service, channel="phone", description=description,
+                       address=address or None, phone=caller_number,
+                       origin={"call": call_id})
+        try:
+            case = await self.store.open_case(data, actor=user.username)
+        except UnknownServiceType:
+            raise ConsoleError(f"Unknown service type {service[:80]!r}.") from None
+        except InvalidCaseData as exc:
+            raise ConsoleError(f"The case was not opened: {exc}.") from None
+        await self.set_on_call(call_id=call_id, server=server, linkedid=linkedid, now=now,
+                               case_id=case.id, citizen_id=case.citizen_id)
         return case
 
     async def add_note(self, user: Principal, *, number: str, body: str, now: datetime) -> str:
-        async with self.sessions() as db, db.begin():
-            try:
-                case = await queries.add_note(db, number=number, body=body,
-                                              author=user.username, now=now)
-            except queries.UnknownCase:
-                raise ConsoleError(f"No case {number[:40]!r}.") from None
-            status, citizen = case.status, case.citizen_id
-        await self._changed(number, status, citizen, now, "noted")
-        return number
+        try:
+            case = await self.store.add_note(number, body, author=user.username)
+        except CaseNotFound:
+            raise ConsoleError(f"No case {number[:40]!r}.") from None
+        except InvalidCaseData as exc:
+            raise ConsoleError(f"The note was not added: {exc}.") from None
+        return case.number
 
     async def set_on_call(self, *, call_id: str, server: str, linkedid: str, now: datetime,
                           **values: Any) -> bool:
@@ -330,12 +337,19 @@ class CallWork:
         return done
 
     def call_ended(self, call_id: str) -> None:
+        self.ended[call_id] = None
+        while len(self.ended) > ENDED_KEPT:
+            self.ended.popitem(last=False)
         p = self.pending.get(call_id)
         if p is not None:
             p.ended = True
 
     async def flush(self, now: datetime) -> int:
         """Apply what waits for ended calls whose record is now written."""
+        async with self._flushing:  # the ticker and a command may both flush
+            return await self._flush(now)
+
+    async def _flush(self, now: datetime) -> int:
         written = 0
         for call_id, p in list(self.pending.items()):
             if now - p.since > PENDING_TTL:
@@ -345,21 +359,22 @@ class CallWork:
                 continue
             if not p.ended:
                 continue
+            values = dict(p.values)  # more may arrive while this write is in flight
             async with self.sessions() as db, db.begin():
                 done = await queries.link_call(db, server=p.server, linkedid=p.linkedid,
-                                               **p.values)
-            if done:
-                written += 1
+                                               **values)
+            if not done:
+                continue
+            written += 1
+            for key, value in values.items():
+                if p.values.get(key) == value:
+                    del p.values[key]
+            if not p.values:
                 self.pending.pop(call_id, None)
         return written
 
     def _keep(self, call_id: str, server: str, linkedid: str, now: datetime,
               **values: Any) -> None:
         p = self.pending.setdefault(call_id, _Pending(server, linkedid, now))
+        p.ended = p.ended or call_id in self.ended
         p.values.update({k: v for k, v in values.items() if v is not None})
-
-    async def _changed(self, number: str, status: str, citizen: int | None, now: datetime,
-                       change: str) -> None:
-        if self.publish is None:
-            return
-        await self.publish(CaseChanged(number, status, citizen, now, change))

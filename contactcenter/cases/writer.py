@@ -119,14 +119,17 @@ class Spool:
         self.depth += len(lines)
         return len(lines)
 
-    def read(self) -> list[CallRecord]:
+    def read(self) -> tuple[list[CallRecord], int]:
+        """The spooled records in order, and how many lines they came from (for `drop_first`)."""
         if not self.path.is_file():
-            return []
+            return [], 0
         out: list[CallRecord] = []
+        used = 0
         with self.path.open("r", encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
+                used += 1
                 try:
                     event = event_from_dict(json.loads(line))
                 except ValueError as exc:  # includes EventDecodeError
@@ -138,7 +141,34 @@ class Spool:
                     continue
                 if isinstance(event, CallEnded):
                     out.append(event.record)
-        return out
+        return out, used
+
+    def _lines(self) -> list[str]:
+        if not self.path.is_file():
+            return []
+        with self.path.open("r", encoding="utf-8") as fh:
+            return [line if line.endswith("\n") else line + "\n" for line in fh if line.strip()]
+
+    def _rewrite(self, lines: list[str]) -> None:
+        if not lines:
+            self.clear()
+            return
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)  # atomic: the old file or the new one, never half
+        self.depth = len(lines)
+
+    def drop_first(self, n: int) -> None:
+        """Forget the first `n` lines (written); lines appended meanwhile stay."""
+        self._rewrite(self._lines()[n:])
+
+    def prepend(self, records: Iterable[CallRecord]) -> None:
+        """Older records that must go before what is spooled already."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._rewrite([CallEnded(r).to_json() + "\n" for r in records] + self._lines())
 
     def reject(self, record: CallRecord, reason: str) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +203,7 @@ class CallWriter:
         self.retry_initial, self.retry_max = retry_initial, retry_max
         self.write_timeout = write_timeout
         self._pending: deque[CallRecord] = deque()
+        self._inflight: list[CallRecord] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -226,6 +257,9 @@ class CallWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._inflight:  # cancelled mid-write: the row may or may not be in; the unique
+            self.spool.prepend(self._inflight)  # constraint makes a second write harmless
+            self._inflight = []
         if self._pending:  # the database is still down at shutdown: keep them on disk
             self.spool.append(self._pending)
             self.spooled += len(self._pending)
@@ -240,7 +274,7 @@ class CallWriter:
             "ok": self.db_ok,
             "written": self.written,
             "duplicates": self.duplicates,
-            "pending": len(self._pending),
+            "pending": len(self._pending) + len(self._inflight),
             "spool_depth": self.spool.depth,
             "spooled": self.spooled,
             "rejected": self.rejected,
@@ -266,12 +300,15 @@ class CallWriter:
                         self._pending.clear()
                         self.spool.append(batch)
                     await self._replay_spool()
-                while self._pending:
+                while self._pending and not self.spool.depth:  # spilled meanwhile: spool first
                     n = min(len(self._pending), self.batch_size)
-                    batch = [self._pending[i] for i in range(n)]
-                    await self._write(batch)
-                    for _ in range(n):
-                        self._pending.popleft()
+                    # Out of `_pending` before the await, so a spill in `submit` meanwhile
+                    # cannot take (and a popleft after cannot drop) the wrong records.
+                    self._inflight = [self._pending.popleft() for _ in range(n)]
+                    await self._write(self._inflight)
+                    self._inflight = []
+                if self.spool.depth:
+                    continue  # spilled while writing: the spool (older) goes next
                 self._up()
                 delay = self.retry_initial
             except asyncio.CancelledError:
@@ -280,6 +317,10 @@ class CallWriter:
                 if not isinstance(exc, DB_DOWN):
                     log.exception("case writer: unexpected failure; records kept in the spool")
                 self._down(exc)
+                if self._inflight:  # older than anything spilled to the spool meanwhile
+                    self.spool.prepend(self._inflight)
+                    self.spooled += len(self._inflight)
+                    self._inflight = []
                 if self._pending:
                     batch = list(self._pending)
                     self._pending.clear()
@@ -316,12 +357,12 @@ class CallWriter:
         self.last_error = f"{type(exc).__name__}: {exc}"[:300]
 
     async def _replay_spool(self) -> None:
-        records = self.spool.read()
+        records, used = self.spool.read()
         for i in range(0, len(records), self.batch_size):
             await self._write(records[i : i + self.batch_size])
-        # All in: drop the file. A crash before this line replays it again, and the unique
-        # constraint makes that harmless.
-        self.spool.clear()
+        # All in: drop what was read (lines spilled meanwhile stay). A crash before this line
+        # replays them again, and the unique constraint makes that harmless.
+        self.spool.drop_first(used)
         if records:
             log.info("case writer: %d spooled records written", len(records))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ..events import CaseChanged, Event, IvrChoice, utcnow
+from ..events import Event, IvrChoice, utcnow
 from .channel import CallerHungUp, IvrChannel
 from .menu import Action, Menu, Node, Prompt
 from .services import ActiveMenu, CaseInfo
@@ -267,8 +267,6 @@ class IvrEngine:
         call.result.case_number = case.number
         await self._choice(call, "closed", digit, "leave_request", queue=queue,
                            service=case.service)
-        await self._publish(CaseChanged(number=case.number, status=case.status,
-                                        citizen_id=None, at=self._clock(), change="created"))
         await self._play(call, menu.prompts.get("request_taken_prompt"))
         await channel.say_digits(_digits(case.number)[-6:])
         return _Exit("self_served", queue, case.service)

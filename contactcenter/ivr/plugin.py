@@ -34,7 +34,8 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HEALTH]["agi"] = disabled
         yield
         return
-    services = IvrServices(app[SESSIONS], general_queue=settings.general_queue)
+    services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
+                           bus=app[BUS])
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue)
 
     async def handle(channel: AgiChannel) -> None:

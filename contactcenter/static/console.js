@@ -22,6 +22,7 @@
   var state = { state: "logged_out" };
   var pauseLabels = {};
   var dispositionLabels = {};
+  var formCall = null;     // the call the work forms were last prepared for
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); }
 
@@ -106,6 +107,7 @@
     var workButtons = ["btn-case", "btn-note", "btn-disposition"];
     workButtons.forEach(function (id) { $(id).disabled = !c || c.status === "ringing"; });
     if (!c) { return; }
+    if (formCall !== c.call_id) { prepareForms(c); }
     var status = $("call-status");
     text(status, CALL_LABELS[c.status] || c.status);
     status.className = "badge status-" + c.status;
@@ -155,6 +157,21 @@
       callsBody.appendChild(row([fmtTime(k.started_at), k.queue || "", k.outcome,
         dispositionLabels[k.disposition] || k.disposition || "", k.case_number || ""]));
     });
+  }
+
+  // A new call: empty forms, the service the caller chose in the IVR pre-selected.
+  function prepareForms(c) {
+    formCall = c.call_id;
+    $("case-address").value = "";
+    $("case-description").value = "";
+    $("note-body").value = "";
+    $("note-case").value = c.case_number || "";
+    var select = $("case-service");
+    if (c.service) {
+      for (var i = 0; i < select.options.length; i += 1) {
+        if (select.options[i].value === c.service) { select.selectedIndex = i; break; }
+      }
+    }
   }
 
   // --- messages from the server ---------------------------------------------------------------------
@@ -215,19 +232,28 @@
 
   function connect() {
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.ws;
+    var opened = false;
     ws = new WebSocket(url);
-    ws.onopen = function () { backoff = 500; };
+    ws.onopen = function () { opened = true; backoff = 500; };
     ws.onmessage = function (ev) {
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       var fn = handlers[m && m.type];
       if (fn) { fn(m); }
     };
-    ws.onclose = function (ev) {
+    ws.onclose = function () {
       var el = $("link");
       text(el, "Disconnected — reconnecting…");
       el.className = "link down";
-      if (ev.code === 1008 || ev.code === 4401) { location.href = "/login?next=/console"; return; }
+      if (!opened) {
+        // refused at the handshake: signed out (or the session expired)? then sign in again
+        fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+          .then(function (r) {
+            if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
+              location.href = "/login?next=" + encodeURIComponent(location.pathname);
+            }
+          }).catch(function () { /* server down: keep retrying */ });
+      }
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 10000);
     };
@@ -261,8 +287,7 @@
     send({ type: "disposition", call_id: currentId, disposition: $("disposition").value });
   });
 
-  setInterval(function () {
-    if (state.state === "wrapup") { renderState(); }
+  setInterval(function () {  // an application-level ping, besides the server's heartbeat
     if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify({ type: "ping" })); }
   }, 15000);
   setInterval(function () { if (state.state === "wrapup") { renderState(); } }, 1000);

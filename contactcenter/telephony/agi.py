@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,9 @@ def _check(regex: re.Pattern[str], value: str, what: str) -> str:
 
 @dataclass(slots=True)
 class AgiStats:
+    # our time per command: from Asterisk's previous reply (or the agi_* block) being read to
+    # the next command being written; the most recent ones, for /health and the benchmark
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     sessions_total: int = 0
     sessions_active: int = 0
     commands: int = 0
@@ -167,6 +171,16 @@ class AgiStats:
     bad_requests: int = 0  # half-sent or malformed agi_* blocks, peers silent at start
     timeouts: int = 0  # peers that stopped answering mid-session
     refused: int = 0  # connections over max_sessions
+
+    def latency_ms(self) -> dict[str, float | None]:
+        values = sorted(self.latencies)
+        if not values:
+            return {"p50_ms": None, "p99_ms": None}
+
+        def pick(p: float) -> float:
+            return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 3)
+
+        return {"p50_ms": pick(0.5), "p99_ms": pick(0.99)}
 
 
 class AgiChannel:
@@ -189,6 +203,7 @@ class AgiChannel:
         self._media_timeout = media_timeout
         self._stats = stats or AgiStats()
         self.gone: str | None = None  # why the channel is dead, once it is
+        self._idle_since = time.perf_counter()  # when we last heard from Asterisk
         self.sent: list[str] = []  # commands in order (tests, debugging)
 
     @property
@@ -228,6 +243,7 @@ class AgiChannel:
         timeout = self._media_timeout if media else self._command_timeout
         self.sent.append(line)
         self._stats.commands += 1
+        self._stats.latencies.append(time.perf_counter() - self._idle_since)
         hangup_seen = False
         try:
             async with asyncio.timeout(timeout):
@@ -253,6 +269,8 @@ class AgiChannel:
         except TimeoutError:
             self._stats.timeouts += 1
             raise self._dead(f"no reply to {line.split(' ')[0]!r} within {timeout:g}s") from None
+        finally:
+            self._idle_since = time.perf_counter()
         if hangup_seen:
             self.gone = "HANGUP"
         if reply.code == 511:
@@ -432,6 +450,7 @@ class FastAgiServer:
             "bad_requests": s.bad_requests,
             "timeouts": s.timeouts,
             "refused": s.refused,
+            **s.latency_ms(),
             "last_error": self.last_error,
         }
 

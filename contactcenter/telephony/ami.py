@@ -32,7 +32,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,13 +121,13 @@ class AmiClient:
         connect_timeout: float = 5.0,
         boot_timeout: float = 5.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 10.0,
         ping_interval: float = 20.0,
         action_id_prefix: str | None = None,
         keep_noise: bool = False,
+        keep_events: Collection[str] | None = None,
         events: bool = True,  # False: an actions-only session (`Events: off`, no FullyBooted wait)
-        filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (bridge: noise)
-        only_events: frozenset[str] | None = None,  # the reader drops every other event early
+        filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (the bridge)
     ) -> None:
         if auth not in ("md5", "plain"):
             raise ValueError(f"auth must be 'md5' or 'plain', not {auth!r}")
@@ -145,10 +145,14 @@ class AmiClient:
         self.events = events
         self.filters = tuple(filters)
         self.filters_applied = 0
+        # Events the owner reads; the rest are dropped before a dict is built. While a list
+        # action (QueueStatus...) is waiting, every event is kept so its items get through.
+        self._keep = frozenset(e.encode() for e in keep_events) if keep_events else None
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
-        self._only = None if only_events is None else frozenset(e.encode() for e in only_events)
-        self.reader = FrameReader(keep_noise=keep_noise, only=self._only)
+        self.reader = FrameReader(keep_noise=keep_noise, keep_events=self._keep)
+        self._old_errors = 0  # frame errors of earlier connections
+        self._failures = 0  # connection attempts failed in a row
         self._protocol: AmiProtocol | None = None
         self._pending: dict[str, _Pending] = {}
         self._lost: asyncio.Future[None] | None = None
@@ -206,12 +210,19 @@ class AmiClient:
             try:
                 if await self._session():
                     attempt = 0  # it was up: start the backoff again from the bottom
+                    self._failures = 0
             except asyncio.CancelledError:
                 raise
             except (OSError, PbxError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("AMI %s (%s:%s): %s", self.name, self.host, self.port,
-                            self.last_error)
+                self._failures += 1
+                # Loud on the first failure, then once a minute or so: an outage is one story.
+                level = logging.WARNING if self._failures % 20 == 1 else logging.DEBUG
+                log.log(level, "AMI %s (%s:%s): %s (attempt %d)", self.name, self.host,
+                        self.port, self.last_error, self._failures)
+            except Exception as exc:  # a bug: say so loudly, but keep the link coming back
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("AMI %s: unexpected failure; reconnecting", self.name)
             finally:
                 self._drop_connection(self.last_error or "connection closed")
             if self._closing:
@@ -224,7 +235,8 @@ class AmiClient:
     async def _session(self) -> bool:
         """One connection, from connect to loss. True when it got as far as ready."""
         loop = asyncio.get_running_loop()
-        self.reader = FrameReader(keep_noise=self.keep_noise, only=self._only)
+        self._old_errors += self.reader.errors
+        self.reader = FrameReader(keep_noise=self.keep_noise, keep_events=self._keep)
         self._booted.clear()
         self._lost = loop.create_future()
         self._greeted = loop.create_future()
@@ -248,6 +260,8 @@ class AmiClient:
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             booted.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await booted
         if self._lost.done():
             return False
         if not self._booted.is_set():
@@ -267,6 +281,8 @@ class AmiClient:
                         raise  # we ourselves are being cancelled
                 except (PbxError, OSError) as exc:
                     log.error("AMI %s: resync failed: %s", self.name, exc)
+                except Exception:  # a bug in a tracker must not take the link down
+                    log.exception("AMI %s: resync failed", self.name)
             if self._lost.done():
                 return False
         self.ready.set()
@@ -439,7 +455,10 @@ class AmiClient:
         fut: asyncio.Future[tuple[AmiResponse, list[AmiEvent]]] = (
             asyncio.get_running_loop().create_future()
         )
-        self._pending[aid] = _Pending(name, fut, name.lower() in LIST_ACTIONS)
+        is_list = name.lower() in LIST_ACTIONS
+        self._pending[aid] = _Pending(name, fut, is_list)
+        if is_list:
+            self.reader.keep_events = None
         protocol.write(encode_action(name, {"ActionID": aid, **headers}))
         try:
             async with asyncio.timeout(timeout):
@@ -449,6 +468,8 @@ class AmiClient:
             raise PbxError(f"{name}: no reply from AMI {self.name} within {shown:g}s") from None
         finally:
             self._pending.pop(aid, None)
+            if is_list and not any(p.is_list for p in self._pending.values()):
+                self.reader.keep_events = self._keep
 
     async def send(
         self, name: str, headers: Mapping[str, str | list[str]] | None = None, *,
@@ -503,7 +524,7 @@ class AmiClient:
             "connects": self.connects,
             "disconnects": self.disconnects,
             "events": self.events_in,
-            "frame_errors": self.reader.errors,
+            "frame_errors": self._old_errors + self.reader.errors,
             "last_event_lag_s": None if self.last_event_lag is None
             else round(self.last_event_lag, 3),
             "pending_actions": len(self._pending),

@@ -21,9 +21,7 @@ MAX_FRAME = 64 * 1024
 
 # Channel variables that carry the IVR's result; every other VarSet is dropped early.
 IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
-_VARSET_KEEP = frozenset(v.encode() for v in IVR_VARIABLES)
-_VARIABLE = b"\r\nVariable: "
-_ACTION_ID = b"\r\nActionID: "
+_VARSET_KEEP = tuple(f"\r\nVariable: {v}\r\n".encode() for v in IVR_VARIABLES)
 
 # Events the product never reads: dropped on their first line.
 NOISE_EVENTS = frozenset(
@@ -113,9 +111,9 @@ class FrameReader:
     """Feed bytes as they arrive; get complete frames back, in order."""
 
     keep_noise: bool = False  # True for tools that need every event (fidelity tests)
-    # The event names the consumer reads (the bridge's); any other event is dropped on its
-    # first line too, unless it answers an action (it carries an ActionID: list replies).
-    only: frozenset[bytes] | None = None
+    # When set, the only events kept (a whitelist, e.g. what the trackers read); None: every
+    # event but NOISE_EVENTS. IVR VarSets are kept either way when "VarSet" is wanted.
+    keep_events: frozenset[bytes] | None = None
     max_frame: int = MAX_FRAME
     clock: Callable[[], float] = time.time
     greeting: str | None = None
@@ -145,44 +143,45 @@ class FrameReader:
         start = 0
         now = self.clock()
         find = buf.find
-        startswith = buf.startswith
-        # The hot loop: most frames are noise, told apart by their first line and dropped here
-        # without a call, a slice of the frame or a decode (issue 10's profile of burst-40).
+        at = buf.startswith
         filtering = not self.keep_noise
-        noise = NOISE_EVENTS
-        only = self.only
+        keep = self.keep_events
         max_frame = self.max_frame
-        dropped = 0
+        append = out.append
+        # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
+        # set look-up, before any decoding; `_frame` is the same logic, kept for readability.
         while True:
             end = find(EOF_MARK, start)
             if end < 0:
                 break
             if self._skipping:
                 self._skipping = False
-            elif filtering and startswith(b"Event: ", start) and end - start <= max_frame:
-                nl = find(b"\r\n", start, end)
-                if nl < 0:
-                    nl = end
-                name = buf[start + 7 : nl]
-                if name in noise:
-                    if name != b"VarSet" or not _wanted_varset(buf, nl, end):
-                        dropped += 1
-                        start = end + 4
-                        continue
-                elif only is not None and name not in only and find(_ACTION_ID, nl, end) < 0:
-                    dropped += 1
-                    start = end + 4
-                    continue
-                self.frames += 1
-                frame = parse_frame(buf[start:end], now, self)
-                if frame is not None:
-                    out.append(frame)
             else:
-                frame = self._frame(buf, start, end, now)
-                if frame is not None:
-                    out.append(frame)
+                while at(b"\r\n", start) and start < end:
+                    start += 2
+                if start < end:
+                    if end - start > max_frame:
+                        self.errors += 1
+                    else:
+                        if filtering and at(b"Event: ", start):
+                            nl = find(b"\r\n", start, end)
+                            name = buf[start + 7 : end if nl < 0 else nl]
+                            if name == b"VarSet":
+                                drop = (keep is not None and name not in keep) or (
+                                    not _wanted_varset(buf, start, end))
+                            elif keep is not None:
+                                drop = name not in keep
+                            else:
+                                drop = name in NOISE_EVENTS
+                            if drop:
+                                self.dropped += 1
+                                start = end + 4
+                                continue
+                        self.frames += 1
+                        frame = parse_frame(buf[start:end], now, self)
+                        if frame is not None:
+                            append(frame)
             start = end + 4
-        self.dropped += dropped
         rest = buf[start:]
         if len(rest) > self.max_frame:
             # No terminator within the limit: drop what we have, resync on the next blank line.
@@ -204,45 +203,39 @@ class FrameReader:
             return None
         if not self.keep_noise and buf.startswith(b"Event: ", start):
             nl = buf.find(b"\r\n", start, end)
-            if nl < 0:
-                nl = end
-            name = buf[start + 7 : nl]
-            if name == b"VarSet":
-                if not _wanted_varset(buf, nl, end):
+            name = buf[start + 7 : end if nl < 0 else nl]
+            if name in NOISE_EVENTS:
+                if name != b"VarSet" or not _wanted_varset(buf, start, end):
                     self.dropped += 1
                     return None
-            elif name in NOISE_EVENTS or (
-                self.only is not None and name not in self.only
-                and buf.find(_ACTION_ID, nl, end) < 0
-            ):
-                self.dropped += 1
-                return None
         self.frames += 1
         return parse_frame(buf[start:end], now, self)
 
 
-def _wanted_varset(buf: bytes, nl: int, end: int) -> bool:
-    at = buf.find(_VARIABLE, nl, end)
-    if at < 0:
+_IVR_VARIABLE_NAMES = frozenset(v.encode() for v in IVR_VARIABLES)
+
+
+def _wanted_varset(buf: bytes, start: int, end: int) -> bool:
+    """A VarSet of one of the IVR's variables (one `find`, no copy of the frame)."""
+    i = buf.find(b"\r\nVariable: ", start, end)
+    if i < 0:
         return False
-    at += len(_VARIABLE)
-    stop = buf.find(b"\r\n", at, end)
-    return buf[at : end if stop < 0 else stop] in _VARSET_KEEP
+    j = buf.find(b"\r\n", i + 12, end)
+    return buf[i + 12 : end if j < 0 else j] in _IVR_VARIABLE_NAMES
 
 
 def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None) -> Frame | None:
     text = raw.decode("utf-8", "replace")
-    if text.startswith("Event: "):
-        # Fast path for the usual event: every line is "Key: Value". Built from the last line
-        # to the first so a repeated key keeps its first value, as the slow path does.
-        lines = text.split("\r\n")
-        lines.reverse()
+    if raw.startswith(b"Event: "):
+        # Fast path: every line is "Key: Value" and no key repeats. Anything else (a line
+        # without ": ", a repeated key whose first value must win): the careful path below.
+        pairs = [line.split(": ", 1) for line in text.split("\r\n")]
         try:
-            fast = dict([line.split(": ", 1) for line in lines])  # a list: faster than a generator
-        except ValueError:  # a line without ": " (e.g. "Key:"): the careful path below
+            fast: dict[str, str] = dict(pairs)  # type: ignore[arg-type]
+        except ValueError:
             pass
         else:
-            if "Output" not in fast:
+            if len(fast) == len(pairs):
                 return AmiEvent(fast["Event"], fast, now)
     headers: dict[str, str] = {}
     output: list[str] = []

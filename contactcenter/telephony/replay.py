@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..events import CallEnded, CallRecord, Event
+from ..events import CallEnded, CallRecord, Event, PbxError
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,13 @@ def cmd_replay_ami(args: argparse.Namespace) -> int:
     settings = load_settings(env={}, ini_path=args.config) if args.config else Settings()
     if args.short_abandon is not None:
         settings = settings.replace(short_abandon_seconds=args.short_abandon)
-    records = asyncio.run(replay(streams, db_url=args.db, grace=args.grace, settings=settings))
+    try:
+        records = asyncio.run(
+            replay(streams, db_url=args.db, grace=args.grace, settings=settings)
+        )
+    except (TimeoutError, OSError, PbxError) as exc:
+        print(f"contactcenter replay-ami: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     out = sys.stdout
     for record in records:
         out.write(json.dumps(record_json(record), ensure_ascii=False) + "\n")
@@ -353,7 +359,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="replay AMI captures through the bridge and print one JSON object per call",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="raw AMI bytes captured from Asterisk")
-    p.add_argument("--db", help="store the calls in this database (default: a throw-away one)")
+    p.add_argument("--db", help="store the calls in this database, migrated to the newest "
+                   "schema first (default: a throw-away SQLite store)")
     p.add_argument("--grace", type=float, default=1.0,
                    help="seconds to wait for open calls after the stream ends (default 1)")
     p.add_argument("--short-abandon", type=int, metavar="SECONDS",

@@ -18,18 +18,54 @@ Event = list[tuple[str, str]]
 
 # Values that are ids or times: compared by presence only.
 VOLATILE = {
-    "Timestamp", "Uniqueid", "Linkedid", "DestUniqueid", "DestLinkedid", "UniqueID", "LinkedID",
-    "LocalOneUniqueid", "LocalOneLinkedid", "LocalTwoUniqueid", "LocalTwoLinkedid",
-    "EventTime", "StartTime", "AnswerTime", "EndTime", "Duration", "BillableSeconds",
-    "BridgeUniqueid", "SessionID", "RemoteAddress", "LocalAddress", "EventTV", "SessionTV",
-    "CommandId", "HoldTime", "TalkTime", "RingTime", "LoginTime", "LastCall", "LastPause",
-    "Uptime", "LastReload", "ActionID", "Challenge", "BridgeNumChannels",
+    "Timestamp",
+    "Uniqueid",
+    "Linkedid",
+    "DestUniqueid",
+    "DestLinkedid",
+    "UniqueID",
+    "LinkedID",
+    "LocalOneUniqueid",
+    "LocalOneLinkedid",
+    "LocalTwoUniqueid",
+    "LocalTwoLinkedid",
+    "EventTime",
+    "StartTime",
+    "AnswerTime",
+    "EndTime",
+    "Duration",
+    "BillableSeconds",
+    "BridgeUniqueid",
+    "SessionID",
+    "RemoteAddress",
+    "LocalAddress",
+    "EventTV",
+    "SessionTV",
+    "CommandId",
+    "HoldTime",
+    "TalkTime",
+    "RingTime",
+    "LoginTime",
+    "LastCall",
+    "LastPause",
+    "Uptime",
+    "LastReload",
+    "ActionID",
+    "Challenge",
+    "BridgeNumChannels",
     # member counters carried over from the calls made before each capture in the same
     # Asterisk run, and InCall, which app_queue reports 0 or 1 around a connect (both seen)
-    "CallsTaken", "InCall",
+    "CallsTaken",
+    "InCall",
 }
-TIMED_VARS = {"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT",
-              "QUEUEWAIT_MS"}
+TIMED_VARS = {
+    "ANSWEREDTIME",
+    "ANSWEREDTIME_MS",
+    "DIALEDTIME",
+    "DIALEDTIME_MS",
+    "QUEUEWAIT",
+    "QUEUEWAIT_MS",
+}
 
 
 def frames(data: bytes) -> list[Event]:
@@ -104,8 +140,10 @@ class Report:
         lines = [f"== {title}: {len(self.differences)} difference(s)"]
         lines += [f"  DIFF {d}" for d in self.differences]
         if self.interleaving:
-            lines.append(f"  ({len(self.interleaving)} cross-topic interleaving difference(s),"
-                         " races that vary between real Asterisk runs:)")
+            lines.append(
+                f"  ({len(self.interleaving)} cross-topic interleaving difference(s),"
+                " races that vary between real Asterisk runs:)"
+            )
             lines += [f"  order {d}" for d in self.interleaving[:30]]
         return "\n".join(lines)
 
@@ -238,8 +276,9 @@ class Sim:
     agi_seen: list[list[str]]
 
 
-async def run_sim(script: list[str] | None, body: Callable[[Sim], Awaitable[None]],
-                  scale: float = 25.0) -> Sim:
+async def run_sim(
+    script: list[str] | None, body: Callable[[Sim], Awaitable[None]], scale: float = 25.0
+) -> Sim:
     agi, seen = await agi_responder(script) if script is not None else (None, [])
     agi_port = agi.sockets[0].getsockname()[1] if agi else 1
     pbx = Pbx(VirtualClock(scale), agi_port=agi_port)

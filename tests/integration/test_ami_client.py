@@ -15,7 +15,7 @@ from contactcenter.bus import LocalBus
 from contactcenter.config import Settings
 from contactcenter.events import AmiLinkChanged, CallEnded, Event, PbxError
 from contactcenter.telephony.ami import AmiClient, AmiPbx
-from contactcenter.telephony.bridge import Bridge
+from contactcenter.telephony.bridge import WANTED_EVENTS, Bridge
 from contactcenter.telephony.calls import record_to_json
 from contactcenter.telephony.frames import AmiResponse, iter_frames
 from contactcenter.telephony.replay import ReplayServer, event_blocks
@@ -149,7 +149,9 @@ async def test_a_wrong_secret_is_refused_and_retried_with_backoff() -> None:
 async def test_actions_are_matched_by_action_id_not_arrival_order() -> None:
     received = transcript("ami-actions.received.raw")
     async with Scripted(received, hold=0.05) as srv:
-        client = _client(srv.port, auth="plain", action_id_prefix="cc")
+        # with the bridge's whitelist: list items (QueueMember...) still come through
+        client = _client(srv.port, auth="plain", action_id_prefix="cc",
+                         keep_events=WANTED_EVENTS)
         pbx = AmiPbx({"default": client})
         async with running(client):
             await until(lambda: client.ready.is_set(), 5)  # cc-1 Login
@@ -181,6 +183,7 @@ async def test_actions_are_matched_by_action_id_not_arrival_order() -> None:
             assert await client.list_action("QueueStatus", {"Queue": "nosuchqueue"}) == []
             with pytest.raises(PbxError, match="Invalid/unknown command: NoSuchAction"):
                 await client.action("NoSuchAction")  # cc-16
+            assert client.reader.keep_events is not None  # the whitelist is back
             assert (await client.action("Logoff")).status == "Goodbye"  # cc-17
         sent = [_headers(f) for f in _frames(b"x\r\n" + transcript("ami-actions.sent.raw"))[1]]
         got = [_headers(b) for b in srv.received]

@@ -201,7 +201,7 @@ def test_event_filters_drop_the_noise_but_keep_the_ivr_variables() -> None:
     for needed in ("Newchannel", "Hangup", "QueueCallerJoin", "AgentCalled", "AgentConnect",
                    "AgentComplete", "NewCallerid"):
         assert kept.get(needed), (needed, kept)
-    # CEL, Cdr and SuccessfulAuth never reach the bridge: the account lacks their classes
+    # Cdr and SuccessfulAuth: classes the account lacks; CEL (sent as "call"): the filter
     for noise in ("CEL", "Cdr", "SuccessfulAuth"):
         assert dropped.get(noise) and not kept.get(noise), noise
 

@@ -4,6 +4,7 @@ once. Runs on SQLite and again on PostgreSQL (`make test`)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -160,3 +161,57 @@ async def test_hostile_caller_id_is_stored_truncated(
     assert len(call.caller_name or "") == 200 and len(call.caller_number or "") == 40
     async with sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Call))).scalar_one() == 1
+
+
+async def test_a_slow_database_spills_to_disk_and_keeps_order(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Every write takes 200 ms: memory stays bounded (max_pending), the overflow goes to the
+    spool, and in the end every call is stored once, in the order the calls ended."""
+
+    class Slow(CallWriter):
+        async def _write_batch(self, records: list[CallRecord]) -> None:
+            await asyncio.sleep(0.2)
+            await super()._write_batch(records)
+
+    writer = Slow(sessions, tmp_path / "spool", max_pending=5, batch_size=4)
+    await writer.start()
+    for n in range(20):
+        writer.submit(rec(n))
+        assert len(writer._pending) <= 5
+        await asyncio.sleep(0.03)  # calls keep ending while a write is in flight
+    assert writer.spilled > 0 and writer.health()["spool_depth"] > 0
+    await until(lambda: writer.health()["spool_depth"] == 0 and not writer.health()["pending"],
+                15)
+    await writer.flushed()
+    await writer.close()
+    assert [c.linkedid for c in await rows(sessions)] == [f"1795406102.{n}" for n in range(20)]
+
+
+async def test_a_write_that_fails_mid_spill_keeps_order(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """The database drops during a write while newer calls overflow to the spool: the failed
+    batch goes before them, and everything is stored once, in order."""
+
+    class Flaky(CallWriter):
+        calls = 0
+
+        async def _write_batch(self, records: list[CallRecord]) -> None:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                await asyncio.sleep(0.2)
+                raise ConnectionRefusedError("database went away")
+            await super()._write_batch(records)
+
+    writer = Flaky(sessions, tmp_path / "spool", max_pending=3, retry_initial=0.05)
+    await writer.start()
+    writer.submit(rec(0))
+    await asyncio.sleep(0.05)  # rec 0 is in flight now
+    for n in range(1, 6):
+        writer.submit(rec(n))
+    assert writer.spilled == 4
+    await until(lambda: writer.health()["spool_depth"] == 0 and writer.db_ok, 10)
+    await writer.flushed()
+    await writer.close()
+    assert [c.linkedid for c in await rows(sessions)] == [f"1795406102.{n}" for n in range(6)]

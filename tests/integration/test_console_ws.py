@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from contactcenter.agents import queries
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
+from contactcenter.cases.store import NewCase
 from contactcenter.events import (
     AgentCallCompleted,
     AgentStateChanged,
@@ -26,7 +26,7 @@ from contactcenter.events import (
     CallRecord,
     utcnow,
 )
-from contactcenter.keys import BUS, CONSOLE, PBX, SESSIONS, SIM_PHONES
+from contactcenter.keys import BUS, CASE_STORE, CONSOLE, PBX, SESSIONS, SIM_PHONES
 from contactcenter.security import hash_password
 from tests.conftest import app_settings, login, until
 from tests.console_helpers import FakePbx, FakePhones, ringing
@@ -74,6 +74,16 @@ async def receive_until(ws: aiohttp.ClientWebSocketResponse, pred: Any,
             SEEN.setdefault(id(ws), []).append(data)
             if pred(data):
                 return data
+
+
+async def seen_or_next(ws: aiohttp.ClientWebSocketResponse, pred: Any,
+                       timeout: float = 5.0, after: int = 0) -> dict[str, Any]:
+    """Like receive_until, but a frame already read (while waiting for a command's result)
+    counts too (from index `after` of what was read)."""
+    for data in SEEN.get(id(ws), [])[after:]:
+        if pred(data):
+            return data
+    return await receive_until(ws, pred, timeout)
 
 
 async def command(ws: aiohttp.ClientWebSocketResponse, ref: str, **msg: Any) -> dict[str, Any]:
@@ -140,10 +150,9 @@ async def seed_history(app: Any) -> str:
                     caller_name="Maria Lopez", started_at=now - timedelta(days=2),
                     ended_at=now - timedelta(days=2, seconds=-90), outcome="answered",
                     queue="sanitation", disposition="information"))
-        case = await queries.create_case_from_call(
-            db, service_code="missed-pickup", address="12 Elm St", description="bins skipped",
-            caller_number=NUMBER, caller_name=None, server="default", linkedid="1699.1",
-            author="operator", now=now - timedelta(days=2))
+    case = await app[CASE_STORE].open_case(
+        NewCase("missed-pickup", description="bins skipped", address="12 Elm St", phone=NUMBER),
+        actor="operator")
     return case.number
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contactcenter.events import CaseChanged, Event, IvrChoice
+from contactcenter.events import Event, IvrChoice
 from contactcenter.ivr.menu import default_menu
 from contactcenter.ivr.services import CaseInfo
 from tests.agi_fake import Caller
@@ -239,7 +239,8 @@ async def test_closed_queue_caller_leaves_a_request(store: FakeStore) -> None:
     assert store.requests[0]["caller_number"] == "7875550101"
     assert caller.variables["CASE"] == "311-2026-000042"
     assert caller.variables["IVROUTCOME"] == "self_served" and "QUEUE" not in caller.variables
-    assert any(isinstance(e, CaseChanged) and e.change == "created" for e in rec.events)
+    assert any(isinstance(e, IvrChoice) and e.action == "leave_request"
+               and e.case_number == "311-2026-000042" for e in rec.events)
     assert result.outcome == "self_served"
 
 

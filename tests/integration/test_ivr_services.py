@@ -12,7 +12,18 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
-from contactcenter.cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from contactcenter.bus import LocalBus
+from contactcenter.cases.models import (
+    Announcement,
+    AuditLog,
+    Case,
+    Citizen,
+    MenuVersion,
+    Queue,
+    ServiceType,
+)
+from contactcenter.events import CaseChanged, Event
+from contactcenter.ivr.menu import default_menu
 from contactcenter.ivr.services import IvrServices, is_open
 from contactcenter.seed import seed_reference
 from tests.agi_fake import Caller
@@ -52,12 +63,6 @@ def test_holidays_empty_hours_and_malformed_settings() -> None:
 
 # --- the store ---------------------------------------------------------------------------------
 
-@pytest.fixture
-async def seeded(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    await seed_reference(sessions)
-    return sessions
-
-
 @pytest.mark.store
 async def test_seed_makes_the_default_menu_active(seeded: async_sessionmaker[AsyncSession]) -> None:
     services = IvrServices(seeded)
@@ -71,12 +76,21 @@ async def test_seed_makes_the_default_menu_active(seeded: async_sessionmaker[Asy
 
 @pytest.mark.store
 async def test_menu_cache_notices_a_new_version(seeded: async_sessionmaker[AsyncSession]) -> None:
-    services = IvrServices(seeded)
+    clock = [100.0]
+    services = IvrServices(seeded, monotonic=lambda: clock[0])
     first = await services.active_menu()
-    assert await services.active_menu() is first  # same version: parsed once
+    clock[0] += 1
+    assert await services.active_menu() is first  # checked again, same version: parsed once
     await activate(seeded, CAPTURE_MENU, version=2)
+    clock[0] += 0.1  # within the freshness window (0.2 s): calls share the last check
+    assert await services.active_menu() is first
+    clock[0] += 0.15
     second = await services.active_menu()
     assert second is not None and second.version == 2 and second.menu.name == "capture"
+    await activate(seeded, default_menu(), version=3)
+    strict = IvrServices(seeded, menu_freshness=0)
+    third = await strict.active_menu()
+    assert third is not None and third.version == 3
 
 
 @pytest.mark.store
@@ -86,7 +100,8 @@ async def test_publish_during_a_session(seeded: async_sessionmaker[AsyncSession]
     v3 = copy.deepcopy(CAPTURE_MENU)
     v3["nodes"][0]["options"][0] = {"digit": "1", "action": "queue", "queue": "potholes",
                                     "service": "pothole"}
-    services = IvrServices(seeded)
+    clock = [100.0]
+    services = IvrServices(seeded, monotonic=lambda: clock[0])
     recorder = Recorder()
     async with running_ivr(services, recorder) as server:
         second = Caller(inputs=["1"])
@@ -94,6 +109,7 @@ async def test_publish_during_a_session(seeded: async_sessionmaker[AsyncSession]
         async def publish_midway(index: int, cmd: str) -> None:
             if cmd.startswith("GET DATA hello-world"):
                 await activate(seeded, v3, version=3)
+                clock[0] += 0.3  # the next call comes after the freshness window
                 await second.call(server.port)
 
         first = Caller(inputs=["1"], on_command=publish_midway)
@@ -209,7 +225,14 @@ async def test_case_lookup_and_open_cases_by_caller(
 async def test_leave_request_creates_a_phone_case(
     seeded: async_sessionmaker[AsyncSession],
 ) -> None:
-    services = IvrServices(seeded)
+    bus = LocalBus()
+    changes: list[Event] = []
+
+    async def on_change(event: Event) -> None:
+        changes.append(event)
+
+    bus.subscribe(on_change, types=(CaseChanged,))
+    services = IvrServices(seeded, bus=bus)
     first = await services.leave_request(caller_number="7875550101", caller_name="Maria Lopez",
                                          queue="sanitation", service="missed-pickup", at=NOW)
     second = await services.leave_request(caller_number=None, caller_name=None,
@@ -224,6 +247,14 @@ async def test_leave_request_creates_a_phone_case(
     assert citizen is not None and citizen.phone == "7875550101"
     assert citizen.first_name == "Maria" and "7875550101" in case.description
     assert case.sla_due_at == NOW + timedelta(hours=48)
+    await bus.drain()
+    assert [(e.number, e.change, e.citizen_id) for e in changes if isinstance(e, CaseChanged)] \
+        == [(first.number, "created", citizen.id), (second.number, "created", None)]
+    async with seeded() as session:
+        audit = (await session.execute(
+            select(AuditLog).where(AuditLog.entity_id == first.number))).scalars().all()
+    assert [(a.actor, a.action) for a in audit] == [("ivr", "case.created")]
+    await bus.close()
 
 
 @pytest.mark.store

@@ -145,3 +145,36 @@ async def test_asterisk_restart_mid_call_gives_one_partial_record() -> None:
     got = record_to_json(ended[0])
     for key in ("linkedid", "caller_number", "queue", "agent", "wait_seconds", "ring_seconds"):
         assert got[key] == RESTART[0][key], key
+
+
+async def test_two_asterisks_calls_keyed_by_server() -> None:
+    """Two endpoints stream the same capture: same linkedid, two servers, two records."""
+    raw = transcript("ami-call-answered.raw")
+    a, b = ReplayServer([raw]), ReplayServer([raw])
+    pa, pb = await a.start(), await b.start()
+    settings = Settings(ami_servers=f"east=127.0.0.1:{pa},west=127.0.0.1:{pb}",
+                        ami_username="replay", ami_secret="replay")
+    bus = LocalBus()
+    seen: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        seen.append(event)
+
+    sub = bus.subscribe(collect, types=(CallEnded,))
+    bridge = Bridge(settings, bus, client_options={"boot_timeout": 0.5})
+    await bridge.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(a.streamed.wait(), b.streamed.wait()), 10)
+        await until(lambda: len(seen) == 2, 10)
+        records = sorted((e.record for e in seen if isinstance(e, CallEnded)),
+                         key=lambda r: r.server)
+        assert [r.call_id for r in records] == [
+            f"east:{CALL_ANSWERED[0]['linkedid']}", f"west:{CALL_ANSWERED[0]['linkedid']}"]
+        assert all(record_to_json(r) == CALL_ANSWERED[0] for r in records)
+        health = bridge.health()
+        assert health["ok"] and set(health["servers"]) == {"east", "west"}
+    finally:
+        await bridge.close()
+        await sub.close()
+        await a.close()
+        await b.close()

@@ -116,3 +116,14 @@ def test_a_failing_handler_does_not_stop_the_stream() -> None:
     proto.connection_made(FakeTransport())
     proto.data_received(GREETING + good(0) + good(1) + good(2))
     assert seen == ["0", "2"]
+
+
+def test_event_headers_keep_order_and_the_first_of_a_repeated_key() -> None:
+    from contactcenter.telephony.frames import parse_frame
+
+    ev = parse_frame(b"Event: Newchannel\r\nChannel: A\r\nUniqueid: 1.1\r\nChannel: B")
+    assert isinstance(ev, AmiEvent)
+    assert ev.headers["Channel"] == "A"
+    assert list(parse_frame(b"Event: X\r\nB: 1\r\nA: 2").headers) == ["Event", "B", "A"]
+    odd = parse_frame(b"Event: X\r\nPausedReason:\r\nValue: a: b")
+    assert odd.headers["PausedReason"] == "" and odd.headers["Value"] == "a: b"

@@ -198,11 +198,8 @@ async def test_reconnect_gets_state_and_the_call_in_progress(hub: ConsoleHub) ->
     await settle(hub)
     assert [f["type"] for f in ws.frames[:3]] == ["hello", "state", "link"]
     assert ws.of("state")[0]["state"] == "available"
-    # the call as it stands, then again with the caller's history: nobody watched the ring, so
-    # the history is loaded when the console connects (issue 10: no query for unseen pops)
-    calls = ws.of("call")
-    assert {c["call_id"] for c in calls} == {calls[0]["call_id"]}
-    assert calls[-1]["status"] == "connected" and calls[-1]["history"] is not None
+    first, *_, call = ws.of("call")  # the snapshot, then the history it asked for
+    assert first["status"] == call["status"] == "connected" and call["history"] is not None
 
 
 async def test_wrapup_pauses_in_asterisk_and_ready_clears_the_call(hub: ConsoleHub) -> None:
@@ -261,6 +258,20 @@ async def test_commands_need_the_callers_own_call_and_phone_controls(hub: Consol
     hub.phones = lambda: phones
     r = await hub.handle(conn, '{"type":"answer"}')
     assert r["ok"] is True and phones.actions == [("answer", "PJSIP/1001")]
+
+    class IdlePhones:  # the simulator's PhoneControl is synchronous and says False when idle
+        def answer(self, interface: str) -> bool:
+            return False
+
+        def hangup(self, interface: str) -> bool:
+            return False
+
+    hub.phones = lambda: IdlePhones()
+    r = await hub.handle(conn, '{"type":"answer"}')
+    assert r == {"type": "result", "ref": None, "command": "answer", "ok": False,
+                 "error": "Nothing is ringing on your phone."}
+    r = await hub.handle(conn, '{"type":"hangup"}')
+    assert r["error"] == "There is no call on your phone."
 
 
 def test_clean_text_strips_controls_and_truncates() -> None:
@@ -333,3 +344,102 @@ async def test_a_slow_console_is_closed_without_stalling_the_others(hub: Console
     stuck_conn = next(c for c in hub.conns if c.ws is stuck)
     assert stuck_conn.overflowed and stuck_conn.writer.cancelled()
     assert stuck.closed and stuck.close_code == 1013  # try again later: the page reconnects
+
+
+async def test_the_pop_stands_when_the_history_cannot_be_read(hub: ConsoleHub) -> None:
+    class DownHistory(FakeHistory):
+        async def get(self, call_id: str, **kw: Any) -> dict[str, Any]:
+            raise OSError("connection refused")
+
+    hub.history = DownHistory()  # type: ignore[assignment]
+    ws = FakeWs()
+    hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await hub.on_event(ringing("PJSIP/1001"))
+    await settle(hub)
+    first, last = ws.of("call")[0], ws.of("call")[-1]
+    assert first["status"] == "ringing" and first["history"] is None
+    assert "not available" in last["history"]["error"]
+
+
+class _Sessions:
+    """Just enough of an async_sessionmaker for CallWork: a session whose begin() is a no-op."""
+
+    def __call__(self) -> Any:
+        return self
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+    def begin(self) -> Any:
+        return self
+
+
+async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any) -> None:
+    from contactcenter.agents import queries, services
+
+    written: list[dict[str, Any]] = []
+    record_exists = False
+    gate = asyncio.Event()
+
+    async def link_call(db: Any, *, server: str, linkedid: str, **values: Any) -> bool:
+        if record_exists and "disposition" in values:
+            await gate.wait()  # the first flush is slow...
+        if record_exists:
+            written.append(values)
+        return record_exists
+
+    monkeypatch.setattr(queries, "link_call", link_call)
+    work = services.CallWork(_Sessions(), store=None)  # type: ignore[arg-type]
+    assert not await work.set_on_call(call_id="d:1", server="d", linkedid="1", now=T0,
+                                      disposition="resolved")
+    work.call_ended("d:1")
+    record_exists = True
+    flushing = asyncio.create_task(work.flush(later(1)))
+    await asyncio.sleep(0)
+    # ...and meanwhile wrap-up ends and its figure joins the pending entry
+    work._keep("d:1", "d", "1", later(2), wrap_seconds=7.0)
+    gate.set()
+    await flushing
+    assert work.pending["d:1"].values == {"wrap_seconds": 7.0}
+    await work.flush(later(3))
+    assert work.pending == {}
+    assert written == [{"disposition": "resolved"}, {"wrap_seconds": 7.0}]
+
+
+async def test_a_store_failure_is_a_clear_reply_not_a_broken_socket(hub: ConsoleHub) -> None:
+    class DownWork(FakeWork):
+        async def add_note(self, user: Principal, **kw: Any) -> str:
+            raise OSError("database is unreachable")
+
+        async def set_on_call(self, **kw: Any) -> bool:
+            raise KeyError("a bug")
+
+    hub.work = DownWork()  # type: ignore[assignment]
+    ws = FakeWs()
+    conn = hub.connect(ws, ANA)  # type: ignore[arg-type]
+    r = await hub.handle(conn, '{"type":"add_note","case":"311-2026-000001","body":"x"}')
+    assert r["ok"] is False and "nothing was saved" in r["error"]
+    await hub.on_event(ringing("PJSIP/1001"))
+    await hub.on_event(CallAnswered("default", "1700000000.1", "potholes", "PJSIP/1001", "Ana",
+                                    1.0, 1.0, later(2)))
+    r = await hub.handle(conn, json.dumps({"type": "disposition",
+                                           "call_id": "default:1700000000.1",
+                                           "disposition": "resolved"}))
+    assert r["ok"] is False and "Something went wrong" in r["error"]
+    assert (await hub.handle(conn, '{"type":"ping"}'))["type"] == "pong"
+
+
+async def test_history_is_queried_only_for_a_phone_with_a_console(hub: ConsoleHub) -> None:
+    history: FakeHistory = hub.history  # type: ignore[assignment]
+    await hub.on_event(ringing("Local/2001@agents/n", "8.1"))  # a simulated agent: no console
+    await hub.on_event(ringing("PJSIP/1001", "8.2"))  # Ana's console is not open yet
+    await settle(hub)
+    assert history.asked == []
+    ws = FakeWs()
+    hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await settle(hub)
+    assert history.asked == ["default:8.2"]
+    assert ws.of("call")[-1]["history"] is not None

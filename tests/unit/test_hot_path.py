@@ -9,13 +9,13 @@ import re
 import pytest
 
 from contactcenter.events import CallEnded
-from contactcenter.telephony.bridge import MEMBER_EVENTS, READ, ami_filter
+from contactcenter.telephony.bridge import MEMBER_EVENTS, WANTED_EVENTS, ami_filter
 from contactcenter.telephony.calls import CallTracker, record_to_json
 from contactcenter.telephony.frames import AmiEvent, AmiResponse, FrameReader, parse_frame
 from contactcenter.telephony.members import MemberTracker
 from tests.conftest import transcript
 
-ONLY = frozenset(e.encode() for e in READ)
+ONLY = frozenset(e.encode() for e in WANTED_EVENTS)
 CAPTURES = ["ami-burst-40.raw", "ami-call-answered.raw", "ami-call-abandoned.raw",
             "ami-agent-ringnoanswer.raw", "ami-ivr-hangup.raw", "ami-restart-before.raw"]
 
@@ -50,32 +50,13 @@ def read(data: bytes, reader: FrameReader, seed: int | None = None) -> list[AmiE
 def test_the_allow_list_changes_no_record(name: str, seed: int | None) -> None:
     data = transcript(name)
     everything = read(data, FrameReader(keep_noise=True), seed)
-    reader = FrameReader(only=ONLY)
+    reader = FrameReader(keep_events=ONLY)
     kept = read(data, reader, seed)
-    # others only when they answer an action (OriginateResponse of the capture's Originate)
-    assert {e.name for e in kept if "ActionID" not in e.headers} <= READ | {"VarSet"}
+    assert {e.name for e in kept} <= WANTED_EVENTS
     assert reader.dropped > 0
     assert outputs(kept) == outputs(everything)
     if name == "ami-burst-40.raw":  # the bulk of the stream never becomes a dict
         assert reader.frames < len(everything) / 4
-
-
-def test_list_replies_pass_the_allow_list_by_their_action_id() -> None:
-    reader = FrameReader(only=ONLY)
-    frames = reader.feed(
-        b"Asterisk Call Manager/11.0.0\r\n"
-        b"Response: Success\r\nActionID: a-1\r\nEventList: start\r\n\r\n"
-        b"Event: QueueMember\r\nQueue: sanitation\r\nActionID: a-1\r\n\r\n"
-        b"Event: CoreShowChannel\r\nChannel: Local/1@x-1;1\r\nActionID: a-1\r\n\r\n"
-        b"Event: Newstate\r\nChannel: Local/1@x-1;1\r\n\r\n"  # not read by the bridge
-        b"Event: BridgeEnter\r\nChannel: Local/1@x-1;1\r\n\r\n"
-        b"Event: Hangup\r\nChannel: Local/1@x-1;1\r\n\r\n"
-    )
-    assert [type(f).__name__ for f in frames] == ["AmiResponse", "AmiEvent", "AmiEvent",
-                                                  "AmiEvent"]
-    assert [f.name for f in frames if isinstance(f, AmiEvent)] == [
-        "QueueMember", "CoreShowChannel", "Hangup"]
-    assert reader.dropped == 2
 
 
 def test_the_ami_filter_keeps_what_the_bridge_reads() -> None:

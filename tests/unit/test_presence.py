@@ -104,13 +104,21 @@ def test_our_wrapup_pause_shows_as_wrapup_but_a_chosen_pause_wins() -> None:
 
 
 def test_zero_wrapup_and_wrapup_seconds_from_events() -> None:
-    p = P.Presence({"sanitation": 0})
+    p = P.Presence({"sanitation": 0})  # our setting: no wrap-up
     p.apply(member("sanitation"))
     p.apply(completed(T0))
     assert p.view(IF).state == P.AVAILABLE
     p.apply(member("potholes", wrapup=5))
     p.apply(completed(T0, queue="potholes", linkedid="2.2"))
     assert p.view(IF).wrapup_until == T0 + timedelta(seconds=5)
+
+
+def test_asterisks_wrapuptime_does_not_override_our_setting() -> None:
+    p = P.Presence({"sanitation": 30})
+    p.apply(member("sanitation", wrapup=0))  # Asterisk runs none: the console's 30 s hold
+    p.apply(member("sanitation", wrapup=10))
+    p.apply(completed(T0))
+    assert p.view(IF).wrapup_until == T0 + timedelta(seconds=30)
 
 
 def test_default_wrapup_for_an_unknown_queue() -> None:

@@ -23,23 +23,48 @@ AGI_VERSION = "22-git-69535d4837"
 CONNECT_TIMEOUT = 2.0  # real seconds
 COMMAND_TIMEOUT = 30.0  # real seconds the IVR may think before Asterisk gives up on it
 # Commands app_agi still runs on a dead channel; the others get 511.
-DEAD_OK = {"SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "NOOP",
-           "DATABASE GET", "DATABASE PUT", "DATABASE DEL", "SET CONTEXT", "SET EXTENSION",
-           "SET PRIORITY", "HANGUP", "CHANNEL STATUS"}
+DEAD_OK = {
+    "SET VARIABLE",
+    "GET VARIABLE",
+    "GET FULL VARIABLE",
+    "VERBOSE",
+    "NOOP",
+    "DATABASE GET",
+    "DATABASE PUT",
+    "DATABASE DEL",
+    "SET CONTEXT",
+    "SET EXTENSION",
+    "SET PRIORITY",
+    "HANGUP",
+    "CHANNEL STATUS",
+}
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercepted channel\n"
 
 
 def agi_block(pbx: Pbx, call: CitizenCall, url: str) -> bytes:
     two = call.ch2
     lines = [
-        ("agi_network", "yes"), ("agi_network_script", pbx.agi_path), ("agi_request", url),
-        ("agi_channel", two.name), ("agi_language", "en"), ("agi_type", "Local"),
-        ("agi_uniqueid", two.uniqueid), ("agi_version", AGI_VERSION),
-        ("agi_callerid", two.cid_num), ("agi_calleridname", two.cid_name),
-        ("agi_callingpres", "0"), ("agi_callingani2", "0"), ("agi_callington", "0"),
-        ("agi_callingtns", "0"), ("agi_dnid", "unknown"), ("agi_rdnis", "unknown"),
-        ("agi_context", two.context), ("agi_extension", two.exten),
-        ("agi_priority", str(two.priority)), ("agi_enhanced", "0.0"), ("agi_accountcode", ""),
+        ("agi_network", "yes"),
+        ("agi_network_script", pbx.agi_path),
+        ("agi_request", url),
+        ("agi_channel", two.name),
+        ("agi_language", "en"),
+        ("agi_type", "Local"),
+        ("agi_uniqueid", two.uniqueid),
+        ("agi_version", AGI_VERSION),
+        ("agi_callerid", two.cid_num),
+        ("agi_calleridname", two.cid_name),
+        ("agi_callingpres", "0"),
+        ("agi_callingani2", "0"),
+        ("agi_callington", "0"),
+        ("agi_callingtns", "0"),
+        ("agi_dnid", "unknown"),
+        ("agi_rdnis", "unknown"),
+        ("agi_context", two.context),
+        ("agi_extension", two.exten),
+        ("agi_priority", str(two.priority)),
+        ("agi_enhanced", "0.0"),
+        ("agi_accountcode", ""),
         ("agi_threadid", str(random.randrange(10**14, 10**15))),
     ]
     return ("".join(f"{k}: {v}\n" for k, v in lines) + "\n").encode()
@@ -55,8 +80,9 @@ async def run_agi(pbx: Pbx, call: CitizenCall) -> str:
     call.where = "agi"
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(pbx.agi_host, pbx.agi_port), CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError) as exc:
+            asyncio.open_connection(pbx.agi_host, pbx.agi_port), CONNECT_TIMEOUT
+        )
+    except (TimeoutError, OSError) as exc:
         log.warning("FastAGI %s unreachable (%s): dialplan fallback", url, exc)
         pbx.varset(two, "AGISTATUS", "FAILURE")
         return "FAILURE"
@@ -67,7 +93,7 @@ async def run_agi(pbx: Pbx, call: CitizenCall) -> str:
         while True:
             try:
                 line = await asyncio.wait_for(reader.readline(), COMMAND_TIMEOUT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("FastAGI server silent for %ss; closing", COMMAND_TIMEOUT)
                 break
             if not line:
@@ -104,9 +130,25 @@ def _verb(words: list[str]) -> str:
     return ""
 
 
-KNOWN = {"ANSWER", "HANGUP", "GET DATA", "SET VARIABLE", "GET VARIABLE", "VERBOSE", "NOOP",
-         "STREAM FILE", "SAY DIGITS", "SAY NUMBER", "WAIT FOR DIGIT", "EXEC", "CHANNEL STATUS",
-         "GET FULL VARIABLE", "SET CONTEXT", "SET EXTENSION", "SET PRIORITY"}
+KNOWN = {
+    "ANSWER",
+    "HANGUP",
+    "GET DATA",
+    "SET VARIABLE",
+    "GET VARIABLE",
+    "VERBOSE",
+    "NOOP",
+    "STREAM FILE",
+    "SAY DIGITS",
+    "SAY NUMBER",
+    "WAIT FOR DIGIT",
+    "EXEC",
+    "CHANNEL STATUS",
+    "GET FULL VARIABLE",
+    "SET CONTEXT",
+    "SET EXTENSION",
+    "SET PRIORITY",
+}
 
 
 async def _command(pbx: Pbx, call: CitizenCall, text: str) -> bytes:
@@ -123,10 +165,14 @@ async def _command(pbx: Pbx, call: CitizenCall, text: str) -> bytes:
         return DEAD_REPLY
     cmd_id = str(random.randrange(10**8, 2**31))
     pbx.ev_chan("AGIExecStart", two, [("CommandId", cmd_id), ("Command", text)], "agi,all")
-    args = words[len(verb.split()):]
+    args = words[len(verb.split()) :]
     result = await _execute(pbx, call, verb, args)
-    pbx.ev_chan("AGIExecEnd", two, [("CommandId", cmd_id), ("Command", text),
-                                    ("ResultCode", "200"), ("Result", "Success")], "agi,all")
+    pbx.ev_chan(
+        "AGIExecEnd",
+        two,
+        [("CommandId", cmd_id), ("Command", text), ("ResultCode", "200"), ("Result", "Success")],
+        "agi,all",
+    )
     return f"200 result={result}\n".encode()
 
 
@@ -135,7 +181,9 @@ async def _play(pbx: Pbx, call: CitizenCall, sound: str, interruptible: bool) ->
     pbx.cel(two, "STREAM_BEGIN", extra=f'{{"sound":"{sound}","format":"gsm","language":"en"}}')
     from .pbx import PROMPT_SECONDS
 
-    length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 1.0)
+    length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 2.0)
+    if interruptible:
+        pbx.on_prompt(call, length)
     deadline = pbx.clock.now() + length
     while pbx.clock.now() < deadline and not call.caller_gone.is_set():
         if interruptible and not call.dtmf.empty():
@@ -183,8 +231,11 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         d = await _digit(pbx, call, ms / 1000 if ms >= 0 else 3600)
         return "-1" if d is None else (str(ord(d)) if d else "0")
     if verb in ("STREAM FILE", "SAY DIGITS", "SAY NUMBER"):
-        sounds = [args[0]] if verb == "STREAM FILE" and args else [
-            f"digits/{c}" for c in (args[0] if args else "") if c.isdigit()]
+        sounds = (
+            [args[0]]
+            if verb == "STREAM FILE" and args
+            else [f"digits/{c}" for c in (args[0] if args else "") if c.isdigit()]
+        )
         for s in sounds:
             await _play(pbx, call, s, False)
             if call.caller_gone.is_set():

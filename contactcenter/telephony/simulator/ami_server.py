@@ -26,8 +26,9 @@ DEFAULT_BUFFER = 50_000  # frames queued per client before it is dropped
 
 
 class AmiClient:
-    def __init__(self, server: AmiServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.server, self.reader, self.writer = server, reader, writer
         self.out: asyncio.Queue[bytes | None] = asyncio.Queue(server.buffer)
         self.authed = False
@@ -66,18 +67,31 @@ class AmiClient:
 
     async def writer_loop(self) -> None:
         while True:
-            data = await self.out.get()
-            if data is None:
+            batch = [await self.out.get()]
+            while not self.out.empty() and batch[-1] is not None:
+                batch.append(self.out.get_nowait())  # one write for what piled up
+            end = batch[-1] is None
+            data = b"".join(b for b in batch if b is not None)
+            if data:
+                self.writer.write(data)
+                await self.writer.drain()
+            if end:
                 if self.closing:
                     self.writer.close()
                 return
-            self.writer.write(data)
-            await self.writer.drain()
 
 
 class AmiServer:
-    def __init__(self, pbx: Pbx, username: str, secret: str, *, host: str = "127.0.0.1",
-                 port: int = 5038, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        pbx: Pbx,
+        username: str,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5038,
+        buffer: int = DEFAULT_BUFFER,
+    ) -> None:
         self.pbx, self.username, self.secret = pbx, username, secret
         self.host, self.port, self.buffer = host, port, buffer
         self.clients: set[AmiClient] = set()
@@ -86,19 +100,25 @@ class AmiServer:
         self.on_queue_add: Callable[[str, str], None] | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                  limit=MAX_FRAME)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, limit=MAX_FRAME
+        )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.pbx.ami_port = self.port
 
     async def close(self) -> None:
+        """Stop listening, drop every session, and wait for the handlers to finish (aborting
+        the sockets ends them cleanly; only a stuck one is cancelled)."""
         if self._server is not None:
             self._server.close()
         for c in list(self.clients):
             c.writer.transport.abort()
         tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=2.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -148,14 +168,15 @@ class AmiServer:
                 client.out.put_nowait(None)
             try:
                 await asyncio.wait_for(wtask, 1.0)
-            except (asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 wtask.cancel()
             writer.close()
             if task is not None:
                 self._tasks.discard(task)
 
-    def _reply(self, client: AmiClient, headers: dict[str, str], response: str,
-               fields: Headers) -> None:
+    def _reply(
+        self, client: AmiClient, headers: dict[str, str], response: str, fields: Headers
+    ) -> None:
         out: Headers = [("Response", response)]
         if "actionid" in headers:
             out.append(("ActionID", headers["actionid"]))
@@ -181,22 +202,50 @@ class AmiServer:
                 ok("Already authenticated")
                 return True
             if not self._credentials_ok(client, h):
+                await self.pbx.clock.sleep(1.0)  # manager.c sleeps a second before refusing
                 err("Authentication failed")
-                self.pbx.emit("InvalidPassword", "security,all", self._security(client, [
-                    ("Severity", "Error"), ("Service", "AMI"), ("EventVersion", "2"),
-                    ("AccountID", h.get("username", ""))]))
+                self.pbx.emit(
+                    "InvalidPassword",
+                    "security,all",
+                    self._security(
+                        client,
+                        [
+                            ("Severity", "Error"),
+                            ("Service", "AMI"),
+                            ("EventVersion", "2"),
+                            ("AccountID", h.get("username", "")),
+                        ],
+                    ),
+                )
                 return False
             client.authed = True
             client.events = h.get("events", "on").lower() not in ("off", "no", "false", "0")
             ok("Authentication accepted")
             if client.events:
                 up = int(self.pbx.clock.now() - self.pbx.booted)
-                client.send(event_frame("FullyBooted", "system,all", None, [
-                    ("Uptime", str(up)), ("LastReload", str(up)), ("Status", "Fully Booted")]))
+                client.send(
+                    event_frame(
+                        "FullyBooted",
+                        "system,all",
+                        None,
+                        [("Uptime", str(up)), ("LastReload", str(up)), ("Status", "Fully Booted")],
+                    )
+                )
             self.pbx.listeners.append(client.on_event)
-            self.pbx.emit("SuccessfulAuth", "security,all", self._security(client, [
-                ("Severity", "Informational"), ("Service", "AMI"), ("EventVersion", "1"),
-                ("AccountID", self.username)], using_password=True))
+            self.pbx.emit(
+                "SuccessfulAuth",
+                "security,all",
+                self._security(
+                    client,
+                    [
+                        ("Severity", "Informational"),
+                        ("Service", "AMI"),
+                        ("EventVersion", "1"),
+                        ("AccountID", self.username),
+                    ],
+                    using_password=True,
+                ),
+            )
             return True
         if key == "logoff":
             self._reply(client, h, "Goodbye", [("Message", "Thanks for all the fish.")])
@@ -206,17 +255,25 @@ class AmiServer:
             return True
         handler = getattr(self, f"_a_{key}", None)
         if handler is None:
-            err(f"Invalid/unknown command: {action}. Use Action: ListCommands to show "
-                "available commands.")
+            err(
+                f"Invalid/unknown command: {action}. Use Action: ListCommands to show "
+                "available commands."
+            )
             return True
         handler(client, h, ok, err)
         return True
 
-    def _security(self, client: AmiClient, fields: Headers, using_password: bool = False) -> Headers:
+    def _security(
+        self, client: AmiClient, fields: Headers, using_password: bool = False
+    ) -> Headers:
         now = self.pbx.clock.now()
-        out = [("EventTV", iso(now))] + fields + [
-            ("SessionID", client.session_id), ("LocalAddress", client.local),
-            ("RemoteAddress", client.remote)]
+        out = [
+            ("EventTV", iso(now)),
+            *fields,
+            ("SessionID", client.session_id),
+            ("LocalAddress", client.local),
+            ("RemoteAddress", client.remote),
+        ]
         if using_password:
             out.append(("UsingPassword", "0"))
         out.append(("SessionTV", iso(now)))
@@ -280,10 +337,15 @@ class AmiServer:
             err("'Queue' and 'Interface' not specified.")
             return
         try:
-            self.pbx.queue_add(queue, iface, h.get("membername", ""),
-                               int(h.get("penalty", "0") or 0), h.get("stateinterface", ""),
-                               h.get("paused", "").lower() in ("true", "1", "yes"),
-                               h.get("reason", ""))
+            self.pbx.queue_add(
+                queue,
+                iface,
+                h.get("membername", ""),
+                int(h.get("penalty", "0") or 0),
+                h.get("stateinterface", ""),
+                h.get("paused", "").lower() in ("true", "1", "yes"),
+                h.get("reason", ""),
+            )
         except (PbxError, ValueError) as exc:
             err(str(exc))
             return
@@ -316,14 +378,23 @@ class AmiServer:
             return
         ok("Interface paused successfully" if flag else "Interface unpaused successfully")
 
-    def _list(self, c: AmiClient, h: dict[str, str], message: str, items: list[Headers],
-              complete: str) -> None:
+    def _list(
+        self, c: AmiClient, h: dict[str, str], message: str, items: list[Headers], complete: str
+    ) -> None:
         self._reply(c, h, "Success", [("EventList", "start"), ("Message", message)])
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         for name, fields in items:  # type: ignore[misc]
-            c.send(frame([("Event", name)] + fields + aid))
-        c.send(frame([("Event", complete)] + aid + [("EventList", "Complete"),
-                                                   ("ListItems", str(len(items)))]))
+            c.send(frame([("Event", name), *fields, *aid]))
+        c.send(
+            frame(
+                [
+                    ("Event", complete),
+                    *aid,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(items))),
+                ]
+            )
+        )
 
     def _a_queuestatus(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
         want = h.get("queue", "")
@@ -336,28 +407,52 @@ class AmiServer:
             perf = 100.0 * q.completed_in_sl / q.completed if q.completed else 0.0
             tot = q.completed + q.abandoned
             perf2 = 100.0 * q.completed_in_sl / tot if tot else 0.0
-            items.append(("QueueParams", [
-                ("Queue", cfg.name), ("Max", "0"), ("Strategy", cfg.strategy),
-                ("Calls", str(len(q.callers))), ("Holdtime", str(q.holdtime)),
-                ("TalkTime", str(q.talktime)), ("Completed", str(q.completed)),
-                ("Abandoned", str(q.abandoned)), ("ServiceLevel", str(cfg.servicelevel)),
-                ("ServicelevelPerf", f"{perf:.1f}"), ("ServicelevelPerf2", f"{perf2:.1f}"),
-                ("Weight", "0")]))
+            items.append(
+                (
+                    "QueueParams",
+                    [
+                        ("Queue", cfg.name),
+                        ("Max", "0"),
+                        ("Strategy", cfg.strategy),
+                        ("Calls", str(len(q.callers))),
+                        ("Holdtime", str(q.holdtime)),
+                        ("TalkTime", str(q.talktime)),
+                        ("Completed", str(q.completed)),
+                        ("Abandoned", str(q.abandoned)),
+                        ("ServiceLevel", str(cfg.servicelevel)),
+                        ("ServicelevelPerf", f"{perf:.1f}"),
+                        ("ServicelevelPerf2", f"{perf2:.1f}"),
+                        ("Weight", "0"),
+                    ],
+                )
+            )
             for m in q.ordered_members():
                 fields = m.headers(self.pbx, location_key="Location")
                 fields = [(k, v) for k, v in fields if k != "Ringinuse"]
                 # QueueStatus names the member `Name` and puts it after Queue
                 fields = [("Queue", m.queue), ("Name", m.name)] + [
-                    f for f in fields if f[0] not in ("Queue", "MemberName")]
+                    f for f in fields if f[0] not in ("Queue", "MemberName")
+                ]
                 items.append(("QueueMember", fields))
             for pos, call in enumerate(q.callers, 1):
                 ch = call.ch2
-                items.append(("QueueEntry", [
-                    ("Queue", cfg.name), ("Position", str(pos)), ("Channel", ch.name),
-                    ("Uniqueid", ch.uniqueid), ("CallerIDNum", ch.cid_num),
-                    ("CallerIDName", ch.cid_name), ("ConnectedLineNum", ch.conn_num),
-                    ("ConnectedLineName", ch.conn_name), ("Wait", str(int(now - call.joined_at))),
-                    ("Priority", "0")]))
+                items.append(
+                    (
+                        "QueueEntry",
+                        [
+                            ("Queue", cfg.name),
+                            ("Position", str(pos)),
+                            ("Channel", ch.name),
+                            ("Uniqueid", ch.uniqueid),
+                            ("CallerIDNum", ch.cid_num),
+                            ("CallerIDName", ch.cid_name),
+                            ("ConnectedLineNum", ch.conn_num),
+                            ("ConnectedLineName", ch.conn_name),
+                            ("Wait", str(int(now - call.joined_at))),
+                            ("Priority", "0"),
+                        ],
+                    )
+                )
         self._list(c, h, "Queue status will follow", items, "QueueStatusComplete")
 
     def _a_queuesummary(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
@@ -370,10 +465,20 @@ class AmiServer:
             logged = len(q.members)
             avail = sum(1 for m in q.members.values() if self.pbx.available(m))
             longest = max((int(now - x.joined_at) for x in q.callers), default=0)
-            items.append(("QueueSummary", [
-                ("Queue", q.config.name), ("LoggedIn", str(logged)), ("Available", str(avail)),
-                ("Callers", str(len(q.callers))), ("HoldTime", str(q.holdtime)),
-                ("TalkTime", str(q.talktime)), ("LongestHoldTime", str(longest))]))
+            items.append(
+                (
+                    "QueueSummary",
+                    [
+                        ("Queue", q.config.name),
+                        ("LoggedIn", str(logged)),
+                        ("Available", str(avail)),
+                        ("Callers", str(len(q.callers))),
+                        ("HoldTime", str(q.holdtime)),
+                        ("TalkTime", str(q.talktime)),
+                        ("LongestHoldTime", str(longest)),
+                    ],
+                )
+            )
         self._list(c, h, "Queue summary will follow", items, "QueueSummaryComplete")
 
     def _a_coreshowchannels(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
@@ -384,11 +489,29 @@ class AmiServer:
         for ch in self.pbx.live_channels():
             secs = int(now - ch.created)
             items.append(ch)
-            c.send(frame([("Event", "CoreShowChannel")] + aid + ch.snapshot() + [
-                ("BridgeId", ""), ("Application", ch.app), ("ApplicationData", ch.appdata),
-                ("Duration", time.strftime("%H:%M:%S", time.gmtime(secs)))]))
-        c.send(frame([("Event", "CoreShowChannelsComplete")] + aid + [
-            ("EventList", "Complete"), ("ListItems", str(len(items)))]))
+            c.send(
+                frame(
+                    [
+                        ("Event", "CoreShowChannel"),
+                        *aid,
+                        *ch.snapshot(),
+                        ("BridgeId", ""),
+                        ("Application", ch.app),
+                        ("ApplicationData", ch.appdata),
+                        ("Duration", time.strftime("%H:%M:%S", time.gmtime(secs))),
+                    ]
+                )
+            )
+        c.send(
+            frame(
+                [
+                    ("Event", "CoreShowChannelsComplete"),
+                    *aid,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(items))),
+                ]
+            )
+        )
 
     def _a_originate(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
         channel = h.get("channel", "")
@@ -407,18 +530,32 @@ class AmiServer:
         if channel.startswith("Local/311@from-citizen"):
             ok("Originate successfully queued")
             self.pbx.originate_citizen(
-                num, name, variables.get("DIGITS", ""),
+                num,
+                name,
+                variables.get("DIGITS", ""),
                 float(variables.get("PATIENCE", "30") or 30),
-                float(variables.get("PREWAIT", "2") or 2), h.get("actionid", ""),
-                hangup_exten=h.get("exten", "s") == "hangup")
+                float(variables.get("PREWAIT", "2") or 2),
+                h.get("actionid", ""),
+                hangup_exten=h.get("exten", "s") == "hangup",
+            )
             return
         ok("Originate successfully queued")
         # Only the citizen's dialplan is simulated; anything else fails like an unreachable peer.
-        self.pbx.emit("OriginateResponse", "call,all", [
-            ("ActionID", h.get("actionid", "")), ("Response", "Failure"), ("Channel", channel),
-            ("Context", h.get("context", "")), ("Exten", h.get("exten", "")), ("Reason", "0"),
-            ("Uniqueid", "<null>"), ("CallerIDNum", num or "<unknown>"),
-            ("CallerIDName", name or "<unknown>")])
+        self.pbx.emit(
+            "OriginateResponse",
+            "call,all",
+            [
+                ("ActionID", h.get("actionid", "")),
+                ("Response", "Failure"),
+                ("Channel", channel),
+                ("Context", h.get("context", "")),
+                ("Exten", h.get("exten", "")),
+                ("Reason", "0"),
+                ("Uniqueid", "<null>"),
+                ("CallerIDNum", num or "<unknown>"),
+                ("CallerIDName", name or "<unknown>"),
+            ],
+        )
 
     def _a_hangup(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
         channel = h.get("channel", "")
@@ -456,7 +593,7 @@ class AmiServer:
             err("No extension specified")
             return
         ok("Transfer succeeded")
-        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""))
+        self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""), blind=True)
 
 
 def _parse(raw: bytes) -> dict[str, str]:

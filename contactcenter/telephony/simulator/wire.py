@@ -32,7 +32,8 @@ def wall(ts: float) -> str:
 
 
 def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}+0000"
+    ms = int(ts * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{ms:03d}+0000"
 
 
 @dataclass
@@ -76,47 +77,88 @@ class Channel:
 
     @property
     def device(self) -> str:
-        """Local/311@from-citizen-00000000;1 -> Local/311@from-citizen; PJSIP/1001-0000000a -> PJSIP/1001."""
+        """Local/311@from-citizen-00000000;1 -> Local/311@from-citizen (the device name)."""
         return self.name.rsplit("-", 1)[0]
 
 
-def cel(ch: Channel, event_name: str, ts: float, *, app: str | None = None,
-        appdata: str | None = None, peer: str = "", extra: str = "") -> Headers:
+def cel(
+    ch: Channel,
+    event_name: str,
+    ts: float,
+    *,
+    app: str | None = None,
+    appdata: str | None = None,
+    peer: str = "",
+    extra: str = "",
+) -> Headers:
     num = "" if ch.cid_num == UNKNOWN else ch.cid_num
     name = "" if ch.cid_name == UNKNOWN else ch.cid_name
     return [
-        ("EventName", event_name), ("AccountCode", ""), ("CallerIDnum", num),
-        ("CallerIDname", name), ("CallerIDani", num if ch.name.endswith(";1") else ""), ("CallerIDrdnis", ""),
-        ("CallerIDdnid", ""), ("Exten", ch.exten), ("Context", ch.context),
-        ("Channel", ch.name), ("Application", ch.app if app is None else app),
-        ("AppData", ch.appdata if appdata is None else appdata), ("EventTime", wall(ts)),
-        ("AMAFlags", "DOCUMENTATION"), ("UniqueID", ch.uniqueid), ("LinkedID", ch.linkedid),
-        ("Userfield", ""), ("Peer", peer), ("PeerAccount", ""), ("Extra", extra),
+        ("EventName", event_name),
+        ("AccountCode", ""),
+        ("CallerIDnum", num),
+        ("CallerIDname", name),
+        ("CallerIDani", num if ch.name.endswith(";1") else ""),
+        ("CallerIDrdnis", ""),
+        ("CallerIDdnid", ""),
+        ("Exten", ch.exten),
+        ("Context", ch.context),
+        ("Channel", ch.name),
+        ("Application", ch.app if app is None else app),
+        ("AppData", ch.appdata if appdata is None else appdata),
+        ("EventTime", wall(ts)),
+        ("AMAFlags", "DOCUMENTATION"),
+        ("UniqueID", ch.uniqueid),
+        ("LinkedID", ch.linkedid),
+        ("Userfield", ""),
+        ("Peer", peer),
+        ("PeerAccount", ""),
+        ("Extra", extra),
     ]
 
 
 def hangup_extra(cause: int, source: str, dialstatus: str) -> str:
-    return json.dumps({"hangupcause": cause, "hangupsource": source, "dialstatus": dialstatus},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"hangupcause": cause, "hangupsource": source, "dialstatus": dialstatus},
+        separators=(",", ":"),
+    )
 
 
-def cdr(ch: Channel, ts: float, *, dest_channel: str = "", last_app: str = "",
-        last_data: str = "", answered: float | None = None, start: float | None = None,
-        disposition: str = "") -> Headers:
+def cdr(
+    ch: Channel,
+    ts: float,
+    *,
+    dest_channel: str = "",
+    last_app: str = "",
+    last_data: str = "",
+    answered: float | None = None,
+    start: float | None = None,
+    disposition: str = "",
+) -> Headers:
     start = ch.created if start is None else start
     dur = int(ts - start)
     bill = int(ts - answered) if answered is not None else 0
     num = "" if ch.cid_num == UNKNOWN else ch.cid_num
     name = "" if ch.cid_name == UNKNOWN else ch.cid_name
     return [
-        ("AccountCode", ""), ("Source", num), ("Destination", ch.exten),
-        ("DestinationContext", ch.context), ("CallerID", f'"{name}" <{num}>'),
-        ("Channel", ch.name), ("DestinationChannel", dest_channel),
-        ("LastApplication", last_app), ("LastData", last_data), ("StartTime", wall(start)),
+        ("AccountCode", ""),
+        ("Source", num),
+        ("Destination", ch.exten),
+        ("DestinationContext", ch.context),
+        ("CallerID", f'"{name}" <{num}>'),
+        ("Channel", ch.name),
+        ("DestinationChannel", dest_channel),
+        ("LastApplication", last_app),
+        ("LastData", last_data),
+        ("StartTime", wall(start)),
         ("AnswerTime", wall(answered) if answered is not None else ""),
-        ("EndTime", wall(ts)), ("Duration", str(dur)), ("BillableSeconds", str(bill)),
+        ("EndTime", wall(ts)),
+        ("Duration", str(dur)),
+        ("BillableSeconds", str(bill)),
         ("Disposition", disposition or ("ANSWERED" if answered is not None else "NO ANSWER")),
-        ("AMAFlags", "DOCUMENTATION"), ("UniqueID", ch.uniqueid), ("UserField", ""),
+        ("AMAFlags", "DOCUMENTATION"),
+        ("UniqueID", ch.uniqueid),
+        ("UserField", ""),
     ]
 
 
@@ -127,9 +169,12 @@ class Bridge:
 
     def snapshot(self) -> Headers:
         return [
-            ("BridgeUniqueid", self.uniqueid), ("BridgeType", "basic"),
-            ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", UNKNOWN),
-            ("BridgeName", UNKNOWN), ("BridgeNumChannels", str(len(self.members))),
+            ("BridgeUniqueid", self.uniqueid),
+            ("BridgeType", "basic"),
+            ("BridgeTechnology", "simple_bridge"),
+            ("BridgeCreator", UNKNOWN),
+            ("BridgeName", UNKNOWN),
+            ("BridgeNumChannels", str(len(self.members))),
             ("BridgeVideoSourceMode", "none"),
         ]
 
