@@ -37,7 +37,7 @@ test: $(VENV)/.test services chromium lint
 	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store
 
 bench: $(VENV)/.test services
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 bench-quick: $(VENV)/.test services
 	$(BIN)/python -m bench.run --quick
