@@ -143,6 +143,9 @@ class LocalBus(BaseBus):
         self._deliver_local(event)
 
 
+SEND_BATCH = 500  # events per Redis pipeline
+
+
 class RedisBus(BaseBus):
     """Local-first delivery plus Redis pub/sub to the other processes."""
 
@@ -191,11 +194,23 @@ class RedisBus(BaseBus):
 
     async def _sender(self) -> None:
         backoff = 0.1
+        outbox = self._outbox
         while True:
-            payload = await self._outbox.get()
+            # Whatever queued up meanwhile goes in one pipeline, in order: one round trip per
+            # batch, not per event (a busy bridge loop made one-at-a-time the bottleneck of
+            # pops on other processes, issue 10).
+            batch = [await outbox.get()]
+            while len(batch) < SEND_BATCH and not outbox.empty():
+                batch.append(outbox.get_nowait())
             while True:
                 try:
-                    await self._redis.publish(self.channel, payload)
+                    if len(batch) == 1:
+                        await self._redis.publish(self.channel, batch[0])
+                    else:
+                        pipe = self._redis.pipeline(transaction=False)
+                        for payload in batch:
+                            pipe.publish(self.channel, payload)
+                        await pipe.execute()
                     backoff = 0.1
                     break
                 except asyncio.CancelledError:
