@@ -92,6 +92,49 @@ async def _scenario_script(
         f"extra {dict(extra)}"
     )
     assert not missing and not extra
+    # And the call tracker turns both streams into the same call record.
+    real_rec, sim_rec = _records(transcript(capture)), _records(collected["stream"])
+    print(f"call records: capture {real_rec}\n              simulator {sim_rec}")
+    assert len(real_rec) == len(sim_rec) == 1
+    for key, value in real_rec[0].items():
+        if key.endswith("_seconds") and value is not None and sim_rec[0][key] is not None:
+            assert abs(value - sim_rec[0][key]) <= 0.6, (key, value, sim_rec[0][key])
+        else:
+            assert sim_rec[0][key] == value, (key, value, sim_rec[0][key])
+
+
+def _records(raw: bytes) -> list[dict[str, object]]:
+    """The CallRecords the product's tracker makes of a stream (ids and clock times aside)."""
+    from contactcenter.events import CallEnded
+    from contactcenter.telephony.calls import CallTracker
+    from contactcenter.telephony.frames import AmiEvent, FrameReader
+
+    tracker = CallTracker()
+    out = []
+    for f in FrameReader().feed(raw):
+        if isinstance(f, AmiEvent):
+            for ev in tracker.feed(f):
+                if isinstance(ev, CallEnded):
+                    r = ev.record
+                    out.append(
+                        {
+                            "outcome": r.outcome,
+                            "queue": r.queue,
+                            "service": r.service,
+                            "language": r.language,
+                            "agent": r.agent,
+                            "agent_interface": r.agent_interface,
+                            "caller": r.caller_number,
+                            "name": r.caller_name,
+                            "abandon_position": r.abandon_position,
+                            "partial": r.partial,
+                            "ivr_seconds": r.ivr_seconds,
+                            "wait_seconds": r.wait_seconds,
+                            "ring_seconds": r.ring_seconds,
+                            "talk_seconds": r.talk_seconds,
+                        }
+                    )
+    return out
 
 
 _KEY = (
