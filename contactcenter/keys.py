@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +15,9 @@ from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
 from .telephony.agi import FastAgiServer
+
+if TYPE_CHECKING:
+    from .agents.console import ConsoleHub
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -30,6 +33,10 @@ PBX = web.AppKey("pbx", Pbx)
 # the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
 AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
+
+# agents/: the consoles' sockets, pops and presence
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+
 
 # cases: the store's services (cases/plugin.py) and the e-mail intake listener
 CASE_STORE = web.AppKey("case_store", CaseStore)
