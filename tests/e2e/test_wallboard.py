@@ -1,0 +1,146 @@
+"""The wallboard in a real browser (Debian chromium, headless): it updates live while calls
+happen, shows an attacker's Caller ID as text, flags a stale AMI link, and pauses an operator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from contactcenter.app import create_app
+from contactcenter.events import (
+    AgentCallCompleted,
+    AgentRinging,
+    AgentStateChanged,
+    AmiLinkChanged,
+    CallAnswered,
+    QueueJoined,
+    QueueLeft,
+)
+from contactcenter.keys import BUS, PBX
+from tests.conftest import app_settings
+from tests.integration.supervisor.conftest import (
+    FakePbx,
+    daytime_zone,
+    publish_ended,
+    record,
+    store,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.store]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+NASTY = '<img src=x onerror=alert(1)>"\'\n' + "Q" * 10_000
+ANA = "PJSIP/1001"
+
+
+async def test_wallboard_updates_live(
+    aiohttp_server: Any, migrated_url: str, seeded: Any, tmp_path: Path
+) -> None:
+    app = create_app(app_settings(migrated_url, timezone=daytime_zone()))
+    pbx = FakePbx()
+    app[PBX] = pbx
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    bus = app[BUS]
+    problems: list[str] = []
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(8000)
+            page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text} {m.location}")
+                    if m.type == "error" and not m.location.get("url", "").endswith(
+                        "/favicon.ico") else None)
+
+            await page.goto(f"{base}/login")
+            await page.fill("input[name=username]", "supervisor")
+            await page.fill("input[name=password]", "supervisor")
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{base}/wallboard")
+            await expect(page.locator("#conn-badge")).to_have_text("live")
+            san = page.locator('section.wb-queue[data-queue="sanitation"]')
+            await expect(san.locator('[data-figure="offered"] .tile-value')).to_have_text("0")
+
+            now = datetime.now(UTC)
+            await bus.publish(AgentStateChanged(
+                server="default", queue="sanitation", interface=ANA, member_name="Ana",
+                device_state="not_in_use", paused=False, pause_reason=None, at=now))
+            await bus.publish(QueueJoined(
+                server="default", linkedid="live1", queue="sanitation", position=1,
+                caller_number="5550100", caller_name=NASTY, at=now - timedelta(seconds=3)))
+            await expect(san.locator('[data-figure="waiting"] .tile-value')).to_have_text("1")
+            caller = san.locator(".caller-id")
+            await expect(caller).to_contain_text("<img src=x onerror=alert(1)>")
+            text = await caller.text_content()
+            assert text is not None and len(text) <= 40 and "\n" not in text
+            assert await san.locator("img").count() == 0  # shown as text, never as markup
+            await san.screenshot(path=str(tmp_path / "waiting.png"))
+            row = san.locator(f'tr.op[data-interface="{ANA}"]')
+            await expect(row.locator(".op-state")).to_have_text("Available")
+
+            await bus.publish(AgentRinging(
+                server="default", linkedid="live1", queue="sanitation", interface=ANA,
+                member_name="Ana", caller_number="5550100", caller_name=NASTY, at=now))
+            await expect(row.locator(".op-state")).to_have_text("Ringing")
+            await bus.publish(QueueLeft(server="default", linkedid="live1", queue="sanitation",
+                                        at=now + timedelta(seconds=1)))
+            await bus.publish(CallAnswered(
+                server="default", linkedid="live1", queue="sanitation", interface=ANA,
+                member_name="Ana", wait_seconds=4, ring_seconds=1,
+                at=now + timedelta(seconds=1)))
+            await expect(row.locator(".op-state")).to_have_text("On a call")
+            await expect(san.locator('[data-figure="waiting"] .tile-value')).to_have_text("0")
+            await page.wait_for_timeout(2100)  # time in state ticks in the browser
+            ticked = await row.locator(".ticker").text_content()
+            assert ticked is not None and ticked != "0:00", ticked
+
+            done = now + timedelta(seconds=2)
+            await bus.publish(AgentCallCompleted(server="default", linkedid="live1",
+                                                 queue="sanitation", interface=ANA,
+                                                 talk_seconds=1, at=done))
+            rec = record("live1", now - timedelta(seconds=10), "answered", "sanitation",
+                         name=NASTY, wait_seconds=4, talk_seconds=30, agent="Ana",
+                         agent_interface=ANA)
+            await store(seeded, [rec])
+            await publish_ended(app, [rec])
+            await expect(row.locator(".op-state")).to_have_text("Wrap-up")
+            await expect(san.locator('[data-figure="answered"] .tile-value')).to_have_text("1")
+            await expect(san.locator('[data-figure="service_level"] .tile-value')) \
+                .to_have_text("100.0%")
+            await expect(san.locator('[data-figure="service_level"]')).to_have_class(
+                "tile ok")
+
+            # a slow queue: an abandon puts the service level under the 80 % target (red)
+            ab = record("ab1", now - timedelta(seconds=60), "abandoned", "sanitation",
+                        wait_seconds=40)
+            await store(seeded, [ab])
+            await publish_ended(app, [ab])
+            await expect(san.locator('[data-figure="service_level"] .tile-value')) \
+                .to_have_text("50.0%")
+            await expect(san.locator('[data-figure="service_level"]')).to_have_class("tile bad")
+
+            # the supervisor pauses Ana from the wallboard (CSRF token from the meta tag)
+            await page.select_option("#pause-reason", "training")
+            await row.locator('button[data-action="pause"]').click()
+            await expect(page.locator("#action-status")).to_contain_text("pause sent")
+            assert pbx.calls == [("pause", ANA, True, None, "training")]
+
+            await bus.publish(AmiLinkChanged(server="default", connected=False,
+                                             at=datetime.now(UTC)))
+            await expect(page.locator("#stale-badge")).to_be_visible()
+            await expect(page.locator("#stale-badge")).to_contain_text("Asterisk link down")
+            await page.screenshot(path=str(tmp_path / "wallboard.png"), full_page=True)
+        finally:
+            await browser.close()
+    print(f"screenshot: {tmp_path / 'wallboard.png'}")
+    assert problems == []
