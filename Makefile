@@ -34,7 +34,7 @@ lint: $(VENV)/.test
 # The whole suite on SQLite, then the store tests again on PostgreSQL.
 test: $(VENV)/.test services chromium lint
 	$(BIN)/pytest -q -p no:cacheprovider
-	CC_TEST_STORE_PG=1 CC_TEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store
+	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store
 
 bench: $(VENV)/.test services
 	$(BIN)/python -m bench.run

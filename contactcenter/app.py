@@ -18,6 +18,7 @@ from . import db
 from .bus import make_bus
 from .config import Settings
 from .keys import BUS, ENGINE, HEALTH, SESSIONS, SETTINGS
+from .maintenance import retention_ctx
 from .web import auth
 from .web.auth import public
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = ["supervisor.plugin"]
+PLUGINS: list[str] = ["telephony.plugin", "ivr.plugin", "cases.plugin", "supervisor.plugin"]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     for name in PLUGINS:
         importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")

@@ -18,7 +18,9 @@ log = logging.getLogger("contactcenter")
 
 # Feature modules that add subcommands: each has `add_commands(subparsers) -> None`, and every
 # subparser it adds sets `func(args) -> int`.
-COMMAND_MODULES: list[str] = ["web.commands"]
+COMMAND_MODULES: list[str] = [
+    "web.commands", "maintenance", "telephony.replay", "cases.cli",
+]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
 

@@ -56,6 +56,7 @@ class Settings:
     smtp_relay_port: int = 25
     smtp_max_bytes: int = 1_000_000
     retention_days: int = 0  # 0: keep personal data forever
+    open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
     demo: bool = False
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -108,6 +108,7 @@ class IvrChoice(Event):
     service: str | None = None
     queue: str | None = None
     case_number: str | None = None
+    menu_version: int | None = None  # the menu version the session plays
 
 
 @dataclass(frozen=True, slots=True)

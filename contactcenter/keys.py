@@ -9,8 +9,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
+from .cases.email_intake import EmailIntake
+from .cases.store import ApiKeys, CaseStore
 from .config import Settings
 from .events import Pbx
+from .ivr.engine import IvrEngine
+from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
     from .supervisor.plugin import SupervisorFeature
@@ -24,7 +28,16 @@ BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
-# The gateway to Asterisk (telephony/ sets it when the AMI link is configured).
+# The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)
+# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
+
+# cases: the store's services (cases/plugin.py) and the e-mail intake listener
+CASE_STORE = web.AppKey("case_store", CaseStore)
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+
 # The supervisor feature: statistics, wallboard push, metrics (supervisor/plugin.py).
 SUPERVISOR: web.AppKey[SupervisorFeature] = web.AppKey("supervisor")

@@ -6,12 +6,14 @@ Seeding is idempotent: existing rows (by their natural key) are left as they are
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .cases.models import Agency, Queue, ServiceType, User
+from .cases.models import Agency, MenuVersion, Queue, ServiceType, User
+from .ivr.menu import default_menu, validate
 from .security import hash_password
 
 AGENCIES = [
@@ -77,6 +79,26 @@ async def seed_reference(sessions: async_sessionmaker[AsyncSession]) -> None:
             values["agency_id"] = agencies[st["agency"]].id
             values["queue_id"] = queues[st["queue"]].id
             await _ensure(session, ServiceType, "code", values)
+    await seed_ivr_menu(sessions)
+
+
+async def seed_ivr_menu(
+    sessions: async_sessionmaker[AsyncSession], general_queue: str = "general-311"
+) -> int | None:
+    """The default 3-1-1 menu as the active version 1, when no menu version exists yet.
+    Returns the new version number, or None when menus were already there."""
+    async with sessions() as session, session.begin():
+        if (await session.execute(select(MenuVersion.id).limit(1))).first() is not None:
+            return None
+        queues = set((await session.execute(select(Queue.name))).scalars())
+        services = set((await session.execute(select(ServiceType.code))).scalars())
+        data = default_menu(general_queue)
+        problems = validate(data, queues, services, ["en", "es"], general_queue=general_queue)
+        if problems:  # the seed must never activate a broken menu
+            raise ValueError("default IVR menu is invalid: " + "; ".join(map(str, problems)))
+        session.add(MenuVersion(version=1, status="active", data=data, created_by="seed",
+                                comment="default 3-1-1 menu", published_at=datetime.now(UTC)))
+    return 1
 
 
 async def seed_demo_users(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:

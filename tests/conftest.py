@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter import db
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CC_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("CCTEST_SHARED_DIR", ROOT.parent / "shared"))
 TRANSCRIPTS = SHARED / "asterisk-transcripts"
-PG_ADMIN = os.environ.get("CC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-STORE_ON_PG = os.environ.get("CC_TEST_STORE_PG") == "1"
+PG_ADMIN = os.environ.get("CCTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
 
 
 def transcript(name: str) -> bytes:
@@ -91,7 +91,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> Iterator[str]:
-    """The store under test: SQLite by default, PostgreSQL when CC_TEST_STORE_PG=1."""
+    """The store under test: SQLite by default, PostgreSQL when CCTEST_STORE_PG=1."""
     if STORE_ON_PG:
         name = _pg_create()
         try:

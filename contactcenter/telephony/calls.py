@@ -99,6 +99,7 @@ class _Call:
     __slots__ = (
         "abandon_position",
         "abandoned",
+        "adopted",
         "agent",
         "agent_interface",
         "announced",
@@ -120,6 +121,7 @@ class _Call:
         "language",
         "left_at",
         "linkedid",
+        "opened",
         "partial",
         "queue",
         "ring",
@@ -127,6 +129,7 @@ class _Call:
         "service",
         "started",
         "talk",
+        "touched",
         "transferred",
         "wait",
     )
@@ -137,7 +140,10 @@ class _Call:
         self.ended = started
         self.first_uid = first_uid
         self.partial = partial
+        self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
         self.channels: set[str] = set()
+        self.touched = 0  # the tracker's `seq` when an event last reached this call
+        self.opened = 0  # the tracker's `seq` when the call was first seen
         self.announced = False
         self.caller_number: str | None = None
         self.caller_name: str | None = None
@@ -182,7 +188,13 @@ class CallTracker:
         self._uid: dict[str, str] = {}  # live channel Uniqueid -> the linkedid it belongs to
         self._closed: dict[str, None] = {}  # insertion-ordered set of recently closed linkedids
         self._max_closed = recently_closed
+        # Channels that hung up (bounded): a straggling event must not bring one back to life,
+        # or its call would wait forever for a second Hangup.
+        self._dead: dict[str, None] = {}
         self.disconnected_at: float | None = None
+        self.seq = 0  # call events fed so far; see `resync(since=...)`
+        # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
+        self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
         self._handlers: dict[str, Callable[[AmiEvent, list[Event]], None]] = {
             "Newchannel": self._newchannel,
@@ -209,9 +221,15 @@ class CallTracker:
         handler = self._handlers.get(event.name)
         if handler is None:
             return []
+        self.seq += 1
         out: list[Event] = []
         handler(event, out)
         return out
+
+    def linkedid_of(self, uniqueid: str) -> str | None:
+        """The call (linkedid) a live channel belongs to, e.g. to place an AGI session's
+        `IvrChoice` (which knows only its channel's Uniqueid)."""
+        return self._uid.get(uniqueid)
 
     def open_calls(self) -> int:
         return len(self._calls)
@@ -223,24 +241,40 @@ class CallTracker:
     def on_disconnect(self, at: float) -> None:
         """The AMI link dropped: events are being missed until `resync`."""
         self.disconnected_at = at
+        self._link_seq = self.seq
 
-    def resync(self, channels: Sequence[AmiEvent], at: float) -> list[Event]:
+    def resync(
+        self, channels: Sequence[AmiEvent], at: float, *, since: int | None = None
+    ) -> list[Event]:
         """Reconcile with the live channels Asterisk reports after a reconnect (CoreShowChannel).
 
         Calls whose linkedid has no live channel ended while we were away: closed now as partial
         records (ended_at = `at`). Live channels of calls we do not know are adopted as partial
         calls; channels of known calls are refreshed (hung-up ones forgotten, new ones added).
+
+        Events keep flowing while the CoreShowChannels reply is collected, so a call that got an
+        event after `since` is alive on the new link whatever the snapshot says: it is neither
+        closed nor stripped of channels. `since` is a `seq` value; by default the one at the
+        last `on_disconnect`, for the first resync after it only (a later ``resync([])``
+        closes every open call). Pass ``since=tracker.seq`` read just before sending
+        CoreShowChannels to be exact, also on the first connect.
         """
+        if since is None:
+            since = self._link_seq
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
+        seen: set[str] = set()
         for ch in channels:
             uid = _uid_of(ch)
-            if not uid:
-                continue
+            if not uid or uid in seen:
+                continue  # a channel belongs to one call: the first listing wins
+            seen.add(uid)
             lid = self._uid.get(uid) or ch.get("Linkedid") or uid
             live.setdefault(lid, []).append(ch)
         for lid in [lid for lid in self._calls if lid not in live]:
             call = self._calls[lid]
+            if since is not None and call.touched > since:
+                continue
             call.partial = True
             call.ended = max(call.ended, at)
             self._close(call, out)
@@ -250,20 +284,28 @@ class CallTracker:
             call = self._calls.get(lid)
             if call is None:
                 call = self._adopt(lid, chans, at, out)
-            gone = call.channels - {_uid_of(c) for c in chans}
-            for uid in gone:
-                call.channels.discard(uid)
-                self._uid.pop(uid, None)
+            elif since is None or call.opened <= since:
+                call.partial = True  # it lived through a gap: some events may be missing
+            if since is None or call.touched <= since:
+                for uid in call.channels - {_uid_of(c) for c in chans}:
+                    call.channels.discard(uid)  # hung up while we were away
+                    self._uid.pop(uid, None)
             for ch in chans:
                 uid = _uid_of(ch)
                 call.channels.add(uid)
                 self._uid[uid] = lid
         self.disconnected_at = None
+        self._link_seq = None  # this link's snapshot is taken into account now
         return out
+
+    def close_all(self, at: float) -> list[Event]:
+        """Close every open call now as partial (e.g. a replayed stream ended mid-call).
+        Unlike `resync([], at)`, this spares no call seen on the current link."""
+        return self.resync([], at, since=self.seq)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _lookup(self, event: AmiEvent, out: list[Event], adopt: bool = True) -> _Call | None:
+    def _lookup(self, event: AmiEvent, out: list[Event]) -> _Call | None:
         """The open call of this event's channel; adopts an unknown call seen mid-way."""
         uid = event.get("Uniqueid")
         lid = (self._uid.get(uid) if uid else None) or event.get("Linkedid") or uid
@@ -271,20 +313,22 @@ class CallTracker:
             return None
         call = self._calls.get(lid)
         if call is not None:
-            if uid and uid not in call.channels and event.name != "Hangup":
+            call.touched = self.seq
+            if uid and uid not in call.channels and uid not in self._dead:
                 call.channels.add(uid)
                 self._uid[uid] = lid
             return call
-        if lid in self._closed or not adopt or not uid:
-            if lid in self._closed:
-                self.ignored += 1
+        if lid in self._closed:
+            self.ignored += 1
+            return None
+        if not uid:
             return None
         # A call already under way when we started listening: follow it, flagged partial.
-        call = self._open(lid, event.timestamp, uid, partial=uid != lid)
-        return call
+        return self._open(lid, event.timestamp, uid, partial=True)
 
     def _open(self, lid: str, at: float, uid: str, *, partial: bool) -> _Call:
         call = _Call(lid, at, uid, partial)
+        call.touched = call.opened = self.seq
         call.channels.add(uid)
         self._calls[lid] = call
         self._uid[uid] = lid
@@ -349,10 +393,13 @@ class CallTracker:
             outcome = "ivr_self_served"
         else:
             outcome = "ivr_hangup"
-        if call.joined_at is not None:
-            ivr = call.joined_at - call.started
+        ivr: float | None
+        if call.adopted:
+            ivr = None
+        elif call.joined_at is not None:
+            ivr = max(call.joined_at - call.started, 0.0)
         else:
-            ivr = end - call.started
+            ivr = max(end - call.started, 0.0)
         hold_total = call.hold_total
         if call.hold_since is not None:
             hold_total += end - call.hold_since
@@ -370,7 +417,7 @@ class CallTracker:
             language=call.language,
             agent=call.agent,
             agent_interface=call.agent_interface,
-            ivr_seconds=max(ivr, 0.0),
+            ivr_seconds=ivr,
             wait_seconds=wait,
             ring_seconds=call.ring,
             talk_seconds=talk,
@@ -410,8 +457,8 @@ class CallTracker:
     def _newchannel(self, event: AmiEvent, out: list[Event]) -> None:
         uid = event.get("Uniqueid")
         lid = event.get("Linkedid") or uid
-        if not uid or not lid:
-            return
+        if not uid or not lid or uid in self._uid:
+            return  # malformed, or a duplicate of a channel we follow
         if lid in self._closed:
             self.ignored += 1
             return
@@ -424,16 +471,18 @@ class CallTracker:
             if call.caller_number is not None:
                 self._announce(call, out)
             return
+        # An operator's channel: its caller ID may be the operator's own, never the citizen's.
+        call.touched = self.seq
         call.channels.add(uid)
         self._uid[uid] = lid
-        self._caller_id(call, event, authoritative=False)
 
     def _newcallerid(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
         if call is None:
             return
-        self._caller_id(call, event, authoritative=event.get("Uniqueid") == call.first_uid)
-        self._announce(call, out)
+        if event.get("Uniqueid") == call.first_uid:
+            self._caller_id(call, event, authoritative=True)
+            self._announce(call, out)
 
     def _varset(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
@@ -505,15 +554,17 @@ class CallTracker:
             return
         self._announce(call, out)
         wait = _num(event.get("HoldTime"))
-        call.abandoned = True
-        call.wait = wait
-        call.abandon_position = _int(event.get("Position"))
+        call.in_queue = False
+        if not call.connected:  # after a transfer into a queue the first answer still counts
+            call.abandoned = True
+            call.wait = wait
+            call.abandon_position = _int(event.get("Position"))
         out.append(
             CallAbandoned(
                 server=self.server,
                 linkedid=call.linkedid,
                 queue=event.get("Queue") or call.current_queue or "",
-                position=call.abandon_position,
+                position=_int(event.get("Position")),
                 original_position=_int(event.get("OriginalPosition")),
                 wait_seconds=wait,
                 at=_ts(event.timestamp),
@@ -650,7 +701,9 @@ class CallTracker:
             uid = event.get(f"{prefix}Uniqueid")
             lid = (self._uid.get(uid) if uid else None) or event.get(f"{prefix}Linkedid")
             if lid and lid in self._calls:
-                return self._calls[lid]
+                call = self._calls[lid]
+                call.touched = self.seq
+                return call
         return None
 
     def _transferred(self, call: _Call, kind: str, target: str | None, at: float,
@@ -693,6 +746,9 @@ class CallTracker:
         if not uid:
             return
         lid = self._uid.pop(uid, None)
+        self._dead[uid] = None
+        if len(self._dead) > 2 * self._max_closed:
+            del self._dead[next(iter(self._dead))]
         if lid is None:
             # Not a live channel we know: a duplicate, a late event, or a call we never saw.
             self.ignored += 1
@@ -700,6 +756,7 @@ class CallTracker:
         call = self._calls.get(lid)
         if call is None:
             return
+        call.touched = self.seq
         call.channels.discard(uid)
         if uid in call.held:
             call.held.discard(uid)

@@ -111,6 +111,9 @@ class FrameReader:
     """Feed bytes as they arrive; get complete frames back, in order."""
 
     keep_noise: bool = False  # True for tools that need every event (fidelity tests)
+    # When set, the only events kept (a whitelist, e.g. what the trackers read); None: every
+    # event but NOISE_EVENTS. IVR VarSets are kept either way when "VarSet" is wanted.
+    keep_events: frozenset[bytes] | None = None
     max_frame: int = MAX_FRAME
     clock: Callable[[], float] = time.time
     greeting: str | None = None
@@ -140,6 +143,13 @@ class FrameReader:
         start = 0
         now = self.clock()
         find = buf.find
+        at = buf.startswith
+        filtering = not self.keep_noise
+        keep = self.keep_events
+        max_frame = self.max_frame
+        append = out.append
+        # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
+        # set look-up, before any decoding; `_frame` is the same logic, kept for readability.
         while True:
             end = find(EOF_MARK, start)
             if end < 0:
@@ -147,9 +157,30 @@ class FrameReader:
             if self._skipping:
                 self._skipping = False
             else:
-                frame = self._frame(buf, start, end, now)
-                if frame is not None:
-                    out.append(frame)
+                while at(b"\r\n", start) and start < end:
+                    start += 2
+                if start < end:
+                    if end - start > max_frame:
+                        self.errors += 1
+                    else:
+                        if filtering and at(b"Event: ", start):
+                            nl = find(b"\r\n", start, end)
+                            name = buf[start + 7 : end if nl < 0 else nl]
+                            if name == b"VarSet":
+                                drop = (keep is not None and name not in keep) or (
+                                    not _wanted_varset(buf, start, end))
+                            elif keep is not None:
+                                drop = name not in keep
+                            else:
+                                drop = name in NOISE_EVENTS
+                            if drop:
+                                self.dropped += 1
+                                start = end + 4
+                                continue
+                        self.frames += 1
+                        frame = parse_frame(buf[start:end], now, self)
+                        if frame is not None:
+                            append(frame)
             start = end + 4
         rest = buf[start:]
         if len(rest) > self.max_frame:
@@ -181,13 +212,31 @@ class FrameReader:
         return parse_frame(buf[start:end], now, self)
 
 
+_IVR_VARIABLE_NAMES = frozenset(v.encode() for v in IVR_VARIABLES)
+
+
 def _wanted_varset(buf: bytes, start: int, end: int) -> bool:
-    chunk = buf[start : end + 2]
-    return any(marker in chunk for marker in _VARSET_KEEP)
+    """A VarSet of one of the IVR's variables (one `find`, no copy of the frame)."""
+    i = buf.find(b"\r\nVariable: ", start, end)
+    if i < 0:
+        return False
+    j = buf.find(b"\r\n", i + 12, end)
+    return buf[i + 12 : end if j < 0 else j] in _IVR_VARIABLE_NAMES
 
 
 def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None) -> Frame | None:
     text = raw.decode("utf-8", "replace")
+    if raw.startswith(b"Event: "):
+        # Fast path: every line is "Key: Value" and no key repeats. Anything else (a line
+        # without ": ", a repeated key whose first value must win): the careful path below.
+        pairs = [line.split(": ", 1) for line in text.split("\r\n")]
+        try:
+            fast: dict[str, str] = dict(pairs)  # type: ignore[arg-type]
+        except ValueError:
+            pass
+        else:
+            if len(fast) == len(pairs):
+                return AmiEvent(fast["Event"], fast, now)
     headers: dict[str, str] = {}
     output: list[str] = []
     for line in text.split("\r\n"):

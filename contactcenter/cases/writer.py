@@ -1,0 +1,464 @@
+"""The case writer: every finished call (`CallEnded`) becomes exactly one row of `calls`.
+
+- Exactly once: rows are inserted with "on conflict (server, linkedid) do nothing" on both
+  SQLite and PostgreSQL, so a record seen twice (a replay, a restart, a spool replayed after a
+  crash) is written once.
+- Batched: whatever is queued when the writer wakes goes in one Core `insert()` with a list of
+  rows (the ORM would send one INSERT per row; DESIGN notes).
+- Never lost: when the database cannot be reached, records go to an append-only spool (JSON
+  lines under `spool_dir`, fsynced) and a retry loop replays it, in order, when the database is
+  back. While the spool is not empty new records are appended behind it, so order holds. The
+  spool is read again at start, so it survives a restart.
+- Bounded: the in-memory queue spills to the spool above `max_pending` (a slow database must
+  not eat memory; `/health` shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..bus import BaseBus, Subscription
+from ..events import CallEnded, CallRecord, Event, event_from_dict
+from .citizens import match_citizen, normalize_phone
+from .models import Call, Case
+
+log = logging.getLogger(__name__)
+
+SPOOL_NAME = "calls.jsonl"
+
+# Errors that mean "the database is not there", as opposed to a bad record.
+DB_DOWN = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+
+
+def _fit(value: str | None, size: int) -> str | None:
+    """Caller ID is attacker-controlled: never let a long value fail the insert."""
+    return value if value is None or len(value) <= size else value[:size]
+
+
+def handle_seconds(record: CallRecord) -> float | None:
+    """talk + hold (wrap is added when the operator's wrap-up is known)."""
+    if record.talk_seconds is None:
+        return None
+    return round(record.talk_seconds + (record.hold_seconds or 0.0), 3)
+
+
+def record_row(record: CallRecord) -> dict[str, Any]:
+    return {
+        "server": record.server,
+        "linkedid": record.linkedid,
+        "caller_number": _fit(record.caller_number, 40),
+        "caller_name": _fit(record.caller_name, 200),
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "queue": _fit(record.queue, 80),
+        "service": _fit(record.service, 80),
+        "language": _fit(record.language, 8),
+        "agent": _fit(record.agent, 200),
+        "agent_interface": _fit(record.agent_interface, 120),
+        "ivr_seconds": record.ivr_seconds,
+        "wait_seconds": record.wait_seconds,
+        "ring_seconds": record.ring_seconds,
+        "talk_seconds": record.talk_seconds,
+        "hold_seconds": record.hold_seconds,
+        "handle_seconds": handle_seconds(record),
+        "outcome": record.outcome,
+        "abandon_position": record.abandon_position,
+        "ivr_path": list(record.ivr_path),
+        "case_number": _fit(record.case_number, 40),
+        "partial": record.partial,
+    }
+
+
+def _insert_ignore(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(Call).on_conflict_do_nothing(
+            index_elements=["server", "linkedid"]
+        )
+    if dialect == "sqlite":
+        return sqlite.insert(Call).on_conflict_do_nothing(index_elements=["server", "linkedid"])
+    return insert(Call)  # other engines: the unique constraint still refuses a duplicate
+
+
+class Spool:
+    """Append-only JSON lines of CallEnded events; `take()` reads them back in order."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / SPOOL_NAME
+        self.depth = self._count()
+
+    def _count(self) -> int:
+        if not self.path.is_file():
+            return 0
+        with self.path.open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+
+    def append(self, records: Iterable[CallRecord]) -> int:
+        lines = [CallEnded(r).to_json() + "\n" for r in records]
+        if not lines:
+            return 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.depth += len(lines)
+        return len(lines)
+
+    def read(self) -> tuple[list[CallRecord], int]:
+        """The spooled records in order, and how many lines they came from (for `drop_first`)."""
+        if not self.path.is_file():
+            return [], 0
+        out: list[CallRecord] = []
+        used = 0
+        with self.path.open("r", encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                used += 1
+                try:
+                    event = event_from_dict(json.loads(line))
+                except ValueError as exc:  # includes EventDecodeError
+                    # A torn last line (crash mid-write) must not block the rest: keep it aside.
+                    log.error("spool %s line %d unreadable (%s); kept in %s.bad", self.path, n,
+                              exc, self.path.name)
+                    with (self.dir / (SPOOL_NAME + ".bad")).open("a", encoding="utf-8") as bad:
+                        bad.write(line if line.endswith("\n") else line + "\n")
+                    continue
+                if isinstance(event, CallEnded):
+                    out.append(event.record)
+        return out, used
+
+    def _lines(self) -> list[str]:
+        if not self.path.is_file():
+            return []
+        with self.path.open("r", encoding="utf-8") as fh:
+            return [line if line.endswith("\n") else line + "\n" for line in fh if line.strip()]
+
+    def _rewrite(self, lines: list[str]) -> None:
+        if not lines:
+            self.clear()
+            return
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)  # atomic: the old file or the new one, never half
+        self.depth = len(lines)
+
+    def drop_first(self, n: int) -> None:
+        """Forget the first `n` lines (written); lines appended meanwhile stay."""
+        self._rewrite(self._lines()[n:])
+
+    def prepend(self, records: Iterable[CallRecord]) -> None:
+        """Older records that must go before what is spooled already."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._rewrite([CallEnded(r).to_json() + "\n" for r in records] + self._lines())
+
+    def reject(self, record: CallRecord, reason: str) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"reason": reason[:500], "event": CallEnded(record).to_dict()})
+        with (self.dir / "rejected.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        log.error("case writer: call %s refused by the database (%s); kept in %s",
+                  record.call_id, reason, self.dir / "rejected.jsonl")
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.depth = 0
+
+
+class CallWriter:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        spool_dir: str | os.PathLike[str],
+        *,
+        batch_size: int = 500,
+        max_pending: int = 20_000,
+        retry_initial: float = 0.5,
+        retry_max: float = 10.0,
+        write_timeout: float = 10.0,
+    ) -> None:
+        self.sessions = sessions
+        self.spool = Spool(spool_dir)
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.retry_initial, self.retry_max = retry_initial, retry_max
+        self.write_timeout = write_timeout
+        self._pending: deque[CallRecord] = deque()
+        self._inflight: list[CallRecord] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self.db_ok = True
+        self.written = 0  # rows inserted (duplicates not counted)
+        self.duplicates = 0
+        self.spooled = 0
+        self.spilled = 0
+        self.rejected = 0
+        self.last_error = ""
+        self.last_write_lag: float | None = None
+
+    # --- intake --------------------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, CallEnded):
+            self.submit(event.record)
+
+    def submit(self, record: CallRecord) -> None:
+        self._pending.append(record)
+        self._idle.clear()
+        if len(self._pending) > self.max_pending:
+            # The database is slow: keep memory bounded by moving the oldest to disk, in order.
+            batch = [self._pending.popleft() for _ in range(len(self._pending))]
+            self.spool.append(batch)
+            self.spilled += len(batch)
+            log.warning("case writer: %d records queued in memory; moved to the spool",
+                        len(batch))
+        self._wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, bus: BaseBus | None = None) -> None:
+        if bus is not None:
+            self._sub = bus.subscribe(self.on_event, types=(CallEnded,), name="case-writer")
+        if self.spool.depth:
+            log.info("case writer: %d spooled records from before; replaying", self.spool.depth)
+            self._wake.set()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="case-writer")
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.drain()
+            await self._sub.close()
+        if self.db_ok:  # give the last batch its chance; when the store is away, spool now
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.write_timeout):
+                    await self.flushed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:  # cancelled mid-write: the row may or may not be in; the unique
+            self.spool.prepend(self._inflight)  # constraint makes a second write harmless
+            self._inflight = []
+        if self._pending:  # the database is still down at shutdown: keep them on disk
+            self.spool.append(self._pending)
+            self.spooled += len(self._pending)
+            self._pending.clear()
+
+    async def flushed(self) -> None:
+        """Everything submitted so far is in the database (or the loop is retrying the spool)."""
+        await self._idle.wait()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": self.db_ok,
+            "written": self.written,
+            "duplicates": self.duplicates,
+            "pending": len(self._pending) + len(self._inflight),
+            "spool_depth": self.spool.depth,
+            "spooled": self.spooled,
+            "rejected": self.rejected,
+            "last_write_lag_ms": None if self.last_write_lag is None
+            else round(self.last_write_lag * 1000, 1),
+            **({"last_error": self.last_error} if self.last_error else {}),
+        }
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.retry_initial
+        while True:
+            if not self._pending and not self.spool.depth:
+                self._idle.set()
+                await self._wake.wait()
+            self._wake.clear()
+            try:
+                if self.spool.depth:
+                    # Order: whatever is new goes behind what is already spooled.
+                    if self._pending:
+                        batch = list(self._pending)
+                        self._pending.clear()
+                        self.spool.append(batch)
+                    await self._replay_spool()
+                while self._pending and not self.spool.depth:  # spilled meanwhile: spool first
+                    n = min(len(self._pending), self.batch_size)
+                    # Out of `_pending` before the await, so a spill in `submit` meanwhile
+                    # cannot take (and a popleft after cannot drop) the wrong records.
+                    self._inflight = [self._pending.popleft() for _ in range(n)]
+                    await self._write(self._inflight)
+                    self._inflight = []
+                if self.spool.depth:
+                    continue  # spilled while writing: the spool (older) goes next
+                self._up()
+                delay = self.retry_initial
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # DB_DOWN, or a bug: either way keep the records on disk
+                if not isinstance(exc, DB_DOWN):
+                    log.exception("case writer: unexpected failure; records kept in the spool")
+                self._down(exc)
+                if self._inflight:  # older than anything spilled to the spool meanwhile
+                    self.spool.prepend(self._inflight)
+                    self.spooled += len(self._inflight)
+                    self._inflight = []
+                if self._pending:
+                    batch = list(self._pending)
+                    self._pending.clear()
+                    self.spool.append(batch)
+                    self.spooled += len(batch)
+                await self._sleep_or_wake(delay)
+                delay = min(delay * 2, self.retry_max)
+
+    async def _sleep_or_wake(self, delay: float) -> None:
+        # New records during an outage are spooled at once (not held in memory).
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self._pending:
+                batch = list(self._pending)
+                self._pending.clear()
+                self.spool.append(batch)
+                self.spooled += len(batch)
+
+    def _up(self) -> None:
+        if not self.db_ok:
+            log.info("case writer: database is back; spool replayed")
+        self.db_ok = True
+        self.last_error = ""
+
+    def _down(self, exc: BaseException) -> None:
+        if self.db_ok:
+            log.error("case writer: database unreachable (%s); spooling records to %s",
+                      exc, self.spool.path)
+        self.db_ok = False
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+
+    async def _replay_spool(self) -> None:
+        records, used = self.spool.read()
+        for i in range(0, len(records), self.batch_size):
+            await self._write(records[i : i + self.batch_size])
+        # All in: drop what was read (lines spilled meanwhile stay). A crash before this line
+        # replays them again, and the unique constraint makes that harmless.
+        self.spool.drop_first(used)
+        if records:
+            log.info("case writer: %d spooled records written", len(records))
+
+    async def _write(self, records: list[CallRecord]) -> None:
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await self._write_batch(records)
+        except DB_DOWN:
+            raise
+        except DBAPIError as exc:
+            # The database is up but refused the batch: find the record(s) it refuses, keep
+            # them aside on disk with the reason, write the others.
+            log.error("case writer: batch of %d refused (%s); writing one by one",
+                      len(records), exc.orig)
+            for record in records:
+                try:
+                    async with asyncio.timeout(self.write_timeout):
+                        await self._write_batch([record])
+                except DB_DOWN:
+                    raise
+                except DBAPIError as one:
+                    self.rejected += 1
+                    self.spool.reject(record, str(one.orig))
+
+    async def _write_batch(self, records: list[CallRecord]) -> None:
+        # One record per (server, linkedid) within a batch, first one wins (as in the table).
+        seen: set[tuple[str, str]] = set()
+        unique: list[CallRecord] = []
+        for r in records:
+            if (r.server, r.linkedid) not in seen:
+                seen.add((r.server, r.linkedid))
+                unique.append(r)
+        async with self.sessions() as session, session.begin():
+            rows = [record_row(r) for r in unique]
+            # Skip what is already stored before creating citizens for it.
+            existing = await self._existing(session, unique)
+            rows = [row for row in rows if (row["server"], row["linkedid"]) not in existing]
+            self.duplicates += len(records) - len(rows)
+            if not rows:
+                return
+            await self._link(session, rows)
+            conn = await session.connection()
+            result = await conn.execute(_insert_ignore(conn.dialect.name), rows)
+            inserted = result.rowcount if result.rowcount is not None else -1
+        if inserted >= 0:
+            self.written += inserted
+            self.duplicates += len(rows) - inserted
+        else:
+            self.written += len(rows)
+        now = time.time()
+        self.last_write_lag = max(0.0, now - records[-1].ended_at.timestamp())
+
+    async def _existing(
+        self, session: AsyncSession, records: list[CallRecord]
+    ) -> set[tuple[str, str]]:
+        by_server: dict[str, list[str]] = {}
+        for r in records:
+            by_server.setdefault(r.server, []).append(r.linkedid)
+        found: set[tuple[str, str]] = set()
+        for server, ids in by_server.items():
+            result = await session.execute(
+                select(Call.server, Call.linkedid).where(
+                    Call.server == server, Call.linkedid.in_(ids)
+                )
+            )
+            found.update((s, lid) for s, lid in result.all())
+        return found
+
+    async def _link(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """The citizen by caller number, and the case keyed in the IVR when it exists."""
+        citizens: dict[str, int | None] = {}
+        for row in rows:
+            phone = normalize_phone(row["caller_number"])
+            if phone is None:
+                row["citizen_id"] = None
+                continue
+            if phone not in citizens:
+                citizen = await match_citizen(session, phone=phone)
+                citizens[phone] = citizen.id if citizen is not None else None
+            row["citizen_id"] = citizens[phone]
+        numbers = {row["case_number"] for row in rows if row["case_number"]}
+        cases: dict[str, int] = {}
+        if numbers:
+            result = await session.execute(
+                select(Case.number, Case.id).where(Case.number.in_(numbers))
+            )
+            cases = {number: case_id for number, case_id in result.all()}
+            # An IVR key pad gives digits only: "000123" is the serial of "311-2026-000123".
+            for number in numbers - cases.keys():
+                if number.isdigit():
+                    found = (await session.execute(
+                        select(Case.id).where(Case.number.like(f"%-{number}"))
+                        .order_by(Case.id.desc()).limit(1)
+                    )).scalar_one_or_none()
+                    if found is not None:
+                        cases[number] = found
+        for row in rows:
+            row["case_id"] = cases.get(row["case_number"]) if row["case_number"] else None
+

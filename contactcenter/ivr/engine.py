@@ -1,0 +1,358 @@
+"""The IVR engine: plays the active menu version over an `IvrChannel`.
+
+In order: answer, language choice, the announcement of the day, the menu tree (with office hours
+checked for the queue the caller picks), then channel variables for the dialplan: `QUEUE`,
+`SERVICE`, `CASE`, `LANG` (the caller goes to `Queue(${QUEUE})`), or `IVROUTCOME=self_served`
+when the IVR served the caller and hangs up itself, or `TRANSFER` for an outside number.
+
+No dead air: any exception (a database or Redis failure, a bug) ends with `QUEUE` set to the
+general queue and the error logged; a caller hang-up at any step ends the session quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ..events import Event, IvrChoice, utcnow
+from .channel import CallerHungUp, IvrChannel
+from .menu import Action, Menu, Node, Prompt
+from .services import ActiveMenu, CaseInfo
+
+log = logging.getLogger(__name__)
+
+
+class IvrStore(Protocol):
+    """What the engine reads and writes (implemented by `services.IvrServices`)."""
+
+    async def active_menu(self) -> ActiveMenu | None: ...
+
+    async def announcement(self, at: datetime) -> Prompt | None: ...
+
+    async def queue_open(self, queue: str, at: datetime) -> bool: ...
+
+    async def find_case(self, keyed: str) -> CaseInfo | None: ...
+
+    async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]: ...
+
+    async def leave_request(
+        self, *, caller_number: str | None, caller_name: str | None, queue: str,
+        service: str | None, at: datetime,
+    ) -> CaseInfo: ...
+
+
+Publish = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class IvrResult:
+    """How a session ended (returned for tests, logs and the health page)."""
+
+    outcome: str = "hangup"  # queued, self_served, closed, transfer, fallback, hangup
+    queue: str | None = None
+    service: str | None = None
+    language: str | None = None
+    case_number: str | None = None
+    transfer: str | None = None
+    menu_version: int | None = None
+    path: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Exit:
+    kind: str  # queued, self_served, closed, transfer
+    queue: str | None = None
+    service: str | None = None
+    number: str | None = None
+
+
+class _Call:
+    def __init__(self, channel: IvrChannel) -> None:
+        self.channel = channel
+        self.info = channel.info
+        self.menu: Menu | None = None
+        self.lang: str | None = None
+        self.result = IvrResult()
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+class IvrEngine:
+    def __init__(
+        self,
+        store: IvrStore,
+        publish: Publish,
+        *,
+        general_queue: str = "general-311",
+        server: str = "default",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._publish = publish
+        self._general_queue = general_queue
+        self._server = server
+        self._clock = clock
+        self.sessions = 0
+        self.fallbacks = 0
+        self.last_error: str | None = None
+
+    # --- one call ------------------------------------------------------------------------------
+
+    async def run(self, channel: IvrChannel) -> IvrResult:
+        call = _Call(channel)
+        self.sessions += 1
+        try:
+            await channel.answer()
+            active = await self._store.active_menu()
+            if active is None:
+                raise LookupError("no active IVR menu version")
+            call.menu = active.menu
+            call.result.menu_version = active.version
+            await self._choose_language(call)
+            await self._announcement(call)
+            exit_ = await self._walk(call)
+            await self._finish(call, exit_)
+        except CallerHungUp as exc:
+            call.result.outcome = "hangup"
+            if not exc.confirmed:
+                # `result=-1` is also how Asterisk reports a failed prompt: if the caller is in
+                # fact still there, they must land in a queue rather than in silence.
+                await self._fallback(call, quiet=True)
+        except Exception as exc:
+            self.fallbacks += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            call.result.error = self.last_error
+            log.exception("IVR session %s failed; sending the caller to %s",
+                          call.info.uniqueid, self._general_queue)
+            await self._fallback(call)
+        return call.result
+
+    async def _fallback(self, call: _Call, *, quiet: bool = False) -> None:
+        channel = call.channel
+        try:
+            await channel.set_variable("QUEUE", self._general_queue)
+            call.result.outcome, call.result.queue = "fallback", self._general_queue
+            await channel.set_variable("LANG", call.lang or call.info.language or "en")
+            await channel.verbose("ivr fallback to the general queue" if not quiet
+                                  else "ivr done", 1)
+        except CallerHungUp:
+            call.result.outcome = "hangup"
+        except Exception:
+            log.exception("IVR session %s: could not even set the fallback queue",
+                          call.info.uniqueid)
+
+    async def _choice(
+        self, call: _Call, node: str, digit: str, action: str, *, queue: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        call.result.path.append(f"{node}:{digit or '-'}:{action}")
+        await self._publish(IvrChoice(
+            server=self._server,
+            uniqueid=call.info.uniqueid,
+            node=node,
+            digit=digit,
+            action=action,
+            at=self._clock(),
+            language=call.lang,
+            service=service,
+            queue=queue,
+            case_number=call.result.case_number,
+            menu_version=call.result.menu_version,
+        ))
+
+    def _prompt(self, call: _Call, prompt: Prompt | None) -> str | None:
+        assert call.menu is not None and call.lang is not None
+        return call.menu.prompt(prompt, call.lang)
+
+    async def _play(self, call: _Call, prompt: Prompt | None, escape: str = "") -> str:
+        file = self._prompt(call, prompt)
+        return await call.channel.stream_file(file, escape) if file else ""
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    async def _choose_language(self, call: _Call) -> None:
+        menu = call.menu
+        assert menu is not None
+        lang = menu.default_language
+        if len(menu.languages) > 1 and menu.language_menu is not None:
+            lm = menu.language_menu
+            digit = await call.channel.get_data(lm.prompt, lm.timeout_ms, 1)
+            lang = lm.options.get(digit, lang)
+            call.lang = lang
+            await self._choice(call, "language", digit, f"language:{lang}")
+        call.lang = lang
+        call.result.language = lang
+        if lang != call.info.language:
+            # Asterisk picks sounds/<lang>/ and says numbers in that language
+            await call.channel.set_variable("CHANNEL(language)", lang)
+
+    async def _announcement(self, call: _Call) -> None:
+        prompt = await self._store.announcement(self._clock())
+        if prompt:
+            await self._play(call, prompt)
+
+    async def _walk(self, call: _Call) -> _Exit:
+        menu = call.menu
+        assert menu is not None
+        node = menu.node(menu.start)
+        stack: list[Node] = []
+        failures = 0
+        while True:
+            file = self._prompt(call, node.prompt) or ""
+            digits = await call.channel.get_data(file, node.timeout_ms, node.max_digits)
+            option = node.option(digits) if digits else None
+            if option is None:
+                failures += 1
+                await self._choice(call, node.id, digits, "invalid" if digits else "timeout")
+                if failures < node.retries:
+                    if digits:
+                        await self._play(call, node.invalid_prompt
+                                         or menu.prompts.get("invalid_prompt"))
+                    continue
+                action = node.after_retries
+                await self._choice(call, node.id, "", f"after_retries:{action.describe()}",
+                                   queue=action.queue, service=action.service)
+            else:
+                action = option.action
+                await self._choice(call, node.id, digits, action.describe(),
+                                   queue=action.queue, service=action.service)
+            failures = 0
+            kind = action.kind
+            if kind == "submenu" and action.node:
+                stack.append(node)
+                node = menu.node(action.node)
+            elif kind == "repeat":
+                continue
+            elif kind == "back":
+                node = stack.pop() if stack else node
+            elif kind == "queue" and action.queue:
+                return await self._to_queue(call, action)
+            elif kind == "case_status":
+                return await self._case_status(call, action, node)
+            elif kind == "message_hangup":
+                await self._play(call, action.prompt)
+                return _Exit("self_served")
+            elif kind == "transfer_external":
+                await self._play(call, action.prompt)
+                return _Exit("transfer", number=action.number) if action.number \
+                    else _Exit("self_served")
+            else:
+                raise ValueError(f"node {node.id}: cannot run action {action.describe()}")
+
+    async def _to_queue(self, call: _Call, action: Action) -> _Exit:
+        assert action.queue and call.menu is not None
+        queue, service = action.queue, action.service
+        if await self._store.queue_open(queue, self._clock()):
+            return _Exit("queued", queue, service)
+        menu, channel = call.menu, call.channel
+        await self._play(call, menu.prompts.get("closed_prompt"))
+        leave = self._prompt(call, menu.prompts.get("leave_request_prompt"))
+        if not leave:
+            await self._choice(call, "closed", "", f"closed:{queue}", queue=queue)
+            return _Exit("closed", queue, service)
+        digit = await channel.get_data(leave, 5000, 1)
+        if digit != "1":
+            await self._choice(call, "closed", digit, f"closed:{queue}", queue=queue)
+            return _Exit("closed", queue, service)
+        case = await self._store.leave_request(
+            caller_number=call.info.caller_number, caller_name=call.info.caller_name,
+            queue=queue, service=service, at=self._clock(),
+        )
+        call.result.case_number = case.number
+        await self._choice(call, "closed", digit, "leave_request", queue=queue,
+                           service=case.service)
+        await self._play(call, menu.prompts.get("request_taken_prompt"))
+        await channel.say_digits(_digits(case.number)[-6:])
+        return _Exit("self_served", queue, case.service)
+
+    async def _case_status(self, call: _Call, action: Action, node: Node) -> _Exit:
+        channel = call.channel
+        timeout = action.timeout_ms or node.timeout_ms
+        operator = action.operator or Action(kind="queue", queue=self._general_queue)
+        case: CaseInfo | None = None
+        if self._prompt(call, action.prompts.get("open_case_prompt")):
+            mine = await self._store.open_cases(call.info.caller_number)
+            if mine:
+                # "press 1 for the status of your request ending in 4 2 3"
+                offer = mine[0]
+                digit = await self._play(call, action.prompts.get("open_case_prompt"), "12")
+                if not digit:
+                    digit = await channel.say_digits(_digits(offer.number)[-3:], "12")
+                other = self._prompt(call, action.prompts.get("other_case_prompt"))
+                if not digit and other:
+                    digit = await channel.get_data(other, timeout, 1)
+                await self._choice(call, node.id, digit,
+                                   "open_case" if digit == "1" else "other_case")
+                if digit == "1":
+                    case = offer
+        if case is None:
+            keyed = ""
+            prompt = self._prompt(call, action.prompt) or ""
+            for _ in range(node.retries):
+                keyed = await channel.get_data(prompt, timeout, action.max_digits)
+                if keyed:
+                    break
+            await self._choice(call, node.id, keyed, "case_number" if keyed else "timeout")
+            if not keyed:
+                return await self._to_queue(call, operator)
+            if action.readback:
+                await channel.say_digits(keyed)
+            case = await self._store.find_case(keyed)
+            if case is None:
+                await self._play(call, action.prompts.get("not_found_prompt"))
+                await self._choice(call, node.id, keyed, "case_not_found")
+                return await self._to_queue(call, operator)
+        call.result.case_number = case.number
+        await self._choice(call, node.id, "", f"case_status:{case.status}",
+                           service=case.service)
+        await self._play(call, action.status_prompts.get(case.status))
+        if case.expected and case.status != "closed" and self._prompt(
+                call, action.prompts.get("expected_prompt")):
+            await self._play(call, action.prompts.get("expected_prompt"))
+            await channel.stream_file(f"digits/mon-{case.expected.month - 1}")
+            await channel.say_number(case.expected.day)
+        offer_operator = self._prompt(call, action.prompts.get("operator_prompt"))
+        if offer_operator:
+            digit = await channel.get_data(offer_operator, timeout, 1)
+            if digit == "0":
+                await self._choice(call, node.id, digit, operator.describe(),
+                                   queue=operator.queue, service=operator.service)
+                return await self._to_queue(call, operator)
+        return _Exit("self_served")
+
+    async def _finish(self, call: _Call, exit_: _Exit) -> None:
+        channel, result = call.channel, call.result
+        assert call.menu is not None and call.lang is not None
+        result.service = exit_.service
+        if exit_.kind == "queued":
+            assert exit_.queue
+            result.outcome, result.queue = "queued", exit_.queue
+            await channel.set_variable("QUEUE", exit_.queue)
+            if exit_.service:
+                await channel.set_variable("SERVICE", exit_.service)
+            if result.case_number:
+                await channel.set_variable("CASE", result.case_number)
+            await channel.set_variable("LANG", call.lang)
+            await channel.verbose("ivr done", 1)
+            return
+        if exit_.kind == "transfer":
+            assert exit_.number
+            result.outcome, result.transfer = "transfer", exit_.number
+            await channel.set_variable("TRANSFER", exit_.number)
+            await channel.set_variable("LANG", call.lang)
+            await channel.verbose("ivr done", 1)
+            return
+        # the IVR ends the call itself: served (self_served) or the office is closed (closed)
+        result.outcome = exit_.kind
+        await channel.set_variable("IVROUTCOME", exit_.kind)
+        if result.case_number:
+            await channel.set_variable("CASE", result.case_number)
+        await channel.set_variable("LANG", call.lang)
+        await self._play(call, call.menu.prompts.get("goodbye_prompt"))
+        await channel.hangup()

@@ -1,0 +1,67 @@
+"""Wires the IVR: a cleanup context that runs the FastAGI server (when `agi_enabled`) with the
+engine playing the active menu, and the `"agi"` part of `/health`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ..keys import AGI_SERVER, BUS, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
+from ..telephony.agi import AgiChannel, FastAgiServer
+from .engine import IvrEngine
+from .services import IvrServices
+
+log = logging.getLogger(__name__)
+
+# FastAGI request paths the IVR answers (agi://host:4573/ivr in the dialplan)
+IVR_PATHS = ("/ivr", "/ivr/", "ivr")
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(agi_ctx)
+
+
+async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.agi_enabled:
+
+        async def disabled() -> dict[str, Any]:
+            return {"ok": True, "enabled": False}
+
+        app[HEALTH]["agi"] = disabled
+        yield
+        return
+    services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
+                           bus=app[BUS])
+    engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue)
+
+    async def handle(channel: AgiChannel) -> None:
+        if channel.request.path not in IVR_PATHS:
+            # the dialplan's fallback (AGISTATUS / empty QUEUE) takes the caller to a queue
+            log.error("FastAGI: unknown script %r from %s", channel.request.path,
+                      channel.request.channel)
+            await channel.verbose(f"contactcenter: unknown AGI script {channel.request.path}", 1)
+            return
+        await engine.run(channel)
+
+    server = FastAgiServer(handle, settings.agi_host, settings.agi_port)
+    await server.start()
+    app[AGI_SERVER] = server
+    app[IVR_ENGINE] = engine
+
+    async def check() -> dict[str, Any]:
+        return {
+            **server.health(),
+            "ivr_sessions": engine.sessions,
+            "ivr_fallbacks": engine.fallbacks,
+            "ivr_last_error": engine.last_error,
+        }
+
+    app[HEALTH]["agi"] = check
+    try:
+        yield
+    finally:
+        await server.close()

@@ -1,0 +1,294 @@
+"""What the IVR reads and writes in the store: the active menu, announcements, office hours,
+case status self-service, and requests left by phone outside office hours.
+
+The active menu is cached by version: each new call asks the database only which version is
+active (one indexed row) and parses the JSON again only when that changed, so a publish reaches
+the next call with no restart, while a session in progress keeps the `Menu` it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..bus import BaseBus
+from ..cases.citizens import normalize_phone
+from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from ..cases.store import CaseStore, NewCase
+from .menu import Menu, Prompt, load_menu
+
+log = logging.getLogger(__name__)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveMenu:
+    id: int
+    version: int
+    menu: Menu
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInfo:
+    number: str
+    status: str
+    expected: date | None  # the SLA due date, in UTC
+    service: str | None
+
+
+def _minutes(hhmm: str) -> int:
+    hours, _, minutes = hhmm.partition(":")
+    value = int(hours) * 60 + int(minutes or 0)
+    if not 0 <= value <= 24 * 60:
+        raise ValueError(f"{hhmm!r} is not a time of day")
+    return value
+
+
+def is_open(
+    office_hours: Mapping[str, Any] | None, holidays: list[Any] | None, timezone: str,
+    at: datetime,
+) -> bool:
+    """Pure: is a queue open at `at`? `office_hours` is {"mon": ["08:00", "17:00"], ...} (or a
+    list of such pairs per day); empty means always open; a day not listed is closed. Holidays
+    are local dates. Malformed settings count as open: a typo must never close the line."""
+    try:
+        tz = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        log.error("queue timezone %r is unknown; treating the queue as open", timezone)
+        return True
+    local = at.astimezone(tz)
+    try:
+        if holidays and local.date().isoformat() in {str(h) for h in holidays}:
+            return False
+        if not office_hours:
+            return True
+        spans = office_hours.get(DAYS[local.weekday()])
+        if not spans:
+            return False
+        if isinstance(spans[0], str):
+            spans = [spans]
+        now = local.hour * 60 + local.minute
+        return any(_minutes(start) <= now < _minutes(end) for start, end in spans)
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        log.error("malformed office hours %r (%s); treating the queue as open", office_hours, exc)
+        return True
+
+
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
+class IvrServices:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        general_queue: str = "general-311",
+        bus: BaseBus | None = None,
+        cache_seconds: float = 2.0,
+        menu_freshness: float = 0.2,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self._general_queue = general_queue
+        self._bus = bus  # for CaseChanged when a caller leaves a request
+        self._cache_seconds = cache_seconds
+        self._menu_freshness = menu_freshness
+        self._monotonic = monotonic
+        self._menu: ActiveMenu | None = None
+        self._menu_lock = asyncio.Lock()
+        self._menu_checked_at = -1e9
+        self._cache_lock = asyncio.Lock()  # one refresh of the short caches at a time
+        self._queues: dict[str, Queue] = {}
+        self._queues_at = -1e9
+        self._announcements: list[Announcement] = []
+        self._announcements_at = -1e9
+
+    # --- menu ----------------------------------------------------------------------------------
+
+    async def active_menu(self) -> ActiveMenu | None:
+        """The active version, as of a check that started at most `menu_freshness` seconds
+        before this call arrived (0: after it arrived).
+
+        Calls arriving together share one check (the lock, and the start time of the last
+        check): under 200 concurrent sessions that is one small query at a time, not 200, and
+        with the default 0.2 s a publish reaches every call that starts 0.2 s after it.
+        """
+        arrived = self._monotonic()
+        if self._menu_checked_at >= arrived - self._menu_freshness:
+            return self._menu  # fresh enough: no waiting behind a check in flight
+        async with self._menu_lock:
+            if self._menu_checked_at >= arrived - self._menu_freshness:
+                return self._menu
+            started = self._monotonic()
+            self._menu = await self._load_active()
+            self._menu_checked_at = started
+            return self._menu
+
+    async def _load_active(self) -> ActiveMenu | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(MenuVersion.id, MenuVersion.version)
+                    .where(MenuVersion.status == "active")
+                    .order_by(MenuVersion.version.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            cached = self._menu
+            if cached is not None and cached.id == row.id:
+                return cached
+            data = (
+                await session.execute(select(MenuVersion.data).where(MenuVersion.id == row.id))
+            ).scalar_one()
+        active = ActiveMenu(row.id, row.version, load_menu(data, self._general_queue))
+        log.info("IVR menu version %d is now active", row.version)
+        return active
+
+    # --- announcements and office hours (short cache: a change shows within seconds) ----------
+
+    def _stale(self, loaded_at: float) -> bool:
+        return self._monotonic() - loaded_at > self._cache_seconds
+
+    def _must_refresh(self, loaded_at: float) -> bool:
+        """Stale and nobody is refreshing yet: once loaded, callers keep using the previous
+        value (seconds old) while one of them reloads it, instead of all waiting."""
+        if not self._stale(loaded_at):
+            return False
+        return not (self._cache_lock.locked() and loaded_at > -1e9)
+
+    async def announcement(self, at: datetime) -> Prompt | None:
+        if self._must_refresh(self._announcements_at):
+            async with self._cache_lock:
+                if self._stale(self._announcements_at):  # else refreshed while we waited
+                    async with self._sessions() as session:
+                        rows = (
+                            await session.execute(
+                                select(Announcement)
+                                .where(Announcement.enabled.is_(True), Announcement.ends_at > at)
+                                .order_by(Announcement.starts_at.desc())
+                            )
+                        ).scalars().all()
+                    self._announcements = list(rows)
+                    self._announcements_at = self._monotonic()
+        for ann in self._announcements:
+            if ann.starts_at <= at < ann.ends_at and ann.prompts:
+                return {str(k): str(v) for k, v in ann.prompts.items() if v}
+        return None
+
+    async def queue_open(self, queue: str, at: datetime) -> bool:
+        if self._must_refresh(self._queues_at):
+            async with self._cache_lock:
+                if self._stale(self._queues_at):
+                    async with self._sessions() as session:
+                        rows = (await session.execute(select(Queue))).scalars().all()
+                    self._queues = {q.name: q for q in rows}
+                    self._queues_at = self._monotonic()
+        q = self._queues.get(queue)
+        if q is None:
+            return True  # validation guarantees it exists; never close on a missing row
+        return is_open(q.office_hours, q.holidays, q.timezone, at)
+
+    # --- self-service --------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(case: Case, service: str | None) -> CaseInfo:
+        expected = case.sla_due_at.astimezone(UTC).date() if case.sla_due_at else None
+        return CaseInfo(case.number, case.status, expected, service)
+
+    async def find_case(self, keyed: str) -> CaseInfo | None:
+        """The case whose number ends with the keyed digits (the newest, if several)."""
+        keyed = _digits(keyed)
+        if len(keyed) < 3:
+            return None
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Case, ServiceType.code)
+                    .join(ServiceType, ServiceType.id == Case.service_type_id)
+                    .where(func.replace(Case.number, "-", "").like(f"%{keyed}"))
+                    .order_by(Case.created_at.desc(), Case.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else self._info(row[0], row[1])
+
+    async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]:
+        phone = normalize_phone(caller_number)
+        if phone is None:
+            return []
+        # a caller ID may carry the country code the citizen record lacks (1 787... vs 787...)
+        variants = {phone, phone[-10:]} if len(phone) > 10 else {phone}
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Case, ServiceType.code)
+                    .join(ServiceType, ServiceType.id == Case.service_type_id)
+                    .join(Citizen, Citizen.id == Case.citizen_id)
+                    .where(Citizen.phone.in_(variants), Case.status != "closed")
+                    .order_by(Case.created_at.desc(), Case.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [self._info(case, code) for case, code in rows]
+
+    # --- a request left by phone when the office is closed --------------------------------------
+
+    async def leave_request(
+        self,
+        *,
+        caller_number: str | None,
+        caller_name: str | None,
+        queue: str,
+        service: str | None,
+        at: datetime,
+    ) -> CaseInfo:
+        """A phone case (through the case store: numbering, citizen matching, audit and the
+        `CaseChanged` event are its business) so someone calls the citizen back."""
+        code = service or await self._default_service(queue)
+        first, _, last = (caller_name or "").partition(" ")
+        store = CaseStore(self._sessions, self._bus, clock=lambda: at)
+        view = await store.open_case(
+            NewCase(
+                service_code=code,
+                channel="phone",
+                description=(
+                    f"Request left by phone outside office hours ({queue}); "
+                    f"please call back {normalize_phone(caller_number) or 'unknown number'}."
+                ),
+                phone=caller_number,
+                first_name=first or None,
+                last_name=last or None,
+                origin={"via": "ivr", "queue": queue},
+            ),
+            actor="ivr",
+        )
+        expected = view.sla_due_at.astimezone(UTC).date() if view.sla_due_at else None
+        return CaseInfo(view.number, view.status, expected, view.service_code)
+
+    async def _default_service(self, queue: str) -> str:
+        """The service type of a menu option that names only a queue: the queue's first active
+        one, else the general inquiry."""
+        async with self._sessions() as session:
+            code = (
+                await session.execute(
+                    select(ServiceType.code)
+                    .join(Queue, Queue.id == ServiceType.queue_id)
+                    .where(ServiceType.active.is_(True), Queue.name == queue)
+                    .order_by(ServiceType.id)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        return code or "general-inquiry"

@@ -1,0 +1,260 @@
+"""The AMI bridge: for each Asterisk, AmiClient -> CallTracker/MemberTracker -> the bus.
+
+Several Asterisks: each endpoint of `settings.ami_endpoints()` gets its own client and trackers;
+the endpoint's name is the `server` of every event and record, so calls are keyed by
+(server, linkedid) and two servers' ids never collide.
+
+The read path is synchronous on purpose: frames -> tracker -> a deque of domain events, with no
+await per event. One publisher task per bridge empties the deque onto the bus. The deque is
+bounded by flow control: above `HIGH_WATER` the bridge pauses reading the AMI sockets (the kernel
+buffers, then Asterisk, hold the rest) and says so in the log and in `/health`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..bus import BaseBus
+from ..config import AmiEndpoint, Settings
+from ..events import AmiLinkChanged, Event
+from .ami import AmiClient, AmiPbx
+from .calls import CallTracker
+from .frames import AmiEvent
+from .members import MemberTracker
+
+log = logging.getLogger(__name__)
+
+# Events that feed the member tracker (presence); every kept event feeds the call tracker.
+MEMBER_EVENTS = frozenset(
+    {"QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause", "QueueMemberRemoved"}
+)
+# What the call tracker reads. Everything else (Newstate, Dial*, Bridge*, OriginateResponse,
+# a third of what survives the noise filter) is dropped by the frame reader before parsing.
+# tests/unit/test_bridge_events.py fails when the trackers start reading an event not listed.
+CALL_EVENTS = frozenset(
+    {
+        "Newchannel", "NewCallerid", "VarSet", "QueueCallerJoin", "QueueCallerLeave",
+        "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
+        "AgentComplete", "Hold", "Unhold", "BlindTransfer", "AttendedTransfer", "Hangup",
+        "FullyBooted",
+    }
+)
+WANTED_EVENTS = CALL_EVENTS | MEMBER_EVENTS | {"Shutdown"}
+
+HIGH_WATER = 20_000
+LOW_WATER = 2_000
+
+
+def _utc(ts: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class ServerLink:
+    """One Asterisk: its client and its trackers."""
+
+    def __init__(self, bridge: Bridge, endpoint: AmiEndpoint, client_options: Mapping[str, Any]):
+        self.bridge = bridge
+        self.name = endpoint.name
+        settings = bridge.settings
+        self.calls = CallTracker(endpoint.name, short_abandon_seconds=bridge.short_abandon)
+        self.members = MemberTracker(server=endpoint.name)
+        self.client = AmiClient(
+            endpoint.host,
+            endpoint.port,
+            settings.ami_username,
+            settings.ami_secret,
+            name=endpoint.name,
+            on_event=self.on_event,
+            on_ready=self.resync,
+            on_link=self.on_link,
+            action_timeout=settings.ami_action_timeout,
+            **{"keep_events": WANTED_EVENTS, **client_options},
+        )
+        self.resyncs = 0
+        self.last_timestamp = 0.0
+
+    def on_event(self, ev: AmiEvent) -> None:
+        out = self.calls.feed(ev)
+        if ev.name in MEMBER_EVENTS:
+            more = self.members.feed(ev)
+            out = [*out, *more] if out else more
+        if out:
+            self.bridge.emit(out)
+        self.bridge.events_seen += 1
+
+    async def resync(self, client: AmiClient) -> None:
+        """After every (re)connect: rebuild calls and members from what Asterisk has now.
+        Calls that ended while we were away are closed by the tracker (once)."""
+        since = self.calls.seq  # calls touched after this are alive on this link: spared
+        channels = await client.list_action("CoreShowChannels", during_resync=True)
+        self.bridge.emit(list(self.calls.resync(channels, at=time.time(), since=since)))
+        status = await client.list_action("QueueStatus", during_resync=True)
+        self.bridge.emit(list(self.members.from_queue_status(status, at=time.time())))
+        self.resyncs += 1
+        log.info("AMI %s: resynced (%d channels, %d queue status events, %d calls open)",
+                 self.name, len(channels), len(status), self.calls.open_calls())
+
+    def on_link(self, client: AmiClient, connected: bool, detail: str) -> None:
+        now = time.time()
+        if not connected:
+            out = self.calls.on_disconnect(now)
+            if out:
+                self.bridge.emit(list(out))
+        self.bridge.emit([AmiLinkChanged(self.name, connected, _utc(now), detail)])
+
+    def close_open_calls(self, at: float) -> int:
+        """Close every open call as partial (a replayed stream that ended mid-call)."""
+        out = list(self.calls.close_all(at))
+        self.bridge.emit(out)
+        return len(out)
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: BaseBus,
+        *,
+        thresholds: Mapping[str, float] | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.thresholds: dict[str, float] = dict(thresholds or {})
+        self.links = {
+            ep.name: ServerLink(self, ep, client_options or {})
+            for ep in settings.ami_endpoints()
+        }
+        self.pbx = AmiPbx({name: link.client for name, link in self.links.items()})
+        self._outbox: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._publisher: asyncio.Task[None] | None = None
+        self._meter: asyncio.Task[None] | None = None
+        self.paused = False
+        self.pauses = 0
+        self.published = 0
+        self.events_seen = 0
+        self.events_per_second = 0.0
+
+    def short_abandon(self, queue: str) -> float:
+        return self.thresholds.get(queue, float(self.settings.short_abandon_seconds))
+
+    async def load_thresholds(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Per-queue short-abandon thresholds from the `queues` table (default from settings)."""
+        from ..cases.models import Queue
+
+        try:
+            async with sessions() as session:
+                rows = (await session.execute(
+                    select(Queue.name, Queue.short_abandon_seconds)
+                )).all()
+        except Exception as exc:  # the store may be down at start: defaults still work
+            log.warning("short-abandon thresholds not loaded (%s); using %ss for every queue",
+                        exc, self.settings.short_abandon_seconds)
+            return
+        self.thresholds.update({name: float(sec) for name, sec in rows})
+
+    # --- the read path -------------------------------------------------------------------------
+
+    def emit(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self._outbox.extend(events)
+        self._idle.clear()
+        self._wake.set()
+        if not self.paused and len(self._outbox) > HIGH_WATER:
+            self.paused = True
+            self.pauses += 1
+            log.warning("bridge: %d domain events waiting for the bus; pausing AMI reads",
+                        len(self._outbox))
+            for link in self.links.values():
+                link.client.pause_reading()
+
+    async def _publish_loop(self) -> None:
+        outbox = self._outbox
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while outbox:
+                event = outbox.popleft()
+                await self.bus.publish(event)
+                self.published += 1
+                if self.paused and len(outbox) < LOW_WATER:
+                    self.paused = False
+                    log.info("bridge: caught up; resuming AMI reads")
+                    for link in self.links.values():
+                        link.client.resume_reading()
+            self._idle.set()
+
+    async def _meter_loop(self) -> None:
+        last, last_at = self.events_seen, time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            self.events_per_second = (self.events_seen - last) / (now - last_at)
+            last, last_at = self.events_seen, now
+
+    async def flushed(self) -> None:
+        """Every domain event emitted so far has been handed to the bus."""
+        await self._idle.wait()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._publisher = loop.create_task(self._publish_loop(), name="bridge:publish")
+        self._meter = loop.create_task(self._meter_loop(), name="bridge:meter")
+        for link in self.links.values():
+            await link.client.start()
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.client.close()
+        # Hand what is left to the bus before stopping (records must not be lost on shutdown).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self.flushed()
+        for task in (self._publisher, self._meter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def close_open_calls(self, at: float | None = None) -> int:
+        return sum(link.close_open_calls(at if at is not None else time.time())
+                   for link in self.links.values())
+
+    def idle(self) -> bool:
+        return all(link.calls.idle for link in self.links.values())
+
+    def open_calls(self) -> int:
+        return sum(link.calls.open_calls() for link in self.links.values())
+
+    def health(self) -> dict[str, Any]:
+        servers = {name: link.client.health() | {"open_calls": link.calls.open_calls(),
+                                                 "resyncs": link.resyncs}
+                   for name, link in self.links.items()}
+        return {
+            "ok": all(s["logged_in"] for s in servers.values()),
+            "servers": servers,
+            "events_per_second": round(self.events_per_second, 1),
+            "events": self.events_seen,
+            "frame_errors": sum(s["frame_errors"] for s in servers.values()),
+            "open_calls": self.open_calls(),
+            "outbox": len(self._outbox),
+            "reads_paused": self.paused,
+            "pauses": self.pauses,
+        }

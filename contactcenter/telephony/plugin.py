@@ -1,0 +1,61 @@
+"""Wires the Asterisk edge into the app: the case writer, then the AMI bridge, and the `Pbx`.
+
+Order matters: the writer subscribes to the bus before the bridge can publish a `CallEnded`,
+and on shutdown the bridge stops (handing its last events to the bus) before the writer drains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ..cases.writer import CallWriter
+from ..keys import BUS, HEALTH, PBX, SESSIONS, SETTINGS
+from .ami import AmiPbx
+from .bridge import Bridge
+
+WRITER = web.AppKey("call_writer", CallWriter)
+BRIDGE = web.AppKey("ami_bridge", Bridge)
+
+
+async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir)
+    await writer.start(app[BUS])
+    app[WRITER] = writer
+
+    async def check() -> dict[str, Any]:
+        return writer.health()
+
+    app[HEALTH]["writer"] = check
+    yield
+    await writer.close()
+
+
+async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
+    bridge = Bridge(app[SETTINGS], app[BUS])
+    await bridge.load_thresholds(app[SESSIONS])
+    await bridge.start()
+    app[BRIDGE] = bridge
+    app[PBX] = bridge.pbx
+
+    async def check() -> dict[str, Any]:
+        return bridge.health()
+
+    app[HEALTH]["ami"] = check
+    yield
+    await bridge.close()
+
+
+async def _disabled() -> dict[str, Any]:
+    return {"ok": True, "state": "disabled"}
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(writer_ctx)
+    if app[SETTINGS].ami_enabled:
+        app.cleanup_ctx.append(bridge_ctx)
+    else:
+        app[PBX] = AmiPbx({})  # every action raises PbxError("... AMI is disabled")
+        app[HEALTH]["ami"] = _disabled
