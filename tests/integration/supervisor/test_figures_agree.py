@@ -181,3 +181,40 @@ async def test_stale_badge_and_api_flag_follow_the_ami_link(
     await ws.close()
     page = await (await client.get("/wallboard")).text()
     assert 'role="status" hidden>' in page
+
+
+async def test_rebuild_waits_for_the_store_and_then_counts_it(
+    aiohttp_client: Any, db_url: str, tz_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is not ready when the app starts (not migrated): the wallboard serves live
+    events at once, says it is not rebuilt, and rebuilds when the store answers."""
+    import asyncio
+
+    from contactcenter import db
+    from contactcenter.supervisor import plugin
+
+    monkeypatch.setattr(plugin, "REBUILD_RETRY_SECONDS", 0.1)
+    app = create_app(app_settings(db_url, timezone=tz_name))
+    client = await aiohttp_client(app)
+    part = (await (await client.get("/health")).json())["parts"]["wallboard"]
+    assert part["rebuilt"] is False and part["rebuild_error"]
+    # hold the background retries until the store is migrated and filled (no race)
+    gate = asyncio.Event()
+    once = plugin._rebuild_once
+
+    async def gated(feature: Any) -> bool:
+        await gate.wait()
+        return await once(feature)
+
+    monkeypatch.setattr(plugin, "_rebuild_once", gated)
+    await asyncio.to_thread(db.upgrade, db_url)
+    from contactcenter.keys import SESSIONS
+
+    now = datetime.now(UTC)
+    await store(app[SESSIONS], simulated_day(now))
+    gate.set()
+    await until(lambda: app[SUPERVISOR].rebuilt.is_set(), 5)
+    today = app[SUPERVISOR].service.api_queues("today")
+    assert by_name(today)["sanitation"]["offered"] == 6
+    part = (await (await client.get("/health")).json())["parts"]["wallboard"]
+    assert part["rebuilt"] is True and "rebuild_error" not in part
