@@ -19,7 +19,7 @@ log = logging.getLogger("contactcenter")
 # Feature modules that add subcommands: each has `add_commands(subparsers) -> None`, and every
 # subparser it adds sets `func(args) -> int`.
 COMMAND_MODULES: list[str] = [
-    "web.commands", "maintenance", "telephony.replay", "cases.cli",
+    "web.commands", "maintenance", "telephony.replay", "cases.cli", "telephony.simulator.cli",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
@@ -70,7 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
-    from .seed import seed_demo_users, seed_reference
+    from .seed import seed_demo_users, seed_history, seed_reference
 
     explicit = {k[3:].lower() for k in os.environ if k.startswith("CC_")}
     settings = demo_settings(_settings(args), explicit)
@@ -82,12 +82,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sessions = db.make_sessionmaker(engine)
         try:
             await seed_reference(sessions)
-            return await seed_demo_users(sessions)
+            logins = await seed_demo_users(sessions)
+            await seed_history(sessions)
+            return logins
         finally:
             await engine.dispose()
 
     logins = asyncio.run(_seed())
     app = create_app(settings)
+    from .telephony.simulator.demo import setup as simulator_setup
+
+    simulator_setup(app)  # the Asterisk stand-in on CC_AMI_PORT, placing calls
     base = f"http://{settings.http_host}:{settings.http_port}"
     print(f"\ncontactcenter demo on {base}", flush=True)
     print(f"  {base}/            start page", flush=True)

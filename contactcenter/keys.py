@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -38,6 +38,19 @@ IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+
+
+class SimPhones(Protocol):
+    """The demo's operator phones in the simulator (telephony.simulator.phones.PhoneControl),
+    by interface, e.g. "PJSIP/1001"; each returns False when there is nothing to do."""
+
+    def ringing(self, interface: str) -> bool: ...
+    def answer(self, interface: str) -> bool: ...
+    def hangup(self, interface: str) -> bool: ...
+
+
+# Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
+SIM_PHONES = web.AppKey("sim_phones", SimPhones)
 
 # The supervisor feature: statistics, wallboard push, metrics (supervisor/plugin.py).
 SUPERVISOR: web.AppKey[SupervisorFeature] = web.AppKey("supervisor")

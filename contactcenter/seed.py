@@ -108,3 +108,117 @@ async def seed_demo_users(sessions: async_sessionmaker[AsyncSession]) -> list[tu
             await _ensure(session, User, "username",
                           {**u, "password_hash": hash_password(u["username"])})
     return [(u["username"], u["username"]) for u in DEMO_USERS]
+
+
+# ---- demo call history -----------------------------------------------------------------------
+HISTORY_SERVER = "seed"  # the `server` of history rows, so they never collide with live calls
+
+
+async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3,
+                       per_day: int = 160, seed: int = 311) -> int:
+    """A few days of plausible calls (and some cases) so the wallboard and the reports have
+    something to show in the demo. Runs once: returns 0 when history is already there."""
+    import random
+    import secrets as _secrets
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, insert
+
+    from .cases.models import Call, Case, CaseSequence, Citizen
+    from .cases.store import format_number
+
+    rng = random.Random(seed)
+    async with sessions() as session, session.begin():
+        if (await session.execute(select(func.count()).select_from(Call).where(
+                Call.server == HISTORY_SERVER))).scalar_one():
+            return 0
+        stypes = {st.code: st for st in (await session.execute(select(ServiceType))).scalars()}
+        by_queue: dict[str, list[ServiceType]] = {}
+        for st in stypes.values():
+            q = next((x["queue"] for x in SERVICE_TYPES if x["code"] == st.code), "general-311")
+            by_queue.setdefault(str(q), []).append(st)
+        citizens = []
+        for i in range(40):
+            c = Citizen(phone=f"787555{1000 + i:04d}", first_name=rng.choice(
+                ["Maria", "Luz", "Pedro", "Ana", "Jose", "Carmen", "Luis", "Rosa"]),
+                last_name=rng.choice(["Lopez", "Ortiz", "Diaz", "Cruz", "Rivera", "Soto"]))
+            session.add(c)
+            citizens.append(c)
+        await session.flush()
+        now = datetime.now(UTC).replace(microsecond=0)
+        year = now.year
+        seq = await session.get(CaseSequence, year)
+        if seq is None:
+            seq = CaseSequence(year=year, last=0)
+            session.add(seq)
+        agents = [("Ana Operator", "PJSIP/1001"), ("Ben Operator", "Local/2001@agents/n"),
+                  ("Carla Operator", "Local/2002@agents/n"),
+                  ("Eve Operator", "Local/2003@agents/n")]
+        rows: list[dict[str, Any]] = []
+        outcomes = ["answered"] * 70 + ["abandoned"] * 12 + ["short_abandoned"] * 5 + [
+            "ivr_self_served"] * 8 + ["ivr_hangup"] * 3 + ["timed_out"] * 2
+        n = 0
+        for day in range(days, 0, -1):
+            base = (now - timedelta(days=day)).replace(hour=8, minute=0, second=0)
+            for _ in range(per_day):
+                n += 1
+                start = base + timedelta(seconds=rng.uniform(0, 10 * 3600))
+                queue = rng.choices(["sanitation", "potholes", "general-311"], [35, 30, 35])[0]
+                outcome = rng.choice(outcomes)
+                citizen = rng.choice(citizens)
+                ivr = rng.uniform(8, 25)
+                row: dict[str, Any] = {
+                    "server": HISTORY_SERVER, "linkedid": f"{int(start.timestamp())}.{n}",
+                    "caller_number": citizen.phone,
+                    "caller_name": f"{citizen.first_name} {citizen.last_name}",
+                    "citizen_id": citizen.id, "started_at": start, "queue": queue,
+                    "service": rng.choice(by_queue.get(queue) or list(stypes.values())).code,
+                    "language": rng.choice(["en", "en", "en", "es"]), "outcome": outcome,
+                    "ivr_seconds": round(ivr, 1), "ivr_path": ["main", queue],
+                    "partial": False, "recorded_at": start,
+                }
+                if outcome == "answered":
+                    agent, iface = rng.choice(agents)
+                    wait = rng.expovariate(1 / 25)
+                    ring = rng.uniform(1, 6)
+                    talk = max(20.0, rng.expovariate(1 / 180))
+                    wrap = rng.uniform(5, 60)
+                    row.update(agent=agent, agent_interface=iface, wait_seconds=round(wait, 1),
+                               ring_seconds=round(ring, 1), talk_seconds=round(talk, 1),
+                               hold_seconds=0.0, wrap_seconds=round(wrap, 1),
+                               handle_seconds=round(talk + wrap, 1),
+                               disposition=rng.choice(["case-opened", "info-given",
+                                                       "case-updated"]))
+                    end = start + timedelta(seconds=ivr + wait + talk)
+                elif outcome in ("abandoned", "short_abandoned", "timed_out"):
+                    wait = (rng.uniform(0.5, 4.9) if outcome == "short_abandoned" else
+                            60.0 if outcome == "timed_out" else rng.uniform(6, 180))
+                    row.update(wait_seconds=round(wait, 1), abandon_position=rng.randint(1, 4)
+                               if outcome != "timed_out" else None)
+                    end = start + timedelta(seconds=ivr + wait)
+                else:
+                    row.update(queue=None, ivr_path=["main"])
+                    end = start + timedelta(seconds=ivr)
+                row["ended_at"] = end
+                if outcome == "answered" and row["disposition"] == "case-opened":
+                    seq.last += 1
+                    st = stypes[row["service"]]
+                    case = Case(number=format_number(year, seq.last),
+                                token=_secrets.token_hex(16), service_type_id=st.id,
+                                agency_id=st.agency_id, citizen_id=citizen.id,
+                                status=rng.choice(["open", "acknowledged", "in_progress",
+                                                   "closed", "closed"]),
+                                channel="phone", description=f"{st.name} reported by phone",
+                                created_by=row["agent"], created_at=end, updated_at=end,
+                                sla_due_at=end + timedelta(hours=st.sla_hours))
+                    if case.status == "closed":
+                        case.closed_at = end + timedelta(hours=rng.uniform(2, 40))
+                        case.close_reason = "resolved"
+                    session.add(case)
+                    await session.flush()
+                    row["case_id"] = case.id
+                    row["case_number"] = case.number
+                rows.append(row)
+        keys = sorted({k for r in rows for k in r})
+        await session.execute(insert(Call), [{k: r.get(k) for k in keys} for r in rows])
+    return len(rows)
