@@ -20,7 +20,7 @@ from contactcenter.events import (
     QueueJoined,
     QueueLeft,
 )
-from contactcenter.keys import BUS, PBX
+from contactcenter.keys import BUS, PBX, SESSIONS, SUPERVISOR
 from tests.conftest import app_settings
 from tests.integration.supervisor.conftest import (
     FakePbx,
@@ -144,3 +144,76 @@ async def test_wallboard_updates_live(
             await browser.close()
     print(f"screenshot: {tmp_path / 'wallboard.png'}")
     assert problems == []
+
+
+async def test_wallboard_while_the_simulator_places_calls(
+    aiohttp_server: Any, migrated_url: str, seeded: Any, tmp_path: Path
+) -> None:
+    """The simulator (an Asterisk stand-in on a real AMI socket) places calls; the real bridge
+    and case writer handle them; the page, /api/queues and the calls table end up equal."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from contactcenter.cases.models import Call
+    from contactcenter.seed import QUEUES
+    from contactcenter.telephony.simulator.ami_server import AmiServer
+    from contactcenter.telephony.simulator.demo import build
+    from contactcenter.telephony.simulator.generator import CallGenerator, Mix, wait_idle
+    from tests.conftest import until
+
+    pbx = build(QUEUES, "127.0.0.1", 1)  # no IVR: the dialplan's fallback queue, general-311
+    ami = AmiServer(pbx, "cc", "s3", host="127.0.0.1", port=0)
+    await ami.start()
+    settings = app_settings(migrated_url, timezone=daytime_zone(), ami_enabled="true",
+                            ami_port=str(ami.port), ami_username="cc", ami_secret="s3",
+                            spool_dir=str(tmp_path / "spool"))
+    app = create_app(settings)
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    mix = Mix(patience_mean=5, patience_min=1, talk_mean=3, talk_min=1, ring_min=0.5,
+              ring_max=1.5, ivr_allowance=0)
+    gen = CallGenerator(pbx, 3.0, mix, calls=15, seed=11)
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                               args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+                page.set_default_timeout(8000)
+                await page.goto(f"{base}/login")
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", "supervisor")
+                await page.click("button[type=submit]")
+                await expect(page.locator("#conn-badge")).to_have_text("live")
+                gen_task = asyncio.create_task(gen.run())
+                gq = page.locator('section.wb-queue[data-queue="general-311"]')
+                # mid-run: callers wait or operators talk, live on the page
+                await expect(gq.locator(".op.state-on_call").first).to_be_visible(timeout=15000)
+                await page.screenshot(path=str(tmp_path / "simulated-live.png"))
+                await asyncio.wait_for(gen_task, 30)
+                assert await wait_idle(pbx, 60)
+
+                async def settled() -> tuple[int, dict[str, Any]] | None:
+                    async with app[SESSIONS]() as db:
+                        n = (await db.execute(select(func.count()).select_from(Call)
+                                              .where(Call.queue.is_not(None)))).scalar_one()
+                    api = app[SUPERVISOR].service.api_queues("today")
+                    offered = sum(q["offered"] for q in api["queues"])
+                    return (n, api) if n == offered == 15 else None
+
+                _count, api = await until(settled, 20, 0.2)
+                (g,) = [q for q in api["queues"] if q["name"] == "general-311"]
+                assert g["offered"] == 15 and g["answered"] + g["abandoned"] \
+                    + g["short_abandoned"] <= 15
+                await expect(gq.locator('[data-figure="offered"] .tile-value')) \
+                    .to_have_text(str(g["offered"]))
+                await expect(gq.locator('[data-figure="answered"] .tile-value')) \
+                    .to_have_text(str(g["answered"]))
+                await page.screenshot(path=str(tmp_path / "simulated-after.png"))
+            finally:
+                await browser.close()
+    finally:
+        await ami.close()
+        await pbx.close()
+    print(f"screenshots: {tmp_path}")
