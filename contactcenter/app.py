@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parent
 
 # Features wire themselves from `<package>.plugin:setup(app)`, in this order (after db and bus).
-PLUGINS: list[str] = ["telephony.plugin", "ivr.plugin", "cases.plugin", "supervisor.plugin"]
+# Listeners (the console) before telephony: the bridge's first AmiLinkChanged and
+# QueueMembersSynced happen at its start-up and must find them subscribed.
+PLUGINS: list[str] = [
+    "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
+    "ivr.plugin",
+]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -19,7 +19,8 @@ log = logging.getLogger("contactcenter")
 # Feature modules that add subcommands: each has `add_commands(subparsers) -> None`, and every
 # subparser it adds sets `func(args) -> int`.
 COMMAND_MODULES: list[str] = [
-    "web.commands", "maintenance", "telephony.replay", "cases.cli", "telephony.simulator.cli",
+    "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
+    "telephony.simulator.cli",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
@@ -30,6 +31,8 @@ def _logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # Alembic's INFO lines (plugins, one per migration step) drown what a new user needs to see.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

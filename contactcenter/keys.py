@@ -17,6 +17,7 @@ from .ivr.engine import IvrEngine
 from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
+    from .agents.console import ConsoleHub
     from .supervisor.plugin import SupervisorFeature
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
@@ -33,6 +34,10 @@ PBX = web.AppKey("pbx", Pbx)
 # the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
 AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
+
+# agents/: the consoles' sockets, pops and presence
+CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+
 
 # cases: the store's services (cases/plugin.py) and the e-mail intake listener
 CASE_STORE = web.AppKey("case_store", CaseStore)

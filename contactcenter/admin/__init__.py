@@ -1,0 +1,1 @@
+"""Administration: queues, service types, agencies, users and the IVR menu editor."""

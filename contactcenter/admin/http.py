@@ -1,0 +1,372 @@
+"""Admin pages for reference data: queues, service types, agencies, users, the audit log.
+
+Every handler is admin-only; every POST carries the CSRF token (checked by the guard) and is
+validated server-side (forms.py, then the store rules in services.py) before anything is saved.
+A form with problems is shown again with the typed values and a message next to each field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+
+from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
+from ..keys import SESSIONS
+from ..web.auth import ROLES, require_role, require_user
+from . import forms, services
+from .services import FieldError
+
+admin_only = require_role("admin")
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any],
+            status: int = 200) -> web.Response:
+    return aiohttp_jinja2.render_template(f"admin/{template}", request, context, status=status)
+
+
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound(text="no such item")
+    return int(raw)
+
+
+def _saved(location: str, what: str) -> web.HTTPFound:
+    return web.HTTPFound(f"{location}?saved={what}")
+
+
+@admin_only
+async def index(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        counts = {
+            name: (await db.execute(select(func.count()).select_from(model))).scalar_one()
+            for name, model in (("queues", Queue), ("services", ServiceType),
+                                ("agencies", Agency), ("users", User))
+        }
+        recent = (await db.execute(
+            select(AuditLog).order_by(AuditLog.id.desc()).limit(10))).scalars().all()
+    return _render(request, "index.html", {"counts": counts, "recent": recent})
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+
+def _queue_form_values(queue: Queue | None) -> dict[str, Any]:
+    if queue is None:
+        values: dict[str, Any] = {
+            "name": "", "display_name": "", "strategy": "ringall", "service_level_seconds": 15,
+            "service_level_target": 80, "short_abandon_seconds": 5,
+            "max_wait_target_seconds": 60, "wrapup_seconds": 30, "ring_timeout_seconds": 15,
+            "timezone": "UTC", "group_name": "main", "holidays_text": "", "office_hours": {},
+        }
+    else:
+        values = {k: getattr(queue, k) for k in ("name", *forms.QUEUE_FIELDS)}
+        values["service_level_target"] = round(queue.service_level_target * 100)
+        values["holidays_text"] = "\n".join(queue.holidays or [])
+    for day in forms.WEEKDAYS:
+        span = (values.get("office_hours") or {}).get(day) or ["", ""]
+        values[f"open_{day}"], values[f"close_{day}"] = span[0], span[1]
+    return values
+
+
+@admin_only
+async def queues(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(select(Queue).order_by(Queue.name))).scalars().all()
+    return _render(request, "queues.html", {"queues": rows, "saved": request.query.get("saved")})
+
+
+@admin_only
+async def queue_form(request: web.Request) -> web.Response:
+    queue = None
+    if "id" in request.match_info:
+        async with request.app[SESSIONS]() as db:
+            queue = await db.get(Queue, _id(request))
+        if queue is None:
+            raise web.HTTPNotFound(text="no such queue")
+    return _render(request, "queue_form.html", {
+        "queue": queue, "values": _queue_form_values(queue), "errors": {},
+        "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
+    })
+
+
+@admin_only
+async def queue_save(request: web.Request) -> web.Response:
+    actor = require_user(request).username
+    creating = "id" not in request.match_info
+    form = forms.parse_queue(await request.post(), creating=creating)
+    queue: Queue | None = None
+    if form.ok:
+        try:
+            async with request.app[SESSIONS]() as db, db.begin():
+                if creating:
+                    queue = await services.create_queue(db, actor, form.values,
+                                                        forms.QUEUE_FIELDS)
+                else:
+                    queue = await db.get(Queue, _id(request))
+                    if queue is None:
+                        raise web.HTTPNotFound(text="no such queue")
+                    await services.update_queue(db, actor, queue, form.values,
+                                                forms.QUEUE_FIELDS)
+            raise _saved("/admin/queues", queue.name)
+        except FieldError as exc:
+            form.errors[exc.field] = exc.message
+    if not creating:
+        async with request.app[SESSIONS]() as db:
+            queue = await db.get(Queue, _id(request))
+    values = {**form.values, "service_level_target": form.raw.get("service_level_target", "")}
+    for key in ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
+                "wrapup_seconds", "ring_timeout_seconds"):
+        values[key] = form.raw.get(key, "")
+    return _render(request, "queue_form.html", {
+        "queue": queue, "values": values, "errors": form.errors,
+        "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
+    }, status=400)
+
+
+# --- service types ------------------------------------------------------------------------------
+
+
+async def _choices(request: web.Request) -> tuple[list[Agency], list[Queue]]:
+    async with request.app[SESSIONS]() as db:
+        agencies = (await db.execute(select(Agency).order_by(Agency.name))).scalars().all()
+        queue_rows = (await db.execute(select(Queue).order_by(Queue.name))).scalars().all()
+    return list(agencies), list(queue_rows)
+
+
+@admin_only
+async def service_types(request: web.Request) -> web.Response:
+    agencies, queue_rows = await _choices(request)
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(select(ServiceType).order_by(ServiceType.code))).scalars().all()
+    return _render(request, "services.html", {
+        "services": rows, "agencies": {a.id: a for a in agencies},
+        "queues": {q.id: q for q in queue_rows}, "saved": request.query.get("saved"),
+    })
+
+
+@admin_only
+async def service_type_form(request: web.Request) -> web.Response:
+    st = None
+    if "id" in request.match_info:
+        async with request.app[SESSIONS]() as db:
+            st = await db.get(ServiceType, _id(request))
+        if st is None:
+            raise web.HTTPNotFound(text="no such service type")
+    agencies, queue_rows = await _choices(request)
+    if st is None:
+        values: dict[str, Any] = {"code": "", "name": "", "description": "", "group_name": "",
+                                  "keywords": "", "sla_hours": 72, "agency_id": None,
+                                  "queue_id": None, "active": True, "attributes_text": "[]"}
+    else:
+        values = {k: getattr(st, k) for k in ("code", *forms.SERVICE_FIELDS)}
+        values["attributes_text"] = json.dumps(st.attributes or [], indent=2)
+    return _render(request, "service_form.html", {
+        "service": st, "values": values, "errors": {}, "agencies": agencies,
+        "queues": queue_rows,
+    })
+
+
+@admin_only
+async def service_type_save(request: web.Request) -> web.Response:
+    actor = require_user(request).username
+    creating = "id" not in request.match_info
+    agencies, queue_rows = await _choices(request)
+    raw = await request.post()
+    form = forms.parse_service_type(raw, creating=creating,
+                                    agency_ids={a.id for a in agencies},
+                                    queue_ids={q.id for q in queue_rows})
+    st: ServiceType | None = None
+    if form.ok:
+        try:
+            async with request.app[SESSIONS]() as db, db.begin():
+                if creating:
+                    st = await services.create_service_type(db, actor, form.values,
+                                                            forms.SERVICE_FIELDS)
+                else:
+                    st = await db.get(ServiceType, _id(request))
+                    if st is None:
+                        raise web.HTTPNotFound(text="no such service type")
+                    await services.update_service_type(db, actor, st, form.values,
+                                                       forms.SERVICE_FIELDS)
+            raise _saved("/admin/services", st.code)
+        except FieldError as exc:
+            form.errors[exc.field] = exc.message
+    if not creating:
+        async with request.app[SESSIONS]() as db:
+            st = await db.get(ServiceType, _id(request))
+    values = {**form.values, "sla_hours": raw.get("sla_hours", ""),
+              "agency_id": _int_or_none(raw.get("agency_id")),
+              "queue_id": _int_or_none(raw.get("queue_id"))}
+    return _render(request, "service_form.html", {
+        "service": st, "values": values, "errors": form.errors, "agencies": agencies,
+        "queues": queue_rows,
+    }, status=400)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+# --- agencies -----------------------------------------------------------------------------------
+
+
+@admin_only
+async def agencies(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(select(Agency).order_by(Agency.code))).scalars().all()
+    return _render(request, "agencies.html", {"agencies": rows,
+                                              "saved": request.query.get("saved")})
+
+
+@admin_only
+async def agency_form(request: web.Request) -> web.Response:
+    agency = None
+    if "id" in request.match_info:
+        async with request.app[SESSIONS]() as db:
+            agency = await db.get(Agency, _id(request))
+        if agency is None:
+            raise web.HTTPNotFound(text="no such agency")
+    values = ({"code": "", "name": "", "email": "", "phone": ""} if agency is None else
+              {k: getattr(agency, k) or "" for k in ("code", *forms.AGENCY_FIELDS)})
+    return _render(request, "agency_form.html", {"agency": agency, "values": values,
+                                                 "errors": {}})
+
+
+@admin_only
+async def agency_save(request: web.Request) -> web.Response:
+    actor = require_user(request).username
+    creating = "id" not in request.match_info
+    raw = await request.post()
+    form = forms.parse_agency(raw, creating=creating)
+    agency: Agency | None = None
+    if form.ok:
+        try:
+            async with request.app[SESSIONS]() as db, db.begin():
+                if creating:
+                    agency = await services.create_agency(db, actor, form.values,
+                                                          forms.AGENCY_FIELDS)
+                else:
+                    agency = await db.get(Agency, _id(request))
+                    if agency is None:
+                        raise web.HTTPNotFound(text="no such agency")
+                    await services.update_agency(db, actor, agency, form.values,
+                                                 forms.AGENCY_FIELDS)
+            raise _saved("/admin/agencies", agency.code)
+        except FieldError as exc:
+            form.errors[exc.field] = exc.message
+    if not creating:
+        async with request.app[SESSIONS]() as db:
+            agency = await db.get(Agency, _id(request))
+    values = {k: str(raw.get(k, "") or "") for k in ("code", *forms.AGENCY_FIELDS)}
+    return _render(request, "agency_form.html", {"agency": agency, "values": values,
+                                                 "errors": form.errors}, status=400)
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+async def _queue_names(request: web.Request) -> list[str]:
+    async with request.app[SESSIONS]() as db:
+        return list((await db.execute(select(Queue.name).order_by(Queue.name))).scalars())
+
+
+@admin_only
+async def users(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(select(User).order_by(User.username))).scalars().all()
+    return _render(request, "users.html", {"users": rows, "saved": request.query.get("saved")})
+
+
+@admin_only
+async def user_form(request: web.Request) -> web.Response:
+    target = None
+    if "id" in request.match_info:
+        async with request.app[SESSIONS]() as db:
+            target = await db.get(User, _id(request))
+        if target is None:
+            raise web.HTTPNotFound(text="no such user")
+    values = ({"username": "", "display_name": "", "role": "operator", "interface": "",
+               "queues": [], "active": True} if target is None else
+              {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
+    return _render(request, "user_form.html", {
+        "target": target, "values": values, "errors": {}, "roles": ROLES,
+        "queue_names": await _queue_names(request),
+    })
+
+
+@admin_only
+async def user_save(request: web.Request) -> web.Response:
+    actor = require_user(request).username
+    creating = "id" not in request.match_info
+    queue_names = await _queue_names(request)
+    raw = await request.post()
+    form = forms.parse_user(raw, creating=creating, roles=ROLES, queue_names=set(queue_names))
+    target: User | None = None
+    if form.ok:
+        try:
+            async with request.app[SESSIONS]() as db, db.begin():
+                if creating:
+                    target = await services.create_user(db, actor, form.values,
+                                                        forms.USER_FIELDS)
+                else:
+                    target = await db.get(User, _id(request))
+                    if target is None:
+                        raise web.HTTPNotFound(text="no such user")
+                    await services.update_user(db, actor, target, form.values,
+                                               forms.USER_FIELDS)
+            raise _saved("/admin/users", target.username)
+        except FieldError as exc:
+            form.errors[exc.field] = exc.message
+    if not creating:
+        async with request.app[SESSIONS]() as db:
+            target = await db.get(User, _id(request))
+    values = {**form.values, "interface": form.values.get("interface") or ""}
+    return _render(request, "user_form.html", {
+        "target": target, "values": values, "errors": form.errors, "roles": ROLES,
+        "queue_names": queue_names,
+    }, status=400)
+
+
+# --- audit log ----------------------------------------------------------------------------------
+
+AUDIT_PAGE = 100
+
+
+@admin_only
+async def audit_log(request: web.Request) -> web.Response:
+    entity = request.query.get("entity", "")
+    before = request.query.get("before", "")
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(AUDIT_PAGE)
+    if entity:
+        query = query.where(AuditLog.entity == entity)
+    if before.isdigit():
+        query = query.where(AuditLog.id < int(before))
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(query)).scalars().all()
+        entities = sorted((await db.execute(select(AuditLog.entity).distinct())).scalars())
+    return _render(request, "audit.html", {
+        "rows": rows, "entity": entity, "entities": entities,
+        "more": rows[-1].id if len(rows) == AUDIT_PAGE else None,
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin", index, name="admin")
+    r.add_get("/admin/audit", audit_log, name="admin_audit")
+    for path, listing, form, save in (
+        ("queues", queues, queue_form, queue_save),
+        ("services", service_types, service_type_form, service_type_save),
+        ("agencies", agencies, agency_form, agency_save),
+        ("users", users, user_form, user_save),
+    ):
+        r.add_get(f"/admin/{path}", listing)
+        r.add_get(f"/admin/{path}/new", form)
+        r.add_post(f"/admin/{path}/new", save)
+        r.add_get(f"/admin/{path}/{{id}}", form)
+        r.add_post(f"/admin/{path}/{{id}}", save)

@@ -1,0 +1,183 @@
+"""Admin domain logic: create and update reference data, each change audited in the same
+transaction (actor, action, entity, detail)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
+from ..ivr.menu import references
+from ..security import hash_password
+
+
+class FieldError(Exception):
+    """A rule that needs the store failed; `field` is the form field it belongs next to."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def audit(session: AsyncSession, actor: str, action: str, entity: str,
+          entity_id: Any = None, detail: dict[str, Any] | None = None) -> None:
+    session.add(AuditLog(actor=actor, action=action, entity=entity,
+                         entity_id=None if entity_id is None else str(entity_id),
+                         detail=detail or {}))
+
+
+def apply(obj: Any, values: dict[str, Any], fields: Iterable[str]) -> dict[str, list[Any]]:
+    """Set `fields` from `values`; returns {field: [old, new]} for what changed."""
+    changes: dict[str, list[Any]] = {}
+    for name in fields:
+        if name not in values:
+            continue
+        old, new = getattr(obj, name), values[name]
+        if old != new:
+            changes[name] = [old, new]
+            setattr(obj, name, new)
+    return changes
+
+
+async def _exists(session: AsyncSession, column: Any, value: Any, *, not_id: Any = None,
+                  id_column: Any = None) -> bool:
+    query = select(func.count()).where(column == value)
+    if not_id is not None:
+        query = query.where(id_column != not_id)
+    return bool((await session.execute(query)).scalar_one())
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+
+async def create_queue(session: AsyncSession, actor: str, values: dict[str, Any],
+                       fields: Iterable[str]) -> Queue:
+    if await _exists(session, Queue.name, values["name"]):
+        raise FieldError("name", f"A queue named {values['name']!r} already exists.")
+    queue = Queue(name=values["name"])
+    apply(queue, values, fields)
+    session.add(queue)
+    await session.flush()
+    audit(session, actor, "create", "queue", queue.name,
+          {k: values[k] for k in fields if k in values})
+    return queue
+
+
+async def update_queue(session: AsyncSession, actor: str, queue: Queue, values: dict[str, Any],
+                       fields: Iterable[str]) -> dict[str, list[Any]]:
+    changes = apply(queue, values, fields)
+    if changes:
+        audit(session, actor, "update", "queue", queue.name, {"changes": changes})
+    return changes
+
+
+# --- service types ------------------------------------------------------------------------------
+
+
+async def create_service_type(session: AsyncSession, actor: str, values: dict[str, Any],
+                              fields: Iterable[str]) -> ServiceType:
+    if await _exists(session, ServiceType.code, values["code"]):
+        raise FieldError("code", f"A service type with code {values['code']!r} already exists.")
+    st = ServiceType(code=values["code"])
+    apply(st, values, fields)
+    session.add(st)
+    await session.flush()
+    audit(session, actor, "create", "service_type", st.code,
+          {k: values[k] for k in fields if k in values})
+    return st
+
+
+async def update_service_type(session: AsyncSession, actor: str, st: ServiceType,
+                              values: dict[str, Any],
+                              fields: Iterable[str]) -> dict[str, list[Any]]:
+    if st.active and values.get("active") is False:
+        # the live menu must keep validating: callers could otherwise pick a dead service
+        data = (await session.execute(
+            select(MenuVersion.data).where(MenuVersion.status == "active"))).scalars().first()
+        if data is not None and st.code in references(data)[1]:
+            raise FieldError("active", f"The active phone menu routes callers to {st.code}: "
+                             "take it out of the menu (publish a new version) first.")
+    changes = apply(st, values, fields)
+    if changes:
+        audit(session, actor, "update", "service_type", st.code, {"changes": changes})
+    return changes
+
+
+# --- agencies -----------------------------------------------------------------------------------
+
+
+async def create_agency(session: AsyncSession, actor: str, values: dict[str, Any],
+                        fields: Iterable[str]) -> Agency:
+    if await _exists(session, Agency.code, values["code"]):
+        raise FieldError("code", f"An agency with code {values['code']!r} already exists.")
+    agency = Agency(code=values["code"])
+    apply(agency, values, fields)
+    session.add(agency)
+    await session.flush()
+    audit(session, actor, "create", "agency", agency.code,
+          {k: values[k] for k in fields if k in values})
+    return agency
+
+
+async def update_agency(session: AsyncSession, actor: str, agency: Agency,
+                        values: dict[str, Any], fields: Iterable[str]) -> dict[str, list[Any]]:
+    changes = apply(agency, values, fields)
+    if changes:
+        audit(session, actor, "update", "agency", agency.code, {"changes": changes})
+    return changes
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+async def _other_active_admins(session: AsyncSession, user_id: int | None) -> int:
+    # FOR UPDATE on PostgreSQL: two admins demoting each other at once cannot both pass.
+    query = select(User.id).where(User.role == "admin", User.active.is_(True))
+    if user_id is not None:
+        query = query.where(User.id != user_id)
+    rows = (await session.execute(query.with_for_update())).scalars().all()
+    return len(rows)
+
+
+async def _check_interface(session: AsyncSession, interface: str | None,
+                           user_id: int | None) -> None:
+    if interface and await _exists(session, User.interface, interface, not_id=user_id,
+                                   id_column=User.id):
+        raise FieldError("interface", f"Phone interface {interface} belongs to another user.")
+
+
+async def create_user(session: AsyncSession, actor: str, values: dict[str, Any],
+                      fields: Iterable[str]) -> User:
+    if await _exists(session, User.username, values["username"]):
+        raise FieldError("username", f"User name {values['username']!r} is taken.")
+    await _check_interface(session, values.get("interface"), None)
+    user = User(username=values["username"], password_hash=hash_password(values["password"]))
+    apply(user, values, fields)
+    session.add(user)
+    await session.flush()
+    detail = {k: values[k] for k in fields if k in values}
+    audit(session, actor, "create", "user", user.username, detail)
+    return user
+
+
+async def update_user(session: AsyncSession, actor: str, user: User, values: dict[str, Any],
+                      fields: Iterable[str]) -> dict[str, list[Any]]:
+    losing_admin = user.role == "admin" and user.active and (
+        values.get("role", "admin") != "admin" or not values.get("active", True)
+    )
+    if losing_admin and await _other_active_admins(session, user.id) == 0:
+        field = "role" if values.get("role", "admin") != "admin" else "active"
+        raise FieldError(field, f"{user.username} is the last active administrator: make "
+                         "another user an administrator first.")
+    await _check_interface(session, values.get("interface"), user.id)
+    changes = apply(user, values, fields)
+    detail: dict[str, Any] = {"changes": changes}
+    if values.get("password"):
+        user.password_hash = hash_password(values["password"])
+        detail["password"] = "changed"  # never the hash
+    if changes or values.get("password"):
+        audit(session, actor, "update", "user", user.username, detail)
+    return changes

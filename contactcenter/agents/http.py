@@ -1,0 +1,53 @@
+"""The console's page and its websocket."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import WSMsgType, web
+
+from ..keys import CONSOLE, SESSIONS
+from ..web.auth import origin_ok, require_role, require_user
+from . import queries
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 20.0  # seconds between pings; a peer silent for half of that is dropped
+MAX_FRAME = 1024 * 1024  # aiohttp closes above this; parse_command answers above 64 kB
+
+
+@require_role("operator")
+@aiohttp_jinja2.template("console.html")
+async def console_page(request: web.Request) -> dict[str, Any]:
+    async with request.app[SESSIONS]() as db:
+        services = await queries.service_types(db)
+    return {"services": services}
+
+
+@require_role("operator")
+async def console_ws(request: web.Request) -> web.WebSocketResponse:
+    if not origin_ok(request):
+        log.warning("console websocket from a foreign origin %r refused",
+                    request.headers.get("Origin"))
+        raise web.HTTPForbidden(text="cross-origin websocket refused")
+    user = require_user(request)
+    hub = request.app[CONSOLE]
+    if hub.closing:
+        raise web.HTTPServiceUnavailable(text="shutting down")
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME)
+    await ws.prepare(request)
+    conn = hub.connect(ws, user)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                conn.send_json(await hub.handle(conn, msg.data))
+            elif msg.type == WSMsgType.BINARY:
+                conn.send_json({"type": "error", "error": "send JSON text frames, not binary"})
+            elif msg.type == WSMsgType.ERROR:
+                log.info("console socket of %s: %s", user.username, ws.exception())
+                break
+    finally:
+        await hub.disconnect(conn)
+    return ws

@@ -1,0 +1,71 @@
+"""Wires the operator console: presence, pops, the page and its websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..cases.models import Queue
+from ..keys import BUS, CASE_STORE, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
+from . import http
+from .console import SUBSCRIBED, ConsoleHub
+from .presence import Presence
+from .services import CallerHistory, CallWork, OperatorService
+
+log = logging.getLogger(__name__)
+
+
+async def _wrapup_seconds(app: web.Application) -> dict[str, int]:
+    try:
+        async with asyncio.timeout(5), app[SESSIONS]() as db:
+            rows = (await db.execute(select(Queue.name, Queue.wrapup_seconds))).all()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        # the store may be down at start: defaults, not a crash
+        log.warning("console: queue wrap-up times not loaded (%s); using defaults", exc)
+        return {}
+    return {name: seconds for name, seconds in rows}
+
+
+async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+    presence = Presence(await _wrapup_seconds(app))
+    bus = app[BUS]
+    hub = ConsoleHub(
+        presence,
+        OperatorService(presence, lambda: app.get(PBX)),
+        CallerHistory(app[SESSIONS]),
+        CallWork(app[SESSIONS], app[CASE_STORE]),
+        phones=lambda: app.get(SIM_PHONES),
+    )
+    app[CONSOLE] = hub
+    sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console")
+    ticker = asyncio.get_running_loop().create_task(hub.run_ticker(), name="console:ticker")
+
+    async def check() -> dict[str, object]:
+        return {"ok": True, "sockets": len(hub.conns), "pending_call_data": len(hub.work.pending)}
+
+    app[HEALTH]["console"] = check
+    yield
+    ticker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticker
+    await sub.close()
+    await hub.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    hub = app.get(CONSOLE)
+    if hub is not None:
+        await hub.shutdown()  # GOING_AWAY to every console before the server stops
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(console_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    app.router.add_get("/console", http.console_page, name="console")
+    app.router.add_get("/console/ws", http.console_ws, name="console_ws")

@@ -1,0 +1,126 @@
+"""The reads behind the screen pop (indexed, one round trip each) and the console's additions
+to a call record. Cases and notes are written through `cases/store.py`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..cases.citizens import normalize_phone
+from ..cases.models import Call, Case, Citizen, ServiceType
+
+LAST_CALLS = 5
+OPEN_CASES = 10
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def last_calls(
+    db: AsyncSession, caller_number: str, *, exclude_linkedid: str | None = None,
+    limit: int = LAST_CALLS,
+) -> list[dict[str, Any]]:
+    """Newest first; uses ix_calls_caller_started."""
+    q = (
+        select(Call.linkedid, Call.started_at, Call.outcome, Call.queue, Call.service,
+               Call.agent, Call.disposition, Call.case_number, Case.number)
+        .outerjoin(Case, Case.id == Call.case_id)
+        .where(Call.caller_number == caller_number)
+        .order_by(Call.started_at.desc())
+        .limit(limit + 1)
+    )
+    out = []
+    for row in (await db.execute(q)).all():
+        if row.linkedid == exclude_linkedid:
+            continue
+        out.append({
+            "started_at": _iso(row.started_at), "outcome": row.outcome, "queue": row.queue,
+            "service": row.service, "agent": row.agent, "disposition": row.disposition,
+            "case_number": row.number or row.case_number,
+        })
+    return out[:limit]
+
+
+async def calls_since(db: AsyncSession, caller_number: str, since: datetime,
+                      exclude_linkedid: str | None = None) -> int:
+    q = select(func.count()).select_from(Call).where(
+        Call.caller_number == caller_number, Call.started_at >= since
+    )
+    if exclude_linkedid is not None:
+        q = q.where(Call.linkedid != exclude_linkedid)
+    return int((await db.execute(q)).scalar_one())
+
+
+def _case_dict(case: Case, service_name: str | None) -> dict[str, Any]:
+    return {
+        "number": case.number, "status": case.status, "service": service_name,
+        "description": case.description[:300], "address": case.address,
+        "sla_due_at": _iso(case.sla_due_at), "created_at": _iso(case.created_at),
+    }
+
+
+async def open_cases(db: AsyncSession, caller_number: str,
+                     limit: int = OPEN_CASES) -> list[dict[str, Any]]:
+    """Open cases of the citizen(s) with this phone number (ix_cases_citizen_status)."""
+    phone = normalize_phone(caller_number)
+    if phone is None:
+        return []
+    citizens = select(Citizen.id).where(Citizen.phone == phone).scalar_subquery()
+    q = (
+        select(Case, ServiceType.name)
+        .join(ServiceType, ServiceType.id == Case.service_type_id)
+        .where(Case.citizen_id.in_(citizens), Case.status != "closed")
+        .order_by(Case.sla_due_at.asc(), Case.id.asc())
+        .limit(limit)
+    )
+    return [_case_dict(case, name) for case, name in (await db.execute(q)).all()]
+
+
+async def case_by_number(db: AsyncSession, number: str) -> dict[str, Any] | None:
+    row = (
+        await db.execute(
+            select(Case, ServiceType.name)
+            .join(ServiceType, ServiceType.id == Case.service_type_id)
+            .where(Case.number == number)
+        )
+    ).first()
+    return _case_dict(row[0], row[1]) if row else None
+
+
+async def service_types(db: AsyncSession) -> list[dict[str, str]]:
+    rows = (
+        await db.execute(
+            select(ServiceType.code, ServiceType.name)
+            .where(ServiceType.active.is_(True))
+            .order_by(ServiceType.name)
+        )
+    ).all()
+    return [{"code": r.code, "name": r.name} for r in rows]
+
+
+async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: int | None = None,
+                    citizen_id: int | None = None, disposition: str | None = None,
+                    wrap_seconds: float | None = None) -> bool:
+    """Set what the console learned on the call's record; False when the record is not written
+    yet (the caller keeps it and tries again once the call has ended)."""
+    call = (
+        await db.execute(select(Call).where(Call.server == server, Call.linkedid == linkedid))
+    ).scalar_one_or_none()
+    if call is None:
+        return False
+    if case_id is not None:
+        call.case_id = case_id
+    if citizen_id is not None and call.citizen_id is None:
+        call.citizen_id = citizen_id
+    if disposition is not None:
+        call.disposition = disposition
+    if wrap_seconds is not None:
+        call.wrap_seconds = round(wrap_seconds, 3)
+        parts = [call.talk_seconds, call.hold_seconds, call.wrap_seconds]
+        if call.talk_seconds is not None:
+            call.handle_seconds = round(sum(p for p in parts if p is not None), 3)
+    return True

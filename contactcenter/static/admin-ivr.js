@@ -1,0 +1,43 @@
+// The IVR editor and preview: small progressive enhancements; every page works without them.
+"use strict";
+(function () {
+  // Option forms: show only the fields the chosen action uses.
+  function syncOptionForm(form) {
+    const select = form.querySelector("select.action-select");
+    if (!select) return;
+    form.querySelectorAll(".for-action").forEach(function (box) {
+      const wanted = (box.dataset.actions || "").split(" ");
+      box.hidden = wanted.indexOf(select.value) === -1;
+    });
+  }
+  document.querySelectorAll("form.option-form").forEach(function (form) {
+    syncOptionForm(form);
+    const select = form.querySelector("select.action-select");
+    if (select) select.addEventListener("change", function () { syncOptionForm(form); });
+  });
+
+  // Destructive buttons ask first.
+  document.querySelectorAll("form.confirm").forEach(function (form) {
+    form.addEventListener("submit", function (ev) {
+      if (!window.confirm(form.dataset.confirm || "Are you sure?")) ev.preventDefault();
+    });
+  });
+
+  // Preview: the computer keyboard is the phone's keypad.
+  const keypad = document.getElementById("keypad-form");
+  if (keypad) {
+    document.addEventListener("keydown", function (ev) {
+      if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+      const target = ev.target;
+      if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+      let key = ev.key;
+      if (key === "Enter" && target && (target.tagName === "BUTTON" || target.tagName === "A")) return;
+      if (key === "Enter") key = "t";
+      if (!/^([0-9*#tr]|Backspace)$/.test(key)) return;
+      const el = document.querySelector('[data-key="' + key + '"]');
+      if (!el || el.disabled) return;
+      ev.preventDefault();
+      el.click();
+    });
+  }
+})();
