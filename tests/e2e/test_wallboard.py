@@ -133,7 +133,8 @@ async def test_wallboard_updates_live(
             await page.select_option("#pause-reason", "training")
             await row.locator('button[data-action="pause"]').click()
             await expect(page.locator("#action-status")).to_contain_text("pause sent")
-            assert pbx.calls == [("pause", ANA, True, None, "training")]
+            # (the console's presence may have paused Ana for wrap-up before: ours is the last)
+            assert pbx.calls[-1] == ("pause", ANA, True, None, "training")
 
             await bus.publish(AmiLinkChanged(server="default", connected=False,
                                              at=datetime.now(UTC)))
