@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parent
 # Listeners (the console, the wallboard) before telephony: the bridge's first AmiLinkChanged and
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
-    "cases.plugin", "agents.plugin", "supervisor.plugin", "admin.plugin", "telephony.plugin",
+    "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
     "telephony.actions", "ivr.plugin",
 ]
 

@@ -125,6 +125,7 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
     from sqlalchemy import func, insert
 
     from .cases.models import Call, Case, CaseSequence, Citizen
+    from .cases.store import format_number
 
     rng = random.Random(seed)
     async with sessions() as session, session.begin():
@@ -202,10 +203,11 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
                 if outcome == "answered" and row["disposition"] == "case-opened":
                     seq.last += 1
                     st = stypes[row["service"]]
-                    case = Case(number=f"311-{year}-{seq.last:06d}",
+                    case = Case(number=format_number(year, seq.last),
                                 token=_secrets.token_hex(16), service_type_id=st.id,
                                 agency_id=st.agency_id, citizen_id=citizen.id,
-                                status=rng.choice(["open", "open", "closed"]),
+                                status=rng.choice(["open", "acknowledged", "in_progress",
+                                                   "closed", "closed"]),
                                 channel="phone", description=f"{st.name} reported by phone",
                                 created_by=row["agent"], created_at=end, updated_at=end,
                                 sla_due_at=end + timedelta(hours=st.sla_hours))

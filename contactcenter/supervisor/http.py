@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 
 from contactcenter.keys import PBX, SESSIONS, SUPERVISOR
 from contactcenter.web.auth import origin_ok, require_role, require_user
@@ -132,8 +132,10 @@ async def api_queues(request: web.Request) -> web.Response:
 
 @require_role(*STAFF, api_key=True)
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[SUPERVISOR].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    # the client library's own negotiation: OpenMetrics for a scraper that asks, else text 0.0.4
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(request.app[SUPERVISOR].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 # --- reports ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -122,9 +122,6 @@ class Metrics:
         self.lag.observe(lag)
         if isinstance(event, CallEnded):
             self.calls.labels(event.record.queue or "", event.record.outcome).inc()
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
 
 
 __all__ = ["Metrics"]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_REFRESH_SECONDS = 30.0  # queues' thresholds and the roster are re-read this often
 REBUILD_RETRY_SECONDS = 5.0
+REBUILD_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -31,23 +32,30 @@ class SupervisorFeature:
     hub: WallboardHub
     metrics: Metrics
     rebuilt: asyncio.Event = field(default_factory=asyncio.Event)
+    rebuild_error: str = ""
+
+
+async def _rebuild_once(feature: SupervisorFeature) -> bool:
+    try:
+        await asyncio.wait_for(feature.service.load_config(), REBUILD_TIMEOUT_SECONDS)
+        await asyncio.wait_for(feature.service.rebuild(), REBUILD_TIMEOUT_SECONDS)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # store down, not migrated, too slow: live events still count
+        feature.rebuild_error = f"{type(exc).__name__}: {exc}"[:300]
+        log.warning("wallboard rebuild from the store failed (%s)", feature.rebuild_error)
+        return False
+    feature.rebuild_error = ""
+    feature.rebuilt.set()
+    return True
 
 
 async def _rebuild_until_done(feature: SupervisorFeature) -> None:
-    """Rebuild today's figures from the store; if it is down, keep trying (events still count)."""
+    """Keep trying to rebuild today's figures from the store until it answers."""
     while True:
-        try:
-            await feature.service.load_config()
-            await feature.service.rebuild()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("wallboard rebuild from the store failed (%s); retrying in %.0fs",
-                        exc, REBUILD_RETRY_SECONDS)
-            await asyncio.sleep(REBUILD_RETRY_SECONDS)
-            continue
-        feature.rebuilt.set()
-        return
+        await asyncio.sleep(REBUILD_RETRY_SECONDS)
+        if await _rebuild_once(feature):
+            return
 
 
 async def _refresh_config(service: SupervisorService) -> None:
@@ -71,23 +79,27 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SUPERVISOR] = feature
     # Subscribe before the rebuild: a call that ends meanwhile is counted once either way.
     sub = app[BUS].subscribe(service.on_event, types=SUBSCRIBED, name="supervisor.stats")
-    try:
-        await asyncio.wait_for(_rebuild_until_done(feature), 10)
-    except TimeoutError:
-        log.error("wallboard rebuild did not finish at start-up; continuing in the background")
+    # One try before serving (so the first page shows today's figures); then in the background.
+    await _rebuild_once(feature)
     tasks = [asyncio.create_task(hub.run(), name="wallboard:push"),
              asyncio.create_task(_refresh_config(service), name="supervisor:config")]
     if not feature.rebuilt.is_set():
         tasks.append(asyncio.create_task(_rebuild_until_done(feature), name="supervisor:rebuild"))
 
     async def check() -> dict[str, Any]:
-        return {
-            "ok": feature.rebuilt.is_set(),
+        # ok: the wallboard serves and counts live events; "rebuilt" says whether today's
+        # figures include the calls stored before this process started (the db part says why).
+        out: dict[str, Any] = {
+            "ok": True,
+            "rebuilt": feature.rebuilt.is_set(),
             "rebuilt_calls": service.rebuilt_calls,
             "screens": hub.count(),
             "stale": service.stats.stale,
             "subscriber_backlog": sub.queue.qsize(),
         }
+        if feature.rebuild_error:
+            out["rebuild_error"] = feature.rebuild_error
+        return out
 
     app[HEALTH]["wallboard"] = check
     try:

@@ -207,7 +207,7 @@ def csv_cell(value: Any, limit: int = CSV_TEXT_LIMIT) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
-        return str(round(value, 3) if isinstance(value, float) else value)
+        return str(value)  # figures are rounded where they are made (Tally.figures)
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     text = clean_text(str(value), limit)

@@ -74,12 +74,12 @@ class SupervisorService:
         sessions: async_sessionmaker[AsyncSession],
         bus: BaseBus,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.bus = bus
-        self.clock = clock
+        self.clock = clock or _wall_clock
         self.tz = ZoneInfo(settings.timezone)
         self.stats = QueueStats(
             tz=self.tz,
@@ -237,6 +237,11 @@ class SupervisorService:
             db.add(AuditLog(actor=sender, action="console.broadcast", entity="console",
                             entity_id=None, detail={"text": clean_text(text, 200)}))
         return msg
+
+
+def _wall_clock() -> datetime:
+    # looked up at each call, so a test can replay captures of another day (monkeypatch utcnow)
+    return utcnow()
 
 
 def _event_time(event: Event) -> datetime:

@@ -235,6 +235,7 @@ class AmiTestClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.data = bytearray()
+        self.base = 0  # the simulator's event count when this client's stream started
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod

@@ -31,6 +31,7 @@ async def _capture_session(sim: Sim) -> tuple[AmiTestClient, AmiTestClient]:
     cap = await AmiTestClient.connect(sim.ami.port)
     await cap.send(Action="Login", ActionID="capture-login", Username="cc", Secret="ccsecret")
     await cap.wait_for(b"SuccessfulAuth")
+    cap.base = sim.pbx.events  # what the simulator emitted before; all later events reach cap
     drv = await AmiTestClient.connect(sim.ami.port)
     await drv.send(Action="Login", ActionID="cc-1", Username="cc", Secret="ccsecret", Events="off")
     await drv.wait_for(b"Authentication accepted")
@@ -72,7 +73,8 @@ async def _scenario_script(
         await until(
             lambda: all(c.where == "ended" for c in sim.pbx.calls) and sim.pbx.calls, timeout=10
         )
-        await asyncio.sleep(0.05)
+        # the capture client holds its FullyBooted and SuccessfulAuth, then everything after
+        await until(lambda: len(events(bytes(cap.data))) >= 2 + sim.pbx.events - cap.base, 5)
         collected["stream"] = bytes(cap.data)
         await cap.close()
         await drv.close()
@@ -92,6 +94,49 @@ async def _scenario_script(
         f"extra {dict(extra)}"
     )
     assert not missing and not extra
+    # And the call tracker turns both streams into the same call record.
+    real_rec, sim_rec = _records(transcript(capture)), _records(collected["stream"])
+    print(f"call records: capture {real_rec}\n              simulator {sim_rec}")
+    assert len(real_rec) == len(sim_rec) == 1
+    for key, value in real_rec[0].items():
+        if key.endswith("_seconds") and value is not None and sim_rec[0][key] is not None:
+            assert abs(value - sim_rec[0][key]) <= 0.6, (key, value, sim_rec[0][key])
+        else:
+            assert sim_rec[0][key] == value, (key, value, sim_rec[0][key])
+
+
+def _records(raw: bytes) -> list[dict[str, object]]:
+    """The CallRecords the product's tracker makes of a stream (ids and clock times aside)."""
+    from contactcenter.events import CallEnded
+    from contactcenter.telephony.calls import CallTracker
+    from contactcenter.telephony.frames import AmiEvent, FrameReader
+
+    tracker = CallTracker()
+    out = []
+    for f in FrameReader().feed(raw):
+        if isinstance(f, AmiEvent):
+            for ev in tracker.feed(f):
+                if isinstance(ev, CallEnded):
+                    r = ev.record
+                    out.append(
+                        {
+                            "outcome": r.outcome,
+                            "queue": r.queue,
+                            "service": r.service,
+                            "language": r.language,
+                            "agent": r.agent,
+                            "agent_interface": r.agent_interface,
+                            "caller": r.caller_number,
+                            "name": r.caller_name,
+                            "abandon_position": r.abandon_position,
+                            "partial": r.partial,
+                            "ivr_seconds": r.ivr_seconds,
+                            "wait_seconds": r.wait_seconds,
+                            "ring_seconds": r.ring_seconds,
+                            "talk_seconds": r.talk_seconds,
+                        }
+                    )
+    return out
 
 
 _KEY = (
@@ -259,18 +304,18 @@ async def test_several_clients_each_get_the_stream() -> None:
             await c.send(Action="Login", ActionID=f"l{i}", Username="cc", Secret="ccsecret")
             await c.wait_for(b"Authentication accepted")
             clients.append(c)
+        before = sim.pbx.events
         sim.pbx.originate_citizen("7875550101", "Maria Lopez", "2", 30)
-        await until(lambda: all(b"AgentComplete" in c.data for c in clients), 10)
-        await until(lambda: sim.pbx.calls[0].where == "ended", 5)
-        await asyncio.sleep(0.05)
-        streams = [
-            [
-                dict(e)["Event"]
-                for e in events(bytes(c.data))
-                if dict(e)["Event"] not in ("SuccessfulAuth", "FullyBooted")
-            ]
-            for c in clients
-        ]
+        await until(lambda: sim.pbx.calls[0].where == "ended", 10)
+        made = sim.pbx.events - before
+
+        def call_events(c: AmiTestClient) -> list[str]:
+            skip = ("SuccessfulAuth", "FullyBooted")
+            return [dict(e)["Event"] for e in events(bytes(c.data)) if dict(e)["Event"] not in skip]
+
+        # every client gets every event the call made (bounded wait for the socket's tail)
+        await until(lambda: all(len(call_events(c)) == made for c in clients), 5)
+        streams = [call_events(c) for c in clients]
         assert streams[0] == streams[1] == streams[2]
         assert "QueueCallerJoin" in streams[0] and "AgentConnect" in streams[0]
         assert all(b"Timestamp: " in c.data for c in clients)

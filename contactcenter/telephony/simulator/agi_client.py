@@ -48,7 +48,7 @@ def agi_block(pbx: Pbx, call: CitizenCall, url: str) -> bytes:
         ("agi_network_script", pbx.agi_path),
         ("agi_request", url),
         ("agi_channel", two.name),
-        ("agi_language", "en"),
+        ("agi_language", two.language),
         ("agi_type", "Local"),
         ("agi_uniqueid", two.uniqueid),
         ("agi_version", AGI_VERSION),
@@ -176,20 +176,31 @@ async def _command(pbx: Pbx, call: CitizenCall, text: str) -> bytes:
     return f"200 result={result}\n".encode()
 
 
-async def _play(pbx: Pbx, call: CitizenCall, sound: str, interruptible: bool) -> None:
+async def _play(
+    pbx: Pbx, call: CitizenCall, sound: str, interruptible: bool, menu: bool = False
+) -> int:
+    """Play a prompt (CEL STREAM_BEGIN/END); a digit interrupts it when `interruptible`; a
+    `menu` prompt is one a responsive caller answers. Returns the 8 kHz samples played
+    (Asterisk's `endpos`)."""
     two = call.ch2
-    pbx.cel(two, "STREAM_BEGIN", extra=f'{{"sound":"{sound}","format":"gsm","language":"en"}}')
+    pbx.cel(
+        two,
+        "STREAM_BEGIN",
+        extra=f'{{"sound":"{sound}","format":"gsm","language":"{two.language}"}}',
+    )
     from .pbx import PROMPT_SECONDS
 
     length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 2.0)
-    if interruptible:
+    if menu:
         pbx.on_prompt(call, length)
-    deadline = pbx.clock.now() + length
+    start = pbx.clock.now()
+    deadline = start + length
     while pbx.clock.now() < deadline and not call.caller_gone.is_set():
         if interruptible and not call.dtmf.empty():
             break
         await pbx.clock.sleep(min(0.05, deadline - pbx.clock.now()))
     pbx.cel(two, "STREAM_END")
+    return int(max(0.0, min(length, pbx.clock.now() - start)) * 8000)
 
 
 async def _digit(pbx: Pbx, call: CitizenCall, timeout: float) -> str | None:
@@ -214,7 +225,7 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         sound = args[0] if args else ""
         timeout = float(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         maxdigits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
-        await _play(pbx, call, sound, True)
+        await _play(pbx, call, sound, True, menu=True)
         got = ""
         while len(got) < maxdigits:
             d = await _digit(pbx, call, timeout)
@@ -236,14 +247,23 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
             if verb == "STREAM FILE" and args
             else [f"digits/{c}" for c in (args[0] if args else "") if c.isdigit()]
         )
+        escape = args[1] if len(args) > 1 else ""
+        samples = 0
         for s in sounds:
-            await _play(pbx, call, s, False)
+            samples += await _play(pbx, call, s, bool(escape))
             if call.caller_gone.is_set():
                 return "-1"
-        return "0"
+            if escape and not call.dtmf.empty():
+                digit = call.dtmf.get_nowait()
+                if digit in escape:
+                    return str(ord(digit))
+        return f"0 endpos={samples}" if verb == "STREAM FILE" else "0"
     if verb == "SET VARIABLE":
         if len(args) >= 2:
-            pbx.varset(two, args[0], args[1])
+            if args[0].upper() == "CHANNEL(LANGUAGE)":
+                two.language = args[1]  # a dialplan function: no VarSet, the snapshot changes
+            elif "(" not in args[0]:
+                pbx.varset(two, args[0], args[1])
         return "1"
     if verb in ("GET VARIABLE", "GET FULL VARIABLE"):
         name = args[0] if args else ""

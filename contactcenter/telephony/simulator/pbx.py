@@ -160,7 +160,9 @@ class CitizenCall:
     joined_at: float = 0.0
     position: int = 0
     original_position: int = 0
-    attempts: int = 0
+    hold: float = 0.0  # queue join to connect
+    connected_at: float = 0.0
+    bridge: Bridge | None = None
     tried: list[str] = field(default_factory=list)  # members' channels that were not answered
     transfer: asyncio.Event = field(default_factory=asyncio.Event)
     transfer_to: tuple[str, str, bool] = ("", "", False)  # context, exten, blind
@@ -652,13 +654,12 @@ class Pbx:
         finally:
             call.done.set()
 
-    def _end_caller_leg(self, call: CitizenCall, dialstatus: str, app: str = "") -> None:
+    def _caller_cdrs(self, call: CitizenCall, answered_by: str, last_app: str = "Queue") -> None:
+        """The caller's channel ends: one CDR per member channel dialled (at least one), the
+        one that answered ANSWERED, the others NO ANSWER (ami-burst-40.raw)."""
         two = call.ch2
-        if app == "AGI":
-            self.varset(two, "AGISTATUS", "HANGUP")
-        self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
-        self.hangup_event(two, 16)
-        for dest in call.tried or [""]:  # one CDR per member dialled, at least one
+        for dest in [*call.tried, answered_by] if answered_by else call.tried or [""]:
+            disposition = "ANSWERED" if dest == answered_by or not dest else "NO ANSWER"
             self.emit(
                 "Cdr",
                 CDR,
@@ -666,12 +667,20 @@ class Pbx:
                     two,
                     self.clock.now(),
                     dest_channel=dest,
-                    last_app=two.app or app,
+                    last_app=last_app,
                     last_data=two.appdata,
                     answered=two.answered,
-                    disposition="NO ANSWER" if dest else "",
+                    disposition=disposition,
                 ),
             )
+
+    def _end_caller_leg(self, call: CitizenCall, dialstatus: str, app: str = "") -> None:
+        two = call.ch2
+        if app == "AGI":
+            self.varset(two, "AGISTATUS", "HANGUP")
+        self.ev_chan("SoftHangupRequest", two, [("Cause", "16")])
+        self.hangup_event(two, 16)
+        self._caller_cdrs(call, "", last_app=two.app or app)
         if two.app in ("AGI", "Queue"):
             self.cel(two, "APP_END")
         self.cel(two, "HANGUP", app="", appdata="", extra=hangup_extra(16, "", dialstatus))
@@ -902,16 +911,12 @@ class Pbx:
         deadline: float,
         start: float,
     ) -> str:
-        call.attempts += 1
         if q.config.strategy == "rrmemory":
             ordered = sorted(q.members.values(), key=lambda m: m.seq)
             idx = ordered.index(members[0])
             q.rrpos = idx + 1 if idx + 1 < len(ordered) else 0
         legs = [self._dial_member(call, m, start) for m in members]
         call.legs = legs
-        answered = asyncio.Event()
-        for leg in legs:
-            leg.answered_hook = answered  # type: ignore[attr-defined]
         waits = [leg.answered for leg in legs] + [call.caller_gone]
         if all(leg.behaviour is None for leg in legs):
             waits += [leg.hangup for leg in legs]  # a person may reject the call
@@ -1075,7 +1080,7 @@ class Pbx:
         self.varset(two, "QUEUEWAIT", str(int(wait)))
         self.varset(two, "QUEUEWAIT_MS", str(int(wait * 1000)))
         ring = now - leg.rung_at
-        call.hold, call.ring = wait, ring  # type: ignore[attr-defined]
+        call.hold = wait
         self.ev_chan(
             "AgentConnect",
             two,
@@ -1090,7 +1095,7 @@ class Pbx:
             AGENT,
         )
         bridge = Bridge(str(uuid.uuid4()))
-        call.bridge, call.connected_at = bridge, now  # type: ignore[attr-defined]
+        call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
         self.cel(out, "BRIDGE_ENTER", extra=extra)
@@ -1162,9 +1167,10 @@ class Pbx:
         """The operator sends the caller elsewhere: the member's call completes with Reason
         transfer, its channels hang up, the caller leaves the bridge and runs on."""
         two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
-        bridge: Bridge = call.bridge  # type: ignore[attr-defined]
+        bridge = call.bridge
+        assert bridge is not None
         now = self.clock.now()
-        talk = now - call.connected_at  # type: ignore[attr-defined]
+        talk = now - call.connected_at
         context, exten, blind = call.transfer_to
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
         leg.hangup.set()
@@ -1193,7 +1199,7 @@ class Pbx:
                 ("Queue", q.config.name),
                 ("Interface", m.interface),
                 ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),  # type: ignore[attr-defined]
+                ("HoldTime", str(int(call.hold))),
                 ("TalkTime", str(int(talk))),
                 ("Reason", "transfer"),
             ],
@@ -1234,10 +1240,11 @@ class Pbx:
 
     def _complete(self, call: CitizenCall, q: QueueState, leg: AgentLeg, by: str) -> None:
         two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
-        bridge: Bridge = call.bridge  # type: ignore[attr-defined]
+        bridge = call.bridge
+        assert bridge is not None
         now = self.clock.now()
-        talk = now - call.connected_at  # type: ignore[attr-defined]
-        hold = call.hold  # type: ignore[attr-defined]
+        talk = now - call.connected_at
+        hold = call.hold
         leg.hangup.set()
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
         if by == "agent":
@@ -1329,20 +1336,7 @@ class Pbx:
             self.ev_chan("HangupRequest", one, [("Cause", "16")])
         self.hangup_event(two, 16)
         self.dsc_local("Local/311@from-citizen")
-        for dest in [*call.tried, out.name]:
-            self.emit(
-                "Cdr",
-                CDR,
-                cdr(
-                    two,
-                    now,
-                    dest_channel=dest,
-                    last_app="Queue",
-                    last_data=two.appdata,
-                    answered=two.answered,
-                    disposition="ANSWERED" if dest == out.name else "NO ANSWER",
-                ),
-            )
+        self._caller_cdrs(call, out.name)
         self.member_status_events(m.interface)
         call.done.set()
         if not one.dead:
@@ -1456,9 +1450,10 @@ class Pbx:
         leg = call.legs[0]
         out, inner, m = leg.out, leg.inner, leg.member
         q = self.queues[m.queue]
-        bridge: Bridge = call.bridge  # type: ignore[attr-defined]
+        bridge = call.bridge
+        assert bridge is not None
         now = self.clock.now()
-        talk = now - call.connected_at  # type: ignore[attr-defined]
+        talk = now - call.connected_at
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
         for ch in (one, two, out, inner):
             if ch is not None:
@@ -1482,20 +1477,7 @@ class Pbx:
         self.emit(
             "Cdr", CDR, cdr(one, now, last_app="Wait", last_data=one.appdata, answered=one.answered)
         )
-        for dest in [*call.tried, out.name]:
-            self.emit(
-                "Cdr",
-                CDR,
-                cdr(
-                    two,
-                    now,
-                    dest_channel=dest,
-                    last_app="Queue",
-                    last_data=two.appdata,
-                    answered=two.answered,
-                    disposition="ANSWERED" if dest == out.name else "NO ANSWER",
-                ),
-            )
+        self._caller_cdrs(call, out.name)
         self.ev_chan("HangupRequest", two, [("Cause", "0")])
         self.ev_chan(
             "AgentComplete",
@@ -1505,7 +1487,7 @@ class Pbx:
                 ("Queue", q.config.name),
                 ("Interface", m.interface),
                 ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),  # type: ignore[attr-defined]
+                ("HoldTime", str(int(call.hold))),
                 ("TalkTime", str(int(talk))),
                 ("Reason", "caller"),
             ],

@@ -55,6 +55,7 @@ class Channel:
     answered: float | None = None
     vars: dict[str, str] = field(default_factory=dict)
     dead: bool = False
+    language: str = "en"
 
     def snapshot(self, prefix: str = "") -> Headers:
         p = prefix
@@ -66,7 +67,7 @@ class Channel:
             (f"{p}CallerIDName", self.cid_name),
             (f"{p}ConnectedLineNum", self.conn_num),
             (f"{p}ConnectedLineName", self.conn_name),
-            (f"{p}Language", "en"),
+            (f"{p}Language", self.language),
             (f"{p}AccountCode", ""),
             (f"{p}Context", self.context),
             (f"{p}Exten", self.exten),
