@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES = ("embedded", "production")
 SCALARS = ("ami_events_per_second", "ami_parse_ceiling_events_per_second", "ami_ratio",
@@ -24,7 +22,8 @@ def number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@pytest.mark.store
+# Not marked `store`: the bench makes its own SQLite and PostgreSQL stores either way, so a
+# second run under CC_TEST_STORE_PG=1 would only repeat it.
 def test_quick_bench_prints_every_field() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--no-save"], cwd=ROOT,
