@@ -1163,6 +1163,26 @@ class Pbx:
             self._complete(call, q, leg, by="agent")
         return "done"
 
+    def agent_complete(
+        self, q: QueueState, m: Member, agent: Channel, caller: Channel, *, hold: float,
+        talk: float, reason: str,
+    ) -> None:
+        """app_queue's AgentComplete on the agent's channel (reason: caller, agent, transfer)."""
+        self.ev_chan(
+            "AgentComplete",
+            agent,
+            [
+                *caller.snapshot("Dest"),
+                ("Queue", q.config.name),
+                ("Interface", m.interface),
+                ("MemberName", m.name),
+                ("HoldTime", str(int(hold))),
+                ("TalkTime", str(int(talk))),
+                ("Reason", reason),
+            ],
+            AGENT,
+        )
+
     def _transfer_out(self, call: CitizenCall, q: QueueState, leg: AgentLeg) -> None:
         """The operator sends the caller elsewhere: the member's call completes with Reason
         transfer, its channels hang up, the caller leaves the bridge and runs on."""
@@ -1191,20 +1211,7 @@ class Pbx:
                     ("Extension", exten),
                 ],
             )
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", "transfer"),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="transfer")
         self.varset(out, "BRIDGEPEER", "")
         self.varset(two, "BRIDGEPEER", "")
         self.cel(two, "BRIDGE_EXIT", extra=extra)
@@ -1302,20 +1309,7 @@ class Pbx:
         m.calls_taken += 1
         m.last_call = int(now)
         m.wrap_until = now + q.config.wrapuptime
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", by),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=hold, talk=talk, reason=by)
         self.cel(out, "BRIDGE_EXIT", peer=two.name, extra=extra)
         self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
         self.chan_end(out)
@@ -1479,20 +1473,7 @@ class Pbx:
         )
         self._caller_cdrs(call, out.name)
         self.ev_chan("HangupRequest", two, [("Cause", "0")])
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", "caller"),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="caller")
         self.hangup_event(one, 0)
         self.bridge_leave(bridge, two)
         self.varset(two, "ANSWEREDTIME", str(int(talk)))
