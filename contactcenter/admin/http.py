@@ -45,6 +45,17 @@ def _saved(location: str, what: str) -> web.HTTPFound:
     return web.HTTPFound(f"{location}?saved={what}")
 
 
+async def _row(request: web.Request, model: type[_Row], missing: str) -> _Row | None:
+    """The row a form page edits: None for a new one (no `id` in the URL), else it or a 404."""
+    if "id" not in request.match_info:
+        return None
+    async with request.app[SESSIONS]() as db:
+        row = await db.get(model, _id(request))
+    if row is None:
+        raise web.HTTPNotFound(text=missing)
+    return row
+
+
 async def _save(request: web.Request, form: forms.Form, model: type[_Row], create: _Create,
                 update: _Update, fields: Iterable[str], *, back: str,
                 label: Callable[[_Row], str], missing: str) -> _Row | None:
@@ -115,12 +126,7 @@ async def queues(request: web.Request) -> web.Response:
 
 @admin_only
 async def queue_form(request: web.Request) -> web.Response:
-    queue = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            queue = await db.get(Queue, _id(request))
-        if queue is None:
-            raise web.HTTPNotFound(text="no such queue")
+    queue = await _row(request, Queue, "no such queue")
     return _render(request, "queue_form.html", {
         "queue": queue, "values": _queue_form_values(queue), "errors": {},
         "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
@@ -167,12 +173,7 @@ async def service_types(request: web.Request) -> web.Response:
 
 @admin_only
 async def service_type_form(request: web.Request) -> web.Response:
-    st = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            st = await db.get(ServiceType, _id(request))
-        if st is None:
-            raise web.HTTPNotFound(text="no such service type")
+    st = await _row(request, ServiceType, "no such service type")
     agencies, queue_rows = await _choices(request)
     if st is None:
         values: dict[str, Any] = {"code": "", "name": "", "description": "", "group_name": "",
@@ -224,12 +225,7 @@ async def agencies(request: web.Request) -> web.Response:
 
 @admin_only
 async def agency_form(request: web.Request) -> web.Response:
-    agency = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            agency = await db.get(Agency, _id(request))
-        if agency is None:
-            raise web.HTTPNotFound(text="no such agency")
+    agency = await _row(request, Agency, "no such agency")
     values = ({"code": "", "name": "", "email": "", "phone": ""} if agency is None else
               {k: getattr(agency, k) or "" for k in ("code", *forms.AGENCY_FIELDS)})
     return _render(request, "agency_form.html", {"agency": agency, "values": values,
@@ -266,12 +262,7 @@ async def users(request: web.Request) -> web.Response:
 
 @admin_only
 async def user_form(request: web.Request) -> web.Response:
-    target = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            target = await db.get(User, _id(request))
-        if target is None:
-            raise web.HTTPNotFound(text="no such user")
+    target = await _row(request, User, "no such user")
     values = ({"username": "", "display_name": "", "role": "operator", "interface": "",
                "queues": [], "active": True} if target is None else
               {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
