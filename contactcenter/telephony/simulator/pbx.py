@@ -987,17 +987,7 @@ class Pbx:
                 "vars": {},
             }
         )
-        self.ev_chan(
-            "AgentCalled",
-            two,
-            [
-                *dest.snapshot("Dest"),
-                ("Queue", m.queue),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-            ],
-            AGENT,
-        )
+        self.agent_event("AgentCalled", m.queue, m, two, dest)
         self.emit(
             "DialBegin",
             CALL,
@@ -1081,19 +1071,8 @@ class Pbx:
         self.varset(two, "QUEUEWAIT_MS", str(int(wait * 1000)))
         ring = now - leg.rung_at
         call.hold = wait
-        self.ev_chan(
-            "AgentConnect",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(wait))),
-                ("RingTime", str(round(ring))),
-            ],
-            AGENT,
-        )
+        self.agent_event("AgentConnect", q.config.name, m, two, out,
+                         [("HoldTime", str(int(wait))), ("RingTime", str(round(ring)))])
         bridge = Bridge(str(uuid.uuid4()))
         call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
@@ -1110,18 +1089,9 @@ class Pbx:
         two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
         leg.hangup.set()
         if ring_no_answer:
-            self.ev_chan(
-                "AgentRingNoAnswer",
-                two,
-                [
-                    *out.snapshot("Dest"),
-                    ("Queue", m.queue),
-                    ("Interface", m.interface),
-                    ("MemberName", m.name),
-                    ("RingTime", str(int((self.clock.now() - leg.rung_at) * 1000))),
-                ],
-                AGENT,
-            )
+            ring_ms = int((self.clock.now() - leg.rung_at) * 1000)
+            self.agent_event("AgentRingNoAnswer", m.queue, m, two, out,
+                             [("RingTime", str(ring_ms))])
             self.emit(
                 "DialEnd",
                 CALL,
@@ -1163,25 +1133,31 @@ class Pbx:
             self._complete(call, q, leg, by="agent")
         return "done"
 
+    def agent_event(
+        self, name: str, queue: str, m: Member, agent: Channel, caller: Channel,
+        extra: Headers = (),
+    ) -> None:
+        """An app_queue Agent* event on the agent's channel, the caller as Dest*."""
+        self.ev_chan(
+            name,
+            agent,
+            [
+                *caller.snapshot("Dest"),
+                ("Queue", queue),
+                ("Interface", m.interface),
+                ("MemberName", m.name),
+                *extra,
+            ],
+            AGENT,
+        )
+
     def agent_complete(
         self, q: QueueState, m: Member, agent: Channel, caller: Channel, *, hold: float,
         talk: float, reason: str,
     ) -> None:
-        """app_queue's AgentComplete on the agent's channel (reason: caller, agent, transfer)."""
-        self.ev_chan(
-            "AgentComplete",
-            agent,
-            [
-                *caller.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", reason),
-            ],
-            AGENT,
-        )
+        """AgentComplete (reason: caller, agent, transfer)."""
+        self.agent_event("AgentComplete", q.config.name, m, agent, caller, [
+            ("HoldTime", str(int(hold))), ("TalkTime", str(int(talk))), ("Reason", reason)])
 
     def _transfer_out(self, call: CitizenCall, q: QueueState, leg: AgentLeg) -> None:
         """The operator sends the caller elsewhere: the member's call completes with Reason
