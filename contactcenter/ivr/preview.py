@@ -40,10 +40,6 @@ class Walk:
     outcome: Outcome | None = None
     used: int = 0  # inputs consumed
 
-    @property
-    def node(self) -> str | None:
-        return self.waiting if self.waiting not in (None, "language") else None
-
 
 def walk(
     menu: Menu,
