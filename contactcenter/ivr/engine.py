@@ -198,8 +198,7 @@ class IvrEngine:
             elif isinstance(step, Language):
                 call.lang = call.result.language = step.language
                 if step.language != call.info.language:
-                    # Asterisk picks sounds/<lang>/ and says numbers in that language
-                    await channel.set_variable("CHANNEL(language)", step.language)
+                    await channel.set_language(step.language)
             elif isinstance(step, Announce):
                 prompt = await self._store.announcement(self._clock())
                 if prompt:
