@@ -1,7 +1,8 @@
 """The IVR engine: plays the active menu version over an `IvrChannel`.
 
 In order: answer, language choice, the announcement of the day, the menu tree (with office hours
-checked for the queue the caller picks), then channel variables for the dialplan: `QUEUE`,
+checked for the queue the caller picks; the menu's rules are `steps.steps`, the pure walker the
+editor's preview drives too), then channel variables for the dialplan: `QUEUE`,
 `SERVICE`, `CASE`, `LANG` (the caller goes to `Queue(${QUEUE})`), or `IVROUTCOME=self_served`
 when the IVR served the caller and hangs up itself, or `TRANSFER` for an outside number.
 
