@@ -30,7 +30,7 @@ PACKAGE = Path(__file__).resolve().parent
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
     "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
-    "telephony.actions", "ivr.plugin",
+    "telephony.actions", "telephony.agi_plugin",
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -46,7 +46,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
-    "ivr.plugin": frozenset({"all", "bridge"}),  # FastAGI server
+    "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server (the IVR)
     "retention": frozenset({"all", "bridge"}),  # the daily erasure task: once per site
 }
 _DEFAULT_ROLES = frozenset({"all", "web"})
