@@ -29,7 +29,8 @@ PACKAGE = Path(__file__).resolve().parent
 # Listeners (the console) before telephony: the bridge's first AmiLinkChanged and
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
-    "cases.plugin", "agents.plugin", "admin.plugin", "telephony.plugin", "ivr.plugin",
+    "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
+    "ivr.plugin",
 ]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -46,6 +47,7 @@ class Settings:
     general_queue: str = "general-311"
     service_level_seconds: int = 15
     short_abandon_seconds: int = 5
+    timezone: str = "UTC"  # the center's: where "today" starts for the wallboard and reports
     spool_dir: str = "var/spool"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
@@ -153,6 +155,12 @@ def load_settings(
             f"CC_DATABASE_URL: unsupported database {settings.database_url.split(':', 1)[0]!r} "
             "(use sqlite+aiosqlite:/// or postgresql+asyncpg://)"
         )
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"CC_TIMEZONE: unknown time zone {settings.timezone!r} (use e.g. America/New_York)"
+        ) from None
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
     return settings

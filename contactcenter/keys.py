@@ -18,6 +18,7 @@ from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
     from .agents.console import ConsoleHub
+    from .supervisor.plugin import SupervisorFeature
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -55,3 +56,6 @@ class SimPhones(Protocol):
 
 # Only set by `contactcenter demo`: the console offers Answer / Hang up when it is present.
 SIM_PHONES = web.AppKey("sim_phones", SimPhones)
+
+# The supervisor feature: statistics, wallboard push, metrics (supervisor/plugin.py).
+SUPERVISOR: web.AppKey[SupervisorFeature] = web.AppKey("supervisor")

@@ -1,0 +1,288 @@
+"""Historical reports over a date range: calls by hour and day, the queue figures by queue and by
+service type, SLA compliance of cases by agency, and CSV exports.
+
+The figures use the same `Tally` as the live wallboard (stats.py), over rows of `calls`, so a
+report of today agrees with the wallboard and with `/api/queues` by construction. Days are the
+center's time zone (`CC_TIMEZONE`); a call belongs to the day and hour in which it started.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contactcenter.cases.models import Agency, Call, Case, ServiceType
+
+from .services import FACT_COLUMNS, facts_from_row
+from .stats import CallFacts, QueueStats, Tally, clean_text
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 7
+AT_RISK = timedelta(hours=24)  # an open case due within this is "at risk"
+CSV_TEXT_LIMIT = 200  # characters of any free text (caller name) in an export
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+class ReportError(ValueError):
+    """A bad report request (the message says what to fix)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    first: date
+    last: date  # inclusive
+
+    def bounds(self, tz: tzinfo) -> tuple[datetime, datetime]:
+        """[local midnight of `first`, local midnight after `last`) as aware datetimes."""
+        end = self.last + timedelta(days=1)
+        return (
+            datetime(self.first.year, self.first.month, self.first.day, tzinfo=tz),
+            datetime(end.year, end.month, end.day, tzinfo=tz),
+        )
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+
+def parse_range(query: Any, today: date) -> DateRange:
+    """`from` and `to` (YYYY-MM-DD, inclusive); default: the last 7 days up to today."""
+
+    def day(name: str, default: date) -> date:
+        raw = (query.get(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ReportError(f"{name!r} must be a date as YYYY-MM-DD, got {raw[:40]!r}") from None
+
+    last = day("to", today)
+    first = day("from", last - timedelta(days=DEFAULT_DAYS - 1))
+    if first > last:
+        raise ReportError("'from' is after 'to'")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ReportError(f"a report covers at most {MAX_DAYS} days")
+    return DateRange(first, last)
+
+
+@dataclass(slots=True)
+class Bucket:
+    """One hour or day: every call (IVR-only too), and the queue figures of those that queued."""
+
+    calls: int = 0
+    queued: Tally = field(default_factory=Tally)
+
+
+@dataclass(slots=True)
+class CallReport:
+    range: DateRange
+    by_queue: dict[str, Tally]
+    by_service: dict[str, Tally]
+    by_hour: list[Bucket]
+    by_day: dict[date, Bucket]
+    total: Bucket
+    service_names: dict[str, str]
+
+
+async def call_facts(
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo
+) -> list[tuple[CallFacts, Any]]:
+    start, end = rng.bounds(tz)
+    async with sessions() as db:
+        rows = (
+            await db.execute(
+                select(*FACT_COLUMNS)
+                .where(Call.started_at >= start, Call.started_at < end)
+                .order_by(Call.started_at)
+            )
+        ).all()
+    return [(facts_from_row(r), r) for r in rows]
+
+
+async def call_report(
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, stats: QueueStats
+) -> CallReport:
+    """Everything about calls in `rng`; thresholds per queue come from `stats`' config."""
+    tz = stats.tz
+    facts = [f for f, _ in await call_facts(sessions, rng, tz)]
+    async with sessions() as db:
+        names = dict((await db.execute(select(ServiceType.code, ServiceType.name))).all())
+    by_queue: dict[str, Tally] = {}
+    by_service: dict[str, Tally] = {}
+    by_hour = [Bucket() for _ in range(24)]
+    by_day = {d: Bucket() for d in rng.days()}
+    total = Bucket()
+    for f in facts:
+        local = f.started_at.astimezone(tz)
+        buckets = [by_hour[local.hour], by_day.setdefault(local.date(), Bucket()), total]
+        for b in buckets:
+            b.calls += 1
+        if not f.queue:
+            continue
+        sl = stats.config(f.queue).service_level_seconds
+        by_queue.setdefault(f.queue, Tally()).add(f, sl)
+        by_service.setdefault(f.service or "", Tally()).add(f, sl)
+        for b in buckets:
+            b.queued.add(f, sl)
+    return CallReport(
+        range=rng, by_queue=dict(sorted(by_queue.items())),
+        by_service=dict(sorted(by_service.items())), by_hour=by_hour, by_day=by_day,
+        total=total, service_names=names,
+    )
+
+
+# --- SLA of cases -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SlaRow:
+    agency: str
+    total: int = 0
+    on_time: int = 0  # closed by the due time, or open with more than AT_RISK left
+    at_risk: int = 0  # open, due within AT_RISK
+    overdue: int = 0  # closed after the due time, or open past it
+    no_sla: int = 0  # no due time set
+
+    @property
+    def compliance(self) -> float | None:
+        """on time / cases with a due time."""
+        den = self.on_time + self.at_risk + self.overdue
+        return self.on_time / den if den else None
+
+
+def sla_bucket(status: str, due: datetime | None, closed: datetime | None, now: datetime) -> str:
+    if due is None:
+        return "no_sla"
+    if status == "closed":
+        return "on_time" if closed is not None and closed <= due else "overdue"
+    if now > due:
+        return "overdue"
+    if due - now <= AT_RISK:
+        return "at_risk"
+    return "on_time"
+
+
+async def sla_report(
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo, now: datetime
+) -> list[SlaRow]:
+    """Cases created in `rng`, by agency."""
+    start, end = rng.bounds(tz)
+    async with sessions() as db:
+        rows = (
+            await db.execute(
+                select(Agency.name, Case.status, Case.sla_due_at, Case.closed_at)
+                .select_from(Case)
+                .outerjoin(Agency, Agency.id == Case.agency_id)
+                .where(Case.created_at >= start, Case.created_at < end)
+            )
+        ).all()
+    out: dict[str, SlaRow] = {}
+    for agency, status, due, closed in rows:
+        name = agency or "(no agency)"
+        row = out.setdefault(name, SlaRow(name))
+        row.total += 1
+        bucket = sla_bucket(status, due, closed, now)
+        setattr(row, bucket, getattr(row, bucket) + 1)
+    return [out[k] for k in sorted(out)]
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+
+def csv_cell(value: Any, limit: int = CSV_TEXT_LIMIT) -> str:
+    """One cell, safe to open in a spreadsheet: one line, bounded, never a formula.
+
+    A text cell starting with = + - @ (or a tab/CR, or their full-width forms) is prefixed with
+    an apostrophe, as OWASP advises, so Excel/LibreOffice show it as text instead of running it.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return str(value)  # figures are rounded where they are made (Tally.figures)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    text = clean_text(str(value), limit)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return text
+
+
+def _csv(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+CALL_COLUMNS = (
+    "started_at", "ended_at", "queue", "service", "outcome", "caller_number", "caller_name",
+    "agent", "ivr_seconds", "wait_seconds", "ring_seconds", "talk_seconds", "hold_seconds",
+    "wrap_seconds", "case_number", "partial",
+)
+
+
+async def calls_csv(
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo
+) -> str:
+    """Every call in `rng`, one row each; times in the center's time zone."""
+    start, end = rng.bounds(tz)
+    async with sessions() as db:
+        rows = (
+            await db.execute(
+                select(*(getattr(Call, c) for c in CALL_COLUMNS))
+                .where(Call.started_at >= start, Call.started_at < end)
+                .order_by(Call.started_at, Call.id)
+            )
+        ).all()
+
+    def lines() -> Iterator[tuple[Any, ...]]:
+        yield CALL_COLUMNS
+        for r in rows:
+            yield (r[0].astimezone(tz), r[1].astimezone(tz), *r[2:])
+
+    return "".join(_csv(lines()))
+
+
+SUMMARY_COLUMNS = (
+    "by", "name", "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned",
+    "timed_out", "service_level", "asa_seconds", "aht_seconds", "abandon_rate",
+    "longest_wait_seconds",
+)
+
+
+def summary_csv(report: CallReport) -> str:
+    def lines() -> Iterator[tuple[Any, ...]]:
+        yield SUMMARY_COLUMNS
+        for by, table in (("queue", report.by_queue), ("service", report.by_service)):
+            for name, t in table.items():
+                fig = t.figures()
+                yield (by, name or "(none)", *(fig[c] for c in SUMMARY_COLUMNS[2:]))
+
+    return "".join(_csv(lines()))
+
+
+__all__ = [
+    "CallReport",
+    "DateRange",
+    "ReportError",
+    "SlaRow",
+    "call_report",
+    "calls_csv",
+    "csv_cell",
+    "parse_range",
+    "sla_bucket",
+    "sla_report",
+    "summary_csv",
+]

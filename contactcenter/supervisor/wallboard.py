@@ -1,0 +1,135 @@
+"""The wallboard's push: one snapshot per queue group, serialized once per broadcast, at most once
+a second however many events arrive (coalesced), and at least every few seconds (wrap-up ends and
+times in state move without events).
+
+Each socket has its own writer task and a bounded queue of 2 payloads: a snapshot replaces the
+one before it, so a slow screen drops old snapshots instead of stalling the others or eating
+memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 10.0  # a screen that cannot take one snapshot in this long is cut off
+
+
+class WallboardClient:
+    def __init__(self, ws: web.WebSocketResponse, group: str, maxsize: int = 2) -> None:
+        self.ws = ws
+        self.group = group
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        self.sent = 0
+        self.dropped = 0
+        self.task = asyncio.get_running_loop().create_task(self._writer(), name="wallboard:ws")
+
+    def offer(self, payload: str) -> None:
+        while self.queue.full():  # the newest snapshot supersedes the unsent one
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(payload)
+
+    async def _writer(self) -> None:
+        while True:
+            payload = await self.queue.get()
+            try:
+                await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT)
+            except (ConnectionError, TimeoutError, RuntimeError) as exc:
+                # RuntimeError: aiohttp refuses to send on a closing socket
+                log.info("wallboard socket dropped (%s)", type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self.ws.close()
+                return
+            self.sent += 1
+
+    async def close(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, message=b"server shutdown")
+
+
+class WallboardHub:
+    """Screens by group; `mark_dirty()` on every change, `run()` pushes."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[str], dict[str, Any]],
+        *,
+        interval: float = 1.0,
+        heartbeat: float = 5.0,
+    ) -> None:
+        self.snapshot = snapshot
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.clients: dict[str, set[WallboardClient]] = {}
+        self._dirty = asyncio.Event()
+        self.broadcasts = 0
+        self.serialized = 0
+        self.last_push: float | None = None  # monotonic
+
+    def payload(self, group: str) -> str:
+        self.serialized += 1
+        return json.dumps({"type": "snapshot", **self.snapshot(group)}, separators=(",", ":"))
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def join(self, ws: web.WebSocketResponse, group: str) -> WallboardClient:
+        client = WallboardClient(ws, group)
+        self.clients.setdefault(group, set()).add(client)
+        client.offer(self.payload(group))  # the screen shows something at once
+        return client
+
+    async def leave(self, client: WallboardClient) -> None:
+        group = self.clients.get(client.group)
+        if group is not None:
+            group.discard(client)
+            if not group:
+                del self.clients[client.group]
+        await client.close(WSCloseCode.OK)
+
+    def count(self) -> int:
+        return sum(len(c) for c in self.clients.values())
+
+    def broadcast(self) -> None:
+        for group, clients in list(self.clients.items()):
+            if not clients:
+                continue
+            payload = self.payload(group)  # once per group, not once per screen
+            for client in tuple(clients):
+                client.offer(payload)
+        self.broadcasts += 1
+        self.last_push = time.monotonic()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), self.heartbeat)
+            self._dirty.clear()
+            if self.clients:
+                try:
+                    self.broadcast()
+                except Exception:  # a bug in one snapshot must not end the wallboard
+                    log.exception("wallboard broadcast failed")
+            await asyncio.sleep(self.interval)  # coalesce: at most one push per interval
+
+    async def close(self) -> None:
+        for clients in list(self.clients.values()):
+            for client in tuple(clients):
+                await client.close()
+        self.clients.clear()
+
+
+__all__ = ["WallboardClient", "WallboardHub"]
