@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,9 +161,12 @@ async def center(
     add_simulated_agents(pbx, ["sanitation", "potholes", "general-311"], agents)
     ami = AmiServer(pbx, "cc", "s3", port=0)
     await ami.start()
+    with socket.socket() as probe:  # a fixed port, so a restarted FastAGI server is found again
+        probe.bind(("127.0.0.1", 0))
+        agi_port = probe.getsockname()[1]
     settings = app_settings(
         database_url, timezone="UTC", ami_enabled="true", ami_port=str(ami.port),
-        ami_username="cc", ami_secret="s3", agi_enabled="true", agi_port="0",
+        ami_username="cc", ami_secret="s3", agi_enabled="true", agi_port=str(agi_port),
         spool_dir=str(tmp_path / "spool"), **overrides,
     )
     try:
