@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.citizens import normalize_phone
 from ..cases.models import Call, Case, Citizen, ServiceType
+from ..cases.writer import handle_time
 
 LAST_CALLS = 5
 OPEN_CASES = 10
@@ -120,7 +121,5 @@ async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: in
         call.disposition = disposition
     if wrap_seconds is not None:
         call.wrap_seconds = round(wrap_seconds, 3)
-        parts = [call.talk_seconds, call.hold_seconds, call.wrap_seconds]
-        if call.talk_seconds is not None:
-            call.handle_seconds = round(sum(p for p in parts if p is not None), 3)
+        call.handle_seconds = handle_time(call.talk_seconds, call.wrap_seconds)
     return True

@@ -49,11 +49,17 @@ def _fit(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[:size]
 
 
-def handle_seconds(record: CallRecord) -> float | None:
-    """talk + hold (wrap is added when the operator's wrap-up is known)."""
-    if record.talk_seconds is None:
+def handle_time(talk: float | None, wrap: float | None) -> float | None:
+    """DESIGN.md's talk + hold-on-call + wrap. Asterisk's TalkTime (AgentConnect to
+    AgentComplete) already contains the time on hold, so hold is not added again."""
+    if talk is None:
         return None
-    return round(record.talk_seconds + (record.hold_seconds or 0.0), 3)
+    return round(talk + (wrap or 0.0), 3)
+
+
+def handle_seconds(record: CallRecord) -> float | None:
+    """At write time: talk only; wrap is added when the operator's wrap-up is known."""
+    return handle_time(record.talk_seconds, None)
 
 
 def record_row(record: CallRecord) -> dict[str, Any]:

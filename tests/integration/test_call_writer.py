@@ -70,7 +70,7 @@ async def test_each_call_is_written_once_and_linked(
     stored = await rows(sessions)
     assert [c.linkedid for c in stored] == ["1795406102.1", "1795406102.2"]
     first, second = stored
-    assert first.handle_seconds == 7.5  # talk 6 + hold 1.5
+    assert first.handle_seconds == 6.0  # TalkTime 6 already contains the 1.5 s on hold
     assert first.citizen_id is not None and second.citizen_id is None  # no number, no citizen
     async with sessions() as session:
         citizen = await session.get(Citizen, first.citizen_id)
