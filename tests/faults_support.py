@@ -34,6 +34,8 @@ class TcpProxy:
 
     - `refuse()`: stop listening and cut every connection (a stopped server: connect is refused)
     - `restore()`: listen again on the same port
+    - `blackhole()`: cut every connection, then accept new ones and never answer (a port
+      closed by a firewall that drops packets: nothing is refused, everything waits)
     - `delay`: seconds added before each client->server chunk is forwarded (a slow server: every
       round trip is `delay` longer, as a database whose every statement takes that long)
     """
@@ -42,6 +44,7 @@ class TcpProxy:
         self.target = (host, port)
         self.port = 0
         self.delay = 0.0
+        self.stalled = False
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -63,8 +66,15 @@ class TcpProxy:
             self._server = None
 
     async def restore(self) -> None:
-        assert self.port, "start() first"
-        await self.start()
+        self.stalled = False
+        if self._server is None:
+            assert self.port, "start() first"
+            await self.start()
+
+    def blackhole(self) -> None:
+        self.stalled = True
+        for w in list(self._writers):
+            w.transport.abort()
 
     async def close(self) -> None:
         await self.refuse()
@@ -83,6 +93,14 @@ class TcpProxy:
         self._tasks.add(task)
         self.connections += 1
         self._writers.add(writer)
+        if self.stalled:  # hold the socket open, say nothing
+            try:
+                await reader.read()  # until the client gives up (or close() aborts it)
+            finally:
+                writer.transport.abort()
+                self._writers.discard(writer)
+                self._tasks.discard(task)
+            return
         try:
             up_r, up_w = await asyncio.open_connection(*self.target)
         except OSError:

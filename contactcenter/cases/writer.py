@@ -360,9 +360,11 @@ class CallWriter:
     def _down(self, exc: BaseException) -> None:
         if self.db_ok:
             log.error("case writer: database unreachable (%s); spooling records to %s",
-                      exc, self.spool.path)
+                      str(exc) or type(exc).__name__, self.spool.path)
         self.db_ok = False
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        detail = str(exc) or (f"no answer within {self.write_timeout:g} s"
+                              if isinstance(exc, TimeoutError) else "")
+        self.last_error = f"{type(exc).__name__}: {detail}"[:300]
 
     async def _replay_spool(self) -> None:
         records, used = self.spool.read()

@@ -176,3 +176,30 @@ async def _writer_spooled(c: Any, n: int) -> dict[str, Any] | None:
     return body if body["parts"]["writer"]["spool_depth"] == n else None
 
 
+
+
+async def test_database_port_dropping_packets_ivr_plays_cached_menu_writer_spools(
+    aiohttp_client: Any, pg_proxy: tuple[TcpProxy, str], tmp_path: Path,
+) -> None:
+    """PostgreSQL's port silently drops everything (a firewall): connects hang instead of
+    being refused. Callers still hear the menu (the cached one) and reach their queue, nobody
+    waits on the store for long, the writer spools, and all is written when it returns."""
+    proxy, url = pg_proxy
+    async with center(aiohttp_client, url, tmp_path) as c:
+        await until(lambda: _status(c, "ok"), 15, 0.1)
+        agi = c.app[AGI_SERVER].stats
+        await _phase(c, 0, 3)  # the menu is cached
+        agi.latencies.clear()
+        proxy.blackhole()
+        during = [c.call(10 + i, ["1", "1"], patience=120) for i in range(5)]
+        await until(lambda: c.finished(during), 60, 0.1)
+        body = await until(lambda: _writer_spooled(c, 5), 40, 0.2)
+        assert body["parts"]["db"]["ok"] is False
+        worst_ms = max(agi.latencies) * 1000
+        await proxy.restore()
+        await until(lambda: _stored_is(c, 8), 60, 0.2)
+        rows = {r.linkedid: r for r in await c.rows()}
+    print(f"\nblackhole: worst IVR think time {worst_ms:.0f} ms; writer {body['parts']['writer']}")
+    assert "no answer within" in body["parts"]["writer"]["last_error"]
+    assert {rows[x.ch1.linkedid].queue for x in during} == {"sanitation"}  # the menu, cached
+    assert worst_ms < 1000
