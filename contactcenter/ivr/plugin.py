@@ -65,3 +65,4 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await server.close()
+        await services.close()

@@ -151,6 +151,14 @@ class IvrServices:
             return self._menu
         return await self._check_menu(arrived)
 
+    async def close(self) -> None:
+        """Cancel and await the refreshes still in flight (a hanging store at shutdown)."""
+        tasks = [t for t in (self._menu_check, *self._refreshes.values())
+                 if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _check_menu(self, arrived: float) -> ActiveMenu | None:
         async with self._menu_lock:
             if self._menu_checked_at >= arrived - self._menu_freshness:
