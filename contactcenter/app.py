@@ -30,7 +30,7 @@ PACKAGE = Path(__file__).resolve().parent
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
     "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
-    "ivr.plugin",
+    "telephony.agi_plugin",
 ]
 
 

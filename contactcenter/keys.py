@@ -14,11 +14,11 @@ from .cases.store import ApiKeys, CaseStore
 from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
-from .telephony.agi import FastAgiServer
 
 if TYPE_CHECKING:
     from .agents.console import ConsoleHub
     from .supervisor.plugin import SupervisorFeature
+    from .telephony.agi import FastAgiServer
 
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -31,8 +31,8 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)
-# the IVR (ivr/plugin.py): the FastAGI server and the engine it runs
-AGI_SERVER = web.AppKey("agi_server", FastAgiServer)
+# the IVR (telephony/agi_plugin.py): the FastAGI server and the engine it runs
+AGI_SERVER: web.AppKey[FastAgiServer] = web.AppKey("agi_server")
 IVR_ENGINE = web.AppKey("ivr_engine", IvrEngine)
 
 # agents/: the consoles' sockets, pops and presence

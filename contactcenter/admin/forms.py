@@ -76,7 +76,8 @@ class Form:
         self.values[name] = value
         return value
 
-    def check(self, name: str, *, truthy: bool = True) -> bool:
+    def check(self, name: str) -> bool:
+        """A checkbox: present with a true-ish value, else False."""
         value = str(self.raw.get(name, "") or "").strip().lower() in ("1", "on", "true", "yes")
         self.values[name] = value
         return value

@@ -8,11 +8,13 @@ A form with problems is shown again with the typed values and a message next to 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
 from ..keys import SESSIONS
@@ -21,6 +23,10 @@ from . import forms, services
 from .services import FieldError
 
 admin_only = require_role("admin")
+
+_Row = TypeVar("_Row", Queue, ServiceType, Agency, User)
+_Create = Callable[[AsyncSession, str, dict[str, Any], Iterable[str]], Awaitable[Any]]
+_Update = Callable[[AsyncSession, str, Any, dict[str, Any], Iterable[str]], Awaitable[Any]]
 
 
 def _render(request: web.Request, template: str, context: dict[str, Any],
@@ -37,6 +43,44 @@ def _id(request: web.Request) -> int:
 
 def _saved(location: str, what: str) -> web.HTTPFound:
     return web.HTTPFound(f"{location}?saved={what}")
+
+
+async def _row(request: web.Request, model: type[_Row], missing: str) -> _Row | None:
+    """The row a form page edits: None for a new one (no `id` in the URL), else it or a 404."""
+    if "id" not in request.match_info:
+        return None
+    async with request.app[SESSIONS]() as db:
+        row = await db.get(model, _id(request))
+    if row is None:
+        raise web.HTTPNotFound(text=missing)
+    return row
+
+
+async def _save(request: web.Request, form: forms.Form, model: type[_Row], create: _Create,
+                update: _Update, fields: Iterable[str], *, back: str,
+                label: Callable[[_Row], str], missing: str) -> _Row | None:
+    """Create (no `id` in the URL) or update one row from a parsed form, then redirect to
+    `back`. When the form or a store rule fails, the message is next to its field and the row
+    as it is now (None when creating) comes back, for the caller to show the form again."""
+    actor = require_user(request).username
+    creating = "id" not in request.match_info
+    if form.ok:
+        try:
+            async with request.app[SESSIONS]() as db, db.begin():
+                if creating:
+                    row = await create(db, actor, form.values, fields)
+                else:
+                    row = await db.get(model, _id(request))
+                    if row is None:
+                        raise web.HTTPNotFound(text=missing)
+                    await update(db, actor, row, form.values, fields)
+            raise _saved(back, label(row))
+        except FieldError as exc:
+            form.errors[exc.field] = exc.message
+    if creating:
+        return None
+    async with request.app[SESSIONS]() as db:
+        return await db.get(model, _id(request))
 
 
 @admin_only
@@ -82,12 +126,7 @@ async def queues(request: web.Request) -> web.Response:
 
 @admin_only
 async def queue_form(request: web.Request) -> web.Response:
-    queue = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            queue = await db.get(Queue, _id(request))
-        if queue is None:
-            raise web.HTTPNotFound(text="no such queue")
+    queue = await _row(request, Queue, "no such queue")
     return _render(request, "queue_form.html", {
         "queue": queue, "values": _queue_form_values(queue), "errors": {},
         "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
@@ -96,28 +135,11 @@ async def queue_form(request: web.Request) -> web.Response:
 
 @admin_only
 async def queue_save(request: web.Request) -> web.Response:
-    actor = require_user(request).username
     creating = "id" not in request.match_info
     form = forms.parse_queue(await request.post(), creating=creating)
-    queue: Queue | None = None
-    if form.ok:
-        try:
-            async with request.app[SESSIONS]() as db, db.begin():
-                if creating:
-                    queue = await services.create_queue(db, actor, form.values,
-                                                        forms.QUEUE_FIELDS)
-                else:
-                    queue = await db.get(Queue, _id(request))
-                    if queue is None:
-                        raise web.HTTPNotFound(text="no such queue")
-                    await services.update_queue(db, actor, queue, form.values,
-                                                forms.QUEUE_FIELDS)
-            raise _saved("/admin/queues", queue.name)
-        except FieldError as exc:
-            form.errors[exc.field] = exc.message
-    if not creating:
-        async with request.app[SESSIONS]() as db:
-            queue = await db.get(Queue, _id(request))
+    queue = await _save(request, form, Queue, services.create_queue, services.update_queue,
+                        forms.QUEUE_FIELDS, back="/admin/queues", label=lambda r: r.name,
+                        missing="no such queue")
     values = {**form.values, "service_level_target": form.raw.get("service_level_target", "")}
     for key in ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
                 "wrapup_seconds", "ring_timeout_seconds"):
@@ -151,12 +173,7 @@ async def service_types(request: web.Request) -> web.Response:
 
 @admin_only
 async def service_type_form(request: web.Request) -> web.Response:
-    st = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            st = await db.get(ServiceType, _id(request))
-        if st is None:
-            raise web.HTTPNotFound(text="no such service type")
+    st = await _row(request, ServiceType, "no such service type")
     agencies, queue_rows = await _choices(request)
     if st is None:
         values: dict[str, Any] = {"code": "", "name": "", "description": "", "group_name": "",
@@ -173,32 +190,15 @@ async def service_type_form(request: web.Request) -> web.Response:
 
 @admin_only
 async def service_type_save(request: web.Request) -> web.Response:
-    actor = require_user(request).username
     creating = "id" not in request.match_info
     agencies, queue_rows = await _choices(request)
     raw = await request.post()
     form = forms.parse_service_type(raw, creating=creating,
                                     agency_ids={a.id for a in agencies},
                                     queue_ids={q.id for q in queue_rows})
-    st: ServiceType | None = None
-    if form.ok:
-        try:
-            async with request.app[SESSIONS]() as db, db.begin():
-                if creating:
-                    st = await services.create_service_type(db, actor, form.values,
-                                                            forms.SERVICE_FIELDS)
-                else:
-                    st = await db.get(ServiceType, _id(request))
-                    if st is None:
-                        raise web.HTTPNotFound(text="no such service type")
-                    await services.update_service_type(db, actor, st, form.values,
-                                                       forms.SERVICE_FIELDS)
-            raise _saved("/admin/services", st.code)
-        except FieldError as exc:
-            form.errors[exc.field] = exc.message
-    if not creating:
-        async with request.app[SESSIONS]() as db:
-            st = await db.get(ServiceType, _id(request))
+    st = await _save(request, form, ServiceType, services.create_service_type,
+                     services.update_service_type, forms.SERVICE_FIELDS, back="/admin/services",
+                     label=lambda r: r.code, missing="no such service type")
     values = {**form.values, "sla_hours": raw.get("sla_hours", ""),
               "agency_id": _int_or_none(raw.get("agency_id")),
               "queue_id": _int_or_none(raw.get("queue_id"))}
@@ -225,12 +225,7 @@ async def agencies(request: web.Request) -> web.Response:
 
 @admin_only
 async def agency_form(request: web.Request) -> web.Response:
-    agency = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            agency = await db.get(Agency, _id(request))
-        if agency is None:
-            raise web.HTTPNotFound(text="no such agency")
+    agency = await _row(request, Agency, "no such agency")
     values = ({"code": "", "name": "", "email": "", "phone": ""} if agency is None else
               {k: getattr(agency, k) or "" for k in ("code", *forms.AGENCY_FIELDS)})
     return _render(request, "agency_form.html", {"agency": agency, "values": values,
@@ -239,29 +234,12 @@ async def agency_form(request: web.Request) -> web.Response:
 
 @admin_only
 async def agency_save(request: web.Request) -> web.Response:
-    actor = require_user(request).username
     creating = "id" not in request.match_info
     raw = await request.post()
     form = forms.parse_agency(raw, creating=creating)
-    agency: Agency | None = None
-    if form.ok:
-        try:
-            async with request.app[SESSIONS]() as db, db.begin():
-                if creating:
-                    agency = await services.create_agency(db, actor, form.values,
-                                                          forms.AGENCY_FIELDS)
-                else:
-                    agency = await db.get(Agency, _id(request))
-                    if agency is None:
-                        raise web.HTTPNotFound(text="no such agency")
-                    await services.update_agency(db, actor, agency, form.values,
-                                                 forms.AGENCY_FIELDS)
-            raise _saved("/admin/agencies", agency.code)
-        except FieldError as exc:
-            form.errors[exc.field] = exc.message
-    if not creating:
-        async with request.app[SESSIONS]() as db:
-            agency = await db.get(Agency, _id(request))
+    agency = await _save(request, form, Agency, services.create_agency, services.update_agency,
+                         forms.AGENCY_FIELDS, back="/admin/agencies", label=lambda r: r.code,
+                         missing="no such agency")
     values = {k: str(raw.get(k, "") or "") for k in ("code", *forms.AGENCY_FIELDS)}
     return _render(request, "agency_form.html", {"agency": agency, "values": values,
                                                  "errors": form.errors}, status=400)
@@ -284,12 +262,7 @@ async def users(request: web.Request) -> web.Response:
 
 @admin_only
 async def user_form(request: web.Request) -> web.Response:
-    target = None
-    if "id" in request.match_info:
-        async with request.app[SESSIONS]() as db:
-            target = await db.get(User, _id(request))
-        if target is None:
-            raise web.HTTPNotFound(text="no such user")
+    target = await _row(request, User, "no such user")
     values = ({"username": "", "display_name": "", "role": "operator", "interface": "",
                "queues": [], "active": True} if target is None else
               {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
@@ -301,30 +274,13 @@ async def user_form(request: web.Request) -> web.Response:
 
 @admin_only
 async def user_save(request: web.Request) -> web.Response:
-    actor = require_user(request).username
     creating = "id" not in request.match_info
     queue_names = await _queue_names(request)
     raw = await request.post()
     form = forms.parse_user(raw, creating=creating, roles=ROLES, queue_names=set(queue_names))
-    target: User | None = None
-    if form.ok:
-        try:
-            async with request.app[SESSIONS]() as db, db.begin():
-                if creating:
-                    target = await services.create_user(db, actor, form.values,
-                                                        forms.USER_FIELDS)
-                else:
-                    target = await db.get(User, _id(request))
-                    if target is None:
-                        raise web.HTTPNotFound(text="no such user")
-                    await services.update_user(db, actor, target, form.values,
-                                               forms.USER_FIELDS)
-            raise _saved("/admin/users", target.username)
-        except FieldError as exc:
-            form.errors[exc.field] = exc.message
-    if not creating:
-        async with request.app[SESSIONS]() as db:
-            target = await db.get(User, _id(request))
+    target = await _save(request, form, User, services.create_user, services.update_user,
+                         forms.USER_FIELDS, back="/admin/users", label=lambda r: r.username,
+                         missing="no such user")
     values = {**form.values, "interface": form.values.get("interface") or ""}
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": form.errors, "roles": ROLES,

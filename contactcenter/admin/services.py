@@ -4,7 +4,7 @@ transaction (actor, action, entity, detail)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
 from ..ivr.menu import references
 from ..security import hash_password
+
+_T = TypeVar("_T", Queue, ServiceType, Agency, User)
 
 
 class FieldError(Exception):
@@ -50,6 +52,26 @@ async def _exists(session: AsyncSession, column: Any, value: Any, *, not_id: Any
     return bool((await session.execute(query)).scalar_one())
 
 
+async def _add(session: AsyncSession, actor: str, row: _T, entity: str, key: str,
+               values: dict[str, Any], fields: Iterable[str]) -> _T:
+    """Insert a new row with `fields` from `values`, audited as created under its `key`."""
+    apply(row, values, fields)
+    session.add(row)
+    await session.flush()
+    audit(session, actor, "create", entity, getattr(row, key),
+          {k: values[k] for k in fields if k in values})
+    return row
+
+
+def _change(session: AsyncSession, actor: str, row: Any, entity: str, key: str,
+            values: dict[str, Any], fields: Iterable[str]) -> dict[str, list[Any]]:
+    """Apply `fields` from `values` to an existing row; audit only a real change."""
+    changes = apply(row, values, fields)
+    if changes:
+        audit(session, actor, "update", entity, getattr(row, key), {"changes": changes})
+    return changes
+
+
 # --- queues -------------------------------------------------------------------------------------
 
 
@@ -57,21 +79,12 @@ async def create_queue(session: AsyncSession, actor: str, values: dict[str, Any]
                        fields: Iterable[str]) -> Queue:
     if await _exists(session, Queue.name, values["name"]):
         raise FieldError("name", f"A queue named {values['name']!r} already exists.")
-    queue = Queue(name=values["name"])
-    apply(queue, values, fields)
-    session.add(queue)
-    await session.flush()
-    audit(session, actor, "create", "queue", queue.name,
-          {k: values[k] for k in fields if k in values})
-    return queue
+    return await _add(session, actor, Queue(name=values["name"]), "queue", "name", values, fields)
 
 
 async def update_queue(session: AsyncSession, actor: str, queue: Queue, values: dict[str, Any],
                        fields: Iterable[str]) -> dict[str, list[Any]]:
-    changes = apply(queue, values, fields)
-    if changes:
-        audit(session, actor, "update", "queue", queue.name, {"changes": changes})
-    return changes
+    return _change(session, actor, queue, "queue", "name", values, fields)
 
 
 # --- service types ------------------------------------------------------------------------------
@@ -81,13 +94,8 @@ async def create_service_type(session: AsyncSession, actor: str, values: dict[st
                               fields: Iterable[str]) -> ServiceType:
     if await _exists(session, ServiceType.code, values["code"]):
         raise FieldError("code", f"A service type with code {values['code']!r} already exists.")
-    st = ServiceType(code=values["code"])
-    apply(st, values, fields)
-    session.add(st)
-    await session.flush()
-    audit(session, actor, "create", "service_type", st.code,
-          {k: values[k] for k in fields if k in values})
-    return st
+    return await _add(session, actor, ServiceType(code=values["code"]), "service_type", "code",
+                      values, fields)
 
 
 async def update_service_type(session: AsyncSession, actor: str, st: ServiceType,
@@ -100,10 +108,7 @@ async def update_service_type(session: AsyncSession, actor: str, st: ServiceType
         if data is not None and st.code in references(data)[1]:
             raise FieldError("active", f"The active phone menu routes callers to {st.code}: "
                              "take it out of the menu (publish a new version) first.")
-    changes = apply(st, values, fields)
-    if changes:
-        audit(session, actor, "update", "service_type", st.code, {"changes": changes})
-    return changes
+    return _change(session, actor, st, "service_type", "code", values, fields)
 
 
 # --- agencies -----------------------------------------------------------------------------------
@@ -113,21 +118,13 @@ async def create_agency(session: AsyncSession, actor: str, values: dict[str, Any
                         fields: Iterable[str]) -> Agency:
     if await _exists(session, Agency.code, values["code"]):
         raise FieldError("code", f"An agency with code {values['code']!r} already exists.")
-    agency = Agency(code=values["code"])
-    apply(agency, values, fields)
-    session.add(agency)
-    await session.flush()
-    audit(session, actor, "create", "agency", agency.code,
-          {k: values[k] for k in fields if k in values})
-    return agency
+    return await _add(session, actor, Agency(code=values["code"]), "agency", "code", values,
+                      fields)
 
 
 async def update_agency(session: AsyncSession, actor: str, agency: Agency,
                         values: dict[str, Any], fields: Iterable[str]) -> dict[str, list[Any]]:
-    changes = apply(agency, values, fields)
-    if changes:
-        audit(session, actor, "update", "agency", agency.code, {"changes": changes})
-    return changes
+    return _change(session, actor, agency, "agency", "code", values, fields)
 
 
 # --- users --------------------------------------------------------------------------------------
@@ -155,12 +152,7 @@ async def create_user(session: AsyncSession, actor: str, values: dict[str, Any],
         raise FieldError("username", f"User name {values['username']!r} is taken.")
     await _check_interface(session, values.get("interface"), None)
     user = User(username=values["username"], password_hash=hash_password(values["password"]))
-    apply(user, values, fields)
-    session.add(user)
-    await session.flush()
-    detail = {k: values[k] for k in fields if k in values}
-    audit(session, actor, "create", "user", user.username, detail)
-    return user
+    return await _add(session, actor, user, "user", "username", values, fields)
 
 
 async def update_user(session: AsyncSession, actor: str, user: User, values: dict[str, Any],

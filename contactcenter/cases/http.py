@@ -78,6 +78,15 @@ def _check_jurisdiction(request: web.Request, value: str | None) -> None:
         raise o3.not_found(f"jurisdiction_id {value[:80]!r} not found")
 
 
+def _lookup(request: web.Request, what: str) -> tuple[str, str]:
+    """A `{what}.{format}` path tail of a GET: the key (required) and the format."""
+    key, fmt = o3.split_format(request.match_info["tail"])
+    _check_jurisdiction(request, request.query.get("jurisdiction_id"))
+    if not key:
+        raise o3.bad_request(f"{what} was not provided")
+    return key, fmt
+
+
 @open311
 async def discovery(request: web.Request) -> web.Response:
     fmt = o3.format_of(request.match_info.get("ext", ""))
@@ -95,10 +104,7 @@ async def services(request: web.Request) -> web.Response:
 
 @open311
 async def service_definition(request: web.Request) -> web.Response:
-    code, fmt = o3.split_format(request.match_info["tail"])
-    _check_jurisdiction(request, request.query.get("jurisdiction_id"))
-    if not code:
-        raise o3.bad_request("service_code was not provided")
+    code, fmt = _lookup(request, "service_code")
     stype = await request.app[CASE_STORE].service_type(code)
     if stype is None:
         raise o3.not_found(f"service_code {code[:80]!r} not found")
@@ -166,10 +172,7 @@ async def post_request(request: web.Request) -> web.Response:
 
 @open311
 async def get_request(request: web.Request) -> web.Response:
-    number, fmt = o3.split_format(request.match_info["tail"])
-    _check_jurisdiction(request, request.query.get("jurisdiction_id"))
-    if not number:
-        raise o3.bad_request("service_request_id was not provided")
+    number, fmt = _lookup(request, "service_request_id")
     view = await request.app[CASE_STORE].by_number(number) if is_case_number(number) else None
     if view is None:
         raise o3.not_found(f"service_request_id {number[:40]!r} not found")
@@ -178,10 +181,7 @@ async def get_request(request: web.Request) -> web.Response:
 
 @open311
 async def get_token(request: web.Request) -> web.Response:
-    token, fmt = o3.split_format(request.match_info["tail"])
-    _check_jurisdiction(request, request.query.get("jurisdiction_id"))
-    if not token:
-        raise o3.bad_request("token was not provided")
+    token, fmt = _lookup(request, "token")
     view = await request.app[CASE_STORE].by_token(token) if len(token) <= 64 else None
     if view is None:
         raise o3.not_found(f"token {token[:64]!r} not found")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -447,10 +447,6 @@ class CaseStore:
             return (await session.execute(
                 select(ServiceType).where(ServiceType.code == code, ServiceType.active.is_(True))
             )).scalar_one_or_none()
-
-    async def count_cases(self) -> int:
-        async with self.sessions() as session:
-            return int((await session.execute(select(func.count(Case.id)))).scalar_one())
 
 
 # --- API keys -----------------------------------------------------------------------------------

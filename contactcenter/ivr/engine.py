@@ -1,7 +1,8 @@
 """The IVR engine: plays the active menu version over an `IvrChannel`.
 
 In order: answer, language choice, the announcement of the day, the menu tree (with office hours
-checked for the queue the caller picks), then channel variables for the dialplan: `QUEUE`,
+checked for the queue the caller picks; the menu's rules are `steps.steps`, the pure walker the
+editor's preview drives too), then channel variables for the dialplan: `QUEUE`,
 `SERVICE`, `CASE`, `LANG` (the caller goes to `Queue(${QUEUE})`), or `IVROUTCOME=self_served`
 when the IVR served the caller and hangs up itself, or `TRANSFER` for an outside number.
 
@@ -21,6 +22,7 @@ from ..events import Event, IvrChoice, utcnow
 from .channel import CallerHungUp, IvrChannel
 from .menu import Action, Menu, Node, Prompt
 from .services import ActiveMenu, CaseInfo
+from .steps import Announce, Ask, Choice, End, Language, Play, steps
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,6 @@ class IvrEngine:
                 raise LookupError("no active IVR menu version")
             call.menu = active.menu
             call.result.menu_version = active.version
-            await self._choose_language(call)
-            await self._announcement(call)
             exit_ = await self._walk(call)
             await self._finish(call, exit_)
         except CallerHungUp as exc:
@@ -176,74 +176,42 @@ class IvrEngine:
 
     # --- steps ---------------------------------------------------------------------------------
 
-    async def _choose_language(self, call: _Call) -> None:
-        menu = call.menu
-        assert menu is not None
-        lang = menu.default_language
-        if len(menu.languages) > 1 and menu.language_menu is not None:
-            lm = menu.language_menu
-            digit = await call.channel.get_data(lm.prompt, lm.timeout_ms, 1)
-            lang = lm.options.get(digit, lang)
-            call.lang = lang
-            await self._choice(call, "language", digit, f"language:{lang}")
-        call.lang = lang
-        call.result.language = lang
-        if lang != call.info.language:
-            # Asterisk picks sounds/<lang>/ and says numbers in that language
-            await call.channel.set_variable("CHANNEL(language)", lang)
-
-    async def _announcement(self, call: _Call) -> None:
-        prompt = await self._store.announcement(self._clock())
-        if prompt:
-            await self._play(call, prompt)
-
     async def _walk(self, call: _Call) -> _Exit:
-        menu = call.menu
+        """Drive the shared walker (`steps.steps`, also the editor's preview) over the channel."""
+        menu, channel = call.menu, call.channel
         assert menu is not None
-        node = menu.node(menu.start)
-        stack: list[Node] = []
-        failures = 0
+        walker = steps(menu)
+        keys: str | None = None
         while True:
-            file = self._prompt(call, node.prompt) or ""
-            digits = await call.channel.get_data(file, node.timeout_ms, node.max_digits)
-            option = node.option(digits) if digits else None
-            if option is None:
-                failures += 1
-                await self._choice(call, node.id, digits, "invalid" if digits else "timeout")
-                if failures < node.retries:
-                    if digits:
-                        await self._play(call, node.invalid_prompt
-                                         or menu.prompts.get("invalid_prompt"))
-                    continue
-                action = node.after_retries
-                await self._choice(call, node.id, "", f"after_retries:{action.describe()}",
-                                   queue=action.queue, service=action.service)
-            else:
-                action = option.action
-                await self._choice(call, node.id, digits, action.describe(),
-                                   queue=action.queue, service=action.service)
-            failures = 0
-            kind = action.kind
-            if kind == "submenu" and action.node:
-                stack.append(node)
-                node = menu.node(action.node)
-            elif kind == "repeat":
-                continue
-            elif kind == "back":
-                node = stack.pop() if stack else node
-            elif kind == "queue" and action.queue:
-                return await self._to_queue(call, action)
-            elif kind == "case_status":
-                return await self._case_status(call, action, node)
-            elif kind == "message_hangup":
-                await self._play(call, action.prompt)
-                return _Exit("self_served")
-            elif kind == "transfer_external":
-                await self._play(call, action.prompt)
-                return _Exit("transfer", number=action.number) if action.number \
-                    else _Exit("self_served")
-            else:
-                raise ValueError(f"node {node.id}: cannot run action {action.describe()}")
+            try:
+                step = walker.send(keys)
+            except StopIteration as stop:
+                end: End = stop.value
+                break
+            keys = None
+            if isinstance(step, Ask):
+                keys = await channel.get_data(step.file, step.timeout_ms, step.max_digits)
+            elif isinstance(step, Play):
+                await channel.stream_file(step.file)
+            elif isinstance(step, Choice):
+                await self._choice(call, step.node, step.digit, step.action, queue=step.queue,
+                                   service=step.service)
+            elif isinstance(step, Language):
+                call.lang = call.result.language = step.language
+                if step.language != call.info.language:
+                    await channel.set_language(step.language)
+            elif isinstance(step, Announce):
+                prompt = await self._store.announcement(self._clock())
+                if prompt:
+                    await self._play(call, prompt)
+        action = end.action
+        if action.kind == "queue":
+            return await self._to_queue(call, action)
+        if action.kind == "case_status":
+            return await self._case_status(call, action, end.node)
+        if action.kind == "transfer_external" and action.number:
+            return _Exit("transfer", number=action.number)
+        return _Exit("self_served")  # message_hangup, or a transfer with no number
 
     async def _to_queue(self, call: _Call, action: Action) -> _Exit:
         assert action.queue and call.menu is not None

@@ -170,9 +170,6 @@ class Menu:
             return None
         return prompt.get(language) or prompt.get(self.default_language)
 
-    def menu_prompt(self, name: str, language: str) -> str | None:
-        return self.prompt(self.prompts.get(name), language)
-
 
 # --- loading -----------------------------------------------------------------------------------
 

@@ -191,6 +191,14 @@ async def reports_page(request: web.Request) -> web.Response:
     )
 
 
+def _csv_range(request: web.Request) -> reports.DateRange:
+    """The report range of a CSV download; a bad one is a plain 400 with the reason."""
+    try:
+        return _range(request)
+    except reports.ReportError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
 def _csv_response(text: str, name: str) -> web.Response:
     return web.Response(
         text=text, content_type="text/csv", charset="utf-8",
@@ -200,10 +208,7 @@ def _csv_response(text: str, name: str) -> web.Response:
 
 @require_role(*STAFF)
 async def calls_csv(request: web.Request) -> web.Response:
-    try:
-        rng = _range(request)
-    except reports.ReportError as exc:
-        return web.Response(status=400, text=str(exc))
+    rng = _csv_range(request)
     svc = request.app[SUPERVISOR].service
     text = await reports.calls_csv(request.app[SESSIONS], rng, svc.tz)
     return _csv_response(text, f"calls-{rng.first}-{rng.last}.csv")
@@ -211,10 +216,7 @@ async def calls_csv(request: web.Request) -> web.Response:
 
 @require_role(*STAFF)
 async def summary_csv(request: web.Request) -> web.Response:
-    try:
-        rng = _range(request)
-    except reports.ReportError as exc:
-        return web.Response(status=400, text=str(exc))
+    rng = _csv_range(request)
     svc = request.app[SUPERVISOR].service
     report = await reports.call_report(request.app[SESSIONS], rng, svc.stats)
     return _csv_response(reports.summary_csv(report), f"summary-{rng.first}-{rng.last}.csv")

@@ -335,6 +335,10 @@ class AgiChannel:
         _check(_VAR_RE, name, "variable name")
         await self.command(f"SET VARIABLE {name} {quote(value)}")
 
+    async def set_language(self, language: str) -> None:
+        # Asterisk then picks sounds/<language>/ and says numbers in that language
+        await self.set_variable("CHANNEL(language)", language)
+
     async def get_variable(self, name: str) -> str | None:
         _check(_VAR_RE, name, "variable name")
         reply = await self.command(f"GET VARIABLE {name}")

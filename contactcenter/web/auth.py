@@ -50,9 +50,6 @@ class Principal:
     interface: str | None
     queues: tuple[str, ...] = ()
 
-    def has(self, *roles: str) -> bool:
-        return self.role in roles
-
 
 API_CLIENT_ROLE = "api"  # a request authenticated by API key, not a person
 

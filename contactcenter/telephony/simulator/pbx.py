@@ -987,17 +987,7 @@ class Pbx:
                 "vars": {},
             }
         )
-        self.ev_chan(
-            "AgentCalled",
-            two,
-            [
-                *dest.snapshot("Dest"),
-                ("Queue", m.queue),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-            ],
-            AGENT,
-        )
+        self.agent_event("AgentCalled", m.queue, m, two, dest)
         self.emit(
             "DialBegin",
             CALL,
@@ -1081,19 +1071,8 @@ class Pbx:
         self.varset(two, "QUEUEWAIT_MS", str(int(wait * 1000)))
         ring = now - leg.rung_at
         call.hold = wait
-        self.ev_chan(
-            "AgentConnect",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(wait))),
-                ("RingTime", str(round(ring))),
-            ],
-            AGENT,
-        )
+        self.agent_event("AgentConnect", q.config.name, m, two, out,
+                         [("HoldTime", str(int(wait))), ("RingTime", str(round(ring)))])
         bridge = Bridge(str(uuid.uuid4()))
         call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
@@ -1110,18 +1089,9 @@ class Pbx:
         two, out, inner, m = call.ch2, leg.out, leg.inner, leg.member
         leg.hangup.set()
         if ring_no_answer:
-            self.ev_chan(
-                "AgentRingNoAnswer",
-                two,
-                [
-                    *out.snapshot("Dest"),
-                    ("Queue", m.queue),
-                    ("Interface", m.interface),
-                    ("MemberName", m.name),
-                    ("RingTime", str(int((self.clock.now() - leg.rung_at) * 1000))),
-                ],
-                AGENT,
-            )
+            ring_ms = int((self.clock.now() - leg.rung_at) * 1000)
+            self.agent_event("AgentRingNoAnswer", m.queue, m, two, out,
+                             [("RingTime", str(ring_ms))])
             self.emit(
                 "DialEnd",
                 CALL,
@@ -1163,6 +1133,32 @@ class Pbx:
             self._complete(call, q, leg, by="agent")
         return "done"
 
+    def agent_event(
+        self, name: str, queue: str, m: Member, agent: Channel, caller: Channel,
+        extra: Headers = (),
+    ) -> None:
+        """An app_queue Agent* event on the agent's channel, the caller as Dest*."""
+        self.ev_chan(
+            name,
+            agent,
+            [
+                *caller.snapshot("Dest"),
+                ("Queue", queue),
+                ("Interface", m.interface),
+                ("MemberName", m.name),
+                *extra,
+            ],
+            AGENT,
+        )
+
+    def agent_complete(
+        self, q: QueueState, m: Member, agent: Channel, caller: Channel, *, hold: float,
+        talk: float, reason: str,
+    ) -> None:
+        """AgentComplete (reason: caller, agent, transfer)."""
+        self.agent_event("AgentComplete", q.config.name, m, agent, caller, [
+            ("HoldTime", str(int(hold))), ("TalkTime", str(int(talk))), ("Reason", reason)])
+
     def _transfer_out(self, call: CitizenCall, q: QueueState, leg: AgentLeg) -> None:
         """The operator sends the caller elsewhere: the member's call completes with Reason
         transfer, its channels hang up, the caller leaves the bridge and runs on."""
@@ -1191,20 +1187,7 @@ class Pbx:
                     ("Extension", exten),
                 ],
             )
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", "transfer"),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="transfer")
         self.varset(out, "BRIDGEPEER", "")
         self.varset(two, "BRIDGEPEER", "")
         self.cel(two, "BRIDGE_EXIT", extra=extra)
@@ -1302,20 +1285,7 @@ class Pbx:
         m.calls_taken += 1
         m.last_call = int(now)
         m.wrap_until = now + q.config.wrapuptime
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", by),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=hold, talk=talk, reason=by)
         self.cel(out, "BRIDGE_EXIT", peer=two.name, extra=extra)
         self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
         self.chan_end(out)
@@ -1479,20 +1449,7 @@ class Pbx:
         )
         self._caller_cdrs(call, out.name)
         self.ev_chan("HangupRequest", two, [("Cause", "0")])
-        self.ev_chan(
-            "AgentComplete",
-            two,
-            [
-                *out.snapshot("Dest"),
-                ("Queue", q.config.name),
-                ("Interface", m.interface),
-                ("MemberName", m.name),
-                ("HoldTime", str(int(call.hold))),
-                ("TalkTime", str(int(talk))),
-                ("Reason", "caller"),
-            ],
-            AGENT,
-        )
+        self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="caller")
         self.hangup_event(one, 0)
         self.bridge_leave(bridge, two)
         self.varset(two, "ANSWEREDTIME", str(int(talk)))

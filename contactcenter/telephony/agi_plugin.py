@@ -1,5 +1,8 @@
-"""Wires the IVR: a cleanup context that runs the FastAGI server (when `agi_enabled`) with the
-engine playing the active menu, and the `"agi"` part of `/health`."""
+"""Wires the IVR to Asterisk: a cleanup context that runs the FastAGI server (when `agi_enabled`)
+with the IVR engine playing the active menu on each session, and the `"agi"` part of `/health`.
+
+It lives in telephony/ because it is the protocol edge: `AgiChannel` implements the IVR's
+`ivr.channel.IvrChannel`, so `ivr/` never imports telephony/."""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ..ivr.engine import IvrEngine
+from ..ivr.services import IvrServices
 from ..keys import AGI_SERVER, BUS, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
-from ..telephony.agi import AgiChannel, FastAgiServer
-from .engine import IvrEngine
-from .services import IvrServices
+from .agi import AgiChannel, FastAgiServer
 
 log = logging.getLogger(__name__)
 
