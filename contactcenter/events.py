@@ -223,6 +223,19 @@ class AgentCallCompleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUpEnded(Event):
+    """The operator's after-call work for a call is over (ready, pause, or the wrap-up time
+    passed): its length completes the call's handle time (talk + wrap)."""
+
+    routing: ClassVar[str] = "cc.agent.wrapup"
+    server: str
+    linkedid: str
+    interface: str
+    wrap_seconds: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded(Event):
     """The call is over: carries its one finished record."""
 
@@ -425,6 +438,7 @@ __all__ = [
     "QueueJoined",
     "QueueLeft",
     "QueueMembersSynced",
+    "WrapUpEnded",
     "event_from_dict",
     "event_from_json",
     "utcnow",

@@ -35,6 +35,7 @@ from ..events import (
     CallEnded,
     Event,
     QueueMembersSynced,
+    WrapUpEnded,
     utcnow,
 )
 from ..web.auth import Principal
@@ -267,7 +268,9 @@ class ConsoleHub:
         *,
         phones: Callable[[], Any] = lambda: None,  # the demo's PhoneControl, if any
         clock: Callable[[], datetime] = utcnow,
+        publish: Callable[[Event], Awaitable[None]] | None = None,  # the bus
     ) -> None:
+        self.publish = publish
         self.presence = presence
         self.operators = operators
         self.history = history
@@ -512,6 +515,11 @@ class ConsoleHub:
                 await self.work.set_on_call(call_id=ended.call_id, server=server,
                                             linkedid=linkedid, now=ended.ended,
                                             wrap_seconds=ended.seconds)
+                if self.publish is not None and ended.seconds is not None:
+                    # live handle time on the wallboard (the calls row has it already)
+                    await self.publish(WrapUpEnded(
+                        server=server, linkedid=linkedid, interface=ended.interface,
+                        wrap_seconds=ended.seconds, at=ended.ended))
 
     async def _restore(self) -> None:
         for interface in await self.operators.restore_logins():

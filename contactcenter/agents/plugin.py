@@ -41,6 +41,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         CallerHistory(app[SESSIONS]),
         CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),
+        publish=bus.publish,
     )
     app[CONSOLE] = hub
     sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console")

@@ -64,6 +64,7 @@ from contactcenter.events import (
     QueueJoined,
     QueueLeft,
     QueueMembersSynced,
+    WrapUpEnded,
 )
 
 HOUR = timedelta(hours=1)
@@ -395,6 +396,25 @@ class QueueStats:
             self.calls_counted += 1
         return counted
 
+    def _on_wrapup(self, e: WrapUpEnded) -> None:
+        """Wrap-up completes an answered call's handle time (talk + wrap), live as after a
+        rebuild from the calls table. Repeats (one per web process) change nothing."""
+        call_id = f"{e.server}:{e.linkedid}"
+        lists = [*self._today_facts.values(), self._recent]
+        for facts in lists:
+            for i in range(len(facts) - 1, -1, -1):
+                f = facts[i]
+                if f.call_id != call_id:
+                    continue
+                if f.wrap_seconds is not None:
+                    return
+                done = replace(f, wrap_seconds=e.wrap_seconds)
+                facts[i] = done
+                if facts is not self._recent and f.queue in self._today:
+                    if f.kind == "answered" and f.talk_seconds is not None:
+                        self._today[f.queue].handle_sum += e.wrap_seconds
+                break
+
     # --- events -------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> bool:
@@ -704,6 +724,7 @@ _HANDLERS: dict[type, Any] = {
     AgentStateChanged: QueueStats._on_state,
     QueueMembersSynced: QueueStats._on_synced,
     AmiLinkChanged: QueueStats._on_link,
+    WrapUpEnded: QueueStats._on_wrapup,
 }
 
 EVENT_TYPES: tuple[type[Event], ...] = tuple(_HANDLERS)

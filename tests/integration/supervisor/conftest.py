@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.models import Call
+from contactcenter.cases.writer import record_row
 from contactcenter.events import CallEnded, CallRecord, PbxError
 
 
@@ -73,16 +74,8 @@ def simulated_day(now: datetime) -> list[CallRecord]:
 
 
 def row(rec: CallRecord) -> Call:
-    return Call(
-        server=rec.server, linkedid=rec.linkedid, caller_number=rec.caller_number,
-        caller_name=rec.caller_name, started_at=rec.started_at, ended_at=rec.ended_at,
-        queue=rec.queue, service=rec.service, language=rec.language, agent=rec.agent,
-        agent_interface=rec.agent_interface, ivr_seconds=rec.ivr_seconds,
-        wait_seconds=rec.wait_seconds, ring_seconds=rec.ring_seconds,
-        talk_seconds=rec.talk_seconds, hold_seconds=rec.hold_seconds, outcome=rec.outcome,
-        abandon_position=rec.abandon_position, ivr_path=list(rec.ivr_path),
-        case_number=rec.case_number, partial=rec.partial,
-    )
+    """The row the case writer stores (same truncation of attacker-controlled caller ID)."""
+    return Call(**record_row(rec))
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], records: Sequence[CallRecord]) -> None:

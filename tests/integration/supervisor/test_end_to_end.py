@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call
+from contactcenter.cases.models import Call, Queue
 from contactcenter.keys import SESSIONS
 from contactcenter.supervisor import services
 from contactcenter.telephony.replay import ReplayServer
@@ -41,6 +41,10 @@ async def test_burst_through_the_bridge_and_back_after_a_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(services, "utcnow", lambda: CLOCK)
+    # The hand count is talk time only: no after-call work in this capture's queues (the
+    # console would otherwise add its wrap-up to each answered call's handle time).
+    async with seeded() as db, db.begin():
+        await db.execute(update(Queue).values(wrapup_seconds=0))
     server = ReplayServer([transcript("ami-burst-40.raw")], username="cc", secret="s3",
                           start_after=0.2)
     port = await server.start()

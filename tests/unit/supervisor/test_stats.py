@@ -319,3 +319,30 @@ def test_facts_from_record_keep_the_outcome(outcome: str) -> None:
     rec = _ended("z", T0, outcome, "sanitation", wait=1, talk=2, agent="A").record
     f = CallFacts.from_record(rec)
     assert f.kind == outcome and f.call_id == "default:z"
+
+
+def test_wrap_up_completes_handle_time_live_as_after_a_rebuild() -> None:
+    """AHT is talk + wrap: the live figure gets the wrap when the console reports it, and
+    agrees with a rebuild from calls rows that carry wrap_seconds."""
+    from contactcenter.events import WrapUpEnded
+
+    t0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    rec = CallRecord(server="default", linkedid="w1", caller_number="1", caller_name=None,
+                     started_at=t0, ended_at=t0 + timedelta(seconds=30), outcome="answered",
+                     queue="sanitation", agent="Ana", wait_seconds=4.0, talk_seconds=20.0)
+    live = QueueStats(QUEUES, tz=UTC)
+    live.apply(CallEnded(record=rec))
+    now = t0 + timedelta(minutes=2)
+    assert figures(live, "sanitation", now)["aht_seconds"] == 20.0
+    wrap = WrapUpEnded(server="default", linkedid="w1", interface="PJSIP/1001",
+                       wrap_seconds=10.0, at=t0 + timedelta(seconds=40))
+    live.apply(wrap)
+    live.apply(wrap)  # every web process reports it: counted once
+    assert figures(live, "sanitation", now)["aht_seconds"] == 30.0
+    assert figures(live, "sanitation", now, "hour")["aht_seconds"] == 30.0
+
+    rebuilt = QueueStats(QUEUES, tz=UTC)
+    facts = CallFacts.from_record(rec)
+    rebuilt.add_call(CallFacts(**{**{s: getattr(facts, s) for s in facts.__slots__},
+                                  "wrap_seconds": 10.0}), ended_at=rec.ended_at)
+    assert figures(rebuilt, "sanitation", now) == figures(live, "sanitation", now)
