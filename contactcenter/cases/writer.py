@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus, Subscription
 from ..events import CallEnded, CallRecord, Event, event_from_dict
-from .citizens import match_citizen, normalize_phone
-from .models import Call, Case
+from .citizens import normalize_phone
+from .models import Call, Case, Citizen
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,7 @@ class CallWriter:
             "pending": len(self._pending) + len(self._inflight),
             "spool_depth": self.spool.depth,
             "spooled": self.spooled,
+            "spilled": self.spilled,  # queued in memory past max_pending, moved to the spool
             "rejected": self.rejected,
             "last_write_lag_ms": None if self.last_write_lag is None
             else round(self.last_write_lag * 1000, 1),
@@ -320,7 +321,8 @@ class CallWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # DB_DOWN, or a bug: either way keep the records on disk
-                if not isinstance(exc, DB_DOWN):
+                lost_link = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                if not isinstance(exc, DB_DOWN) and not lost_link:
                     log.exception("case writer: unexpected failure; records kept in the spool")
                 self._down(exc)
                 if self._inflight:  # older than anything spilled to the spool meanwhile
@@ -358,9 +360,11 @@ class CallWriter:
     def _down(self, exc: BaseException) -> None:
         if self.db_ok:
             log.error("case writer: database unreachable (%s); spooling records to %s",
-                      exc, self.spool.path)
+                      str(exc) or type(exc).__name__, self.spool.path)
         self.db_ok = False
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        detail = str(exc) or (f"no answer within {self.write_timeout:g} s"
+                              if isinstance(exc, TimeoutError) else "")
+        self.last_error = f"{type(exc).__name__}: {detail}"[:300]
 
     async def _replay_spool(self) -> None:
         records, used = self.spool.read()
@@ -379,6 +383,8 @@ class CallWriter:
         except DB_DOWN:
             raise
         except DBAPIError as exc:
+            if exc.connection_invalidated:  # the connection died mid-write: down, not refused
+                raise
             # The database is up but refused the batch: find the record(s) it refuses, keep
             # them aside on disk with the reason, write the others.
             log.error("case writer: batch of %d refused (%s); writing one by one",
@@ -390,6 +396,8 @@ class CallWriter:
                 except DB_DOWN:
                     raise
                 except DBAPIError as one:
+                    if one.connection_invalidated:
+                        raise
                     self.rejected += 1
                     self.spool.reject(record, str(one.orig))
 
@@ -439,16 +447,26 @@ class CallWriter:
 
     async def _link(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         """The citizen by caller number, and the case keyed in the IVR when it exists."""
-        citizens: dict[str, int | None] = {}
+        # A constant number of round trips per batch, whatever its size: a slow database
+        # (500 ms a statement) must still take a batch within the write timeout.
+        phones = {row["caller_number"]: normalize_phone(row["caller_number"]) for row in rows}
+        wanted = {p for p in phones.values() if p is not None}
+        citizens: dict[str, int] = {}
+        if wanted:
+            found = await session.execute(
+                select(Citizen.phone, Citizen.id).where(Citizen.phone.in_(wanted))
+                .order_by(Citizen.id)
+            )
+            for phone, citizen_id in found.all():
+                citizens.setdefault(phone, citizen_id)  # the oldest, as match_citizen
+            new = [Citizen(phone=p) for p in sorted(wanted - citizens.keys())]
+            if new:
+                session.add_all(new)
+                await session.flush()  # one multi-row INSERT ... RETURNING
+                citizens.update({c.phone: c.id for c in new if c.phone is not None})
         for row in rows:
-            phone = normalize_phone(row["caller_number"])
-            if phone is None:
-                row["citizen_id"] = None
-                continue
-            if phone not in citizens:
-                citizen = await match_citizen(session, phone=phone)
-                citizens[phone] = citizen.id if citizen is not None else None
-            row["citizen_id"] = citizens[phone]
+            phone = phones[row["caller_number"]]
+            row["citizen_id"] = citizens.get(phone) if phone is not None else None
         numbers = {row["case_number"] for row in rows if row["case_number"]}
         cases: dict[str, int] = {}
         if numbers:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+
+
+def _log_failed_check(task: asyncio.Task[Any]) -> None:
+    """A menu check nobody waited for to the end: its failure is logged, not lost."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("IVR menu check failed: %s", task.exception())
 
 @dataclass(frozen=True, slots=True)
 class ActiveMenu:
@@ -97,6 +103,7 @@ class IvrServices:
         bus: BaseBus | None = None,
         cache_seconds: float = 2.0,
         menu_freshness: float = 0.2,
+        menu_wait: float = 0.3,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
@@ -108,6 +115,9 @@ class IvrServices:
         self._menu: ActiveMenu | None = None
         self._menu_lock = asyncio.Lock()
         self._menu_checked_at = -1e9
+        self._menu_wait = menu_wait
+        self._menu_check: asyncio.Task[ActiveMenu | None] | None = None
+        self._refreshes: dict[str, asyncio.Task[None]] = {}
         self._cache_lock = asyncio.Lock()  # one refresh of the short caches at a time
         self._queues: dict[str, Queue] = {}
         self._queues_at = -1e9
@@ -127,6 +137,29 @@ class IvrServices:
         arrived = self._monotonic()
         if self._menu_checked_at >= arrived - self._menu_freshness:
             return self._menu  # fresh enough: no waiting behind a check in flight
+        if self._menu is not None:
+            # A slow store must not become dead air: wait `menu_wait` at most for the check,
+            # then play the menu we have (the check goes on and serves the next calls).
+            check = self._menu_check
+            if check is None or check.done():
+                check = self._menu_check = asyncio.get_running_loop().create_task(
+                    self._check_menu(arrived), name="ivr:menu-check")
+                check.add_done_callback(_log_failed_check)
+            done, _ = await asyncio.wait({check}, timeout=self._menu_wait)
+            if done:
+                check.result()  # a store that is down (not slow) raises: the engine's fallback
+            return self._menu
+        return await self._check_menu(arrived)
+
+    async def close(self) -> None:
+        """Cancel and await the refreshes still in flight (a hanging store at shutdown)."""
+        tasks = [t for t in (self._menu_check, *self._refreshes.values())
+                 if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _check_menu(self, arrived: float) -> ActiveMenu | None:
         async with self._menu_lock:
             if self._menu_checked_at >= arrived - self._menu_freshness:
                 return self._menu
@@ -171,18 +204,8 @@ class IvrServices:
 
     async def announcement(self, at: datetime) -> Prompt | None:
         if self._must_refresh(self._announcements_at):
-            async with self._cache_lock:
-                if self._stale(self._announcements_at):  # else refreshed while we waited
-                    async with self._sessions() as session:
-                        rows = (
-                            await session.execute(
-                                select(Announcement)
-                                .where(Announcement.enabled.is_(True), Announcement.ends_at > at)
-                                .order_by(Announcement.starts_at.desc())
-                            )
-                        ).scalars().all()
-                    self._announcements = list(rows)
-                    self._announcements_at = self._monotonic()
+            await self._refresh("announcements", lambda: self._load_announcements(at),
+                                have=self._announcements_at > -1e9)
         for ann in self._announcements:
             if ann.starts_at <= at < ann.ends_at and ann.prompts:
                 return {str(k): str(v) for k, v in ann.prompts.items() if v}
@@ -190,16 +213,50 @@ class IvrServices:
 
     async def queue_open(self, queue: str, at: datetime) -> bool:
         if self._must_refresh(self._queues_at):
-            async with self._cache_lock:
-                if self._stale(self._queues_at):
-                    async with self._sessions() as session:
-                        rows = (await session.execute(select(Queue))).scalars().all()
-                    self._queues = {q.name: q for q in rows}
-                    self._queues_at = self._monotonic()
+            await self._refresh("queues", self._load_queues, have=self._queues_at > -1e9)
         q = self._queues.get(queue)
         if q is None:
             return True  # validation guarantees it exists; never close on a missing row
         return is_open(q.office_hours, q.holidays, q.timezone, at)
+
+    async def _refresh(
+        self, key: str, load: Callable[[], Awaitable[None]], *, have: bool
+    ) -> None:
+        """Run `load` once at a time; with a previous value, wait `menu_wait` at most (a slow
+        store must not become dead air), and the refresh goes on for the next calls."""
+        task = self._refreshes.get(key)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(load(), name=f"ivr:refresh-{key}")
+            task.add_done_callback(_log_failed_check)
+            self._refreshes[key] = task
+        if not have:
+            await asyncio.shield(task)
+            return
+        done, _ = await asyncio.wait({task}, timeout=self._menu_wait)
+        if done:
+            task.result()
+
+    async def _load_announcements(self, at: datetime) -> None:
+        async with self._cache_lock:
+            if self._stale(self._announcements_at):  # else refreshed while we waited
+                async with self._sessions() as session:
+                    rows = (
+                        await session.execute(
+                            select(Announcement)
+                            .where(Announcement.enabled.is_(True), Announcement.ends_at > at)
+                            .order_by(Announcement.starts_at.desc())
+                        )
+                    ).scalars().all()
+                self._announcements = list(rows)
+                self._announcements_at = self._monotonic()
+
+    async def _load_queues(self) -> None:
+        async with self._cache_lock:
+            if self._stale(self._queues_at):
+                async with self._sessions() as session:
+                    rows = (await session.execute(select(Queue))).scalars().all()
+                self._queues = {q.name: q for q in rows}
+                self._queues_at = self._monotonic()
 
     # --- self-service --------------------------------------------------------------------------
 

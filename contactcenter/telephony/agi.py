@@ -130,6 +130,8 @@ def parse_reply(line: str) -> AgiReply:
     if not m:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}")
     code = int(m.group(1))
+    if not 100 <= code <= 599:  # "000 ..." is noise, not a status (Asterisk: 200, 510-520)
+        raise AgiProtocolError(f"not an AGI status code: {line[:80]!r}")
     rest = m.group(3) or ""
     if code != 200:
         return AgiReply(code, "", rest, "")

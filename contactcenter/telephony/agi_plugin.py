@@ -68,3 +68,4 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await server.close()
+        await services.close()

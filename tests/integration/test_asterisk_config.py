@@ -159,6 +159,29 @@ def test_manager_account_is_least_privilege() -> None:
     assert "system" not in write  # no restart, no module loading, no System() originate
 
 
+def test_every_granted_class_says_why() -> None:
+    """Each class in read= and write= has a comment line naming it and what the bridge needs it
+    for; the permitted address is the only one (no second permit), and the bridge's actions
+    are all covered by the write classes."""
+    opts, _ = _manager()
+    text = (CONF / "manager.conf").read_text()
+    for key in ("read", "write"):
+        block = text.split(f"\n{key}=")[0].rsplit(f"; {key}:", 1)[1]
+        for cls in opts[key].split(","):
+            assert re.search(rf"^;\s+{cls}\s+\S", block, re.M), f"{key} class {cls}: no reason"
+    assert text.count("\npermit=") == 1
+    # what the bridge sends (telephony/ami.py) and the class Asterisk wants for it
+    needs = {"QueueAdd": "agent", "QueueRemove": "agent", "QueuePause": "agent",
+             "Hangup": "call", "Redirect": "call", "Originate": "originate",
+             "CoreShowChannels": "reporting"}
+    write = set(opts["write"].split(","))
+    assert {cls for cls in needs.values()} == write
+    ami = "".join((ROOT / "contactcenter" / "telephony" / f).read_text()
+                  for f in ("ami.py", "bridge.py"))
+    for action in needs:
+        assert f'"{action}"' in ami, f"the bridge no longer sends {action}: drop its class?"
+
+
 def _posix_to_python(regex: str) -> re.Pattern[str]:
     return re.compile(regex.replace("[[:alnum:]]", "[A-Za-z0-9]").replace("[[:space:]]", r"\s"),
                       re.DOTALL)

@@ -5,6 +5,7 @@ once. Runs on SQLite and again on PostgreSQL (`make test`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,7 +165,7 @@ async def test_hostile_caller_id_is_stored_truncated(
 
 
 async def test_a_slow_database_spills_to_disk_and_keeps_order(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Every write takes 200 ms: memory stays bounded (max_pending), the overflow goes to the
     spool, and in the end every call is stored once, in the order the calls ended."""
@@ -176,11 +177,14 @@ async def test_a_slow_database_spills_to_disk_and_keeps_order(
 
     writer = Slow(sessions, tmp_path / "spool", max_pending=5, batch_size=4)
     await writer.start()
+    caplog.set_level(logging.WARNING, "contactcenter.cases.writer")
     for n in range(20):
         writer.submit(rec(n))
         assert len(writer._pending) <= 5
         await asyncio.sleep(0.03)  # calls keep ending while a write is in flight
     assert writer.spilled > 0 and writer.health()["spool_depth"] > 0
+    assert writer.health()["spilled"] == writer.spilled  # /health says the queue filled
+    assert "moved to the spool" in caplog.text  # and so does the log
     await until(lambda: writer.health()["spool_depth"] == 0 and not writer.health()["pending"],
                 15)
     await writer.flushed()

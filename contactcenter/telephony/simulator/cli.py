@@ -38,6 +38,14 @@ def add_commands(sub: Any) -> None:
         help="the IVR starts with its main menu (no 1 English / 2 Spanish first)",
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--wait-client",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="place no call until an AMI client has logged in (at most SECONDS), so a bridge "
+        "started after the simulator misses none (soak tests)",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
@@ -112,6 +120,12 @@ async def _run(
         f"IVR agi://{agi_host}:{agi_port}/ivr",
         flush=True,
     )
+    if args.wait_client > 0:
+        for _ in range(max(1, round(args.wait_client / 0.05))):  # polled: no hook on log-in
+            if any(c.authed for c in server.clients):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # its resync (CoreShowChannels, QueueStatus) goes first
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

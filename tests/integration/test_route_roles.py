@@ -1,0 +1,163 @@
+"""Issue 11, security: every route of the app against a table of who may use it.
+
+The table is the specification, written by hand; the routes come from the router. A route
+missing from the table (a new page, a new API) fails the test, and so does a route whose
+behaviour for anonymous users, operators, supervisors or admins differs from the table.
+Websockets also refuse a foreign `Origin`, whoever asks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from contactcenter.app import create_app
+from tests.conftest import app_settings, login, login_csrf
+
+pytestmark = pytest.mark.store
+
+PUBLIC = "public"
+# Open311's POST requests: no session role is enough, only an API key (403 without one)
+API_KEY_ONLY: frozenset[str] = frozenset()
+ANY_USER = frozenset({"operator", "supervisor", "admin"})
+STAFF = frozenset({"supervisor", "admin"})
+OPERATOR = frozenset({"operator"})
+ADMIN = frozenset({"admin"})
+ROLES = ("anonymous", "operator", "supervisor", "admin")
+
+# (method, route) -> who may use it. HEAD goes with GET.
+TABLE: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/"): PUBLIC,
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): ANY_USER,
+    # Open311 and the citizens' status page are public by design (an API key is checked
+    # inside for posting requests; contact details never appear in the output)
+    ("GET", "/open311/v2/discovery{ext}"): PUBLIC,
+    ("GET", "/open311/v2/services{ext}"): PUBLIC,
+    ("GET", "/open311/v2/services/{tail}"): PUBLIC,
+    ("GET", "/open311/v2/requests{ext}"): PUBLIC,
+    ("POST", "/open311/v2/requests{ext}"): API_KEY_ONLY,
+    ("GET", "/open311/v2/requests/{tail}"): PUBLIC,
+    ("GET", "/open311/v2/tokens/{tail}"): PUBLIC,
+    ("GET", "/open311/v2/{tail}"): PUBLIC,
+    ("POST", "/open311/v2/{tail}"): PUBLIC,
+    ("GET", "/status"): PUBLIC,
+    ("GET", "/status/{number}"): PUBLIC,
+    ("GET", "/console"): OPERATOR,
+    ("GET", "/console/ws"): OPERATOR,
+    ("GET", "/wallboard"): STAFF,
+    ("GET", "/wallboard/ws"): STAFF,
+    ("POST", "/wallboard/agents/{action}"): STAFF,
+    ("POST", "/wallboard/broadcast"): STAFF,
+    ("GET", "/reports"): STAFF,
+    ("GET", "/reports/calls.csv"): STAFF,
+    ("GET", "/reports/summary.csv"): STAFF,
+    ("GET", "/api/queues"): STAFF,
+    ("GET", "/metrics"): STAFF,
+    ("GET", "/admin"): ADMIN,
+}
+# every /admin/... route is the administrators' alone
+ADMIN_PREFIX = "/admin/"
+
+FILL = {"id": "1", "version": "1", "node": "start", "index": "0", "action": "pause",
+        "number": "311-2026-000001", "ext": ".json", "tail": "x.json",
+        "key_id": "1"}
+
+
+def expected(method: str, route: str) -> frozenset[str] | str:
+    key = ("GET" if method == "HEAD" else method, route)
+    if key in TABLE:
+        return TABLE[key]
+    if route.startswith(ADMIN_PREFIX):
+        return ADMIN
+    raise AssertionError(f"{method} {route} is not in the route-role table: add it")
+
+
+def concrete(route: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: FILL[m.group(1)], route)
+
+
+def app_routes(app: web.Application) -> list[tuple[str, str]]:
+    return sorted({(r.method, r.resource.canonical) for r in app.router.routes()
+                   if r.resource is not None and not isinstance(r.resource, web.StaticResource)},
+                  key=lambda mr: (mr[1] == "/logout", mr))  # log-out last
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, migrated_url: str, seeded: Any) -> Any:
+    return await aiohttp_client(create_app(app_settings(migrated_url)))
+
+
+async def test_every_route_is_in_the_table(client: Any) -> None:
+    routes = app_routes(client.server.app)
+    assert len(routes) > 60
+    for method, route in routes:
+        expected(method, route)  # raises for a route the table forgot
+    stale = {k for k in TABLE} - {("GET" if m == "HEAD" else m, r) for m, r in routes}
+    assert not stale, f"table rows for routes that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_gets_exactly_what_the_table_allows(client: Any, role: str) -> None:
+    client.session.cookie_jar.clear()
+    token = await login_csrf(client) if role == "anonymous" else await login(client, role)
+    wrong: list[str] = []
+    errors: list[str] = []
+    for method, route in app_routes(client.server.app):
+        if route.endswith("/ws"):
+            continue  # below
+        who = expected(method, route)
+        allowed = who == PUBLIC or role in who
+        headers = {"Accept": "text/html", "X-CSRF-Token": token}
+        resp = await client.request(method, concrete(route), headers=headers,
+                                    data={"_csrf": token} if method == "POST" else None,
+                                    allow_redirects=False)
+        await resp.read()
+        to_login = resp.status in (302, 303) and "/login" in resp.headers.get("Location", "") \
+            and route != "/logout"
+        refused = resp.status in (401, 403) or to_login
+        if route in ("/login",) and method == "POST":
+            refused = False  # a log-in with no password is answered 401 by design
+        if allowed == refused:
+            wrong.append(f"{method} {route}: {resp.status} for {role} (table: {who})")
+        if resp.status >= 500:
+            errors.append(f"{method} {route}: {resp.status} for {role}")
+        if who is API_KEY_ONLY:
+            assert resp.status == 403, f"{method} {route}: {role} got {resp.status}"
+        elif not allowed and role == "anonymous":
+            assert resp.status in (302, 401), f"{method} {route}: anonymous got {resp.status}"
+        elif not allowed:
+            assert resp.status == 403, f"{method} {route}: {role} got {resp.status}"
+    assert wrong == []
+    assert errors == []
+
+
+@pytest.mark.parametrize("path,role", [("/console/ws", "operator"),
+                                       ("/wallboard/ws", "supervisor")])
+async def test_websockets_refuse_anonymous_other_roles_and_foreign_origin(
+    client: Any, path: str, role: str
+) -> None:
+    origin = str(client.make_url("/")).rstrip("/")
+    client.session.cookie_jar.clear()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as anon:
+        await client.ws_connect(path, headers={"Origin": origin})
+    assert anon.value.status in (401, 403)
+    for other in set(ROLES[1:]) - {role} - (STAFF if role == "supervisor" else set()):
+        client.session.cookie_jar.clear()
+        await login(client, other)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as denied:
+            await client.ws_connect(path, headers={"Origin": origin})
+        assert denied.value.status == 403, other
+    client.session.cookie_jar.clear()
+    await login(client, role)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
+        await client.ws_connect(path, headers={"Origin": "https://evil.example"})
+    assert foreign.value.status == 403
+    ws = await client.ws_connect(path, headers={"Origin": origin})
+    await ws.close()
