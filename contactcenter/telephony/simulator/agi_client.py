@@ -195,10 +195,16 @@ async def _play(
         pbx.on_prompt(call, length)
     start = pbx.clock.now()
     deadline = start + length
-    while pbx.clock.now() < deadline and not call.caller_gone.is_set():
+    while not call.caller_gone.is_set() and not call.done.is_set():
         if interruptible and not call.dtmf.empty():
             break
-        await pbx.clock.sleep(min(0.05, deadline - pbx.clock.now()))
+        left = deadline - pbx.clock.now()
+        if left <= 0:
+            due = call.key_due
+            if not interruptible or due is None or due > deadline:
+                break
+            left = 0.0  # a digit keyed before the prompt's end is still on its way
+        await pbx.clock.sleep(min(0.05, left) if left > 0 else 0.001)
     pbx.cel(two, "STREAM_END")
     return int(max(0.0, min(length, pbx.clock.now() - start)) * 8000)
 

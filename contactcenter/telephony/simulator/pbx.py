@@ -168,6 +168,9 @@ class CitizenCall:
     transfer_to: tuple[str, str, bool] = ("", "", False)  # context, exten, blind
     outcome: str = ""
     legs: list[AgentLeg] = field(default_factory=list)
+    # virtual time the next keyed digit reaches the IVR: a prompt due to end later waits for it,
+    # so a loaded event loop cannot reorder DTMF and STREAM_END
+    key_due: float | None = None
 
 
 @dataclass
@@ -572,6 +575,8 @@ class Pbx:
     async def _dialer(self, call: CitizenCall) -> None:
         one = call.ch1
         t = one.created + call.prewait
+        if call.answers is None and not call.hangup_exten and call.digits:
+            call.key_due = t + 0.2  # known now: a prompt ending later must wait for it
         if await self._until(t, call.done):
             return
         if not call.hangup_exten:
@@ -589,6 +594,7 @@ class Pbx:
         """The caller keys `digits` from time `t`: each tone lasts 100 ms, 250 ms apart, and
         arrives on the IVR's channel. Returns when it is done (None: the call ended)."""
         for digit in digits:
+            call.key_due = t + 0.2
             await self._until(t + 0.1)
             if call.done.is_set() or call.caller_gone.is_set():
                 return None
@@ -604,6 +610,7 @@ class Pbx:
             )
             self.cel(call.ch2, "DTMF", extra=f'{{"digit":"{digit}","duration_ms":100}}')
             call.dtmf.put_nowait(digit)
+            call.key_due = None
             t += 0.45
             await self._until(t)
         return t
@@ -615,6 +622,8 @@ class Pbx:
             return
         keys = call.answers.pop(0)
         start = self.clock.now() + self.rng.uniform(0.4, 1.0) * length + 0.3
+        if keys:
+            call.key_due = start + 0.2
         self.spawn(self._key(call, keys, start))
 
     def _caller_hangup(self, call: CitizenCall) -> None:
