@@ -143,7 +143,7 @@ class LocalBus(BaseBus):
         self._deliver_local(event)
 
 
-SEND_BATCH = 500  # events per Redis pipeline
+SEND_BATCH = 500  # events per Redis message
 
 
 class RedisBus(BaseBus):
@@ -157,6 +157,7 @@ class RedisBus(BaseBus):
         self.url = url
         self.channel = channel or self.CHANNEL
         self.origin = uuid.uuid4().hex
+        self._head = f'{{"origin":"{self.origin}"'  # every message we send starts with it
         self._outbox: asyncio.Queue[str] = asyncio.Queue(outbox_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
@@ -181,9 +182,7 @@ class RedisBus(BaseBus):
     async def publish(self, event: Event) -> None:
         self.published += 1
         self._deliver_local(event)
-        payload = json.dumps(
-            {"origin": self.origin, "event": event.to_dict()}, separators=(",", ":")
-        )
+        payload = json.dumps(event.to_dict(), separators=(",", ":"))
         try:
             self._outbox.put_nowait(payload)
         except asyncio.QueueFull:
@@ -202,15 +201,15 @@ class RedisBus(BaseBus):
             batch = [await outbox.get()]
             while len(batch) < SEND_BATCH and not outbox.empty():
                 batch.append(outbox.get_nowait())
+            # ...and in one message: `{"origin": ..., "events": [...]}` (a single event keeps the
+            # `"event"` form). Redis commands and our own echoes are then paid per batch.
+            if len(batch) == 1:
+                message = f'{self._head},"event":{batch[0]}}}'
+            else:
+                message = f'{self._head},"events":[{",".join(batch)}]}}'
             while True:
                 try:
-                    if len(batch) == 1:
-                        await self._redis.publish(self.channel, batch[0])
-                    else:
-                        pipe = self._redis.pipeline(transaction=False)
-                        for payload in batch:
-                            pipe.publish(self.channel, payload)
-                        await pipe.execute()
+                    await self._redis.publish(self.channel, message)
                     backoff = 0.1
                     break
                 except asyncio.CancelledError:
@@ -252,14 +251,26 @@ class RedisBus(BaseBus):
 
     def _on_message(self, raw: bytes | str) -> None:
         try:
+            if (raw if isinstance(raw, str) else raw[:80].decode("ascii", "replace")).startswith(
+                self._head
+            ):
+                return  # our own echo: not even decoded
             data = json.loads(raw)
             if data.get("origin") == self.origin:
                 return
-            event = event_from_dict(data["event"])
-        except (ValueError, KeyError, TypeError, AttributeError, EventDecodeError) as exc:
+            items = data["events"] if "events" in data else [data["event"]]
+            if not isinstance(items, list):
+                raise TypeError("events is not a list")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("redis bus: ignored a malformed message (%s)", exc)
             return
-        self._deliver_local(event)
+        for item in items:  # one bad event in a batch costs only itself
+            try:
+                event = event_from_dict(item)
+            except (ValueError, KeyError, TypeError, AttributeError, EventDecodeError) as exc:
+                log.warning("redis bus: ignored a malformed event (%s)", exc)
+                continue
+            self._deliver_local(event)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -163,3 +163,26 @@ async def test_malformed_redis_message_is_ignored(redis_url: str) -> None:
     assert got.got[0] == msg(7)
     await admin.aclose()
     await b.close()
+
+
+async def test_a_batch_message_delivers_its_good_events_in_order(redis_url: str) -> None:
+    """The sender packs what queued up into one message; a bad item costs only itself, and a
+    process skips its own batches (issue 10)."""
+    channel = f"cc:test:{uuid.uuid4().hex}"
+    b = RedisBus(redis_url, channel=channel)
+    await b.start()
+    got = Collector()
+    b.subscribe(got)
+    await asyncio.wait_for(b.subscribed.wait(), 5)
+    admin = aioredis.from_url(redis_url)
+    await admin.publish(channel, '{"origin": "x", "events": [' + msg(1).to_json()
+                        + ', {"type": "Nope"}, ' + msg(2).to_json() + "]}")
+    await admin.publish(channel, '{"origin": "x", "events": 5}')
+    await admin.publish(channel, '{"origin": "' + b.origin + '", "events": ['
+                        + msg(9).to_json() + "]}")  # an echo of our own: skipped
+    await admin.publish(channel, '{"origin": "x", "event": ' + msg(3).to_json() + "}")
+    await until(lambda: len(got.got) == 3)
+    await asyncio.sleep(0.1)
+    assert got.got == [msg(1), msg(2), msg(3)]
+    await admin.aclose()
+    await b.close()
