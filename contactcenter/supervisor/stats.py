@@ -312,6 +312,7 @@ class QueueStats:
         self._today: dict[str, Tally] = {}
         self._today_facts: dict[str, list[CallFacts]] = {}
         self._recent: list[CallFacts] = []  # started within the last hour (pruned lazily)
+        self._fact_queue: dict[str, str] = {}  # today's call id -> its queue's facts list
         self._seen: set[str] = set()  # call ids counted today or in the recent hour
         self._waiting: dict[str, dict[str, _Waiting]] = {}
         self._members: dict[tuple[str, str], _Member] = {}
@@ -361,6 +362,7 @@ class QueueStats:
             self.day = day
             self._today.clear()
             self._today_facts.clear()
+            self._fact_queue.clear()
             self._prune(at)
             self._seen = {f.call_id for f in self._recent}
 
@@ -387,6 +389,7 @@ class QueueStats:
                     f, self.config(f.queue).service_level_seconds
                 )
                 self._today_facts.setdefault(f.queue, []).append(f)
+                self._fact_queue[f.call_id] = f.queue
             counted = True
         if f.started_at > self.latest - HOUR:
             self._recent.append(f)
@@ -400,7 +403,11 @@ class QueueStats:
         """Wrap-up completes an answered call's handle time (talk + wrap), live as after a
         rebuild from the calls table. Repeats (one per web process) change nothing."""
         call_id = f"{e.server}:{e.linkedid}"
-        lists = [*self._today_facts.values(), self._recent]
+        # Only the call's own queue list (not every queue's: that was a scan of the whole day
+        # per wrap-up); from the end, where a call that just ended is.
+        queue = self._fact_queue.get(call_id)
+        today = self._today_facts.get(queue) if queue is not None else None
+        lists = [today, self._recent] if today is not None else [self._recent]
         for facts in lists:
             for i in range(len(facts) - 1, -1, -1):
                 f = facts[i]
