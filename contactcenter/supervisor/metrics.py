@@ -10,6 +10,7 @@ the gauge `cc_queue_calls_today`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -116,9 +117,13 @@ class Metrics:
             buckets=LAG_BUCKETS, registry=self.registry,
         )
         self.registry.register(_LiveCollector(service, clients))
+        self._by_type: dict[type, Any] = {}  # labels() per event costs more than the count
 
     def observe(self, event: Event, lag: float) -> None:
-        self.events.labels(type(event).__name__).inc()
+        counter = self._by_type.get(type(event))
+        if counter is None:
+            counter = self._by_type[type(event)] = self.events.labels(type(event).__name__)
+        counter.inc()
         self.lag.observe(lag)
         if isinstance(event, CallEnded):
             self.calls.labels(event.record.queue or "", event.record.outcome).inc()
