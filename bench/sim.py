@@ -129,7 +129,7 @@ class Sim:
             "in_ivr": sum(1 for c in self.active.values() if c.where == "agi"),
             "agi_ms": [round(x, 3) for x in self.timer.samples],
             "events": self.pbx.events, "calls_behind": self.calls_behind,
-            "ami_clients": len(self.server.clients),
+            "ami_clients": len(self.server.clients), "actions": dict(self.server.actions),
         }
         if reset:
             self.timer.samples = []

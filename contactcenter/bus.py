@@ -86,6 +86,9 @@ class Subscription:
             await self.task
 
 
+CLAIM_TTL = 3600  # seconds a claim is remembered: longer than any process lags behind
+
+
 class BaseBus:
     kind = "base"
 
@@ -112,6 +115,12 @@ class BaseBus:
 
     async def publish(self, event: Event) -> None:
         raise NotImplementedError
+
+    async def claim(self, key: str, ttl: int = CLAIM_TTL) -> bool:
+        """True in exactly one of the processes sharing this bus, for a reaction to an event
+        that must happen once however many web processes hear it (an Asterisk action, a row
+        update). One process: always True."""
+        return True
 
     async def drain(self) -> None:
         """Wait until every local subscriber has handled what it was given (tests, shutdown)."""
@@ -164,8 +173,23 @@ class RedisBus(BaseBus):
         self.connected = False
         self.subscribed = asyncio.Event()
         self.outbox_dropped = 0
+        self.claim_errors = 0
         self.reconnects = 0
         self.last_error = ""
+
+    async def claim(self, key: str, ttl: int = CLAIM_TTL) -> bool:
+        """SET NX on the shared Redis. Redis unreachable: True (the action is repeated by each
+        process, as before claims, rather than done by none)."""
+        if self._redis is None:
+            return True
+        try:
+            won = await self._redis.set(f"{self.channel}:claim:{key}", self.origin, nx=True,
+                                        ex=ttl)
+        except Exception as exc:  # any Redis failure: act locally
+            self.claim_errors += 1
+            log.warning("redis bus: claim %s not checked (%s); acting here", key, exc)
+            return True
+        return bool(won)
 
     async def start(self) -> None:
         import redis.asyncio as aioredis
@@ -290,6 +314,7 @@ class RedisBus(BaseBus):
             ok=self.connected,
             outbox=self._outbox.qsize(),
             outbox_dropped=self.outbox_dropped,
+            claim_errors=self.claim_errors,
             reconnects=self.reconnects,
         )
         if self.last_error:

@@ -269,8 +269,10 @@ class ConsoleHub:
         phones: Callable[[], Any] = lambda: None,  # the demo's PhoneControl, if any
         clock: Callable[[], datetime] = utcnow,
         publish: Callable[[Event], Awaitable[None]] | None = None,  # the bus
+        claim: Callable[[str], Awaitable[bool]] | None = None,  # the bus: once per cluster
     ) -> None:
         self.publish = publish
+        self.claim = claim
         self.presence = presence
         self.operators = operators
         self.history = history
@@ -458,8 +460,17 @@ class ConsoleHub:
             self.to_interface(ev.interface, view.to_dict())
         self._push_states(changed)
         if self.presence.in_wrapup(ev.interface):
-            self.spawn(self.operators.wrapup_started(ev.interface),
+            self.spawn(self._wrapup_started(call_id, ev.interface),
                        f"console:wrapup:{ev.interface}")
+
+    async def _once(self, key: str) -> bool:
+        """Every web process hears every event; Asterisk actions and row updates that react to
+        one are done by the one process that claims it."""
+        return self.claim is None or await self.claim(key)
+
+    async def _wrapup_started(self, call_id: str, interface: str) -> None:
+        if await self._once(f"wrapup-start:{call_id}:{interface}"):
+            await self.operators.wrapup_started(interface)
 
     def _ended(self, ev: CallEnded) -> None:
         call_id = ev.record.call_id
@@ -508,6 +519,9 @@ class ConsoleHub:
 
     async def _after_wrapups(self) -> None:
         for ended in self.presence.take_ended():
+            if ended.call_id and not await self._once(
+                    f"wrapup-end:{ended.call_id}:{ended.interface}"):
+                continue  # another process ends it (or this operator's own click did)
             if ended.expired:  # ready/pause/log-out set Asterisk's pause themselves
                 await self.operators.wrapup_ended(ended.interface)
             if ended.call_id:

@@ -42,6 +42,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),
         publish=bus.publish,
+        claim=bus.claim,
     )
     app[CONSOLE] = hub
     sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console")

@@ -186,3 +186,26 @@ async def test_a_batch_message_delivers_its_good_events_in_order(redis_url: str)
     assert got.got == [msg(1), msg(2), msg(3)]
     await admin.aclose()
     await b.close()
+
+
+async def test_claim_is_won_by_one_process(pair: tuple[BaseBus, BaseBus]) -> None:
+    """What both web processes react to (a wrap-up's QueuePause) is done by one of them."""
+    a, b = pair
+    key = f"wrapup-end:default:{uuid.uuid4().hex}:PJSIP/1001"
+    first, second = await asyncio.gather(a.claim(key), b.claim(key))
+    if a is b:  # one process: it always acts
+        assert first and second
+    else:
+        assert sorted([first, second]) == [False, True]
+        assert await a.claim(key) is False and await b.claim(key) is False
+        assert await a.claim(key + "-other") is True
+
+
+async def test_claim_acts_locally_when_redis_is_unreachable() -> None:
+    bus = RedisBus("redis://127.0.0.1:1/0", channel=f"cc:test:{uuid.uuid4().hex}")
+    await bus.start()
+    try:
+        assert await asyncio.wait_for(bus.claim("k"), 10) is True
+        assert bus.claim_errors == 1
+    finally:
+        await bus.close()

@@ -16,11 +16,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bench import stack as S
 from contactcenter import db
-from contactcenter.cases.models import Call
+from contactcenter.cases.models import Call, Queue
 from contactcenter.seed import seed_demo_users
 
 
@@ -47,6 +47,9 @@ async def test_bridge_and_two_web_processes(pg_url: str, redis_url: str, tmp_pat
     operators = await S.seed(pg_url, 2)  # op0, op1 on Local/4000@agents/n, Local/4001@...
     engine = db.make_engine(pg_url)
     await seed_demo_users(db.make_sessionmaker(engine))  # the supervisor account
+    async with engine.begin() as conn:  # wrap-up short enough to see it end
+        await conn.execute(update(Queue).where(Queue.name == "sanitation")
+                           .values(wrapup_seconds=2))
     agi_port = S.free_port()
     sim = S.SimProcess(agi_port, operators=len(operators), max_seconds=120)
     procs: list[S.Proc] = []
@@ -125,6 +128,23 @@ async def test_bridge_and_two_web_processes(pg_url: str, redis_url: str, tmp_pat
         assert one == two
         (san,) = [q for q in one["queues"] if q["name"] == "sanitation"]
         assert (san["offered"], san["answered"]) == (2, 2)
+
+        # Both web processes hear each AgentComplete, but one of them pauses the operator for
+        # wrap-up, unpauses after it and records the wrap time: once per call, not per process.
+        deadline = time.monotonic() + 15
+        actions: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            actions = (await sim.ask(cmd="stats"))["actions"]
+            if actions.get("queuepause:off", 0) >= 2:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # a late duplicate would arrive now
+        actions = (await sim.ask(cmd="stats"))["actions"]
+        assert (actions.get("queuepause:on"), actions.get("queuepause:off")) == (2, 2), actions
+        async with engine.connect() as conn:
+            wraps = (await conn.execute(select(Call.wrap_seconds).where(
+                Call.caller_number.like("5599%")))).scalars().all()
+        assert len(wraps) == 2 and all(w is not None and 1.5 <= w <= 4 for w in wraps), wraps
     finally:
         for http in sessions:
             await http.close()

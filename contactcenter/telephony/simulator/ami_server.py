@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from .pbx import Pbx, PbxError
@@ -98,6 +99,7 @@ class AmiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_queue_add: Callable[[str, str], None] | None = None
+        self.actions: Counter[str] = Counter()  # actions received, by lower-cased name (tests)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -253,6 +255,7 @@ class AmiServer:
         if not client.authed:
             err("Permission denied")
             return True
+        self.actions[key] += 1
         handler = getattr(self, f"_a_{key}", None)
         if handler is None:
             err(
@@ -371,6 +374,7 @@ class AmiServer:
             err("Need 'Interface' and 'Paused' parameters.")
             return
         flag = paused.lower() in ("true", "1", "yes", "on")
+        self.actions["queuepause:" + ("on" if flag else "off")] += 1
         try:
             self.pbx.queue_pause(h.get("queue"), iface, flag, h.get("reason", ""))
         except PbxError as exc:
