@@ -29,8 +29,8 @@ PACKAGE = Path(__file__).resolve().parent
 # Listeners (the console, the wallboard) before telephony: the bridge's first AmiLinkChanged and
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
-    "cases.plugin", "agents.plugin", "admin.plugin", "supervisor.plugin", "telephony.plugin",
-    "telephony.actions", "telephony.agi_plugin",
+    "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
+    "telephony.plugin", "telephony.actions", "telephony.agi_plugin",
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -40,7 +40,8 @@ ROLES = ("all", "bridge", "web")
 # The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
 # (features are pages unless they say otherwise).
 PLUGIN_ROLES: dict[str, frozenset[str]] = {
-    "cases.plugin": frozenset({"all", "web"}),  # Open311, case pages (and the e-mail intake)
+    "cases.plugin": frozenset({"all", "web"}),  # Open311, case pages
+    "cases.email_plugin": frozenset({"all", "bridge"}),  # the SMTP listener: one per site
     "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages

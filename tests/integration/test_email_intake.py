@@ -68,7 +68,7 @@ def free_port() -> int:
 
 
 async def make_client(
-    aiohttp_client: ClientFactory, url: str, relay_port: int, **env: str
+    aiohttp_client: ClientFactory, url: str, relay_port: int, role: str = "all", **env: str
 ) -> TestClient:
     settings = load_settings(env={
         "CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", "CC_SMTP_HOST": "127.0.0.1",
@@ -76,7 +76,7 @@ async def make_client(
         "CC_SMTP_INTAKE_ADDRESS": INTAKE, "CC_SMTP_RELAY_HOST": "127.0.0.1",
         "CC_SMTP_RELAY_PORT": str(relay_port), "CC_SMTP_MAX_BYTES": "20000", **env,
     })
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings, role=role))
     await seed_reference(client.app[SESSIONS])
     return client
 
@@ -282,3 +282,20 @@ async def test_without_a_from_header_the_envelope_sender_is_the_citizen(
     assert case.citizen_email == "dee@example.org"
     await until(lambda: relay.messages, timeout=10)
     assert relay.messages[0][1] == ["dee@example.org"]
+
+
+@pytest.mark.parametrize("role", ["bridge", "web"])
+async def test_one_listener_per_site_in_the_bridge_not_in_each_web_process(
+    aiohttp_client: ClientFactory, migrated_url: str, relay: Relay, role: str
+) -> None:
+    """Several web processes behind a load balancer would fight over one SMTP port: the
+    listener runs where the Asterisk side does, once."""
+    client = await make_client(aiohttp_client, migrated_url, relay.port, role=role,
+                               CC_AMI_PORT=str(free_port()))
+    if role == "web":
+        assert EMAIL_INTAKE not in client.app
+        return
+    code, reply = await send(client.app[EMAIL_INTAKE].port, message().as_bytes())
+    assert code == 250, reply
+    async with client.app[SESSIONS]() as s:
+        assert (await s.execute(select(func.count()).select_from(Case))).scalar_one() == 1

@@ -23,6 +23,9 @@ def test_every_plugin_has_a_role_and_the_table_is_consistent() -> None:
     assert runs_in("telephony.agi_plugin", "all") and not runs_in("telephony.agi_plugin", "web")
     assert runs_in("telephony.actions", "web") and not runs_in("telephony.actions", "all")
     assert runs_in("agents.plugin", "web") and not runs_in("agents.plugin", "bridge")
+    # one SMTP listener per site: several web processes would fight over its port
+    assert runs_in("cases.email_plugin", "bridge") and runs_in("cases.email_plugin", "all")
+    assert not runs_in("cases.email_plugin", "web")
 
 
 def test_the_pages_live_in_web_and_all_not_in_the_bridge() -> None:
