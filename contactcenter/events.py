@@ -318,6 +318,17 @@ class CaseChanged(Event):
     change: str = "updated"  # created, updated, noted, closed
 
 
+@dataclass(frozen=True, slots=True)
+class SessionEnded(Event):
+    """A user signed out: their live sockets (console, wallboard) close in every process; a
+    browser still signed in reconnects, one that is not is sent to the log-in page."""
+
+    routing: ClassVar[str] = "cc.auth.session_ended"
+    user_id: int
+    username: str
+    at: datetime
+
+
 # --- the gateway to Asterisk -------------------------------------------------------------------
 
 
@@ -453,6 +464,7 @@ __all__ = [
     "QueueJoined",
     "QueueLeft",
     "QueueMembersSynced",
+    "SessionEnded",
     "WrapUpEnded",
     "event_from_dict",
     "event_from_json",

@@ -35,6 +35,7 @@ from ..events import (
     CallEnded,
     Event,
     QueueMembersSynced,
+    SessionEnded,
     WrapUpEnded,
     utcnow,
 )
@@ -53,8 +54,9 @@ log = logging.getLogger(__name__)
 
 SUBSCRIBED: tuple[type[Event], ...] = (
     AgentRinging, AgentRingNoAnswer, CallAnswered, CallAbandoned, AgentCallCompleted, CallEnded,
-    AgentStateChanged, QueueMembersSynced, BroadcastMessage, AmiLinkChanged,
+    AgentStateChanged, QueueMembersSynced, BroadcastMessage, AmiLinkChanged, SessionEnded,
 )
+SIGNED_OUT = 4401  # close code: the user signed out (somewhere); the page checks its session
 OUTBOX = 256
 HISTORY_TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024
@@ -396,6 +398,9 @@ class ConsoleHub:
             self.link = {"type": "link", "connected": ev.connected,
                          "detail": clean_text(ev.detail, 200)}
             self.to_all(self.link)
+        elif isinstance(ev, SessionEnded):
+            for conn in [c for c in self.conns if c.user.id == ev.user_id]:
+                self.spawn(conn.close(SIGNED_OUT, b"signed out"), f"console:signout:{ev.username}")
 
     def _ringing(self, ev: AgentRinging) -> None:
         view = CallView.from_ringing(ev)

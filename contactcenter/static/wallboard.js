@@ -188,7 +188,8 @@
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(proto + "//" + location.host + "/wallboard/ws?group=" + encodeURIComponent(group));
-    ws.onopen = function () { socketUp = true; retry = 1000; updateBadges(); };
+    let opened = false;
+    ws.onopen = function () { opened = true; socketUp = true; retry = 1000; updateBadges(); };
     ws.onmessage = function (ev) {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
@@ -197,6 +198,15 @@
     ws.onclose = function () {
       socketUp = false;
       updateBadges();
+      if (!opened) {
+        // refused at the handshake: signed out (or the session expired)? then sign in again
+        fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
+          .then(function (r) {
+            if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
+              location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+            }
+          }).catch(function () { /* server down: keep retrying */ });
+      }
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 15000);
     };

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from contactcenter.keys import PBX, SESSIONS, SUPERVISOR
-from contactcenter.web.auth import origin_ok, require_role, require_user
+from contactcenter.web.auth import current_user, origin_ok, require_role, require_user
 
 from . import reports
 from .charts import Series, bar_chart
@@ -84,7 +84,8 @@ async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[SUPERVISOR].hub
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
-    client = hub.join(ws, group)
+    user = current_user(request)
+    client = hub.join(ws, group, user_id=user.id if user is not None else None)
     try:
         async for _msg in ws:
             pass  # screens only listen; actions go through the CSRF-checked POSTs

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from contactcenter.events import Event, SessionEnded
 from contactcenter.keys import BUS, HEALTH, SESSIONS, SETTINGS, SUPERVISOR
 
 from . import http
@@ -79,6 +80,12 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SUPERVISOR] = feature
     # Subscribe before the rebuild: a call that ends meanwhile is counted once either way.
     sub = app[BUS].subscribe(service.on_event, types=SUBSCRIBED, name="supervisor.stats")
+
+    async def signed_out(ev: Event) -> None:
+        if isinstance(ev, SessionEnded):
+            await hub.sign_out(ev.user_id)
+
+    sessions_sub = app[BUS].subscribe(signed_out, types=(SessionEnded,), name="wallboard.signout")
     # One try before serving (so the first page shows today's figures); then in the background.
     await _rebuild_once(feature)
     tasks = [asyncio.create_task(hub.run(), name="wallboard:push"),
@@ -112,6 +119,7 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         await hub.close()
         await sub.close()
+        await sessions_sub.close()
 
 
 def setup(app: web.Application) -> None:

@@ -24,10 +24,15 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0  # a screen that cannot take one snapshot in this long is cut off
 
 
+SIGNED_OUT = 4401  # close code, as the console's
+
+
 class WallboardClient:
-    def __init__(self, ws: web.WebSocketResponse, group: str, maxsize: int = 2) -> None:
+    def __init__(self, ws: web.WebSocketResponse, group: str, maxsize: int = 2,
+                 user_id: int | None = None) -> None:
         self.ws = ws
         self.group = group
+        self.user_id = user_id
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
         self.sent = 0
         self.dropped = 0
@@ -52,12 +57,13 @@ class WallboardClient:
                 return
             self.sent += 1
 
-    async def close(self, code: int = WSCloseCode.GOING_AWAY) -> None:
+    async def close(self, code: int = WSCloseCode.GOING_AWAY,
+                    message: bytes = b"server shutdown") -> None:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         with contextlib.suppress(Exception):
-            await self.ws.close(code=code, message=b"server shutdown")
+            await self.ws.close(code=code, message=message)
 
 
 class WallboardHub:
@@ -86,8 +92,9 @@ class WallboardHub:
     def mark_dirty(self) -> None:
         self._dirty.set()
 
-    def join(self, ws: web.WebSocketResponse, group: str) -> WallboardClient:
-        client = WallboardClient(ws, group)
+    def join(self, ws: web.WebSocketResponse, group: str,
+             user_id: int | None = None) -> WallboardClient:
+        client = WallboardClient(ws, group, user_id=user_id)
         self.clients.setdefault(group, set()).add(client)
         client.offer(self.payload(group))  # the screen shows something at once
         return client
@@ -99,6 +106,12 @@ class WallboardHub:
             if not group:
                 del self.clients[client.group]
         await client.close(WSCloseCode.OK)
+
+    async def sign_out(self, user_id: int) -> None:
+        """The user signed out somewhere: their screens close (and, still signed in, reconnect)."""
+        for client in [c for group in self.clients.values() for c in group
+                       if c.user_id == user_id]:
+            await client.close(SIGNED_OUT, b"signed out")
 
     def count(self) -> int:
         return sum(len(c) for c in self.clients.values())

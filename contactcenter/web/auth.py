@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -26,7 +27,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy import select
 
 from ..cases.models import ApiKey, User
-from ..keys import SESSIONS, SETTINGS
+from ..events import SessionEnded
+from ..keys import BUS, SESSIONS, SETTINGS
 from ..security import hash_api_key, verify_password
 
 log = logging.getLogger(__name__)
@@ -333,6 +335,13 @@ async def login_submit(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     session = await get_session(request)
     session.invalidate()
+    user = current_user(request)
+    bus = request.app.get(BUS)
+    if user is not None and bus is not None:
+        # the console and wallboard sockets of this user close everywhere (a shared desk PC
+        # must not keep showing the last operator's callers in another tab)
+        await bus.publish(SessionEnded(user_id=user.id, username=user.username,
+                                       at=datetime.now(UTC)))
     raise web.HTTPFound("/login")
 
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from contactcenter.agents.console import SIGNED_OUT
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
 from contactcenter.cases.store import NewCase
@@ -331,6 +332,32 @@ async def test_shutdown_closes_consoles_with_going_away(client: Any, app: Any) -
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
                 break
     assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_signing_out_closes_that_users_consoles_and_no_one_elses(
+        aiohttp_client: Any, client: Any, app: Any) -> None:
+    """A shared desk PC: signing out in one tab closes the console open in another tab (which
+    then cannot reconnect), not another operator's."""
+    token = await login(client, "operator")
+    ben_client = await second_client(aiohttp_client, client, "ben")
+    tab = await open_ws(client)
+    ben = await open_ws(ben_client, headers={"Origin": origin(ben_client)})
+    for ws in (tab, ben):
+        await receive_until(ws, lambda m: m["type"] == "state")
+    resp = await client.post("/logout", data={"_csrf": token}, allow_redirects=False)
+    assert resp.status == 302
+    async with asyncio.timeout(5):
+        while (await tab.receive()).type not in (WSMsgType.CLOSE, WSMsgType.CLOSED,
+                                                 WSMsgType.CLOSING):
+            pass
+    assert tab.close_code == SIGNED_OUT
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await open_ws(client)
+    assert refused.value.status in (302, 401)
+    await ben.send_json({"type": "ping"})
+    await receive_until(ben, lambda m: m["type"] == "pong")
+    assert not ben.closed
+    await ben.close()
 
 
 async def test_garbage_over_the_real_socket_never_breaks_it(client: Any) -> None:

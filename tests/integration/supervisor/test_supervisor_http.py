@@ -284,6 +284,22 @@ async def test_wallboard_escapes_and_truncates_caller_id(env: Any) -> None:
     assert len(caller["caller"]) <= 40 and "\n" not in caller["caller"]
 
 
+async def test_signing_out_closes_that_supervisors_wallboards(env: Any) -> None:
+    app, client = env.app, env.client
+    token = await login(client, "supervisor")
+    ws = await client.ws_connect("/wallboard/ws", headers=origin(client))
+    await ws.receive(timeout=5)  # the snapshot on joining
+    resp = await client.post("/logout", data={"_csrf": token}, allow_redirects=False)
+    assert resp.status == 302
+    async with asyncio.timeout(5):
+        while (await ws.receive()).type.name not in ("CLOSE", "CLOSED", "CLOSING"):
+            pass
+    assert ws.close_code == 4401
+    assert app[SUPERVISOR].hub.count() == 0
+    with pytest.raises(WSServerHandshakeError):
+        await client.ws_connect("/wallboard/ws", headers=origin(client))
+
+
 async def test_push_is_coalesced_and_serialized_once_per_group(env: Any) -> None:
     app, client = env.app, env.client
     await login(client, "supervisor")
