@@ -6,7 +6,9 @@ then answers one JSON command per stdin line with one JSON line on stdout:
   {"cmd": "calls", "rate": 25, "seconds": 10, "prefix": "5501", "prewait": 0.5,
    "talk": 2.0, "patience": 120}                       start a generator (returns at once)
   {"cmd": "stats", "reset": true}                      counters, AGI turnaround samples
+                                                       ("samples": false: counters only)
   {"cmd": "quit"}
+A command's "id", if any, comes back in its reply (an overloaded simulator may answer late).
 It stops by itself when stdin closes or after `max_seconds`. Everything listens on 127.0.0.1.
 
 `agi_command_ms` is measured here, where Asterisk would see it: from writing the reply to one
@@ -123,11 +125,11 @@ class Sim:
         with contextlib.suppress(ValueError):
             self.pbx.calls.remove(call)  # the simulator keeps every call; the bench needs not
 
-    def stats(self, reset: bool) -> dict[str, Any]:
+    def stats(self, reset: bool, samples: bool = True) -> dict[str, Any]:
         out = {
             "started": self.started, "ended": self.ended, "in_progress": len(self.active),
             "in_ivr": sum(1 for c in self.active.values() if c.where == "agi"),
-            "agi_ms": [round(x, 3) for x in self.timer.samples],
+            "agi_ms": [round(x, 3) for x in self.timer.samples] if samples else [],
             "events": self.pbx.events, "calls_behind": self.calls_behind,
             "ami_clients": len(self.server.clients), "actions": dict(self.server.actions),
         }
@@ -163,12 +165,14 @@ async def main(cfg: dict[str, Any]) -> None:
                 task.add_done_callback(sim.generators.discard)
                 reply: dict[str, Any] = {"ok": True}
             elif cmd == "stats":
-                reply = sim.stats(bool(msg.get("reset")))
+                reply = sim.stats(bool(msg.get("reset")), samples=msg.get("samples", True))
             elif cmd == "quit":
-                print(json.dumps({"ok": True}), flush=True)
+                print(json.dumps({"ok": True, "id": msg.get("id")}), flush=True)
                 break
             else:
                 reply = {"error": f"unknown command {cmd!r}"}
+            if "id" in msg:
+                reply["id"] = msg["id"]  # a late reply is told from the answer to a later ask
             print(json.dumps(reply), flush=True)
     finally:
         for task in list(sim.generators):

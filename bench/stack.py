@@ -303,6 +303,7 @@ class SimProcess:
                     "secret": AMI_SECRET, "max_seconds": max_seconds}
         self.proc: asyncio.subprocess.Process | None = None
         self.ami_port = 0
+        self.asked = 0
 
     async def start(self) -> int:
         self.proc = await asyncio.create_subprocess_exec(
@@ -320,11 +321,19 @@ class SimProcess:
             raise RuntimeError("the simulator process ended")
         return dict(json.loads(line))
 
-    async def ask(self, **cmd: Any) -> dict[str, Any]:
+    async def ask(self, timeout: float = 30, **cmd: Any) -> dict[str, Any]:
+        """One command; its reply (matched by id: a reply that came too late to an earlier ask
+        is skipped). TimeoutError when an overloaded simulator does not answer in time."""
         assert self.proc is not None and self.proc.stdin is not None
+        self.asked += 1
+        cmd["id"] = self.asked
         self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
         await self.proc.stdin.drain()
-        return await self._read()
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await self._read(max(0.1, deadline - time.monotonic()))
+            if reply.get("id") == self.asked:
+                return reply
 
     async def close(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
