@@ -297,7 +297,7 @@ class Run:
         """Callers who take their time in the IVR, so ~200 sessions are in progress."""
         assert self.sim is not None
         plan = self.plan
-        await self.sim.ask(cmd="stats", reset=True)
+        await self.sim.ask(cmd="stats", reset=True, timeout=120)
         await self.sim.ask(cmd="calls", rate=plan.agi_rate, seconds=plan.agi_seconds,
                            prefix=self.prefix(), prewait=plan.agi_prewait, talk=1.0,
                            patience=120)
@@ -365,6 +365,9 @@ async def shape_run(shape: str, plan: Plan, workdir: Path) -> dict[str, Any]:
             steps.append(await run.step(rate, plan.step_seconds))
             if not steps[-1]["passed"]:
                 break
+        # A failed step can leave thousands of calls queued in the simulator: let them end
+        # before the AGI and memory phases, which need a quiet system to mean anything.
+        out["calls_left_after_steps"] = await run.drain(300)
         at25 = steps[0]
         out["calls_per_second_sustained"] = max(
             (s["rate"] for s in steps if s["passed"]), default=0.0)
