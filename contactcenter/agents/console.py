@@ -531,9 +531,8 @@ class ConsoleHub:
                 await self.operators.wrapup_ended(ended.interface)
             if ended.call_id:
                 server, _, linkedid = ended.call_id.rpartition(":")
-                await self.work.set_on_call(call_id=ended.call_id, server=server,
-                                            linkedid=linkedid, now=ended.ended,
-                                            wrap_seconds=ended.seconds)
+                self.work.later(call_id=ended.call_id, server=server, linkedid=linkedid,
+                                now=ended.ended, wrap_seconds=ended.seconds)
                 if self.publish is not None and ended.seconds is not None:
                     # live handle time on the wallboard (the calls row has it already)
                     await self.publish(WrapUpEnded(

@@ -141,9 +141,15 @@ async def test_bridge_and_two_web_processes(pg_url: str, redis_url: str, tmp_pat
         await asyncio.sleep(1.0)  # a late duplicate would arrive now
         actions = (await sim.ask(cmd="stats"))["actions"]
         assert (actions.get("queuepause:on"), actions.get("queuepause:off")) == (2, 2), actions
-        async with engine.connect() as conn:
-            wraps = (await conn.execute(select(Call.wrap_seconds).where(
-                Call.caller_number.like("5599%")))).scalars().all()
+        wraps: list[float | None] = []
+        deadline = time.monotonic() + 10  # written with the console's next flush (1 s ticks)
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                wraps = list((await conn.execute(select(Call.wrap_seconds).where(
+                    Call.caller_number.like("5599%")))).scalars().all())
+            if all(w is not None for w in wraps):
+                break
+            await asyncio.sleep(0.2)
         assert len(wraps) == 2 and all(w is not None and 1.5 <= w <= 4 for w in wraps), wraps
     finally:
         for http in sessions:
