@@ -534,7 +534,7 @@ class ConsoleHub:
                 self.work.later(call_id=ended.call_id, server=server, linkedid=linkedid,
                                 now=ended.ended, wrap_seconds=ended.seconds)
                 if self.publish is not None and ended.seconds is not None:
-                    # live handle time on the wallboard (the calls row has it already)
+                    # live handle time on the wallboard (the calls row gets it at the next flush)
                     await self.publish(WrapUpEnded(
                         server=server, linkedid=linkedid, interface=ended.interface,
                         wrap_seconds=ended.seconds, at=ended.ended))
