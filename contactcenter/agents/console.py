@@ -39,7 +39,7 @@ from ..events import (
     WrapUpEnded,
     utcnow,
 )
-from ..web.auth import Principal
+from ..web.auth import SIGNED_OUT, Principal
 from . import presence as P
 from .services import (
     DISPOSITIONS,
@@ -56,7 +56,6 @@ SUBSCRIBED: tuple[type[Event], ...] = (
     AgentRinging, AgentRingNoAnswer, CallAnswered, CallAbandoned, AgentCallCompleted, CallEnded,
     AgentStateChanged, QueueMembersSynced, BroadcastMessage, AmiLinkChanged, SessionEnded,
 )
-SIGNED_OUT = 4401  # close code: the user signed out (somewhere); the page checks its session
 OUTBOX = 256
 HISTORY_TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024

@@ -19,12 +19,11 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from contactcenter.web.auth import SIGNED_OUT
+
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 10.0  # a screen that cannot take one snapshot in this long is cut off
-
-
-SIGNED_OUT = 4401  # close code, as the console's
 
 
 class WallboardClient:

@@ -32,6 +32,9 @@ from ..keys import BUS, SESSIONS, SETTINGS
 from ..security import hash_api_key, verify_password
 
 log = logging.getLogger(__name__)
+# Websocket close code for "this user signed out" (console and wallboard); the pages then check
+# their session and go to the log-in page if it is gone.
+SIGNED_OUT = 4401
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H")

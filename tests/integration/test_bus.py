@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -148,14 +149,20 @@ async def test_redis_reconnects_after_the_server_drops_the_connection(redis_url:
     await b.close()
 
 
-async def test_malformed_redis_message_is_ignored(redis_url: str) -> None:
+async def listening(redis_url: str) -> tuple[RedisBus, Collector, Any, str]:
+    """A started bus on a fresh channel with a collecting subscriber, and a plain Redis client
+    to publish raw messages on that channel (what another process, or garbage, would send)."""
     channel = f"cc:test:{uuid.uuid4().hex}"
     b = RedisBus(redis_url, channel=channel)
     await b.start()
     got = Collector()
     b.subscribe(got)
     await asyncio.wait_for(b.subscribed.wait(), 5)
-    admin = aioredis.from_url(redis_url)
+    return b, got, aioredis.from_url(redis_url), channel
+
+
+async def test_malformed_redis_message_is_ignored(redis_url: str) -> None:
+    b, got, admin, channel = await listening(redis_url)
     await admin.publish(channel, b"\xff not json")
     await admin.publish(channel, b'{"origin": "x", "event": {"type": "Nope"}}')
     await admin.publish(channel, '{"origin": "x", "event": ' + msg(7).to_json() + "}")
@@ -168,13 +175,7 @@ async def test_malformed_redis_message_is_ignored(redis_url: str) -> None:
 async def test_a_batch_message_delivers_its_good_events_in_order(redis_url: str) -> None:
     """The sender packs what queued up into one message; a bad item costs only itself, and a
     process skips its own batches (issue 10)."""
-    channel = f"cc:test:{uuid.uuid4().hex}"
-    b = RedisBus(redis_url, channel=channel)
-    await b.start()
-    got = Collector()
-    b.subscribe(got)
-    await asyncio.wait_for(b.subscribed.wait(), 5)
-    admin = aioredis.from_url(redis_url)
+    b, got, admin, channel = await listening(redis_url)
     await admin.publish(channel, '{"origin": "x", "events": [' + msg(1).to_json()
                         + ', {"type": "Nope"}, ' + msg(2).to_json() + "]}")
     await admin.publish(channel, '{"origin": "x", "events": 5}')

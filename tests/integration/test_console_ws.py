@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from contactcenter.agents.console import SIGNED_OUT
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
 from contactcenter.cases.store import NewCase
@@ -29,6 +28,7 @@ from contactcenter.events import (
 )
 from contactcenter.keys import BUS, CASE_STORE, CONSOLE, PBX, SESSIONS, SIM_PHONES
 from contactcenter.security import hash_password
+from contactcenter.web.auth import SIGNED_OUT
 from tests.conftest import app_settings, login, until
 from tests.console_helpers import FakePbx, FakePhones, ringing
 

@@ -412,6 +412,34 @@ async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any
     assert written == [{"disposition": "resolved"}, {"wrap_seconds": 7.0}]
 
 
+async def test_a_dead_database_at_flush_loses_no_figure(monkeypatch: Any) -> None:
+    """Wrap-up times wait for the next flush, all in one transaction: if the database is down
+    then, every figure stays pending and the next flush writes them all."""
+    from contactcenter.agents import queries, services
+
+    written: list[tuple[str, dict[str, Any]]] = []
+    down = True
+
+    async def link_call(db: Any, *, server: str, linkedid: str, **values: Any) -> bool:
+        if down:
+            raise OSError("connection refused")
+        written.append((linkedid, values))
+        return True
+
+    monkeypatch.setattr(queries, "link_call", link_call)
+    work = services.CallWork(_Sessions(), store=None)  # type: ignore[arg-type]
+    for n in (1, 2, 3):
+        work.call_ended(f"d:{n}")
+        work.later(call_id=f"d:{n}", server="d", linkedid=str(n), now=T0, wrap_seconds=float(n))
+    with pytest.raises(OSError):
+        await work.flush(later(1))
+    assert sorted(work.pending) == ["d:1", "d:2", "d:3"] and written == []
+    down = False
+    assert await work.flush(later(2)) == 3
+    assert work.pending == {}
+    assert sorted(written) == [(str(n), {"wrap_seconds": float(n)}) for n in (1, 2, 3)]
+
+
 async def test_a_store_failure_is_a_clear_reply_not_a_broken_socket(hub: ConsoleHub) -> None:
     class DownWork(FakeWork):
         async def add_note(self, user: Principal, **kw: Any) -> str:

@@ -22,6 +22,7 @@ from contactcenter.cases.models import Agency, ApiKey, AuditLog, Case, ServiceTy
 from contactcenter.events import AgentStateChanged, BroadcastMessage, Event, QueueJoined
 from contactcenter.keys import BUS, PBX, SETTINGS, SUPERVISOR
 from contactcenter.security import hash_api_key
+from contactcenter.web.auth import SIGNED_OUT
 from tests.conftest import app_settings, login, until
 from tests.integration.supervisor.conftest import (
     FakePbx,
@@ -294,7 +295,7 @@ async def test_signing_out_closes_that_supervisors_wallboards(env: Any) -> None:
     async with asyncio.timeout(5):
         while (await ws.receive()).type.name not in ("CLOSE", "CLOSED", "CLOSING"):
             pass
-    assert ws.close_code == 4401
+    assert ws.close_code == SIGNED_OUT
     assert app[SUPERVISOR].hub.count() == 0
     with pytest.raises(WSServerHandshakeError):
         await client.ws_connect("/wallboard/ws", headers=origin(client))
