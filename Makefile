@@ -31,10 +31,14 @@ chromium:
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 
-# The whole suite on SQLite, then the store tests again on PostgreSQL.
+# The whole suite on SQLite, then the store tests again on PostgreSQL. Both halves always run
+# (CI shows every failure at once); the target fails at the end if either failed.
 test: $(VENV)/.test services chromium lint
-	$(BIN)/pytest -q -p no:cacheprovider
-	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store
+	@sqlite=0; pg=0; \
+	$(BIN)/pytest -q -p no:cacheprovider || sqlite=$$?; \
+	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store || pg=$$?; \
+	echo "make test: SQLite half exit $$sqlite, PostgreSQL half exit $$pg"; \
+	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
 bench: $(VENV)/.test services
 	$(BIN)/python -m bench.run $(ARGS)

@@ -28,6 +28,8 @@ import tempfile
 import time
 from typing import Any
 
+from contactcenter.clock import SYSTEM
+
 BLOCK = (
     "agi_network: yes\nagi_network_script: ivr\nagi_request: agi://127.0.0.1:4573/ivr\n"
     "agi_channel: Local/311@from-citizen-00000000;2\nagi_language: en\nagi_type: Local\n"
@@ -61,7 +63,7 @@ def _serve(store_kind: str, db_path: str, conn: Any) -> None:
         async def publish(event: Event) -> None:
             return None
 
-        ivr = IvrEngine(store, publish)
+        ivr = IvrEngine(store, publish, clock=SYSTEM.now)
         server = FastAgiServer(ivr.run, "127.0.0.1", 0)
         await server.start()
         conn.send(server.port)

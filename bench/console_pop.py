@@ -27,8 +27,9 @@ from argon2 import PasswordHasher
 from contactcenter import db
 from contactcenter.app import create_app
 from contactcenter.cases.models import User
+from contactcenter.clock import SYSTEM
 from contactcenter.config import load_settings
-from contactcenter.events import AgentRinging, BroadcastMessage, utcnow
+from contactcenter.events import AgentRinging, BroadcastMessage
 from contactcenter.keys import BUS
 from contactcenter.seed import seed_reference
 
@@ -138,7 +139,7 @@ async def run(consoles: int, pops: int) -> dict[str, Any]:
             pop_f, hist_f = c.expect("pop", call_id), c.expect("history", call_id)
             t0 = time.perf_counter()
             await bus.publish(AgentRinging("default", f"bench.{i}", "general-311", c.interface,
-                                           None, f"78755{i:05d}", "Bench Caller", utcnow()))
+                                           None, f"78755{i:05d}", "Bench Caller", SYSTEM.now()))
             pop_ms.append((await asyncio.wait_for(pop_f, 10) - t0) * 1000)
             hist_ms.append((await asyncio.wait_for(hist_f, 10) - t0) * 1000)
         out["pop"] = summary(pop_ms)
@@ -148,7 +149,7 @@ async def run(consoles: int, pops: int) -> dict[str, Any]:
             text = f"broadcast {i}"
             futs = [c.expect("broadcast", text) for c in clients]
             t0 = time.perf_counter()
-            await bus.publish(BroadcastMessage("bench", text, utcnow()))
+            await bus.publish(BroadcastMessage("bench", text, SYSTEM.now()))
             done = await asyncio.wait_for(asyncio.gather(*futs), 20)
             bc_ms.extend((t - t0) * 1000 for t in done)
         out["broadcast_per_socket"] = summary(bc_ms)

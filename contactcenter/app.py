@@ -16,8 +16,9 @@ from aiohttp import web
 
 from . import db
 from .bus import make_bus
+from .clock import SYSTEM, Clock
 from .config import Settings
-from .keys import BUS, ENGINE, HEALTH, SESSIONS, SETTINGS
+from .keys import BUS, CLOCK, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .maintenance import retention_ctx
 from .web import auth
 from .web.auth import public
@@ -112,11 +113,15 @@ async def index(request: web.Request) -> dict[str, Any]:
     return {"settings": request.app[SETTINGS]}
 
 
-def create_app(settings: Settings, role: str = "all") -> web.Application:
+def create_app(
+    settings: Settings, role: str = "all", clock: Clock | None = None
+) -> web.Application:
+    """`clock`: where business time comes from (the machine's wall clock unless handed one)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[CLOCK] = clock or SYSTEM
     app[HEALTH] = {}
     auth.setup(app)  # before jinja2: its context processor reads the session
     aiohttp_jinja2.setup(

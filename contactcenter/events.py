@@ -15,7 +15,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 _REGISTRY: dict[str, type[Event]] = {}
@@ -360,10 +360,6 @@ class Pbx(Protocol):
 # --- JSON ---------------------------------------------------------------------------------------
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 _PLAIN = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -468,5 +464,4 @@ __all__ = [
     "WrapUpEnded",
     "event_from_dict",
     "event_from_json",
-    "utcnow",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .bus import BaseBus
 from .cases.email_intake import EmailIntake
 from .cases.store import ApiKeys, CaseStore
+from .clock import Clock
 from .config import Settings
 from .events import Pbx
 from .ivr.engine import IvrEngine
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 SETTINGS = web.AppKey("settings", Settings)
+# the one clock of business time (contactcenter/clock.py); tests hand in a fixed or shifted one
+CLOCK = web.AppKey("clock", Clock)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from . import db
 from .cases.retention import purge_personal_data
+from .clock import SYSTEM
 from .config import load_settings
-from .events import utcnow
-from .keys import SESSIONS, SETTINGS
+from .keys import CLOCK, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL = 24 * 3600
@@ -28,7 +28,7 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
                 try:
-                    result = await purge_personal_data(app[SESSIONS], days, utcnow())
+                    result = await purge_personal_data(app[SESSIONS], days, app[CLOCK].now())
                     log.info("retention (%d days): %s", days, result)
                 except Exception:
                     log.exception("retention purge failed; retrying tomorrow")
@@ -52,7 +52,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     async def run() -> None:
         engine = db.make_engine(settings.database_url)
         try:
-            result = await purge_personal_data(db.make_sessionmaker(engine), days, utcnow())
+            result = await purge_personal_data(db.make_sessionmaker(engine), days, SYSTEM.now())
         finally:
             await engine.dispose()
         print(f"erased personal data older than {days} days: {result.calls} calls, "

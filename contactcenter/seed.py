@@ -6,13 +6,13 @@ Seeding is idempotent: existing rows (by their natural key) are left as they are
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .cases.models import Agency, MenuVersion, Queue, ServiceType, User
+from .clock import SYSTEM, Clock
 from .ivr.menu import default_menu, validate
 from .security import hash_password
 
@@ -70,7 +70,9 @@ async def _ensure(session: AsyncSession, model: Any, key: str, values: dict[str,
     return found
 
 
-async def seed_reference(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def seed_reference(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock = SYSTEM
+) -> None:
     async with sessions() as session, session.begin():
         agencies = {a["code"]: await _ensure(session, Agency, "code", a) for a in AGENCIES}
         queues = {q["name"]: await _ensure(session, Queue, "name", q) for q in QUEUES}
@@ -79,11 +81,12 @@ async def seed_reference(sessions: async_sessionmaker[AsyncSession]) -> None:
             values["agency_id"] = agencies[st["agency"]].id
             values["queue_id"] = queues[st["queue"]].id
             await _ensure(session, ServiceType, "code", values)
-    await seed_ivr_menu(sessions)
+    await seed_ivr_menu(sessions, clock=clock)
 
 
 async def seed_ivr_menu(
-    sessions: async_sessionmaker[AsyncSession], general_queue: str = "general-311"
+    sessions: async_sessionmaker[AsyncSession], general_queue: str = "general-311",
+    clock: Clock = SYSTEM,
 ) -> int | None:
     """The default 3-1-1 menu as the active version 1, when no menu version exists yet.
     Returns the new version number, or None when menus were already there."""
@@ -97,7 +100,7 @@ async def seed_ivr_menu(
         if problems:  # the seed must never activate a broken menu
             raise ValueError("default IVR menu is invalid: " + "; ".join(map(str, problems)))
         session.add(MenuVersion(version=1, status="active", data=data, created_by="seed",
-                                comment="default 3-1-1 menu", published_at=datetime.now(UTC)))
+                                comment="default 3-1-1 menu", published_at=clock.now()))
     return 1
 
 
@@ -115,12 +118,12 @@ HISTORY_SERVER = "seed"  # the `server` of history rows, so they never collide w
 
 
 async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3,
-                       per_day: int = 160, seed: int = 311) -> int:
+                       per_day: int = 160, seed: int = 311, clock: Clock = SYSTEM) -> int:
     """A few days of plausible calls (and some cases) so the wallboard and the reports have
     something to show in the demo. Runs once: returns 0 when history is already there."""
     import random
     import secrets as _secrets
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from sqlalchemy import func, insert
 
@@ -145,7 +148,7 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
             session.add(c)
             citizens.append(c)
         await session.flush()
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = clock.now().replace(microsecond=0)
         year = now.year
         seq = await session.get(CaseSequence, year)
         if seq is None:

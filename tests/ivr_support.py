@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.models import MenuVersion
+from contactcenter.clock import SYSTEM, Clock
 from contactcenter.events import Event
 from contactcenter.ivr.engine import IvrEngine, IvrResult, IvrStore
 from contactcenter.ivr.services import IvrServices
@@ -67,9 +68,9 @@ class Recorder:
 
 @asynccontextmanager
 async def running_ivr(
-    store: IvrStore | IvrServices, recorder: Recorder, **server_kw: Any
+    store: IvrStore | IvrServices, recorder: Recorder, *, clock: Clock = SYSTEM, **server_kw: Any
 ) -> AsyncIterator[FastAgiServer]:
-    engine = IvrEngine(store, recorder.publish, general_queue="general-311")
+    engine = IvrEngine(store, recorder.publish, general_queue="general-311", clock=clock.now)
 
     async def handle(channel: AgiChannel) -> None:
         recorder.results.append(await engine.run(channel))

@@ -18,7 +18,7 @@ from ..cases.models import Announcement, Queue, ServiceType
 from ..ivr.menu import PROMPT_RE, Problem, default_menu, load_menu_json, parse_menu, validate
 from ..ivr.preview import walk
 from ..ivr.services import is_open
-from ..keys import SESSIONS, SETTINGS
+from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..web.auth import require_role, require_user
 from . import ivr_services as ivs
 from . import menu_edit
@@ -68,7 +68,7 @@ async def _index_context(request: web.Request) -> dict[str, Any]:
     counts = {r.version: len(validate(r.data, queues, services, general_queue=general))
               for r in rows}
     return {"versions": rows, "problem_counts": counts, "announcements": anns,
-            "now": datetime.now(UTC), "import_problems": None,
+            "now": request.app[CLOCK].now(), "import_problems": None,
             "message": request.query.get("msg"), "error": None}
 
 
@@ -314,7 +314,7 @@ async def publish(request: web.Request) -> web.Response:
     actor, number = require_user(request).username, _number(request)
     try:
         async with request.app[SESSIONS]() as db, db.begin():
-            await ivs.publish(db, actor, number, _general(request))
+            await ivs.publish(db, actor, number, _general(request), request.app[CLOCK].now())
     except ivs.InvalidMenu as exc:
         return await _editor(request, number, status=400, error=(
             f"Not published: {len(exc.problems)} problem(s) must be fixed first "
@@ -329,7 +329,8 @@ async def rollback(request: web.Request) -> web.Response:
     actor, number = require_user(request).username, _number(request)
     try:
         async with request.app[SESSIONS]() as db, db.begin():
-            row = await ivs.rollback(db, actor, number, _general(request))
+            row = await ivs.rollback(db, actor, number, _general(request),
+                                    request.app[CLOCK].now())
     except ivs.InvalidMenu as exc:
         context = await _index_context(request)
         context["error"] = (f"Version {number} cannot go live again: "
@@ -368,7 +369,7 @@ async def preview(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text=str(exc)) from None
         queue_rows = {q.name: q for q in (await db.execute(select(Queue))).scalars()}
         anns = await ivs.announcements(db)
-    at = datetime.now(UTC)
+    at = request.app[CLOCK].now()
     menu, problems = parse_menu(row.data, _general(request))
     result = None
     announcement = next((a.prompts for a in anns

@@ -11,7 +11,7 @@ Publishing validates against the queues and service types in the store, so a men
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,10 +30,6 @@ class InvalidMenu(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems[:5]))
         self.problems = problems
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def known(session: AsyncSession) -> tuple[set[str], set[str]]:
@@ -92,7 +88,7 @@ async def save_draft(session: AsyncSession, actor: str, row: MenuVersion,
     audit(session, actor, "edit", "menu", row.version, {"edit": what, **detail})
 
 
-async def _activate(session: AsyncSession, row: MenuVersion) -> int | None:
+async def _activate(session: AsyncSession, row: MenuVersion, at: datetime) -> int | None:
     previous = (await session.execute(
         select(MenuVersion).where(MenuVersion.status == "active").with_for_update()
     )).scalars().all()
@@ -100,23 +96,25 @@ async def _activate(session: AsyncSession, row: MenuVersion) -> int | None:
         old.status = "archived"
     await session.flush()  # one active row at a time, even inside the transaction
     row.status = "active"
-    row.published_at = now()
+    row.published_at = at
     return previous[0].version if previous else None
 
 
-async def publish(session: AsyncSession, actor: str, number: int, general_queue: str) -> None:
+async def publish(
+    session: AsyncSession, actor: str, number: int, general_queue: str, at: datetime
+) -> None:
     row = await get_version(session, number)
     if row.status != "draft":
         raise VersionError(f"version {number} is {row.status}: only a draft can be published")
     problems = await problems_of(session, row.data, general_queue)
     if problems:
         raise InvalidMenu(problems)
-    replaced = await _activate(session, row)
+    replaced = await _activate(session, row, at)
     audit(session, actor, "publish", "menu", number, {"replaced": replaced})
 
 
 async def rollback(session: AsyncSession, actor: str, number: int,
-                   general_queue: str) -> MenuVersion:
+                   general_queue: str, at: datetime) -> MenuVersion:
     """Make an earlier version live again as a new version (history stays linear)."""
     source = await get_version(session, number)
     if source.status == "active":
@@ -128,7 +126,7 @@ async def rollback(session: AsyncSession, actor: str, number: int,
     row = await create_draft(session, actor, source.data,
                              comment=f"roll back to version {number}", action="rollback_copy",
                              detail={"from_version": number})
-    replaced = await _activate(session, row)
+    replaced = await _activate(session, row, at)
     audit(session, actor, "rollback", "menu", row.version,
           {"from_version": number, "replaced": replaced})
     return row

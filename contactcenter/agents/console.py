@@ -37,7 +37,6 @@ from ..events import (
     QueueMembersSynced,
     SessionEnded,
     WrapUpEnded,
-    utcnow,
 )
 from ..web.auth import SIGNED_OUT, Principal
 from . import presence as P
@@ -268,7 +267,7 @@ class ConsoleHub:
         work: CallWork,
         *,
         phones: Callable[[], Any] = lambda: None,  # the demo's PhoneControl, if any
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
         publish: Callable[[Event], Awaitable[None]] | None = None,  # the bus
         claim: Callable[[str], Awaitable[bool]] | None = None,  # the bus: once per cluster
     ) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..cases.models import Queue
-from ..keys import BUS, CASE_STORE, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
+from ..keys import BUS, CASE_STORE, CLOCK, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
 from . import http
 from .console import SUBSCRIBED, ConsoleHub
 from .presence import Presence
@@ -43,6 +43,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         phones=lambda: app.get(SIM_PHONES),
         publish=bus.publish,
         claim=bus.claim,
+        clock=app[CLOCK].now,
     )
     app[CONSOLE] = hub
     sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console")

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..keys import BUS, CASE_STORE, EMAIL_INTAKE, HEALTH, SESSIONS, SETTINGS
+from ..keys import BUS, CASE_STORE, CLOCK, EMAIL_INTAKE, HEALTH, SESSIONS, SETTINGS
 from .email_intake import EmailIntake
 from .store import CaseStore
 
@@ -20,7 +20,7 @@ async def email_intake_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     # `--role all` has the store of cases.plugin; a bridge process makes its own
-    store = app.get(CASE_STORE) or CaseStore(app[SESSIONS], app[BUS])
+    store = app.get(CASE_STORE) or CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now)
     intake = EmailIntake(store, settings)
     await intake.start()
     app[EMAIL_INTAKE] = intake

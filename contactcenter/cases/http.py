@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/open311/v2"
-STARTED = datetime.now(UTC).replace(microsecond=0)
+OPEN311_CHANGESET = web.AppKey("open311_changeset", datetime)
 
 
 # --- Open311 ------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def _lookup(request: web.Request, what: str) -> tuple[str, str]:
 async def discovery(request: web.Request) -> web.Response:
     fmt = o3.format_of(request.match_info.get("ext", ""))
     base = str(request.url.origin()) + PREFIX
-    return reply("discovery", o3.discovery(base, STARTED), fmt)
+    return reply("discovery", o3.discovery(base, request.app[OPEN311_CHANGESET]), fmt)
 
 
 @open311

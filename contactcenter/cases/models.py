@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ..clock import row_written_at
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -50,8 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+# rows' created_at/recorded_at: when the machine wrote the row (bookkeeping, not business time)
+_now = row_written_at
 
 
 class Base(AsyncAttrs, DeclarativeBase):

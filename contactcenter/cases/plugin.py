@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import API_KEYS, BUS, CASE_STORE, SESSIONS
-from .http import add_routes
+from ..keys import API_KEYS, BUS, CASE_STORE, CLOCK, SESSIONS
+from .http import OPEN311_CHANGESET, add_routes
 from .store import ApiKeys, CaseStore
 
 log = logging.getLogger(__name__)
@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     # runs after the database and bus contexts, which create SESSIONS and BUS
-    app[CASE_STORE] = CaseStore(app[SESSIONS], app[BUS])
-    app[API_KEYS] = ApiKeys(app[SESSIONS])
+    # discovery's changeset: the endpoints change only when the server (re)starts
+    app[OPEN311_CHANGESET] = app[CLOCK].now().replace(microsecond=0)
+    app[CASE_STORE] = CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now)
+    app[API_KEYS] = ApiKeys(app[SESSIONS], app[CLOCK].now)
     yield
 
 

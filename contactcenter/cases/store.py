@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from ..bus import BaseBus
-from ..events import CaseChanged, utcnow
+from ..clock import SYSTEM
+from ..events import CaseChanged
 from ..security import hash_api_key, new_api_key
 from .citizens import match_citizen
 from .models import (
@@ -212,7 +213,8 @@ class CaseStore:
         self,
         sessions: async_sessionmaker[AsyncSession],
         bus: BaseBus | None = None,
-        clock: Clock = utcnow,
+        *,
+        clock: Clock,
     ) -> None:
         self.sessions = sessions
         self.bus = bus
@@ -474,7 +476,9 @@ def _key_view(row: ApiKey) -> ApiKeyView:
 class ApiKeys:
     """Keys for Open311 clients; only the SHA-256 of a key is stored, the key is shown once."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock = utcnow) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock = SYSTEM.now
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus, Subscription
+from ..clock import SYSTEM, Clock
 from ..events import CallEnded, CallRecord, Event, event_from_dict
 from .citizens import normalize_phone
 from .models import Call, Case, Citizen
@@ -201,8 +202,10 @@ class CallWriter:
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
         write_timeout: float = 10.0,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.sessions = sessions
+        self.clock = clock  # for the write lag: business time, like the records' stamps
         self.spool = Spool(spool_dir)
         self.batch_size = batch_size
         self.max_pending = max_pending
@@ -426,7 +429,7 @@ class CallWriter:
             self.duplicates += len(rows) - inserted
         else:
             self.written += len(rows)
-        now = time.time()
+        now = self.clock.timestamp()
         self.last_write_lag = max(0.0, now - records[-1].ended_at.timestamp())
 
     async def _existing(

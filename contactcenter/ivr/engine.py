@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ..events import Event, IvrChoice, utcnow
+from ..events import Event, IvrChoice
 from .channel import CallerHungUp, IvrChannel
 from .menu import Action, Menu, Node, Prompt
 from .services import ActiveMenu, CaseInfo
@@ -93,7 +93,7 @@ class IvrEngine:
         *,
         general_queue: str = "general-311",
         server: str = "default",
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._publish = publish

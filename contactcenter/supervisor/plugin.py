@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from contactcenter.events import Event, SessionEnded
-from contactcenter.keys import BUS, HEALTH, SESSIONS, SETTINGS, SUPERVISOR
+from contactcenter.keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS, SUPERVISOR
 
 from . import http
 from .metrics import Metrics
@@ -71,7 +71,7 @@ async def _refresh_config(service: SupervisorService) -> None:
 
 
 async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
-    service = SupervisorService(app[SETTINGS], app[SESSIONS], app[BUS])
+    service = SupervisorService(app[SETTINGS], app[SESSIONS], app[BUS], clock=app[CLOCK].now)
     hub = WallboardHub(service.snapshot)
     metrics = Metrics(service, hub.count)
     feature = SupervisorFeature(service, hub, metrics)

@@ -22,7 +22,6 @@ from contactcenter.events import (
     Event,
     Pbx,
     PbxError,
-    utcnow,
 )
 
 from .stats import EVENT_TYPES, CallFacts, Operator, QueueConfig, QueueStats, clean_text
@@ -74,12 +73,12 @@ class SupervisorService:
         sessions: async_sessionmaker[AsyncSession],
         bus: BaseBus,
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime],
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.bus = bus
-        self.clock = clock or _wall_clock
+        self.clock = clock
         self.tz = ZoneInfo(settings.timezone)
         self.stats = QueueStats(
             tz=self.tz,
@@ -99,7 +98,8 @@ class SupervisorService:
 
     async def on_event(self, event: Event) -> None:
         """The bus handler: one event into the statistics, then wake the wallboard."""
-        lag = max(0.0, (self.clock() - _event_time(event)).total_seconds())
+        now = self.clock()
+        lag = max(0.0, (now - _event_time(event, now)).total_seconds())
         self.last_lag = lag
         self.last_event_at = time.monotonic()
         if self.stats.apply(event):
@@ -239,16 +239,11 @@ class SupervisorService:
         return msg
 
 
-def _wall_clock() -> datetime:
-    # looked up at each call, so a test can replay captures of another day (monkeypatch utcnow)
-    return utcnow()
-
-
-def _event_time(event: Event) -> datetime:
+def _event_time(event: Event, now: datetime) -> datetime:
     if isinstance(event, CallEnded):
         return event.record.ended_at
     at = getattr(event, "at", None)
-    return at if isinstance(at, datetime) else utcnow()
+    return at if isinstance(at, datetime) else now
 
 
 SUBSCRIBED: tuple[type[Event], ...] = EVENT_TYPES

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..ivr.engine import IvrEngine
 from ..ivr.services import IvrServices
-from ..keys import AGI_SERVER, BUS, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
+from ..keys import AGI_SERVER, BUS, CLOCK, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
 from .agi import AgiChannel, FastAgiServer
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
                            bus=app[BUS])
-    engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue)
+    engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
+                       clock=app[CLOCK].now)
 
     async def handle(channel: AgiChannel) -> None:
         if channel.request.path not in IVR_PATHS:

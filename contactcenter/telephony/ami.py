@@ -38,6 +38,7 @@ from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
 
+from ..clock import SYSTEM
 from ..events import PbxError
 from .frames import AmiEvent, AmiResponse, FrameReader, encode_action
 
@@ -128,6 +129,7 @@ class AmiClient:
         keep_events: Collection[str] | None = None,
         events: bool = True,  # False: an actions-only session (`Events: off`, no FullyBooted wait)
         filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (the bridge)
+        clock: Callable[[], float] = SYSTEM.timestamp,  # receipt time of events without a stamp
     ) -> None:
         if auth not in ("md5", "plain"):
             raise ValueError(f"auth must be 'md5' or 'plain', not {auth!r}")
@@ -150,7 +152,8 @@ class AmiClient:
         self._keep = frozenset(e.encode() for e in keep_events) if keep_events else None
         self._prefix = action_id_prefix or f"cc{random.randrange(16**6):06x}"
         self._ids = itertools.count(1)
-        self.reader = FrameReader(keep_noise=keep_noise, keep_events=self._keep)
+        self.clock = clock
+        self.reader = FrameReader(keep_noise=keep_noise, keep_events=self._keep, clock=clock)
         self._old_errors = 0  # frame errors of earlier connections
         self._failures = 0  # connection attempts failed in a row
         self._protocol: AmiProtocol | None = None
@@ -236,7 +239,8 @@ class AmiClient:
         """One connection, from connect to loss. True when it got as far as ready."""
         loop = asyncio.get_running_loop()
         self._old_errors += self.reader.errors
-        self.reader = FrameReader(keep_noise=self.keep_noise, keep_events=self._keep)
+        self.reader = FrameReader(keep_noise=self.keep_noise, keep_events=self._keep,
+                                  clock=self.clock)
         self._booted.clear()
         self._lost = loop.create_future()
         self._greeted = loop.create_future()

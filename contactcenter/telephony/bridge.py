@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus
+from ..clock import SYSTEM, Clock
 from ..config import AmiEndpoint, Settings
 from ..events import AmiLinkChanged, Event
 from .ami import AmiClient, AmiPbx
@@ -93,7 +94,8 @@ class ServerLink:
             on_ready=self.resync,
             on_link=self.on_link,
             action_timeout=settings.ami_action_timeout,
-            **{"keep_events": WANTED_EVENTS, "filters": (ami_filter(),), **client_options},
+            **{"keep_events": WANTED_EVENTS, "filters": (ami_filter(),),
+               "clock": bridge.clock.timestamp, **client_options},
         )
         self.resyncs = 0
         self.last_timestamp = 0.0
@@ -111,16 +113,17 @@ class ServerLink:
         """After every (re)connect: rebuild calls and members from what Asterisk has now.
         Calls that ended while we were away are closed by the tracker (once)."""
         since = self.calls.seq  # calls touched after this are alive on this link: spared
+        clock = self.bridge.clock
         channels = await client.list_action("CoreShowChannels", during_resync=True)
-        self.bridge.emit(list(self.calls.resync(channels, at=time.time(), since=since)))
+        self.bridge.emit(list(self.calls.resync(channels, at=clock.timestamp(), since=since)))
         status = await client.list_action("QueueStatus", during_resync=True)
-        self.bridge.emit(list(self.members.from_queue_status(status, at=time.time())))
+        self.bridge.emit(list(self.members.from_queue_status(status, at=clock.timestamp())))
         self.resyncs += 1
         log.info("AMI %s: resynced (%d channels, %d queue status events, %d calls open)",
                  self.name, len(channels), len(status), self.calls.open_calls())
 
     def on_link(self, client: AmiClient, connected: bool, detail: str) -> None:
-        now = time.time()
+        now = self.bridge.clock.timestamp()
         if not connected:
             out = self.calls.on_disconnect(now)
             if out:
@@ -142,9 +145,11 @@ class Bridge:
         *,
         thresholds: Mapping[str, float] | None = None,
         client_options: Mapping[str, Any] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.settings = settings
         self.bus = bus
+        self.clock = clock
         self.thresholds: dict[str, float] = dict(thresholds or {})
         self.links = {
             ep.name: ServerLink(self, ep, client_options or {})
@@ -248,7 +253,7 @@ class Bridge:
                     await task
 
     def close_open_calls(self, at: float | None = None) -> int:
-        return sum(link.close_open_calls(at if at is not None else time.time())
+        return sum(link.close_open_calls(at if at is not None else self.clock.timestamp())
                    for link in self.links.values())
 
     def idle(self) -> bool:

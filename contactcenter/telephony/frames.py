@@ -11,9 +11,10 @@ Bad input never raises: an oversized frame is skipped up to the next blank line,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+from ..clock import SYSTEM
 
 EOF_MARK = b"\r\n\r\n"
 GREETING_PREFIX = b"Asterisk Call Manager/"
@@ -115,7 +116,7 @@ class FrameReader:
     # event but NOISE_EVENTS. IVR VarSets are kept either way when "VarSet" is wanted.
     keep_events: frozenset[bytes] | None = None
     max_frame: int = MAX_FRAME
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = SYSTEM.timestamp  # receipt stamps: the application's clock
     greeting: str | None = None
     errors: int = 0
     dropped: int = 0

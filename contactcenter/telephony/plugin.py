@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..cases.writer import CallWriter
-from ..keys import BUS, HEALTH, PBX, SESSIONS, SETTINGS
+from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS, SETTINGS
 from .ami import AmiPbx
 from .bridge import Bridge
 
@@ -21,7 +21,7 @@ BRIDGE = web.AppKey("ami_bridge", Bridge)
 
 
 async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir)
+    writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir, clock=app[CLOCK])
     await writer.start(app[BUS])
     app[WRITER] = writer
 
@@ -34,7 +34,7 @@ async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
-    bridge = Bridge(app[SETTINGS], app[BUS])
+    bridge = Bridge(app[SETTINGS], app[BUS], clock=app[CLOCK])
     await bridge.load_thresholds(app[SESSIONS])
     await bridge.start()
     app[BRIDGE] = bridge

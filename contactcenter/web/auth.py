@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -28,7 +27,7 @@ from sqlalchemy import select
 
 from ..cases.models import ApiKey, User
 from ..events import SessionEnded
-from ..keys import BUS, SESSIONS, SETTINGS
+from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
 from ..security import hash_api_key, verify_password
 
 log = logging.getLogger(__name__)
@@ -344,7 +343,7 @@ async def logout(request: web.Request) -> web.Response:
         # the console and wallboard sockets of this user close everywhere (a shared desk PC
         # must not keep showing the last operator's callers in another tab)
         await bus.publish(SessionEnded(user_id=user.id, username=user.username,
-                                       at=datetime.now(UTC)))
+                                       at=request.app[CLOCK].now()))
     raise web.HTTPFound("/login")
 
 

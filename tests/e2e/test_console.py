@@ -20,7 +20,7 @@ from sqlalchemy import select
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.cases.store import NewCase
-from contactcenter.events import utcnow
+from contactcenter.clock import SYSTEM
 from contactcenter.keys import BUS, CASE_STORE, CONSOLE, SESSIONS, SIM_PHONES
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
@@ -50,7 +50,7 @@ async def sim() -> Any:
 
 
 async def seed_history(app: Any) -> str:
-    now = utcnow()
+    now = SYSTEM.now()
     async with app[SESSIONS]() as db, db.begin():
         db.add(Call(server="default", linkedid="1699.1", caller_number=NUMBER,
                     caller_name="Maria Lopez", started_at=now - timedelta(days=3),
@@ -181,7 +181,7 @@ async def hostile_caller_id(page: Page, app: Any, tmp_path: Path) -> None:
     """Caller ID is attacker-controlled: HTML, quotes, newlines and 10 kB stay text."""
     name = '<img src=x onerror="window.pwned=1"><b>"Bobby\'</b>\nTables' + "A" * 10_000
     await app[BUS].publish(ringing("PJSIP/1001", "1999.9", number='555<script>1</script>',
-                                   name=name, at=utcnow(), service="streetlight-out"))
+                                   name=name, at=SYSTEM.now(), service="streetlight-out"))
     shown = page.locator("#caller-name")
     await expect(shown).to_contain_text('<img src=x onerror="window.pwned=1">', timeout=TIMEOUT)
     text = await shown.inner_text()

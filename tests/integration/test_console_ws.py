@@ -17,6 +17,7 @@ from sqlalchemy import select
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
 from contactcenter.cases.store import NewCase
+from contactcenter.clock import SYSTEM
 from contactcenter.events import (
     AgentCallCompleted,
     AgentStateChanged,
@@ -24,7 +25,6 @@ from contactcenter.events import (
     CallAnswered,
     CallEnded,
     CallRecord,
-    utcnow,
 )
 from contactcenter.keys import BUS, CASE_STORE, CONSOLE, PBX, SESSIONS, SIM_PHONES
 from contactcenter.security import hash_password
@@ -145,7 +145,7 @@ async def test_websocket_refuses_anonymous_foreign_origin_and_other_roles(client
 
 async def seed_history(app: Any) -> str:
     """A previous answered call from NUMBER and an open case of that citizen."""
-    now = utcnow()
+    now = SYSTEM.now()
     async with app[SESSIONS]() as db, db.begin():
         db.add(Call(server="default", linkedid="1699.1", caller_number=NUMBER,
                     caller_name="Maria Lopez", started_at=now - timedelta(days=2),
@@ -163,7 +163,7 @@ async def test_pop_history_case_note_disposition_and_the_next_pop(client: Any, a
     ws = await open_ws(client)
     bus, hub = app[BUS], app[CONSOLE]
     await receive_until(ws, lambda m: m["type"] == "state")
-    at = utcnow()
+    at = SYSTEM.now()
     await bus.publish(AgentStateChanged("default", "potholes", "PJSIP/1001", "Ana Operator",
                                         "not_in_use", False, None, at))
     await receive_until(ws, lambda m: m["type"] == "state" and m["state"] == "available")
@@ -231,7 +231,7 @@ async def test_pop_history_case_note_disposition_and_the_next_pop(client: Any, a
     assert {"type": "call.clear", "call_id": "default:1700.5", "reason": "done"} in SEEN[id(ws)]
 
     # the next call from that number: the new case and the last call are in the pop at once
-    await bus.publish(ringing("PJSIP/1001", "1701.1", number=NUMBER, at=utcnow()))
+    await bus.publish(ringing("PJSIP/1001", "1701.1", number=NUMBER, at=SYSTEM.now()))
     pop = await receive_until(ws, lambda m: m["type"] == "call" and m["history"])
     numbers = [c["number"] for c in pop["history"]["cases"]]
     assert set(numbers) == {old_case, new_case}
@@ -259,7 +259,7 @@ async def test_ringall_pops_both_and_queries_history_once(aiohttp_client: Any, c
         assert pop["call_id"] == "default:1800.1"
     assert hub.history.queries == before + 1
     await app[BUS].publish(CallAnswered("default", "1800.1", "potholes", "PJSIP/1002", "Ben",
-                                        3.0, 1.0, utcnow()))
+                                        3.0, 1.0, SYSTEM.now()))
     clear = await receive_until(ana, lambda m: m["type"] == "call.clear")
     assert clear["reason"] == "answered elsewhere"
     await receive_until(ben, lambda m: m["type"] == "call" and m["status"] == "connected")
@@ -275,7 +275,7 @@ async def test_reconnect_gets_the_pop_in_progress_and_broadcasts(client: Any, ap
     await login(client, "operator")
     ws = await open_ws(client)
     await receive_until(ws, lambda m: m["type"] == "state")
-    await app[BUS].publish(BroadcastMessage("Sam", "Storm: expect volume", utcnow()))
+    await app[BUS].publish(BroadcastMessage("Sam", "Storm: expect volume", SYSTEM.now()))
     await app[BUS].publish(ringing("PJSIP/1001", "1900.1", name='<img src=x>"\n' + "A" * 10_000))
     pop = await receive_until(ws, lambda m: m["type"] == "call")
     assert pop["caller_name"].startswith('<img src=x>" A') and len(pop["caller_name"]) == 80

@@ -60,3 +60,18 @@ async def test_zero_days_keeps_everything(seeded: Any) -> None:
     assert await purge_personal_data(seeded, 0, NOW) == (0, 0, 0)
     async with seeded() as s:
         assert (await s.execute(select(Call.caller_number))).scalar_one() == "7875550101"
+
+
+async def test_a_year_back_from_a_leap_day(seeded: Any) -> None:
+    # 365 days before 2028-02-29 12:00 UTC is 2027-03-01 12:00 (there is no 2027-02-29)
+    leap = datetime(2028, 2, 29, 12, tzinfo=UTC)
+    cutoff = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    async with seeded() as s, s.begin():
+        for lid, ended in (("before", cutoff - timedelta(minutes=1)),
+                           ("after", cutoff + timedelta(minutes=1))):
+            s.add(Call(linkedid=lid, caller_number="7875550101", started_at=ended,
+                       ended_at=ended, outcome="answered"))
+    assert (await purge_personal_data(seeded, 365, leap)).calls == 1
+    async with seeded() as s:
+        kept = dict((await s.execute(select(Call.linkedid, Call.caller_number))).all())
+    assert kept == {"before": None, "after": "7875550101"}

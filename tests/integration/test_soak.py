@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
+from contactcenter.clock import ShiftedClock
 from contactcenter.keys import SESSIONS
-from contactcenter.supervisor import services
 from tests.conftest import ROOT, TRANSCRIPTS, app_settings, login, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
@@ -55,9 +55,7 @@ def rss_mb() -> float:
 
 async def test_soak_10000_calls_counts_reconcile_memory_bounded(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "utcnow", lambda: CLOCK)
     feeder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", FEEDER, str(TRANSCRIPTS / "ami-burst-40.raw"),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
@@ -69,7 +67,7 @@ async def test_soak_10000_calls_counts_reconcile_memory_bounded(
     rss0 = rss_mb()
     t0 = time.monotonic()
     try:
-        client = await aiohttp_client(create_app(settings))
+        client = await aiohttp_client(create_app(settings, clock=ShiftedClock(CLOCK)))
         await login(client, "supervisor")
         sessions = client.server.app[SESSIONS]
 

@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call, Queue
+from contactcenter.clock import ShiftedClock
 from contactcenter.keys import SESSIONS
-from contactcenter.supervisor import services
 from contactcenter.telephony.replay import ReplayServer
 from tests.conftest import app_settings, login, transcript, until
 
@@ -38,9 +38,7 @@ FIELDS = ("offered", "answered", "abandoned", "short_abandoned", "service_level"
 
 async def test_burst_through_the_bridge_and_back_after_a_restart(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "utcnow", lambda: CLOCK)
     # The hand count is talk time only: no after-call work in this capture's queues (the
     # console would otherwise add its wrap-up to each answered call's handle time).
     async with seeded() as db, db.begin():
@@ -51,7 +49,7 @@ async def test_burst_through_the_bridge_and_back_after_a_restart(
     live = app_settings(migrated_url, timezone="UTC", ami_enabled="true", ami_port=str(port),
                         ami_username="cc", ami_secret="s3", spool_dir=str(tmp_path / "spool"))
     try:
-        client = await aiohttp_client(create_app(live))
+        client = await aiohttp_client(create_app(live, clock=ShiftedClock(CLOCK)))
         await login(client, "supervisor")
         sessions = client.server.app[SESSIONS]
 
@@ -96,7 +94,7 @@ async def test_burst_through_the_bridge_and_back_after_a_restart(
     # restart without Asterisk: the figures come back from the calls table
     await client.close()
     quiet = app_settings(migrated_url, timezone="UTC", spool_dir=str(tmp_path / "spool2"))
-    client = await aiohttp_client(create_app(quiet))
+    client = await aiohttp_client(create_app(quiet, clock=ShiftedClock(CLOCK)))
     await login(client, "supervisor")
     again = await api()
     for name in HAND:
