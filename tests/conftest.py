@@ -25,6 +25,30 @@ REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
 
 
+# The product's default ports (HTTP, AMI, FastAGI). The suite holds them while it runs, so a test
+# that binds one fails here just as it would beside a running `make demo`: servers in tests
+# listen on port 0 and read the port back.
+DEFAULT_PORTS = (8080, 5038, 4573)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hold_default_ports() -> Iterator[None]:
+    import socket
+
+    held = []
+    for port in DEFAULT_PORTS:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+            held.append(sock)
+        except OSError:  # taken already (a demo runs): just as good
+            sock.close()
+    yield
+    for sock in held:
+        sock.close()
+
+
 def transcript(name: str) -> bytes:
     path = TRANSCRIPTS / name
     if not path.is_file():

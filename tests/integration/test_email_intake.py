@@ -71,7 +71,8 @@ async def make_client(
     aiohttp_client: ClientFactory, url: str, relay_port: int, role: str = "all", **env: str
 ) -> TestClient:
     settings = load_settings(env={
-        "CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", "CC_SMTP_HOST": "127.0.0.1",
+        "CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", "CC_AMI_ENABLED": "false",
+        "CC_SMTP_HOST": "127.0.0.1",
         "CC_SMTP_PORT": str(free_port()),
         "CC_SMTP_INTAKE_ADDRESS": INTAKE, "CC_SMTP_RELAY_HOST": "127.0.0.1",
         "CC_SMTP_RELAY_PORT": str(relay_port), "CC_SMTP_MAX_BYTES": "20000", **env,
@@ -265,7 +266,8 @@ async def test_relay_down_keeps_the_case_and_logs(
 async def test_intake_off_when_port_is_zero(
     aiohttp_client: ClientFactory, migrated_url: str
 ) -> None:
-    settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_ENABLED": "false"})
+    settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_ENABLED": "false",
+                                  "CC_AMI_ENABLED": "false"})
     client = await aiohttp_client(create_app(settings))
     assert EMAIL_INTAKE not in client.app
     assert "email_intake" not in (await (await client.get("/health")).json())["parts"]

@@ -24,7 +24,8 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     engine = db.make_engine(migrated_url)
     await seed_reference(db.make_sessionmaker(engine))
     await engine.dispose()
-    settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_PORT": "0"})
+    settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_PORT": "0",
+                                  "CC_AMI_ENABLED": "0"})
     app = create_app(settings)
     client = await aiohttp_client(app)
     seen: list[Event] = []
@@ -55,7 +56,7 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
 
 async def test_agi_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = load_settings(env={"CC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/d.db",
-                                  "CC_AGI_ENABLED": "0"})
+                                  "CC_AGI_ENABLED": "0", "CC_AMI_ENABLED": "0"})
     client = await aiohttp_client(create_app(settings))
     body = await (await client.get("/health")).json()
     assert body["parts"]["agi"] == {"ok": True, "enabled": False}
@@ -65,7 +66,7 @@ async def test_agi_port_in_use_fails_start_up_loudly(tmp_path: Path) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
     settings = load_settings(env={"CC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/p.db",
-                                  "CC_AGI_PORT": str(port)})
+                                  "CC_AGI_PORT": str(port), "CC_AMI_ENABLED": "0"})
     from aiohttp.test_utils import TestServer
 
     server = TestServer(create_app(settings))

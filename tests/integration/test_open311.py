@@ -30,7 +30,8 @@ FORM = "application/x-www-form-urlencoded"
 
 async def make_client(aiohttp_client: ClientFactory, url: str, **env: str) -> TestClient:
     # the FastAGI server stays off: its fixed port 4573 would collide between parallel runs
-    settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false", **env})
+    settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false",
+                                  "CC_AMI_ENABLED": "false", **env})
     client = await aiohttp_client(create_app(settings))
     await seed_reference(client.app[SESSIONS])
     return client

@@ -125,7 +125,8 @@ _CLIENTS: dict[str, tuple[TestClient, str]] = {}
 async def _client(aiohttp_client: ClientFactory, url: str) -> tuple[TestClient, str]:
     # one app per test run: hypothesis calls the body many times with the same fixtures
     if url not in _CLIENTS:
-        settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false"})
+        settings = load_settings(env={"CC_DATABASE_URL": url, "CC_AGI_ENABLED": "false",
+                                      "CC_AMI_ENABLED": "false"})
         client = await aiohttp_client(create_app(settings))
         await seed_reference(client.app[SESSIONS])
         key = (await ApiKeys(client.app[SESSIONS]).create("fuzz", actor="t"))[1]

@@ -29,7 +29,7 @@ async def test_app_records_a_call_from_asterisk(
     server = ReplayServer([transcript("ami-call-answered.raw")], username="cc", secret="s3")
     port = await server.start()
     settings = Settings(database_url=migrated_url, ami_port=port, ami_username="cc",
-                        ami_secret="s3", spool_dir=str(tmp_path / "spool"))
+                        ami_secret="s3", spool_dir=str(tmp_path / "spool"), agi_port=0)
     try:
         client = await aiohttp_client(create_app(settings))
         app = client.server.app
@@ -73,7 +73,7 @@ async def _ok(body: Any) -> Any:
 
 async def test_ami_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db", ami_enabled=False,
-                        spool_dir=str(tmp_path / "spool"))
+                        spool_dir=str(tmp_path / "spool"), agi_port=0)
     client = await aiohttp_client(create_app(settings))
     body = await (await client.get("/health")).json()
     assert body["parts"]["ami"] == {"ok": True, "state": "disabled"}
@@ -83,7 +83,7 @@ async def test_ami_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
 
 async def test_ami_down_shows_in_health(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db", ami_port=1,
-                        spool_dir=str(tmp_path / "spool"))
+                        spool_dir=str(tmp_path / "spool"), agi_port=0)
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/health")
     body = await resp.json()
