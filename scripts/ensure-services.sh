@@ -4,8 +4,12 @@
 set -u
 fail=0
 
-pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
-redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+pg_up() { timeout 10 pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+# bash's own socket, not redis-cli: redis-cli hangs under libfaketime (`faketime ... make test`)
+redis_up() {
+  (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && read -r -t 3 reply <&3 &&
+    [[ $reply == +PONG* ]]) 2>/dev/null
+}
 
 if ! pg_up; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
