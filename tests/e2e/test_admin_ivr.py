@@ -22,12 +22,10 @@ from contactcenter.app import create_app
 from contactcenter.keys import AGI_SERVER
 from tests.agi_fake import Caller
 from tests.conftest import app_settings
+from tests.e2e.browser import launch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.store]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 10_000
 
 
@@ -49,8 +47,7 @@ async def live_app(migrated_url: str, seeded: Any) -> AsyncIterator[tuple[str, i
 @pytest.fixture
 async def page(tmp_path: Path) -> AsyncIterator[Page]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=CHROMIUM_ARGS, timeout=30_000)
+        browser = await launch(pw, timeout=30_000)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             pg = await context.new_page()

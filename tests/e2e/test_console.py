@@ -28,12 +28,10 @@ from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, until
 from tests.console_helpers import ringing
+from tests.e2e.browser import launch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.store]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 NUMBER = "7875550101"
 TIMEOUT = 15_000  # ms, for each wait on the page
 
@@ -76,8 +74,7 @@ async def test_operator_takes_a_simulated_call_end_to_end(
     await until(lambda: ami.clients, timeout=10)
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=CHROMIUM_ARGS)
+        browser = await launch(pw)
         try:
             page = await browser.new_page(viewport={"width": 1366, "height": 768})
             errors: list[str] = []

@@ -22,6 +22,7 @@ from contactcenter.events import (
 )
 from contactcenter.keys import BUS, PBX, SESSIONS, SUPERVISOR
 from tests.conftest import app_settings
+from tests.e2e.browser import launch
 from tests.integration.supervisor.conftest import (
     FakePbx,
     daytime_zone,
@@ -32,9 +33,6 @@ from tests.integration.supervisor.conftest import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.store]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 NASTY = '<img src=x onerror=alert(1)>"\'\n' + "Q" * 10_000
 ANA = "PJSIP/1001"
 
@@ -51,8 +49,7 @@ async def test_wallboard_updates_live(
     problems: list[str] = []
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=CHROMIUM_ARGS)
+        browser = await launch(pw)
         try:
             page = await browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(8000)
@@ -177,8 +174,7 @@ async def test_wallboard_while_the_simulator_places_calls(
     gen = CallGenerator(pbx, 3.0, mix, calls=15, seed=11)
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                               args=CHROMIUM_ARGS)
+            browser = await launch(pw)
             try:
                 page = await browser.new_page(viewport={"width": 1600, "height": 1000})
                 page.set_default_timeout(8000)
