@@ -20,6 +20,7 @@ from .config import Settings
 from .keys import BUS, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .maintenance import retention_ctx
 from .web import auth
+from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,13 @@ async def index(request: web.Request) -> dict[str, Any]:
 def create_app(settings: Settings, role: str = "all") -> web.Application:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app = web.Application(client_max_size=2 * 1024 * 1024, handler_args={
+        # Open311 GET requests list up to 1,000 ids in the URL (about 18 kB); aiohttp's default
+        # request line (8,190 bytes) refused them as plain text before any route was known
+        "max_line_size": 64 * 1024,
+        # API keys sent in a URL must not reach the access log
+        "access_log_class": RedactingAccessLogger,
+    })
     app[SETTINGS] = settings
     app[HEALTH] = {}
     auth.setup(app)  # before jinja2: its context processor reads the session
