@@ -42,7 +42,7 @@ MAX_PHOTO_MB = MAX_MEDIA_BYTES // 2**20
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
-        "title": "Report a problem to 3-1-1",
+        "title": "Report a problem to 3-1-1", "title_lead": "Report a problem to",
         "intro": "Tell the city about a problem in a public place. No account needed.",
         "other_lang": "Español", "other_lang_code": "es",
         "service": "What is the problem?", "choose": "Choose one…",
@@ -51,7 +51,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "location": "Where is it?",
         "address": "Address or nearest corner",
         "or_point": "or a point (latitude and longitude in degrees)",
-        "lat": "Latitude", "long": "Longitude",
+        "lat": "Latitude", "long": "Longitude", "eg": "e.g.",
         "use_location": "Use my location", "locating": "Finding your location…",
         "located": "Location found.", "locate_failed": "Your location is not available; "
         "type an address instead.",
@@ -60,8 +60,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "photo_kept": "Photo kept from your last try:",
         "photo_too_big": f"This photo is larger than {MAX_PHOTO_MB} MB.",
         "contact": "Want updates?",
-        "contact_hint": "Optional. Used only to tell you about this report; never shown "
-        "publicly.",
+        "contact_hint": "Used only to tell you about this report; never shown publicly.",
         "email": "E-mail", "phone": "Phone",
         "honeypot": "Leave this field empty",
         "send": "Send report",
@@ -95,7 +94,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "notice_other": "Some contact details could not be used.",
     },
     "es": {
-        "title": "Reporte un problema al 3-1-1",
+        "title": "Reporte un problema al 3-1-1", "title_lead": "Reporte un problema al",
         "intro": "Informe a la ciudad de un problema en un lugar público. No necesita cuenta.",
         "other_lang": "English", "other_lang_code": "en",
         "service": "¿Cuál es el problema?", "choose": "Elija uno…",
@@ -105,7 +104,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "location": "¿Dónde está?",
         "address": "Dirección o esquina más cercana",
         "or_point": "o un punto (latitud y longitud en grados)",
-        "lat": "Latitud", "long": "Longitud",
+        "lat": "Latitud", "long": "Longitud", "eg": "p. ej.",
         "use_location": "Usar mi ubicación", "locating": "Buscando su ubicación…",
         "located": "Ubicación encontrada.", "locate_failed": "Su ubicación no está "
         "disponible; escriba una dirección.",
@@ -114,8 +113,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "photo_kept": "Foto guardada de su intento anterior:",
         "photo_too_big": f"Esta foto pesa más de {MAX_PHOTO_MB} MB.",
         "contact": "¿Quiere recibir novedades?",
-        "contact_hint": "Opcional. Solo se usa para informarle sobre este reporte; nunca se "
-        "publica.",
+        "contact_hint": "Solo se usa para informarle sobre este reporte; nunca se publica.",
         "email": "Correo electrónico", "phone": "Teléfono",
         "honeypot": "Deje este campo vacío",
         "send": "Enviar reporte",
@@ -264,7 +262,7 @@ def _check(t: dict[str, str], values: dict[str, list[str]], stype: ServiceType |
             o3.parse_coordinate(raw.replace(",", "."), name, limit, problems)
             if problems:
                 errors.append(t[name])
-    if not (lat and lon) and not _one(values, "address"):
+    if not lat and not lon and not _one(values, "address"):
         errors.append(t["need_location"])
     return errors
 
