@@ -52,6 +52,7 @@ class IntakeError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields: dict[str, list[str]] = {}  # what was read before, so a form loses nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +186,15 @@ async def read_multipart(
             except (UnicodeDecodeError, LookupError):
                 raise IntakeError("body", f"the field {name[:40]!r} is not valid UTF-8") from None
             form.setdefault(name, []).append(value)
-    except IntakeError:
+    except IntakeError as exc:
+        exc.fields = form
         raise
     except web.HTTPException:
         raise
     except (ValueError, AssertionError, RuntimeError) as exc:
-        raise IntakeError("body", f"the multipart body is malformed ({exc})"[:200]) from None
+        error = IntakeError("body", f"the multipart body is malformed ({exc})"[:200])
+        error.fields = form
+        raise error from None
     return form, upload
 
 

@@ -300,6 +300,8 @@ async def form_submit(request: web.Request) -> web.Response:
             for k in set(posted):
                 values[k] = [str(v) for v in posted.getall(k)]
     except IntakeError as exc:
+        values = {k: v for k, v in exc.fields.items() if k not in (HONEYPOT, "ft")}
+        lang = _one(values, "lang") if _one(values, "lang") in LANGS else lang
         t = STRINGS[lang]
         return await _render(request, lang, values=values,
                              errors=[t.get(exc.code, t["body"])], status=400)
