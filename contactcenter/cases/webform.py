@@ -9,8 +9,9 @@ does not allow.
 Spam, without third-party captchas: a signed form token (a form older than 12 hours or sent
 back within 3 seconds of being shown is refused, and another site cannot post it), a honeypot
 field people never see, at most 5 reports per address per 15 minutes (per web process), and the
-API's size limits. A refused or invalid form comes back with everything typed still in it, and
-a valid photo is kept server-side for the next try (the browser cannot refill a file field).
+API's size limits. The pages set no cookie. A refused or invalid form comes back with everything
+typed still in it, and a valid photo is kept server-side for the next try (the browser cannot
+refill a file field).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..keys import CASE_STORE, CITIZEN_FORM, MEDIA_STORE, SETTINGS
-from ..web.auth import RateLimiter, csrf_exempt, public
+from ..web.auth import RateLimiter, csrf_exempt, public, stateless
 from . import open311 as o3
 from .http import check_photo, submit
 from .media import MAX_MEDIA_BYTES, IntakeError, Photo, read_multipart
@@ -234,6 +235,7 @@ async def _render(
 
 
 @public
+@stateless  # a citizen gets no cookie: nothing here needs a session
 async def form_page(request: web.Request) -> web.Response:
     return await _render(request, pick_language(request))
 
@@ -285,6 +287,7 @@ def _open311_form(values: dict[str, list[str]], stype: ServiceType) -> o3.Form:
 
 
 @public
+@stateless
 @csrf_exempt  # the signed form token does the job, and an expired session loses nothing
 async def form_submit(request: web.Request) -> web.Response:
     lang = pick_language(request)
@@ -365,6 +368,7 @@ async def form_submit(request: web.Request) -> web.Response:
 
 
 @public
+@stateless
 async def sent_page(request: web.Request) -> web.Response:
     lang = pick_language(request)
     token = request.match_info["token"]

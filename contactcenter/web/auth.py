@@ -87,8 +87,9 @@ def csrf_exempt(handler: H) -> H:
 
 
 def stateless(handler: H) -> H:
-    """A public machine API: the session is neither read nor written, so its answers never
-    carry a Set-Cookie (and a signed-in browser's cookie changes nothing)."""
+    """A public route that needs no session (the Open311 API, the citizen form): the session is
+    neither read nor written, so its answers never carry a Set-Cookie, and there is no CSRF
+    check: only for routes whose POSTs something else guards (an API key, a signed token)."""
     handler.__cc_stateless__ = True  # type: ignore[attr-defined]
     return handler
 

@@ -88,6 +88,8 @@ async def test_form_speaks_the_citizens_language(client: TestClient) -> None:
     # every service and its attributes are there; no third-party script
     assert 'value="missed-pickup"' in es and 'name="a:missed-pickup:container"' in es
     assert re.findall(r'<script src="([^"]+)"', es) == ["/static/report.js"]
+    resp = await client.get("/report")
+    assert resp.status == 200 and "Set-Cookie" not in resp.headers  # citizens get no cookie
 
 
 async def test_a_filed_report_and_its_confirmation(client: TestClient, clock: Clock) -> None:
@@ -96,6 +98,7 @@ async def test_a_filed_report_and_its_confirmation(client: TestClient, clock: Cl
         token, media=jpeg(), phone="6123-4567 ext 8", email="no es correo"),
         allow_redirects=False)
     assert resp.status == 303, await resp.text()
+    assert "Set-Cookie" not in resp.headers
     location = resp.headers["Location"]
     assert re.fullmatch(r"/report/sent/[^?]+\?lang=es&n=email(,|%2C)extension", location)
     page = await (await client.get(location)).text()
