@@ -10,7 +10,7 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-# api_key / apikey / key in any query string of a logged value (request line, Referer)
+# api_key / apikey / key / token in any query string of a logged value (request line, Referer)
 _SECRET_PARAM = re.compile(r"(?i)([?&;](?:api_?key|key|token)=)[^&;\s\"']*")
 
 
