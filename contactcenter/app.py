@@ -21,6 +21,7 @@ from .config import Settings
 from .keys import BUS, CLOCK, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .maintenance import retention_ctx
 from .web import auth
+from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,13 @@ def create_app(
     """`clock`: where business time comes from (the machine's wall clock unless handed one)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app = web.Application(client_max_size=2 * 1024 * 1024, handler_args={
+        # Open311 GET requests list up to 1,000 ids in the URL (about 18 kB); aiohttp's default
+        # request line (8,190 bytes) refused them as plain text before any route was known
+        "max_line_size": 64 * 1024,
+        # API keys sent in a URL must not reach the access log
+        "access_log_class": RedactingAccessLogger,
+    })
     app[SETTINGS] = settings
     app[CLOCK] = clock or SYSTEM
     app[HEALTH] = {}

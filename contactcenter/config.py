@@ -60,6 +60,8 @@ class Settings:
     smtp_max_bytes: int = 1_000_000
     retention_days: int = 0  # 0: keep personal data forever
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
+    # browser apps on other sites that may call the Open311 API: "https://app.example,..." or *
+    open311_cors_origins: str = ""
     demo: bool = False
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .bus import BaseBus
 from .cases.email_intake import EmailIntake
+from .cases.media import MediaStore
 from .cases.store import ApiKeys, CaseStore
 from .clock import Clock
 from .config import Settings
@@ -18,6 +19,7 @@ from .ivr.engine import IvrEngine
 
 if TYPE_CHECKING:
     from .agents.console import ConsoleHub
+    from .cases.webform import FormRules
     from .supervisor.plugin import SupervisorFeature
     from .telephony.agi import FastAgiServer
 
@@ -46,6 +48,12 @@ CONSOLE: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
+# photos sent with requests (cases/media.py); the origins allowed to call Open311 from a browser
+# ("*" for any), parsed from CC_OPEN311_CORS_ORIGINS (cases/http.py)
+MEDIA_STORE = web.AppKey("media_store", MediaStore)
+OPEN311_CORS = web.AppKey("open311_cors", frozenset[str])
+# the citizen web form's token key and spam limits (cases/webform.py)
+CITIZEN_FORM: web.AppKey[FormRules] = web.AppKey("citizen_form")
 
 
 class SimPhones(Protocol):

@@ -6,7 +6,10 @@ convention" (a container of repeated elements becomes an array). XML is the requ
 the default when a URL names no format.
 
 The public output never carries a citizen's contact details (issue 11): no e-mail, phone or
-names, and e-mail addresses or phone numbers typed into a description are masked.
+names, and e-mail addresses or phone numbers typed into a description are masked (dates, asset
+numbers and coordinates are not: issue 23). Descriptions are plain text, stored as sent and
+escaped wherever they are shown. Contact fields never sink a report: what is usable is kept, what
+is not is named in the answer's service_notice and kept for staff in an internal note.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .models import ServiceType
-from .store import CaseView, NewCase
+from .store import NUMBER_RE, CaseView, NewCase
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CONTENT_TYPES = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -33,6 +36,9 @@ MAX_RESULTS = 1000  # "first 1000 requests returned"
 MAX_DESCRIPTION = 4000  # "free form text limited to 4,000 characters"
 MAX_FIELDS = 200
 MAX_BODY = 256 * 1024
+# Longest request URL the API reads (1,000 ids take about 18 kB); the HTTP server reads lines up
+# to twice this (app.py), so a longer URL still gets the spec's error list, not plain text.
+MAX_URL = 32 * 1024
 INVALID_KEY = "Invalid api_key received -- can't proceed with create_request."
 
 # (max length, may contain line breaks) of the plain fields of POST requests
@@ -60,15 +66,31 @@ EMAIL = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 PHONE = re.compile(r"^\+?[0-9 ().\-/]{3,40}$")
-HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z!][^>]*>")
-# W3C date-time profile: a date, or a date and time with a zone (Z or +hh:mm)
+# "555-867-5309 ext. 12", "x12", "#12", Spanish "ext"/"extensión"/"int."
+PHONE_EXTENSION = re.compile(
+    r"^(?P<number>.*?\d[\s.,;]*)(?:,|;)?\s*(?:ext\.?|extension|extensi[oó]n|x|int\.?|interno|#)"
+    r"\s*:?\s*(?P<ext>\d{1,6})\s*$", re.IGNORECASE)
+# W3C date-time profile: a date, or a date and time with a zone (Z or +hh:mm); a time without
+# a zone is only read where a zone is given to read it in (attributes: the center's zone)
 W3C_DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$"
+    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?$"
 )
 _XML_BAD = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_MASK_EMAIL = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[A-Za-z]{2,}")
-_MASK_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().\-/]{5,}\d(?![\w-])")
+# any e-mail address, internationalised ones too (a Unicode or punycode top-level domain)
+_MASK_EMAIL = re.compile(
+    r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.(?:[^\W\d_]{2,}|xn--[A-Za-z0-9-]+)")
+# a run of digits and the separators people write numbers with
+_NUMBER_RUN = re.compile(r"(?<![\w+.,])(?:\+|\(\+?)?\d(?:[\d .()/\-]*\d)?\)?(?![\w])")
+_DATE = re.compile(
+    r"^(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4})(?: \d{1,2})?$")
+_DECIMAL = re.compile(r"^\d{1,3}\.\d{5,}$")  # a coordinate in degrees
+_NANP = re.compile(r"^(?:1[ .\-]?)?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}$")
+# words that say the number after them is a phone number (English and Spanish)
+_PHONE_CUE = re.compile(
+    r"(?:\b(?:call|phone|telephone|tel|cell|mobile|whats ?app|text|sms|fax|reach|ring|"
+    r"llam\w*|tel[eé]fono|celular|cel|m[oó]vil|fijo|contacto|contact)\b|"
+    r"\b(?:my|our|mi|nuestro)\s+(?:number|n[uú]mero))[^\d\n]{0,25}$", re.IGNORECASE)
 MASK = "[contact removed]"
 
 
@@ -82,7 +104,8 @@ class Open311Error:
 
 
 class Open311Errors(Exception):
-    """Answered as the spec's error array with HTTP `status` (400, 403 or 404)."""
+    """Answered as the spec's error array with HTTP `status` (400, 403 or 404; 405 and 414
+    where plain HTTP would answer in text)."""
 
     def __init__(self, status: int, errors: Iterable[Open311Error | tuple[int, str] | str]):
         items: list[Open311Error] = []
@@ -204,16 +227,17 @@ def parse_coordinate(raw: str, name: str, limit: float, errors: list[str]) -> fl
     return value
 
 
-def parse_datetime(raw: str) -> datetime:
+def parse_datetime(raw: str, local: tzinfo | None = None) -> datetime:
     """A W3C date-time with a time zone (or a bare date, read as UTC midnight); ValueError if
-    not. A '+' sent unencoded in a query string arrives as a space and is put back."""
+    not. A '+' sent unencoded in a query string arrives as a space and is put back. With
+    `local`, a time without a zone (an HTML datetime-local field) is read in that zone."""
     value = raw.strip()
-    value = re.sub(r" (\d{2}:\d{2})$", r"+\1", value)
+    value = re.sub(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$", r"\1+\2", value)
     m = W3C_DATETIME.match(value)
     if not m:
         raise ValueError(f"{raw[:40]!r} is not a W3C date-time such as 2010-01-01T00:00:00Z")
-    if m.group(4) is not None and m.group(8) is None:  # pragma: no cover - the regex needs it
-        raise ValueError("a time needs a time zone")
+    if m.group(4) is not None and m.group(8) is None and local is None:
+        raise ValueError(f"{raw[:40]!r} has no time zone (add Z or an offset such as -05:00)")
     iso = value.replace("Z", "+00:00")
     if m.group(7) is not None:  # fromisoformat takes at most 6 fraction digits
         iso = re.sub(r"\.(\d{1,9})", lambda f: "." + f.group(1)[:6].ljust(6, "0"), iso)
@@ -222,7 +246,7 @@ def parse_datetime(raw: str) -> datetime:
     except ValueError:
         raise ValueError(f"{raw[:40]!r} is not a valid date-time") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=local if m.group(4) is not None and local else UTC)
     return parsed.astimezone(UTC)
 
 
@@ -283,7 +307,7 @@ def _attribute_values(form: Form, errors: list[str]) -> dict[str, list[str]]:
 
 
 def _check_attribute(
-    definition: dict[str, Any], given: list[str], errors: list[str]
+    definition: dict[str, Any], given: list[str], errors: list[str], local: tzinfo = UTC
 ) -> Any:
     code, datatype = definition["code"], definition["datatype"]
     label = f"attribute[{code}]"
@@ -305,7 +329,7 @@ def _check_attribute(
         return float(value)
     if datatype == "datetime":
         try:
-            return parse_datetime(value).isoformat().replace("+00:00", "Z")
+            return parse_datetime(value, local).isoformat().replace("+00:00", "Z")
         except ValueError as exc:
             errors.append(f"{label}: {exc}")
             return None
@@ -324,10 +348,129 @@ def _check_attribute(
     return value
 
 
-def build_new_case(form: Form, stype: ServiceType, origin: dict[str, Any]) -> NewCase:
-    """Validate every field of a POST for `stype`; all problems are reported at once."""
+# --- contact fields: keep what is usable, say what was not ---------------------------------------
+
+CONTACT_FIELDS = ("email", "phone", "first_name", "last_name")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactNotice:
+    """A contact field that was changed or not kept; `reason` is one of the keys of
+    CONTACT_REASONS (the web form words them in the citizen's language)."""
+
+    field: str
+    value: str
+    reason: str
+    kept: str | None = None
+
+
+CONTACT_REASONS = {
+    "not_email": "is not an e-mail address",
+    "not_phone": "is not a phone number",
+    "extension": "has an extension, kept for staff",
+    "too_long": "is too long",
+    "control": "contains line breaks or control characters",
+    "repeated": "was given more than once",
+}
+
+
+def clean_email(raw: str) -> str | None:
+    """An e-mail address as sent (NFC), internationalised ones too (RFC 6531: UTF-8 local part,
+    IDN domain); None when it is not one. `<addr>` and `mailto:` are unwrapped."""
+    value = unicodedata.normalize("NFC", raw.strip())
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    if len(value) > 200 or value.count("@") != 1 or _bad_chars(value, False):
+        return None
+    local, domain = value.split("@")
+    if not local or len(local.encode("utf-8")) > 64 or any(
+        ch.isspace() or ch in '"(),:;<>[\\]' for ch in local
+    ) or local.startswith(".") or local.endswith(".") or ".." in local:
+        return None
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or len(ascii_domain) > 253 or not all(
+        re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label)
+        for label in labels
+    ) or labels[-1].isdigit():
+        return None
+    return value
+
+
+def clean_phone(raw: str) -> tuple[str, str | None] | None:
+    """(the number, its extension or None); None when the text is not a phone number."""
+    value = " ".join(raw.split())
+    ext = None
+    m = PHONE_EXTENSION.match(value)
+    if m:
+        value, ext = m.group("number").strip(" .,;"), m.group("ext")
+    digits = sum(ch.isdigit() for ch in value)
+    if not PHONE.match(value) or not 3 <= digits <= 20:
+        return None
+    return value, ext
+
+
+def _contact_field(form: Form, name: str, notices: list[ContactNotice]) -> str | None:
+    values = [v.strip() for v in form.get(name, []) if v.strip()]
+    if not values:
+        return None
+    if len(values) > 1:
+        notices.append(ContactNotice(name, " / ".join(values)[:200], "repeated", values[0]))
+    value = values[0]
+    max_len = SINGLE_FIELDS[name][0]
+    if len(value) > max_len:
+        notices.append(ContactNotice(name, value[:max_len], "too_long"))
+        return None
+    if _bad_chars(value, False):
+        notices.append(ContactNotice(name, " ".join(value.split())[:max_len], "control"))
+        return None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    """A valid POST, ready for the store, and what was not kept of the contact fields."""
+
+    case: NewCase
+    notices: tuple[ContactNotice, ...] = ()
+
+
+def notice_text(notices: Iterable[ContactNotice]) -> str:
+    """The English sentence the POST answer's service_notice carries."""
+    parts = []
+    for n in notices:
+        what = f"{n.field} {n.value[:60]!r} {CONTACT_REASONS[n.reason]}"
+        if n.reason == "repeated" and n.kept:
+            what += f" (kept {n.kept[:60]!r})"
+        elif n.reason not in ("extension",):
+            what += " and was not kept"
+        parts.append(what)
+    return "; ".join(parts) + "." if parts else ""
+
+
+def staff_note(notices: Iterable[ContactNotice]) -> str | None:
+    """What staff see of contact details that were changed or left out, so nothing is lost."""
+    lines = [f"{n.field} as given: {n.value} ({CONTACT_REASONS[n.reason]})" for n in notices]
+    return ("Contact details not kept as sent by the client:\n" + "\n".join(lines)
+            ) if lines else None
+
+
+def build_request(
+    form: Form, stype: ServiceType, origin: dict[str, Any], local: tzinfo = UTC
+) -> Filing:
+    """Validate every field of a POST for `stype`; all problems are reported at once, except
+    contact fields, which never refuse a report. `local` is the zone times without one
+    (attribute datetimes) are read in: the center's."""
     errors: list[str] = []
-    f = {name: single(form, name, errors) for name in SINGLE_FIELDS}
+    f = {name: single(form, name, errors) for name in SINGLE_FIELDS
+         if name not in CONTACT_FIELDS}
+    notices: list[ContactNotice] = []
+    contact = {name: _contact_field(form, name, notices) for name in CONTACT_FIELDS}
 
     lat = lon = None
     if f["lat"] is not None or f["long"] is not None:
@@ -341,17 +484,21 @@ def build_new_case(form: Form, stype: ServiceType, origin: dict[str, Any]) -> Ne
     if not has_location and not any(e.startswith(("lat", "long", "address")) for e in errors):
         errors.append("a location is required: lat and long, address_string or address_id")
 
-    email = f["email"]
-    if email is not None and not EMAIL.match(email):
-        errors.append(f"email {email[:60]!r} is not an e-mail address")
-    phone = f["phone"]
-    if phone is not None:
-        digits = sum(ch.isdigit() for ch in phone)
-        if not PHONE.match(phone) or not 3 <= digits <= 20:
-            errors.append(f"phone {phone[:40]!r} is not a phone number")
-    description = f["description"] or ""
-    if description and HTML_TAG.search(description):
-        errors.append("description must not contain HTML or code")
+    email = None
+    if contact["email"] is not None:
+        email = clean_email(contact["email"])
+        if email is None:
+            notices.append(ContactNotice("email", contact["email"], "not_email"))
+    phone = None
+    if contact["phone"] is not None:
+        parsed = clean_phone(contact["phone"])
+        if parsed is None:
+            notices.append(ContactNotice("phone", contact["phone"], "not_phone"))
+        else:
+            phone, ext = parsed
+            if ext:
+                notices.append(ContactNotice("phone", contact["phone"], "extension", phone))
+    description = f["description"] or ""  # plain text, whatever it holds: escaped when shown
     media_url = f["media_url"]
     if media_url is not None:
         parts = urlsplit(media_url)
@@ -373,13 +520,13 @@ def build_new_case(form: Form, stype: ServiceType, origin: dict[str, Any]) -> Ne
             if definition["required"]:
                 errors.append(f"attribute[{code}] is required for {stype.code}")
             continue
-        value = _check_attribute(definition, given[code], errors)
+        value = _check_attribute(definition, given[code], errors, local)
         if value is not None:
             attributes[code] = value
 
     if errors:
         raise bad_request(*errors)
-    return NewCase(
+    case = NewCase(
         service_code=stype.code,
         channel="web",
         description=description,
@@ -391,10 +538,18 @@ def build_new_case(form: Form, stype: ServiceType, origin: dict[str, Any]) -> Ne
         media_url=media_url,
         phone=phone,
         email=email,
-        first_name=f["first_name"],
-        last_name=f["last_name"],
+        first_name=contact["first_name"],
+        last_name=contact["last_name"],
         origin={**origin, "device_id": f["device_id"], "account_id": f["account_id"]},
+        staff_note=staff_note(notices),
     )
+    return Filing(case, tuple(notices))
+
+
+def build_new_case(
+    form: Form, stype: ServiceType, origin: dict[str, Any], local: tzinfo = UTC
+) -> NewCase:
+    return build_request(form, stype, origin, local).case
 
 
 # --- GET requests -------------------------------------------------------------------------------
@@ -458,7 +613,24 @@ def parse_request_query(query: Any, now: datetime) -> RequestQuery:
         raise bad_request("start_date is after end_date")
     if end - start > MAX_WINDOW:
         raise bad_request("the date range may not span more than 90 days")
+    if end.microsecond == 0 and dates["end_date"] is not None:
+        # times are printed to the second (w3) but stored to the microsecond: an end_date of
+        # 12:00:05Z includes everything printed as 12:00:05Z, so paging back by end_date
+        # loses nothing at a page boundary (issue 23, D2)
+        end += timedelta(seconds=1) - timedelta(microseconds=1)
     return RequestQuery((), tuple(codes), tuple(statuses), start, end)
+
+
+def whole_seconds(views: list[CaseView], limit: int = MAX_RESULTS) -> list[CaseView]:
+    """A page cut by the result cap ends on a whole printed second: the oldest second, which
+    the cap may have split, is left for the next page. So end_date = the oldest
+    requested_datetime minus one second pages without loss or repetition (and end_date = that
+    time itself repeats one second, losing nothing). One second holding the whole page stays."""
+    if len(views) < limit:
+        return views
+    last = views[-1].created_at.replace(microsecond=0)
+    kept = [v for v in views if v.created_at.replace(microsecond=0) != last]
+    return kept or views
 
 
 # --- output shapes ------------------------------------------------------------------------------
@@ -477,15 +649,52 @@ def open311_status(status: str) -> str:
 STATUS_NOTES = {"open": None, "acknowledged": "Acknowledged", "in_progress": "In progress"}
 
 
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _looks_like_phone(run: str, before: str, known_phones: list[str]) -> bool:
+    """A number run is a phone number when it is the submitter's own, has a phone's shape
+    (+country code, (area) code, 555-867-5309, 3+ groups) or follows a word such as "call"
+    or "celular". Dates, decimal coordinates and bare asset numbers are not."""
+    digits = _digits(run)
+    if len(digits) < 7 or len(digits) > 15:
+        return False
+    for known in known_phones:
+        if digits in known or known[-7:] in digits:
+            return True
+    if _DATE.match(run) or _DECIMAL.match(run) or NUMBER_RE.match(run):
+        return False
+    if run.startswith("+") or run.startswith("(") or _NANP.match(run):
+        return True
+    groups = [g for g in re.split(r"[ .()/\-]+", run) if g]
+    if len(groups) >= 3 and len(digits) >= 9 and all(2 <= len(g) <= 4 for g in groups[1:]):
+        return True
+    return bool(_PHONE_CUE.search(before))
+
+
 def mask_contacts(text: str, known: Iterable[str | None] = ()) -> str:
-    """Hide e-mail addresses and phone numbers typed into public text."""
+    """Hide e-mail addresses and phone numbers typed into public text: the submitter's own
+    (`known`: their e-mail and phone as stored) and anything shaped like one."""
+    phones: list[str] = []
     for value in known:
-        if value and len(value) >= 5:
-            text = text.replace(value, MASK)
+        if not value:
+            continue
+        if "@" in value:
+            text = re.sub(re.escape(value), MASK, text, flags=re.IGNORECASE)
+        elif len(_digits(value)) >= 7:
+            phones.append(_digits(value))
     text = _MASK_EMAIL.sub(MASK, text)
-    return _MASK_PHONE.sub(
-        lambda m: MASK if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0), text
-    )
+    out: list[str] = []
+    pos = 0
+    for m in _NUMBER_RUN.finditer(text):
+        run = m.group(0)
+        if _looks_like_phone(run, text[max(0, m.start() - 40):m.start()], phones):
+            out.append(text[pos:m.start()])
+            out.append(MASK)
+            pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def service_notice(view: CaseView) -> str:
@@ -493,8 +702,9 @@ def service_notice(view: CaseView) -> str:
             f"{w3(view.sla_due_at)}.") if view.sla_due_at else f"Case {view.number}."
 
 
-def request_record(view: CaseView) -> dict[str, Any]:
-    """One service request as the spec returns it: public fields only."""
+def request_record(view: CaseView, base: str = "") -> dict[str, Any]:
+    """One service request as the spec returns it: public fields only. A photo uploaded to us
+    is stored as a path; `base` (scheme://host) makes its media_url absolute."""
     if view.status == "closed":
         notes = view.close_reason
     else:
@@ -518,7 +728,8 @@ def request_record(view: CaseView) -> dict[str, Any]:
         "zipcode": None,
         "lat": view.lat,
         "long": view.long,
-        "media_url": view.media_url,
+        "media_url": base + view.media_url if view.media_url and view.media_url.startswith("/")
+        else view.media_url,
     }
 
 

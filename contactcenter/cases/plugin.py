@@ -1,4 +1,5 @@
-"""Wires the case store: its services, Open311, the status page and API keys."""
+"""Wires the case store: its services, Open311, the status page, API keys, photos and the
+citizen web form."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import API_KEYS, BUS, CASE_STORE, CLOCK, SESSIONS
-from .http import OPEN311_CHANGESET, add_routes
+from ..keys import API_KEYS, BUS, CASE_STORE, CLOCK, MEDIA_STORE, OPEN311_CORS, SESSIONS, SETTINGS
+from . import webform
+from .http import OPEN311_CHANGESET, add_routes, parse_cors_origins
+from .media import MediaStore
 from .store import ApiKeys, CaseStore
 
 log = logging.getLogger(__name__)
@@ -20,9 +23,12 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[OPEN311_CHANGESET] = app[CLOCK].now().replace(microsecond=0)
     app[CASE_STORE] = CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now)
     app[API_KEYS] = ApiKeys(app[SESSIONS], app[CLOCK].now)
+    app[MEDIA_STORE] = MediaStore(app[SESSIONS])
     yield
 
 
 def setup(app: web.Application) -> None:
+    app[OPEN311_CORS] = parse_cors_origins(app[SETTINGS].open311_cors_origins)
     app.cleanup_ctx.append(store_ctx)
     add_routes(app)
+    webform.setup(app)

@@ -32,6 +32,7 @@ from .models import (
     ApiKey,
     AuditLog,
     Case,
+    CaseMedia,
     CaseNote,
     CaseSequence,
     Citizen,
@@ -156,6 +157,8 @@ class NewCase:
     last_name: str | None = None
     citizen_id: int | None = None  # when the caller is already known (screen pop)
     origin: dict[str, Any] = field(default_factory=dict)  # device_id, api key id...: audit only
+    staff_note: str | None = None  # written as an internal note (contact details not kept)
+    media_key: str | None = None  # an uploaded photo (CaseMedia) this case takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,20 @@ class CaseStore:
             )
             session.add(case)
             await session.flush()
+            if data.staff_note:
+                session.add(CaseNote(case_id=case.id, author=actor[:80],
+                                     body=data.staff_note[:MAX_NOTE], public=False,
+                                     created_at=now))
+            if data.media_key is not None:
+                # the photo becomes the case's in the same transaction, or stays unclaimed
+                claimed = await session.execute(
+                    update(CaseMedia)
+                    .where(CaseMedia.key == data.media_key, CaseMedia.case_id.is_(None))
+                    .values(case_id=case.id)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    raise InvalidCaseData("the photo was not found or belongs to another case")
             _audit(session, actor, "case.created", number, now, {
                 "service": stype.code, "channel": data.channel, "citizen_id": citizen_id,
                 **data.origin,

@@ -85,6 +85,14 @@ def csrf_exempt(handler: H) -> H:
     return handler
 
 
+def stateless(handler: H) -> H:
+    """A public route that needs no session (the Open311 API, the citizen form): the session is
+    neither read nor written, so its answers never carry a Set-Cookie, and there is no CSRF
+    check: only for routes whose POSTs something else guards (an API key, a signed token)."""
+    handler.__cc_stateless__ = True  # type: ignore[attr-defined]
+    return handler
+
+
 def route_access(handler: Any) -> tuple[bool, frozenset[str] | None, bool]:
     """(declared, roles or None for public, api_key allowed)."""
     if not hasattr(handler, "__cc_roles__"):
@@ -186,6 +194,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not declared:
         log.error("route %s %s declares no role: refused", request.method, request.path)
         raise web.HTTPForbidden(text="this route declares no access rule")
+    if roles is None and getattr(route.handler, "__cc_stateless__", False):
+        return await handler(request)  # public, no session: no cookie, no CSRF (API keys)
     user = await _load_user(request)
     if user is not None:
         request[USER_KEY] = user
@@ -348,6 +358,10 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def template_context(request: web.Request) -> dict[str, Any]:
+    # aiohttp-jinja2 runs context processors for every request: a stateless API must not get
+    # a session (and its cookie) from the CSRF token below
+    if getattr(request.match_info.route.handler, "__cc_stateless__", False):
+        return {}
     user = current_user(request)
     token = await csrf_token(request)
     return {"user": user, "csrf_token": token, "demo": request.app[SETTINGS].demo}
