@@ -166,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"contactcenter: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        problem = db.explain(exc)  # a database that is missing, unmigrated or unreachable
+        if problem is None:
+            raise
+        print(f"contactcenter: {problem}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -153,12 +153,15 @@ def load_settings(
     kwargs = {
         key: _convert(key, raw, _FIELDS[key].default) for key, raw in values.items()
     }
+    if "database_url" in kwargs:
+        kwargs["database_url"] = async_database_url(kwargs["database_url"])
     settings = Settings(**kwargs)
     settings.ami_endpoints()  # validates CC_AMI_SERVERS
-    if not settings.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+    scheme, sep, _ = settings.database_url.partition("://")
+    if not sep or scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise SettingsError(
-            f"CC_DATABASE_URL: unsupported database {settings.database_url.split(':', 1)[0]!r} "
-            "(use sqlite+aiosqlite:/// or postgresql+asyncpg://)"
+            f"CC_DATABASE_URL: unsupported database {scheme!r} "
+            "(use sqlite:///path.db or postgresql://user@host/db)"
         )
     try:
         ZoneInfo(settings.timezone)
@@ -169,6 +172,18 @@ def load_settings(
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
     return settings
+
+
+# The URLs people type (and other tools print) name the synchronous drivers; the server's are
+# asyncio ones. Same database, same file: only the driver part is swapped.
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+                  "postgres": "postgresql+asyncpg", "postgresql+psycopg2": "postgresql+asyncpg",
+                  "postgresql+psycopg": "postgresql+asyncpg"}
+
+
+def async_database_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}{sep}{rest}" if sep else url
 
 
 def require_production_secrets(settings: Settings) -> None:

@@ -42,6 +42,23 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+def explain(exc: BaseException) -> str | None:
+    """One line for a shell user when `exc` says the database is unmigrated or unreachable;
+    None for anything else (a real bug keeps its traceback)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    text_ = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    lowered = text_.lower()
+    if isinstance(exc, OperationalError | ProgrammingError) and (
+        "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered)
+    ):
+        return (f"the database has no tables yet ({text_}): run `contactcenter db upgrade` "
+                "(with the same CC_DATABASE_URL)")
+    return f"cannot use the database ({type(exc).__name__}: {text_}); check CC_DATABASE_URL"
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
