@@ -78,7 +78,7 @@ async def until(
         await asyncio.sleep(interval)
 
 
-def _pg_create() -> str:
+def _pg_create(template: str | None = None) -> str:
     import psycopg2
 
     name = f"cc_test_{uuid.uuid4().hex[:12]}"
@@ -88,7 +88,7 @@ def _pg_create() -> str:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} ({exc}); `make test` starts it")
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     return name
 
@@ -131,10 +131,38 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
 
 
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per run; each test gets a copy (a file copy on SQLite, CREATE DATABASE ...
+    TEMPLATE on PostgreSQL): migrating per test cost seconds a test on PostgreSQL."""
+    if STORE_ON_PG:
+        name = _pg_create()
+        try:
+            db.upgrade(_pg_async_url(name))
+            yield name
+        finally:
+            _pg_drop(name)
+    else:
+        path = tmp_path_factory.mktemp("template") / "store.db"
+        db.upgrade(f"sqlite+aiosqlite:///{path}")
+        yield str(path)
+
+
 @pytest.fixture
-async def migrated_url(db_url: str) -> str:
-    await asyncio.to_thread(db.upgrade, db_url)
-    return db_url
+def migrated_url(_migrated_template: str, tmp_path: Path) -> Iterator[str]:
+    """A store at the newest schema, its own copy for this test."""
+    if STORE_ON_PG:
+        name = _pg_create(template=_migrated_template)
+        try:
+            yield _pg_async_url(name)
+        finally:
+            _pg_drop(name)
+    else:
+        import shutil
+
+        path = tmp_path / "store.db"
+        shutil.copyfile(_migrated_template, path)  # WAL is checkpointed when migrations end
+        yield f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture
