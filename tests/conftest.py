@@ -17,6 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
 
+if "faketime" in os.environ.get("LD_PRELOAD", ""):
+    # libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1 fails clock_nanosleep (EINVAL), so
+    # time.sleep (and subprocess.run's timeout loop) raise; select() sleeps the same.
+    import select
+
+    def _sleep(seconds: float) -> None:
+        select.select([], [], [], max(0.0, seconds))
+
+    time.sleep = _sleep
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTEST_SHARED_DIR", ROOT.parent / "shared"))
 TRANSCRIPTS = SHARED / "asterisk-transcripts"
