@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_ADMIN ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test lint bench bench-quick services chromium clean
+.PHONY: demo test test-fast lint bench bench-quick services chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(VENV)/.test services chromium lint
 	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store || pg=$$?; \
 	echo "make test: SQLite half exit $$sqlite, PostgreSQL half exit $$pg"; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
+
+# The quick tier while working: unit and integration tests, no browser, no soak (SQLite only).
+test-fast: $(VENV)/.test services lint
+	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e and not slow"
 
 bench: $(VENV)/.test services
 	$(BIN)/python -m bench.run $(ARGS)

@@ -61,6 +61,13 @@ def _hold_default_ports() -> Iterator[None]:
         sock.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every browser test is `e2e`: `make test-fast` leaves them (and `slow`) out
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
 def transcript(name: str) -> bytes:
     path = TRANSCRIPTS / name
     if not path.is_file():
