@@ -27,6 +27,14 @@ if "faketime" in os.environ.get("LD_PRELOAD", ""):
 
     time.sleep = _sleep
 
+
+def real_clock_env() -> dict[str, str]:
+    """The environment without libfaketime, for third-party programs the tests start (chromium,
+    a private redis-server): libfaketime hangs them, and their clocks are not under test."""
+    drop = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTEST_SHARED_DIR", ROOT.parent / "shared"))
 TRANSCRIPTS = SHARED / "asterisk-transcripts"

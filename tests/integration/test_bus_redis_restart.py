@@ -16,7 +16,7 @@ import pytest
 
 from contactcenter.bus import RedisBus
 from contactcenter.events import BroadcastMessage, Event
-from tests.conftest import until
+from tests.conftest import real_clock_env, until
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ class PrivateRedis:
         self.proc = subprocess.Popen(
             [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=real_clock_env(),
         )
 
     def stop(self) -> None:
