@@ -125,9 +125,9 @@ class ServerLink:
     def on_link(self, client: AmiClient, connected: bool, detail: str) -> None:
         now = self.bridge.clock.timestamp()
         if not connected:
-            out = self.calls.on_disconnect(now)
-            if out:
-                self.bridge.emit(list(out))
+            # Nothing is closed at the drop: the resync after the reconnect decides which calls
+            # ended meanwhile (the tracker only marks where its events stopped).
+            self.calls.on_disconnect(now)
         self.bridge.emit([AmiLinkChanged(self.name, connected, _utc(now), detail)])
 
     def close_open_calls(self, at: float) -> int:
