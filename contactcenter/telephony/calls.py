@@ -269,6 +269,7 @@ class CallTracker:
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
         seen: set[str] = set()
+        call: _Call | None
         for ch in channels:
             uid = _uid_of(ch)
             if not uid or uid in seen:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import final
 
 from ..clock import SYSTEM
 
@@ -60,6 +61,7 @@ NOISE_EVENTS = frozenset(
 )
 
 
+@final  # never subclassed: the read path tells frames apart with `type(frame) is AmiEvent`
 @dataclass(frozen=True, slots=True)
 class AmiEvent:
     """One AMI event. `headers` keeps the first value of each key."""
@@ -188,8 +190,7 @@ class FrameReader:
             # No terminator within the limit: drop what we have, resync on the next blank line.
             self.errors += 1
             self._skipping = True
-            keep = rest[-3:]  # a terminator may straddle the cut
-            rest = keep
+            rest = rest[-3:]  # a terminator may straddle the cut
         self._buf = rest
         return out
 
@@ -232,7 +233,7 @@ def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None)
         # without ": ", a repeated key whose first value must win): the careful path below.
         pairs = [line.split(": ", 1) for line in text.split("\r\n")]
         try:
-            fast: dict[str, str] = dict(pairs)  # type: ignore[arg-type]
+            fast: dict[str, str] = dict(pairs)
         except ValueError:
             pass
         else:
