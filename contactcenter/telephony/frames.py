@@ -23,7 +23,6 @@ MAX_FRAME = 64 * 1024
 
 # Channel variables that carry the IVR's result; every other VarSet is dropped early.
 IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
-_VARSET_KEEP = tuple(f"\r\nVariable: {v}\r\n".encode() for v in IVR_VARIABLES)
 
 # Events the product never reads: dropped on their first line.
 NOISE_EVENTS = frozenset(
@@ -39,7 +38,7 @@ NOISE_EVENTS = frozenset(
         b"ChallengeSent",
         b"RTCPSent",
         b"RTCPReceived",
-        b"VarSet",  # but see _VARSET_KEEP
+        b"VarSet",  # but see _wanted_varset
         b"NewAccountCode",
         b"ChannelTalkingStart",
         b"ChannelTalkingStop",
@@ -152,7 +151,7 @@ class FrameReader:
         max_frame = self.max_frame
         append = out.append
         # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
-        # set look-up, before any decoding; `_frame` is the same logic, kept for readability.
+        # set look-up, before any decoding.
         while True:
             end = find(EOF_MARK, start)
             if end < 0:
@@ -160,6 +159,7 @@ class FrameReader:
             if self._skipping:
                 self._skipping = False
             else:
+                # Leading blank lines (after the greeting, a stray CRLF) are not a frame.
                 while at(b"\r\n", start) and start < end:
                     start += 2
                 if start < end:
@@ -193,25 +193,6 @@ class FrameReader:
             rest = rest[-3:]  # a terminator may straddle the cut
         self._buf = rest
         return out
-
-    def _frame(self, buf: bytes, start: int, end: int, now: float) -> Frame | None:
-        # Leading blank lines (e.g. after a greeting or a stray CRLF) are not a frame.
-        while buf.startswith(b"\r\n", start) and start < end:
-            start += 2
-        if start >= end:
-            return None
-        if end - start > self.max_frame:
-            self.errors += 1
-            return None
-        if not self.keep_noise and buf.startswith(b"Event: ", start):
-            nl = buf.find(b"\r\n", start, end)
-            name = buf[start + 7 : end if nl < 0 else nl]
-            if name in NOISE_EVENTS:
-                if name != b"VarSet" or not _wanted_varset(buf, start, end):
-                    self.dropped += 1
-                    return None
-        self.frames += 1
-        return parse_frame(buf[start:end], now, self)
 
 
 _IVR_VARIABLE_NAMES = frozenset(v.encode() for v in IVR_VARIABLES)
