@@ -321,7 +321,7 @@ class AmiClient:
             raise PbxError("no AMI greeting from the server") from None
         headers: dict[str, str]
         if self.auth == "md5":
-            challenge = await self._send_raw("Challenge", {"AuthType": "MD5"}, raw=True)
+            challenge = await self._send_raw("Challenge", {"AuthType": "MD5"})
             key = challenge[0].headers.get("Challenge")
             if not challenge[0].ok or not key:
                 raise PbxError(f"login refused: {challenge[0].message or 'no challenge'}")
@@ -331,7 +331,7 @@ class AmiClient:
         else:
             headers = {"Username": self.username, "Secret": self.secret,
                        "Events": "on" if self.events else "off"}
-        resp, _ = await self._send_raw("Login", headers, raw=True)
+        resp, _ = await self._send_raw("Login", headers)
         if not resp.ok:
             raise PbxError(f"login refused: {resp.message}")
 
@@ -449,7 +449,7 @@ class AmiClient:
         return f"{self._prefix}-{next(self._ids)}"
 
     async def _send_raw(
-        self, name: str, headers: Mapping[str, str | list[str]], *, raw: bool = False,
+        self, name: str, headers: Mapping[str, str | list[str]], *,
         timeout: float | None = None, shown_timeout: float | None = None,
     ) -> tuple[AmiResponse, list[AmiEvent]]:
         protocol = self._protocol
