@@ -98,7 +98,7 @@ class CallStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class IvrChoice(Event):
-    """A caller's step in the IVR. `uniqueid` is the AGI channel's; the tracker maps it."""
+    """A caller's step in the IVR. `uniqueid` is the AGI channel's."""
 
     routing: ClassVar[str] = "cc.ivr.choice"
     server: str

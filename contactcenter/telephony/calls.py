@@ -231,11 +231,6 @@ class CallTracker:
         handler(event, out)
         return out
 
-    def linkedid_of(self, uniqueid: str) -> str | None:
-        """The call (linkedid) a live channel belongs to, e.g. to place an AGI session's
-        `IvrChoice` (which knows only its channel's Uniqueid)."""
-        return self._uid.get(uniqueid)
-
     def open_calls(self) -> int:
         return len(self._calls)
 
