@@ -30,6 +30,7 @@ chromium:
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The whole suite on SQLite, then the store tests again on PostgreSQL. Both halves always run
 # (CI shows every failure at once); the target fails at the end if either failed.
@@ -51,4 +52,4 @@ bench-quick: $(VENV)/.test services
 	$(BIN)/python -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -109,12 +109,12 @@ def _convert(key: str, raw: str, default: Any) -> Any:
         return value
     if isinstance(default, float):
         try:
-            value = float(raw.strip())
+            number = float(raw.strip())
         except ValueError:
             raise SettingsError(f"CC_{key.upper()}: expected a number, got {raw!r}") from None
-        if value <= 0:
-            raise SettingsError(f"CC_{key.upper()}: must be positive, got {value}")
-        return value
+        if number <= 0:
+            raise SettingsError(f"CC_{key.upper()}: must be positive, got {number}")
+        return number
     return raw.strip()
 
 

@@ -1,8 +1,8 @@
 """Domain events: the only language spoken above `telephony/`.
 
-Every event is a frozen dataclass with a routing name (``cc.<area>.<what>``). They serialize to
-JSON with a ``type`` tag so the Redis bus can carry them between processes. Times are aware UTC
-datetimes taken from the AMI ``Timestamp`` when Asterisk sends one.
+Every event is a frozen dataclass. They serialize to JSON with a ``type`` tag (the class name)
+so the Redis bus can carry them between processes. Times are aware UTC datetimes taken from the
+AMI ``Timestamp`` when Asterisk sends one.
 
 The `Pbx` protocol is the small gateway the console and the wallboard use to ask Asterisk for
 something; `telephony/` implements it, so no domain package imports `telephony/`.
@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 _REGISTRY: dict[str, type[Event]] = {}
 
@@ -24,8 +24,6 @@ _REGISTRY: dict[str, type[Event]] = {}
 @dataclass(frozen=True, slots=True)
 class Event:
     """Base of every domain event."""
-
-    routing: ClassVar[str] = "cc.event"
 
     def __init_subclass__(cls) -> None:
         # dataclass(slots=True) rebuilds the class, so this runs twice; the last one wins.
@@ -88,7 +86,6 @@ class CallRecord:
 
 @dataclass(frozen=True, slots=True)
 class CallStarted(Event):
-    routing: ClassVar[str] = "cc.call.started"
     server: str
     linkedid: str
     caller_number: str | None
@@ -98,9 +95,8 @@ class CallStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class IvrChoice(Event):
-    """A caller's step in the IVR. `uniqueid` is the AGI channel's; the tracker maps it."""
+    """A caller's step in the IVR. `uniqueid` is the AGI channel's."""
 
-    routing: ClassVar[str] = "cc.ivr.choice"
     server: str
     uniqueid: str
     node: str
@@ -116,7 +112,6 @@ class IvrChoice(Event):
 
 @dataclass(frozen=True, slots=True)
 class QueueJoined(Event):
-    routing: ClassVar[str] = "cc.queue.joined"
     server: str
     linkedid: str
     queue: str
@@ -131,7 +126,6 @@ class QueueJoined(Event):
 
 @dataclass(frozen=True, slots=True)
 class QueueLeft(Event):
-    routing: ClassVar[str] = "cc.queue.left"
     server: str
     linkedid: str
     queue: str
@@ -142,7 +136,6 @@ class QueueLeft(Event):
 class AgentRinging(Event):
     """Asterisk rings an operator for a queued call (AgentCalled): the screen-pop trigger."""
 
-    routing: ClassVar[str] = "cc.agent.ringing"
     server: str
     linkedid: str
     queue: str
@@ -159,7 +152,6 @@ class AgentRinging(Event):
 
 @dataclass(frozen=True, slots=True)
 class AgentRingNoAnswer(Event):
-    routing: ClassVar[str] = "cc.agent.ringnoanswer"
     server: str
     linkedid: str
     queue: str
@@ -170,7 +162,6 @@ class AgentRingNoAnswer(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallAnswered(Event):
-    routing: ClassVar[str] = "cc.call.answered"
     server: str
     linkedid: str
     queue: str
@@ -183,7 +174,6 @@ class CallAnswered(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallHeld(Event):
-    routing: ClassVar[str] = "cc.call.held"
     server: str
     linkedid: str
     held: bool
@@ -192,7 +182,6 @@ class CallHeld(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallTransferred(Event):
-    routing: ClassVar[str] = "cc.call.transferred"
     server: str
     linkedid: str
     kind: str  # "blind" or "attended"
@@ -202,7 +191,6 @@ class CallTransferred(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallAbandoned(Event):
-    routing: ClassVar[str] = "cc.call.abandoned"
     server: str
     linkedid: str
     queue: str
@@ -216,7 +204,6 @@ class CallAbandoned(Event):
 class AgentCallCompleted(Event):
     """The operator's part of a call ended (AgentComplete): wrap-up starts now."""
 
-    routing: ClassVar[str] = "cc.agent.completed"
     server: str
     linkedid: str
     queue: str
@@ -230,7 +217,6 @@ class WrapUpEnded(Event):
     """The operator's after-call work for a call is over (ready, pause, or the wrap-up time
     passed): its length completes the call's handle time (talk + wrap)."""
 
-    routing: ClassVar[str] = "cc.agent.wrapup"
     server: str
     linkedid: str
     interface: str
@@ -242,7 +228,6 @@ class WrapUpEnded(Event):
 class CallEnded(Event):
     """The call is over: carries its one finished record."""
 
-    routing: ClassVar[str] = "cc.call.ended"
     record: CallRecord
 
 
@@ -266,7 +251,6 @@ DEVICE_STATES = {
 class AgentStateChanged(Event):
     """A queue member's state as Asterisk reports it (QueueMemberStatus/Pause/Added/Removed)."""
 
-    routing: ClassVar[str] = "cc.agent.state"
     server: str
     queue: str
     interface: str
@@ -283,7 +267,6 @@ class AgentStateChanged(Event):
 class QueueMembersSynced(Event):
     """After a (re)connect: the full member list per queue as QueueStatus reported it."""
 
-    routing: ClassVar[str] = "cc.queue.synced"
     server: str
     members: tuple[AgentStateChanged, ...]
     at: datetime
@@ -291,7 +274,6 @@ class QueueMembersSynced(Event):
 
 @dataclass(frozen=True, slots=True)
 class AmiLinkChanged(Event):
-    routing: ClassVar[str] = "cc.ami.link"
     server: str
     connected: bool
     at: datetime
@@ -302,7 +284,6 @@ class AmiLinkChanged(Event):
 class BroadcastMessage(Event):
     """A supervisor's message to every operator console."""
 
-    routing: ClassVar[str] = "cc.console.broadcast"
     sender: str
     text: str
     at: datetime
@@ -310,7 +291,6 @@ class BroadcastMessage(Event):
 
 @dataclass(frozen=True, slots=True)
 class CaseChanged(Event):
-    routing: ClassVar[str] = "cc.case.changed"
     number: str
     status: str
     citizen_id: int | None
@@ -323,7 +303,6 @@ class SessionEnded(Event):
     """A user signed out: their live sockets (console, wallboard) close in every process; a
     browser still signed in reconnects, one that is not is sent to the log-in page."""
 
-    routing: ClassVar[str] = "cc.auth.session_ended"
     user_id: int
     username: str
     at: datetime
@@ -394,7 +373,7 @@ def _decode(tp: Any, value: Any) -> Any:
     if origin is tuple:
         (inner, *_rest) = typing.get_args(tp)
         return tuple(_decode(inner, v) for v in value)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
         return _from_fields(tp, value)
     return value
 

@@ -62,7 +62,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("retention", help="erase personal data of old calls and closed cases")
     p.add_argument("--days", type=int, help="override CC_RETENTION_DAYS")
     p.set_defaults(func=cmd_retention)

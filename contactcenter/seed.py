@@ -16,13 +16,14 @@ from .clock import SYSTEM, Clock
 from .ivr.menu import default_menu, validate
 from .security import hash_password
 
-AGENCIES = [
+# Rows of column values, as the models take them (`_ensure` passes them on as keywords).
+AGENCIES: list[dict[str, Any]] = [
     {"code": "SAN", "name": "Department of Sanitation", "email": "sanitation@city.example"},
     {"code": "DPW", "name": "Department of Public Works", "email": "publicworks@city.example"},
     {"code": "311", "name": "3-1-1 Citizen Services", "email": "311@city.example"},
 ]
 
-QUEUES = [
+QUEUES: list[dict[str, Any]] = [
     {"name": "sanitation", "display_name": "Sanitation", "strategy": "rrmemory",
      "wrapup_seconds": 30, "ring_timeout_seconds": 15},
     {"name": "potholes", "display_name": "Streets and potholes", "strategy": "ringall",
@@ -31,7 +32,7 @@ QUEUES = [
      "wrapup_seconds": 30, "ring_timeout_seconds": 15},
 ]
 
-SERVICE_TYPES = [
+SERVICE_TYPES: list[dict[str, Any]] = [
     {"code": "missed-pickup", "name": "Missed garbage pickup", "agency": "SAN",
      "queue": "sanitation", "sla_hours": 48, "group_name": "sanitation",
      "attributes": [{"code": "container", "datatype": "singlevaluelist", "required": False,
@@ -49,7 +50,7 @@ SERVICE_TYPES = [
 ]
 
 # Demo only: each user's password is its name (printed by `contactcenter demo`).
-DEMO_USERS = [
+DEMO_USERS: list[dict[str, Any]] = [
     {"username": "operator", "display_name": "Ana Operator", "role": "operator",
      "interface": "PJSIP/1001", "queues": ["sanitation", "potholes", "general-311"]},
     {"username": "supervisor", "display_name": "Sam Supervisor", "role": "supervisor",

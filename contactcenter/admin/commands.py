@@ -92,7 +92,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ivr", help="export and import IVR menus as JSON")
     ivr = p.add_subparsers(dest="ivr_command", metavar="ACTION", required=True)
     e = ivr.add_parser("export", help="write the active (or a given) menu version to FILE")

@@ -162,8 +162,9 @@ def _prompt_fields(prefix: str, prompt: Any, langs: list[str]) -> dict[str, str]
 def form_defaults(data: Mapping[str, Any], node: Mapping[str, Any] | None,
                   option: Mapping[str, Any] | None, langs: list[str]) -> dict[str, Any]:
     """The values each editor form starts with (the stored draft)."""
-    lm = data.get("language_menu") if isinstance(data.get("language_menu"), dict) else {}
-    after = data.get("after_retries") if isinstance(data.get("after_retries"), dict) else {}
+    lm, after = data.get("language_menu"), data.get("after_retries")
+    lm = lm if isinstance(lm, dict) else {}
+    after = after if isinstance(after, dict) else {}
     forms: dict[str, Any] = {
         "menu": {"name": data.get("name", ""), "languages": ", ".join(langs),
                  "default_language": data.get("default_language", langs[0]),

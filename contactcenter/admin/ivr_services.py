@@ -151,6 +151,7 @@ async def announcements(session: AsyncSession) -> list[Announcement]:
 
 async def save_announcement(session: AsyncSession, actor: str, ann_id: int | None,
                             values: dict[str, Any]) -> Announcement:
+    ann: Announcement | None
     if ann_id is None:
         ann = Announcement(created_by=actor, **values)
         session.add(ann)

@@ -53,16 +53,18 @@ def find_node(data: Mapping[str, Any], node_id: str) -> dict[str, Any]:
 
 
 def _options(node: dict[str, Any]) -> list[Any]:
-    if not isinstance(node.get("options"), list):
-        node["options"] = []
-    return node["options"]
+    opts = node.get("options")
+    if not isinstance(opts, list):
+        opts = node["options"] = []
+    return opts
 
 
 def _option_at(node: dict[str, Any], index: int) -> dict[str, Any]:
     opts = _options(node)
-    if not 0 <= index < len(opts) or not isinstance(opts[index], dict):
+    opt = opts[index] if 0 <= index < len(opts) else None
+    if not isinstance(opt, dict):
         raise EditError("option", f"node {node.get('id')!r} has no option number {index + 1}")
-    return opts[index]
+    return opt
 
 
 def parse_prompt(form: Mapping[str, Any], prefix: str, langs: list[str]) -> dict[str, str]:
@@ -325,7 +327,7 @@ def outline(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """Trees for display, the start node's first: {"id", "node", "options": [{"index", "option",
     "child": tree | None, "seen": bool}]}. Each node appears once (a later reference is marked
     "seen"); nodes the start never reaches get trees of their own, listed as unreachable."""
-    by_id = {n.get("id"): n for n in nodes(data) if isinstance(n.get("id"), str)}
+    by_id = {n["id"]: n for n in nodes(data) if isinstance(n.get("id"), str)}
     start = data.get("start") if data.get("start") in by_id else next(iter(by_id), None)
     shown: set[str] = set()
 

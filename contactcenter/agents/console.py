@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -194,7 +194,7 @@ class BadMessage(ValueError):
 
 
 # type -> {field: (python type, max length, required)}
-COMMANDS: dict[str, dict[str, tuple[type, int, bool]]] = {
+COMMANDS: dict[str, dict[str, tuple[type[str], int, bool]]] = {
     "ping": {},
     "login": {},
     "pause": {"reason": (str, 40, True)},
@@ -281,7 +281,7 @@ class ConsoleHub:
         self.clock = clock
         self.conns: set[Connection] = set()
         self.by_interface: dict[str, set[Connection]] = {}
-        self.calls: dict[str, OrderedDict[str, CallView]] = {}  # interface -> call_id -> view
+        self.calls: dict[str, dict[str, CallView]] = {}  # interface -> call_id -> view
         self.rung: dict[str, set[str]] = {}  # call_id -> interfaces with a view of it
         self.broadcasts: deque[dict[str, Any]] = deque(maxlen=BROADCASTS_KEPT)
         self.link: dict[str, Any] = {"type": "link", "connected": None, "detail": ""}
@@ -358,8 +358,8 @@ class ConsoleHub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.history.close()
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -601,6 +601,7 @@ class ConsoleHub:
     async def _run(self, user: Principal, cmd: Command) -> str:
         now = self.clock()
         a = cmd.args
+        view: CallView | None
         if cmd.type == "login":
             return await self.operators.login(user)
         if cmd.type == "pause":

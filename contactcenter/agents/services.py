@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..cases.citizens import normalize_phone
 from ..cases.store import (
     CaseNotFound,
     CaseStore,
@@ -193,7 +194,7 @@ class OperatorService:
         """After a resync: operators this process logged in whom Asterisk no longer has (it
         restarted without persistent members) are added back."""
         gw = self.pbx()
-        restored = []
+        restored: list[str] = []
         if gw is None:
             return restored
         for interface, login in list(self.logged_in.items()):
@@ -257,7 +258,7 @@ class CallerHistory:
         out: dict[str, Any] = {"calls": [], "cases": [], "recent_calls": 1, "repeat": False,
                                "keyed_case": None}
         async with self.sessions() as db:
-            if caller_number and queries.normalize_phone(caller_number):
+            if caller_number and normalize_phone(caller_number):
                 out["calls"] = await queries.last_calls(db, caller_number,
                                                         exclude_linkedid=linkedid)
                 recent = await queries.calls_since(db, caller_number, now - REPEAT_WINDOW,

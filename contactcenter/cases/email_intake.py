@@ -72,7 +72,7 @@ def read_message(raw: bytes, envelope_sender: str | None) -> IncomingMail:
         auto = str(msg.get("Auto-Submitted", "") or "").strip().lower()
         sender = None
         from_header = msg.get("From")
-        if from_header is not None and getattr(from_header, "addresses", ()):
+        if from_header is not None and getattr(from_header, "addresses", None):
             sender = normalize_email(from_header.addresses[0].addr_spec)
         sender = sender or normalize_email(envelope_sender)
         subject = " ".join(str(msg.get("Subject", "") or "").split())

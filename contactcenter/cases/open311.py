@@ -808,8 +808,8 @@ def _fill(elem: ET.Element, value: Any) -> None:
 def to_xml(root: str, payload: Any) -> bytes:
     elem = ET.Element(root)
     _fill(elem, payload)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(elem, encoding="utf-8",
-                                                                     xml_declaration=False)
+    body: bytes = ET.tostring(elem, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
 
 
 def render(root: str, payload: Any, fmt: str) -> bytes:

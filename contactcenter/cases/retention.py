@@ -8,9 +8,9 @@ closed cases, and citizens no record points to any more. `retention_days = 0` ke
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import AuditLog, Call, Case, Citizen
@@ -29,7 +29,7 @@ async def purge_personal_data(
         return PurgeResult(0, 0, 0)
     cutoff = now - timedelta(days=days)
     async with sessions() as session, session.begin():
-        calls = await session.execute(
+        calls = cast("CursorResult[Any]", await session.execute(
             update(Call)
             .where(
                 Call.ended_at < cutoff,
@@ -40,19 +40,19 @@ async def purge_personal_data(
                 ),
             )
             .values(caller_number=None, caller_name=None, citizen_id=None)
-        )
-        cases = await session.execute(
+        ))
+        cases = cast("CursorResult[Any]", await session.execute(
             update(Case)
             .where(Case.status == "closed", Case.closed_at < cutoff, Case.citizen_id.is_not(None))
             .values(citizen_id=None)
-        )
-        orphans = await session.execute(
+        ))
+        orphans = cast("CursorResult[Any]", await session.execute(
             delete(Citizen).where(
                 Citizen.created_at < cutoff,
                 ~exists(select(Call.id).where(Call.citizen_id == Citizen.id)),
                 ~exists(select(Case.id).where(Case.citizen_id == Citizen.id)),
             )
-        )
+        ))
         result = PurgeResult(calls.rowcount or 0, cases.rowcount or 0, orphans.rowcount or 0)
         if result.calls or result.cases or result.citizens:
             session.add(AuditLog(

@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -282,7 +282,7 @@ class CaseStore:
                     .values(case_id=case.id)
                     .execution_options(synchronize_session=False)
                 )
-                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                if cast("CursorResult[Any]", claimed).rowcount != 1:
                     raise InvalidCaseData("the photo was not found or belongs to another case")
             _audit(session, actor, "case.created", number, now, {
                 "service": stype.code, "channel": data.channel, "citizen_id": citizen_id,
@@ -602,7 +602,7 @@ async def _guarded_update(
         update(Case).where(Case.id == case_id, unchanged).values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise IllegalTransition("the case was changed by someone else meanwhile; reload it")
 
 

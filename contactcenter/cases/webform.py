@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -317,7 +318,7 @@ async def form_submit(request: web.Request) -> web.Response:
     photo_key = _one(values, "photo_key") or None
     photo_name = _one(values, "photo_name") or None
 
-    def again(errors: list[str], status: int = 400) -> Any:
+    def again(errors: list[str], status: int = 400) -> Awaitable[web.Response]:
         return _render(request, lang, values=values, errors=errors, status=status,
                        photo_key=photo_key, photo_name=photo_name)
 

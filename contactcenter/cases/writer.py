@@ -454,7 +454,7 @@ class CallWriter:
         # (500 ms a statement) must still take a batch within the write timeout.
         phones = {row["caller_number"]: normalize_phone(row["caller_number"]) for row in rows}
         wanted = {p for p in phones.values() if p is not None}
-        citizens: dict[str, int] = {}
+        citizens: dict[str | None, int] = {}  # phone -> id (a NULL phone is never selected)
         if wanted:
             found = await session.execute(
                 select(Citizen.phone, Citizen.id).where(Citizen.phone.in_(wanted))
@@ -480,12 +480,12 @@ class CallWriter:
             # An IVR key pad gives digits only: "000123" is the serial of "311-2026-000123".
             for number in numbers - cases.keys():
                 if number.isdigit():
-                    found = (await session.execute(
+                    case_id = (await session.execute(
                         select(Case.id).where(Case.number.like(f"%-{number}"))
                         .order_by(Case.id.desc()).limit(1)
                     )).scalar_one_or_none()
-                    if found is not None:
-                        cases[number] = found
+                    if case_id is not None:
+                        cases[number] = case_id
         for row in rows:
             row["case_id"] = cases.get(row["case_number"]) if row["case_number"] else None
 

@@ -247,7 +247,7 @@ class _Parser:
         if kind not in ACTIONS:
             self.err(node, f"{where}: unknown action {kind!r} (one of {', '.join(ACTIONS)})")
             return None
-        strings = {}
+        strings: dict[str, str | None] = {}
         for key in ("node", "queue", "service", "number"):
             value = data.get(key)
             if value is not None and not isinstance(value, str):
@@ -256,7 +256,8 @@ class _Parser:
             strings[key] = value or None
         if kind != "case_status":
             return Action(kind=kind, prompt=self.prompt(data.get("prompt"), node, where),
-                          **strings)
+                          node=strings["node"], queue=strings["queue"],
+                          service=strings["service"], number=strings["number"])
         prompts = {}
         for key in CASE_STATUS_PROMPTS:
             p = self.prompt(data.get(key), node, f"{where}: {key}")

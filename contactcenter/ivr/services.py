@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -220,7 +220,7 @@ class IvrServices:
         return is_open(q.office_hours, q.holidays, q.timezone, at)
 
     async def _refresh(
-        self, key: str, load: Callable[[], Awaitable[None]], *, have: bool
+        self, key: str, load: Callable[[], Coroutine[Any, Any, None]], *, have: bool
     ) -> None:
         """Run `load` once at a time; with a previous value, wait `menu_wait` at most (a slow
         store must not become dead air), and the refresh goes on for the next calls."""

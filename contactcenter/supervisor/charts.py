@@ -22,7 +22,7 @@ class Series:
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    step = 10 ** len(str(int(value))) / 10
+    step: float = 10 ** len(str(int(value))) / 10
     for mult in (1, 2, 2.5, 5, 10):
         if value <= step * mult:
             return step * mult

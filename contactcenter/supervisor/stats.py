@@ -447,7 +447,8 @@ class QueueStats:
 
     def _unring(self, call_id: str, at: datetime, interface: str | None = None) -> None:
         for iface, act in self._activity.items():
-            if (interface is None or iface == interface) and act.ringing.pop(call_id, None):
+            if (interface is None or iface == interface) and (
+                    act.ringing.pop(call_id, None) is not None):
                 act.changed_at = at
 
     def _on_joined(self, e: QueueJoined) -> None:

@@ -32,7 +32,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from .frames import AmiEvent, AmiResponse, FrameReader, encode_action
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AmiEvent], None]
-ReadyHook = Callable[["AmiClient"], Awaitable[None]]
+ReadyHook = Callable[["AmiClient"], Coroutine[Any, Any, None]]
 LinkHook = Callable[["AmiClient", bool, str], None]
 
 # Actions whose events come as a list ended by `EventList: Complete`.
@@ -98,7 +98,8 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
             self.transport.write(data)
 
     def close(self) -> None:
-        self.responses = {}  # panoramisk's close() would queue these for a resend: never
+        # panoramisk's close() would queue these for a resend: never
+        self.responses: dict[str, Any] = {}
         self.factory = None
         super().close()
 
@@ -204,7 +205,7 @@ class AmiClient:
 
     def backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter (50-100% of the step)."""
-        step = min(self.backoff_max, self.backoff_initial * (2 ** min(attempt, 30)))
+        step: float = min(self.backoff_max, self.backoff_initial * (2 ** min(attempt, 30)))
         return step * random.uniform(0.5, 1.0)
 
     async def _run(self) -> None:
@@ -258,7 +259,7 @@ class AmiClient:
             await self._apply_filters()
         if not self.events:
             self._booted.set()  # no events on this session: FullyBooted never comes
-        booted = loop.create_task(self._booted.wait())
+        booted: asyncio.Future[Any] = loop.create_task(self._booted.wait())
         try:
             await asyncio.wait({booted, self._lost}, timeout=self.boot_timeout,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -320,7 +321,7 @@ class AmiClient:
             raise PbxError("no AMI greeting from the server") from None
         headers: dict[str, str]
         if self.auth == "md5":
-            challenge = await self._send_raw("Challenge", {"AuthType": "MD5"}, raw=True)
+            challenge = await self._send_raw("Challenge", {"AuthType": "MD5"})
             key = challenge[0].headers.get("Challenge")
             if not challenge[0].ok or not key:
                 raise PbxError(f"login refused: {challenge[0].message or 'no challenge'}")
@@ -330,7 +331,7 @@ class AmiClient:
         else:
             headers = {"Username": self.username, "Secret": self.secret,
                        "Events": "on" if self.events else "off"}
-        resp, _ = await self._send_raw("Login", headers, raw=True)
+        resp, _ = await self._send_raw("Login", headers)
         if not resp.ok:
             raise PbxError(f"login refused: {resp.message}")
 
@@ -428,12 +429,12 @@ class AmiClient:
     def _on_response(self, resp: AmiResponse) -> None:
         aid = resp.action_id
         p = self._pending.get(aid) if aid is not None else None
-        if p is None:
+        if p is None or aid is None:
             log.debug("AMI %s: reply to no pending action (%s): %s", self.name, aid, resp.status)
             return
         p.response = resp
         if not p.is_list or not resp.ok or not _starts_list(resp):
-            self._finish(aid, p)  # type: ignore[arg-type]
+            self._finish(aid, p)
 
     def _finish(self, aid: str, p: _Pending) -> None:
         self._pending.pop(aid, None)
@@ -448,7 +449,7 @@ class AmiClient:
         return f"{self._prefix}-{next(self._ids)}"
 
     async def _send_raw(
-        self, name: str, headers: Mapping[str, str | list[str]], *, raw: bool = False,
+        self, name: str, headers: Mapping[str, str | list[str]], *,
         timeout: float | None = None, shown_timeout: float | None = None,
     ) -> tuple[AmiResponse, list[AmiEvent]]:
         protocol = self._protocol

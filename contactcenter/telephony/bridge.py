@@ -38,18 +38,13 @@ log = logging.getLogger(__name__)
 MEMBER_EVENTS = frozenset(
     {"QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause", "QueueMemberRemoved"}
 )
-# What the call tracker reads. Everything else (Newstate, Dial*, Bridge*, OriginateResponse,
-# a third of what survives the noise filter) is dropped by the frame reader before parsing.
-# tests/unit/test_bridge_events.py fails when the trackers start reading an event not listed.
-CALL_EVENTS = frozenset(
-    {
-        "Newchannel", "NewCallerid", "VarSet", "QueueCallerJoin", "QueueCallerLeave",
-        "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
-        "AgentComplete", "Hold", "Unhold", "BlindTransfer", "AttendedTransfer", "Hangup",
-        "FullyBooted",
-    }
-)
-WANTED_EVENTS = CALL_EVENTS | MEMBER_EVENTS | {"Shutdown"}
+# What the call tracker reads: the events of its handler table. Everything else (Newstate, Dial*,
+# Bridge*, OriginateResponse, a third of what survives the noise filter) is dropped by the frame
+# reader before parsing. tests/unit/test_bridge_events.py fails when the member tracker starts
+# reading an event not listed above.
+CALL_EVENTS = CallTracker().events_read
+# The AMI client's own: FullyBooted marks a link ready, Shutdown is logged.
+WANTED_EVENTS = CALL_EVENTS | MEMBER_EVENTS | {"FullyBooted", "Shutdown"}
 
 
 
@@ -125,9 +120,9 @@ class ServerLink:
     def on_link(self, client: AmiClient, connected: bool, detail: str) -> None:
         now = self.bridge.clock.timestamp()
         if not connected:
-            out = self.calls.on_disconnect(now)
-            if out:
-                self.bridge.emit(list(out))
+            # Nothing is closed at the drop: the resync after the reconnect decides which calls
+            # ended meanwhile (the tracker only marks where its events stopped).
+            self.calls.on_disconnect(now)
         self.bridge.emit([AmiLinkChanged(self.name, connected, _utc(now), detail)])
 
     def close_open_calls(self, at: float) -> int:

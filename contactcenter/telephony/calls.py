@@ -231,11 +231,6 @@ class CallTracker:
         handler(event, out)
         return out
 
-    def linkedid_of(self, uniqueid: str) -> str | None:
-        """The call (linkedid) a live channel belongs to, e.g. to place an AGI session's
-        `IvrChoice` (which knows only its channel's Uniqueid)."""
-        return self._uid.get(uniqueid)
-
     def open_calls(self) -> int:
         return len(self._calls)
 
@@ -269,6 +264,7 @@ class CallTracker:
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
         seen: set[str] = set()
+        call: _Call | None
         for ch in channels:
             uid = _uid_of(ch)
             if not uid or uid in seen:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import final
 
 from ..clock import SYSTEM
 
@@ -22,7 +23,6 @@ MAX_FRAME = 64 * 1024
 
 # Channel variables that carry the IVR's result; every other VarSet is dropped early.
 IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
-_VARSET_KEEP = tuple(f"\r\nVariable: {v}\r\n".encode() for v in IVR_VARIABLES)
 
 # Events the product never reads: dropped on their first line.
 NOISE_EVENTS = frozenset(
@@ -38,7 +38,7 @@ NOISE_EVENTS = frozenset(
         b"ChallengeSent",
         b"RTCPSent",
         b"RTCPReceived",
-        b"VarSet",  # but see _VARSET_KEEP
+        b"VarSet",  # but see _wanted_varset
         b"NewAccountCode",
         b"ChannelTalkingStart",
         b"ChannelTalkingStop",
@@ -60,6 +60,7 @@ NOISE_EVENTS = frozenset(
 )
 
 
+@final  # never subclassed: the read path tells frames apart with `type(frame) is AmiEvent`
 @dataclass(frozen=True, slots=True)
 class AmiEvent:
     """One AMI event. `headers` keeps the first value of each key."""
@@ -150,7 +151,7 @@ class FrameReader:
         max_frame = self.max_frame
         append = out.append
         # The hot loop (issue 10): most frames are noise and leave it after one `find` and one
-        # set look-up, before any decoding; `_frame` is the same logic, kept for readability.
+        # set look-up, before any decoding.
         while True:
             end = find(EOF_MARK, start)
             if end < 0:
@@ -158,6 +159,7 @@ class FrameReader:
             if self._skipping:
                 self._skipping = False
             else:
+                # Leading blank lines (after the greeting, a stray CRLF) are not a frame.
                 while at(b"\r\n", start) and start < end:
                     start += 2
                 if start < end:
@@ -188,29 +190,9 @@ class FrameReader:
             # No terminator within the limit: drop what we have, resync on the next blank line.
             self.errors += 1
             self._skipping = True
-            keep = rest[-3:]  # a terminator may straddle the cut
-            rest = keep
+            rest = rest[-3:]  # a terminator may straddle the cut
         self._buf = rest
         return out
-
-    def _frame(self, buf: bytes, start: int, end: int, now: float) -> Frame | None:
-        # Leading blank lines (e.g. after a greeting or a stray CRLF) are not a frame.
-        while buf.startswith(b"\r\n", start) and start < end:
-            start += 2
-        if start >= end:
-            return None
-        if end - start > self.max_frame:
-            self.errors += 1
-            return None
-        if not self.keep_noise and buf.startswith(b"Event: ", start):
-            nl = buf.find(b"\r\n", start, end)
-            name = buf[start + 7 : end if nl < 0 else nl]
-            if name in NOISE_EVENTS:
-                if name != b"VarSet" or not _wanted_varset(buf, start, end):
-                    self.dropped += 1
-                    return None
-        self.frames += 1
-        return parse_frame(buf[start:end], now, self)
 
 
 _IVR_VARIABLE_NAMES = frozenset(v.encode() for v in IVR_VARIABLES)
@@ -232,7 +214,7 @@ def parse_frame(raw: bytes, now: float = 0.0, reader: FrameReader | None = None)
         # without ": ", a repeated key whose first value must win): the careful path below.
         pairs = [line.split(": ", 1) for line in text.split("\r\n")]
         try:
-            fast: dict[str, str] = dict(pairs)  # type: ignore[arg-type]
+            fast: dict[str, str] = dict(pairs)
         except ValueError:
             pass
         else:

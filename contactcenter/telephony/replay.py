@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..config import Settings
 from ..events import CallEnded, CallRecord, Event, PbxError
@@ -52,6 +52,15 @@ def event_blocks(raw: bytes) -> list[bytes]:
         if block.startswith(b"Event: "):
             out.append(block + EOM)
     return out
+
+
+class _ClientState(TypedDict):
+    """One replay client's session."""
+
+    challenge: str | None
+    auth: bool
+    resync: set[str]  # the list actions answered; the stream starts after both resync ones
+    streaming: asyncio.Task[None] | None
 
 
 def _reply(headers: list[tuple[str, str]]) -> bytes:
@@ -110,8 +119,8 @@ class ReplayServer:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
-        state: dict[str, Any] = {"challenge": None, "auth": False, "resync": set(),
-                                 "streaming": None}
+        state: _ClientState = {"challenge": None, "auth": False, "resync": set(),
+                               "streaming": None}
         try:
             writer.write(GREETING)
             while True:
@@ -126,10 +135,11 @@ class ReplayServer:
                 if state["auth"] and state["streaming"] is None and (
                     {"coreshowchannels", "queuestatus"} <= state["resync"]
                 ):
-                    state["streaming"] = asyncio.get_running_loop().create_task(
+                    stream_task = asyncio.get_running_loop().create_task(
                         self._stream(writer)
                     )
-                    self._tasks.add(state["streaming"])
+                    state["streaming"] = stream_task
+                    self._tasks.add(stream_task)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
         finally:
@@ -145,14 +155,13 @@ class ReplayServer:
             self._writers.discard(writer)
 
     def _answer(
-        self, h: dict[str, str], state: dict[str, Any], writer: asyncio.StreamWriter
+        self, h: dict[str, str], state: _ClientState, writer: asyncio.StreamWriter
     ) -> bool:
         action = h.get("action", "").lower()
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         if action == "challenge":
-            state["challenge"] = str(random.randrange(10**7, 10**8))
-            writer.write(_reply([("Response", "Success"), *aid,
-                                 ("Challenge", state["challenge"])]))
+            challenge = state["challenge"] = str(random.randrange(10**7, 10**8))
+            writer.write(_reply([("Response", "Success"), *aid, ("Challenge", challenge)]))
         elif action == "login":
             if state["auth"]:
                 writer.write(_reply([("Response", "Success"), *aid,

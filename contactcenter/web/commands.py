@@ -82,7 +82,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("user", help="operator, supervisor and admin accounts")
     us = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     a = us.add_parser("add", help="create an account")

@@ -17,13 +17,15 @@ from collections import Counter
 from collections.abc import Callable
 
 from .pbx import Pbx, PbxError
-from .wire import Headers, event_frame, frame, iso
+from .wire import Channel, Headers, event_frame, frame, iso
 
 log = logging.getLogger(__name__)
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 MAX_FRAME = 64 * 1024
 DEFAULT_BUFFER = 50_000  # frames queued per client before it is dropped
+
+Reply = Callable[[str], None]  # an action's `ok`/`err`: a Success/Error reply with a Message
 
 
 class AmiClient:
@@ -187,8 +189,8 @@ class AmiServer:
     async def _dispatch(self, client: AmiClient, h: dict[str, str]) -> bool:
         action = h.get("action", "")
         key = action.lower()
-        ok = lambda msg: self._reply(client, h, "Success", [("Message", msg)])  # noqa: E731
-        err = lambda msg: self._reply(client, h, "Error", [("Message", msg)])  # noqa: E731
+        ok: Reply = lambda msg: self._reply(client, h, "Success", [("Message", msg)])  # noqa: E731
+        err: Reply = lambda msg: self._reply(client, h, "Error", [("Message", msg)])  # noqa: E731
         if not action:
             err("Missing action in request")
             return True
@@ -293,16 +295,16 @@ class AmiServer:
         return h.get("secret", "") == self.secret
 
     # ---- actions (each: client, headers, ok, err) -----------------------------------------
-    def _a_ping(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_ping(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         now = self.pbx.clock.now()
         self._reply(c, h, "Success", [("Ping", "Pong"), ("Timestamp", f"{now:.6f}")])
 
-    def _a_events(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_events(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         mask = h.get("eventmask", "on").lower()
         c.events = mask not in ("off", "no", "false", "0", "none")
         self._reply(c, h, "Success", [("Events", "On" if c.events else "Off")])
 
-    def _a_filter(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_filter(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         op = h.get("operation", "add").lower()
         expr = h.get("filter", "")
         if op != "add" or not expr:
@@ -318,7 +320,7 @@ class AmiServer:
             return
         ok("Filter Added Successfully")
 
-    def _a_setvar(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_setvar(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         name = h.get("variable", "")
         if not name:
             err("No variable specified")
@@ -334,7 +336,7 @@ class AmiServer:
             self.pbx.varset(None, name, h.get("value", ""))
         ok("Variable Set")
 
-    def _a_queueadd(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_queueadd(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         queue, iface = h.get("queue", ""), h.get("interface", "")
         if not queue or not iface:
             err("'Queue' and 'Interface' not specified.")
@@ -356,7 +358,7 @@ class AmiServer:
         if self.on_queue_add is not None:
             self.on_queue_add(queue, iface)
 
-    def _a_queueremove(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_queueremove(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         queue, iface = h.get("queue", ""), h.get("interface", "")
         if not queue or not iface:
             err("Need 'Queue' and 'Interface' parameters.")
@@ -368,7 +370,7 @@ class AmiServer:
             return
         ok("Removed interface from queue")
 
-    def _a_queuepause(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_queuepause(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         iface, paused = h.get("interface", ""), h.get("paused", "")
         if not iface or not paused:
             err("Need 'Interface' and 'Paused' parameters.")
@@ -383,11 +385,12 @@ class AmiServer:
         ok("Interface paused successfully" if flag else "Interface unpaused successfully")
 
     def _list(
-        self, c: AmiClient, h: dict[str, str], message: str, items: list[Headers], complete: str
+        self, c: AmiClient, h: dict[str, str], message: str, items: list[tuple[str, Headers]],
+        complete: str,
     ) -> None:
         self._reply(c, h, "Success", [("EventList", "start"), ("Message", message)])
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
-        for name, fields in items:  # type: ignore[misc]
+        for name, fields in items:
             c.send(frame([("Event", name), *fields, *aid]))
         c.send(
             frame(
@@ -400,9 +403,9 @@ class AmiServer:
             )
         )
 
-    def _a_queuestatus(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_queuestatus(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         want = h.get("queue", "")
-        items: list = []
+        items: list[tuple[str, Headers]] = []
         now = self.pbx.clock.now()
         for q in self.pbx.ordered_queues():
             cfg = q.config
@@ -459,9 +462,9 @@ class AmiServer:
                 )
         self._list(c, h, "Queue status will follow", items, "QueueStatusComplete")
 
-    def _a_queuesummary(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_queuesummary(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         want = h.get("queue", "")
-        items: list = []
+        items: list[tuple[str, Headers]] = []
         now = self.pbx.clock.now()
         for q in self.pbx.ordered_queues():
             if want and q.config.name != want:
@@ -485,8 +488,8 @@ class AmiServer:
             )
         self._list(c, h, "Queue summary will follow", items, "QueueSummaryComplete")
 
-    def _a_coreshowchannels(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
-        items: list = []
+    def _a_coreshowchannels(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+        items: list[Channel] = []
         now = self.pbx.clock.now()
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         self._reply(c, h, "Success", [("EventList", "start"), ("Message", "Channels will follow")])
@@ -517,7 +520,7 @@ class AmiServer:
             )
         )
 
-    def _a_originate(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_originate(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("Channel not specified")
@@ -561,7 +564,7 @@ class AmiServer:
             ],
         )
 
-    def _a_hangup(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_hangup(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("No channel specified")
@@ -571,7 +574,7 @@ class AmiServer:
         else:
             err("No such channel")
 
-    def _a_redirect(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_redirect(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("Channel not specified")
@@ -585,7 +588,7 @@ class AmiServer:
         ok("Redirect successful")
         self.pbx.transfer(channel, h.get("context", ""), h.get("exten", ""))
 
-    def _a_blindtransfer(self, c: AmiClient, h: dict[str, str], ok, err) -> None:  # type: ignore[no-untyped-def]
+    def _a_blindtransfer(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("No channel specified")

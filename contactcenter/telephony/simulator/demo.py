@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -29,18 +30,18 @@ DEMO_RATE = 1 / 6  # calls per second
 DEMO_MIX = Mix(patience_mean=90, talk_mean=45, talk_min=15, ring_min=2, ring_max=5)
 
 
-def build(settings_queues: list[dict[str, object]], agi_host: str, agi_port: int) -> Pbx:
+def build(settings_queues: Sequence[Mapping[str, Any]], agi_host: str, agi_port: int) -> Pbx:
     pbx = Pbx(VirtualClock(1.0), agi_host=agi_host, agi_port=agi_port)
     for q in settings_queues:
         pbx.add_queue(
             QueueConfig(
                 str(q["name"]),
                 str(q.get("strategy", "ringall")),
-                timeout=float(q.get("ring_timeout_seconds", 15)),  # type: ignore[arg-type]
+                timeout=float(q.get("ring_timeout_seconds", 15)),
                 retry=2,
                 wrapuptime=float(q.get("wrapup_seconds", 0)) / 6,
             )
-        )  # type: ignore[arg-type]
+        )
     for queue, iface, name in DEMO_AGENTS:
         if queue in pbx.queues:
             pbx.queue_add(queue, iface, name, 0, iface.rsplit("/", 1)[0])

@@ -15,7 +15,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,7 +268,9 @@ class Pbx:
         two = self.new_channel(f"Local/{exten}@{context}-{n};2", context, exten, one.linkedid, 4)
         return one, two
 
-    def ev_chan(self, name: str, ch: Channel, extra: Headers = (), priv: str = CALL) -> None:
+    def ev_chan(
+        self, name: str, ch: Channel, extra: Sequence[tuple[str, str]] = (), priv: str = CALL
+    ) -> None:
         self.emit(name, priv, ch.snapshot() + list(extra))
 
     def newexten(
@@ -582,9 +584,10 @@ class Pbx:
         if not call.hangup_exten:
             if call.answers is None:  # the captures' citizen: SendDTMF(${DIGITS},250), blind
                 self.newexten(one, "SendDTMF", f"{call.digits},250", 2)
-                t = await self._key(call, call.digits, t)
-                if t is None:
+                keyed = await self._key(call, call.digits, t)
+                if keyed is None:
                     return
+                t = keyed
             self.newexten(one, "Wait", _num(call.patience), 3)
             if await self._until(t + call.patience, call.done):
                 return
@@ -1144,7 +1147,7 @@ class Pbx:
 
     def agent_event(
         self, name: str, queue: str, m: Member, agent: Channel, caller: Channel,
-        extra: Headers = (),
+        extra: Sequence[tuple[str, str]] = (),
     ) -> None:
         """An app_queue Agent* event on the agent's channel, the caller as Dest*."""
         self.ev_chan(
