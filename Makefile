@@ -4,19 +4,28 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_ADMIN ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test test-fast lint bench bench-quick services chromium clean
+.PHONY: demo test test-fast lint bench bench-quick services chromium clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.base: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e .
+# constraints.txt pins every package (and dependency) to the versions the suite last passed with,
+# so two new machines install the same; `make constraints` refreshes it from the newest releases.
+$(VENV)/.base: $(BIN)/python setup.cfg pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.test: $(VENV)/.base setup.cfg
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.test: $(VENV)/.base setup.cfg constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
+
+constraints:
+	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/pip install -q --upgrade pip && .venv-pin/bin/pip install -q -e '.[test]'
+	.venv-pin/bin/pip freeze --exclude-editable > constraints.txt
+	rm -rf .venv-pin
+	@echo "constraints.txt refreshed: run make test, then commit it"
 
 demo: $(VENV)/.base
 	mkdir -p var
