@@ -114,7 +114,7 @@ class FakeStore:
         self._maybe_fail("queue_open")
         return queue not in self.closed
 
-    async def find_case(self, keyed: str) -> Any:
+    async def find_case(self, keyed: str, caller_number: str | None) -> Any:
         self._maybe_fail("find_case")
         return next((c for n, c in self.cases.items() if n.replace("-", "").endswith(keyed)),
                     None)

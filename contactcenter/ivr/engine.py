@@ -36,7 +36,7 @@ class IvrStore(Protocol):
 
     async def queue_open(self, queue: str, at: datetime) -> bool: ...
 
-    async def find_case(self, keyed: str) -> CaseInfo | None: ...
+    async def find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None: ...
 
     async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]: ...
 
@@ -271,7 +271,7 @@ class IvrEngine:
                 return await self._to_queue(call, operator)
             if action.readback:
                 await channel.say_digits(keyed)
-            case = await self._store.find_case(keyed)
+            case = await self._store.find_case(keyed, call.info.caller_number)
             if case is None:
                 await self._play(call, action.prompts.get("not_found_prompt"))
                 await self._choice(call, node.id, keyed, "case_not_found")

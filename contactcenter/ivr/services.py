@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus
@@ -27,6 +27,8 @@ from ..cases.store import CaseStore, NewCase
 from .menu import Menu, Prompt, load_menu
 
 log = logging.getLogger(__name__)
+# a caller keying the last digits of a case: how many of their own open cases are searched
+OWN_CASES_SEARCHED = 50
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -265,22 +267,28 @@ class IvrServices:
         expected = case.sla_due_at.astimezone(UTC).date() if case.sla_due_at else None
         return CaseInfo(case.number, case.status, expected, service)
 
-    async def find_case(self, keyed: str) -> CaseInfo | None:
-        """The case whose number ends with the keyed digits (the newest, if several)."""
+    async def find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None:
+        """The case the caller keyed. A whole number (year and sequence, with or without the
+        leading 311) finds that case; fewer digits only match the end of one of the caller's own
+        open cases, so a short guess never reads out another citizen's case. Both look-ups use
+        indexes (the unique number; the citizen's phone), never a scan of every case."""
         keyed = _digits(keyed)
+        whole = keyed[3:] if len(keyed) == 13 and keyed.startswith("311") else keyed
+        if len(whole) == 10:
+            number = f"311-{whole[:4]}-{whole[4:]}"
+            async with self._sessions() as session:
+                row = (
+                    await session.execute(
+                        select(Case, ServiceType.code)
+                        .join(ServiceType, ServiceType.id == Case.service_type_id)
+                        .where(Case.number == number)
+                    )
+                ).first()
+            return None if row is None else self._info(row[0], row[1])
         if len(keyed) < 3:
             return None
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(Case, ServiceType.code)
-                    .join(ServiceType, ServiceType.id == Case.service_type_id)
-                    .where(func.replace(Case.number, "-", "").like(f"%{keyed}"))
-                    .order_by(Case.created_at.desc(), Case.id.desc())
-                    .limit(1)
-                )
-            ).first()
-        return None if row is None else self._info(row[0], row[1])
+        mine = await self.open_cases(caller_number, limit=OWN_CASES_SEARCHED)
+        return next((c for c in mine if _digits(c.number).endswith(keyed)), None)
 
     async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]:
         phone = normalize_phone(caller_number)

@@ -208,17 +208,39 @@ async def test_case_lookup_and_open_cases_by_caller(
     await _case(seeded, "311-2026-000425", "open", "7875550101", NOW)
     await _case(seeded, "311-2026-000500", "open", "7875550999", NOW)
     services = IvrServices(seeded)
-    found = await services.find_case("000423")
+    found = await services.find_case("000423", "7875550101")
     assert found is not None and found.number == "311-2026-000423"
     assert found.status == "in_progress" and found.service == "pothole"
     assert found.expected == (NOW + timedelta(days=1)).date()
-    full = await services.find_case("3112026000423")
+    full = await services.find_case("3112026000423", None)
     assert full is not None and full.number == "311-2026-000423"
-    assert await services.find_case("999999") is None
-    assert await services.find_case("") is None
+    assert (await services.find_case("2026000500", "7875550101")).number == "311-2026-000500"
+    assert await services.find_case("999999", "7875550101") is None
+    assert await services.find_case("", "7875550101") is None
     mine = await services.open_cases("+1 (787) 555-0101")
     assert [c.number for c in mine] == ["311-2026-000425", "311-2026-000423"]
     assert await services.open_cases(None) == []
+
+
+@pytest.mark.store
+async def test_a_short_number_never_reads_another_citizens_case(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    # Two citizens' cases end in 423: the newest is the neighbour's. Keying "423" finds only
+    # the caller's own open case; a stranger (or a withheld number) is told "not found".
+    await _case(seeded, "311-2026-000423", "open", "7875550101", NOW - timedelta(days=3))
+    await _case(seeded, "311-2026-001423", "open", "7875550999", NOW)
+    await _case(seeded, "311-2026-002423", "closed", "7875550101", NOW)
+    services = IvrServices(seeded)
+    mine = await services.find_case("423", "7875550101")
+    assert mine is not None and mine.number == "311-2026-000423"
+    neighbour = await services.find_case("423", "7875550999")
+    assert neighbour is not None and neighbour.number == "311-2026-001423"
+    assert await services.find_case("423", "7875550123") is None
+    assert await services.find_case("423", None) is None
+    assert await services.find_case("2423", "7875550101") is None  # closed: not by suffix
+    closed = await services.find_case("311-2026-002423", "7875550123")  # the whole number
+    assert closed is not None and closed.status == "closed"
 
 
 @pytest.mark.store
