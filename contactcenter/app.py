@@ -31,6 +31,7 @@ PACKAGE = Path(__file__).resolve().parent
 # Listeners (the console, the wallboard) before telephony: the bridge's first AmiLinkChanged and
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
+    "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
     "telephony.plugin", "telephony.actions", "telephony.agi_plugin",
 ]
@@ -42,6 +43,7 @@ ROLES = ("all", "bridge", "web")
 # The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
 # (features are pages unless they say otherwise).
 PLUGIN_ROLES: dict[str, frozenset[str]] = {
+    "queues.plugin": frozenset(ROLES),  # every process reads queue settings
     "cases.plugin": frozenset({"all", "web"}),  # Open311, case pages
     "cases.email_plugin": frozenset({"all", "bridge"}),  # the SMTP listener: one per site
     "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop

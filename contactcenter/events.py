@@ -308,6 +308,15 @@ class SessionEnded(Event):
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class QueuesChanged(Event):
+    """An admin created, edited or deleted queues: every process reloads its QueueDirectory."""
+
+    names: tuple[str, ...]
+    actor: str
+    at: datetime
+
+
 # --- the gateway to Asterisk -------------------------------------------------------------------
 
 
@@ -439,6 +448,7 @@ __all__ = [
     "QueueJoined",
     "QueueLeft",
     "QueueMembersSynced",
+    "QueuesChanged",
     "SessionEnded",
     "WrapUpEnded",
     "event_from_dict",

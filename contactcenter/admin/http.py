@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
-from ..keys import SESSIONS
+from ..events import QueuesChanged
+from ..keys import BUS, CLOCK, SESSIONS
 from ..web.auth import ROLES, require_role, require_user
 from . import forms, services
 from .services import FieldError
@@ -58,7 +59,8 @@ async def _row(request: web.Request, model: type[_Row], missing: str) -> _Row | 
 
 async def _save(request: web.Request, form: forms.Form, model: type[_Row], create: _Create,
                 update: _Update, fields: Iterable[str], *, back: str,
-                label: Callable[[_Row], str], missing: str) -> _Row | None:
+                label: Callable[[_Row], str], missing: str,
+                saved: Callable[[_Row], Awaitable[None]] | None = None) -> _Row | None:
     """Create (no `id` in the URL) or update one row from a parsed form, then redirect to
     `back`. When the form or a store rule fails, the message is next to its field and the row
     as it is now (None when creating) comes back, for the caller to show the form again."""
@@ -74,6 +76,8 @@ async def _save(request: web.Request, form: forms.Form, model: type[_Row], creat
                     if row is None:
                         raise web.HTTPNotFound(text=missing)
                     await update(db, actor, row, form.values, fields)
+            if saved is not None:  # committed: tell the rest of the site
+                await saved(row)
             raise _saved(back, label(row))
         except FieldError as exc:
             form.errors[exc.field] = exc.message
@@ -137,9 +141,16 @@ async def queue_form(request: web.Request) -> web.Response:
 async def queue_save(request: web.Request) -> web.Response:
     creating = "id" not in request.match_info
     form = forms.parse_queue(await request.post(), creating=creating)
+
+    async def changed(row: Queue) -> None:
+        # every process (bridge, wallboards, consoles, IVR) reloads its QueueDirectory
+        await request.app[BUS].publish(QueuesChanged(
+            names=(row.name,), actor=require_user(request).username,
+            at=request.app[CLOCK].now()))
+
     queue = await _save(request, form, Queue, services.create_queue, services.update_queue,
                         forms.QUEUE_FIELDS, back="/admin/queues", label=lambda r: r.name,
-                        missing="no such queue")
+                        missing="no such queue", saved=changed)
     values = {**form.values, "service_level_target": form.raw.get("service_level_target", "")}
     for key in ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
                 "wrapup_seconds", "ring_timeout_seconds"):

@@ -8,11 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from ..cases.models import Queue
 from ..keys import BUS, CASE_STORE, CLOCK, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
+from ..queues.directory import QUEUE_DIRECTORY, QueueDirectory
 from . import http
 from .console import SUBSCRIBED, ConsoleHub
 from .presence import Presence
@@ -21,19 +19,19 @@ from .services import CallerHistory, CallWork, OperatorService
 log = logging.getLogger(__name__)
 
 
-async def _wrapup_seconds(app: web.Application) -> dict[str, int]:
-    try:
-        async with asyncio.timeout(5), app[SESSIONS]() as db:
-            rows = (await db.execute(select(Queue.name, Queue.wrapup_seconds))).all()
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        # the store may be down at start: defaults, not a crash
-        log.warning("console: queue wrap-up times not loaded (%s); using defaults", exc)
-        return {}
-    return {name: seconds for name, seconds in rows}
+def _wrapup_seconds(directory: QueueDirectory) -> dict[str, int]:
+    return {q.name: q.wrapup_seconds for q in directory.all()}
 
 
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
-    presence = Presence(await _wrapup_seconds(app))
+    directory = app[QUEUE_DIRECTORY]
+    presence = Presence(_wrapup_seconds(directory))
+
+    def wrapups_changed(d: QueueDirectory) -> None:
+        # an admin's new wrap-up time applies to the next wrap-up (a running one keeps its end)
+        presence.wrapup_seconds = _wrapup_seconds(d)
+
+    directory.on_change(wrapups_changed)
     bus = app[BUS]
     hub = ConsoleHub(
         presence,

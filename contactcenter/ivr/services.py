@@ -24,6 +24,7 @@ from ..bus import BaseBus
 from ..cases.citizens import normalize_phone
 from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
 from ..cases.store import CaseStore, NewCase
+from ..queues.directory import QueueDirectory
 from .menu import Menu, Prompt, load_menu
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,13 @@ class IvrServices:
         menu_freshness: float = 0.2,
         menu_wait: float = 0.3,
         monotonic: Callable[[], float] = time.monotonic,
+        queues: QueueDirectory | None = None,
     ) -> None:
         self._sessions = sessions
+        # The app hands in its directory (reloaded when an admin saves a queue); alone (tools,
+        # tests) the IVR keeps one of its own, refreshed like its other short caches.
+        self._directory = queues or QueueDirectory(sessions)
+        self._own_directory = queues is None
         self._general_queue = general_queue
         self._bus = bus  # for CaseChanged when a caller leaves a request
         self._cache_seconds = cache_seconds
@@ -121,7 +127,6 @@ class IvrServices:
         self._menu_check: asyncio.Task[ActiveMenu | None] | None = None
         self._refreshes: dict[str, asyncio.Task[None]] = {}
         self._cache_lock = asyncio.Lock()  # one refresh of the short caches at a time
-        self._queues: dict[str, Queue] = {}
         self._queues_at = -1e9
         self._announcements: list[Announcement] = []
         self._announcements_at = -1e9
@@ -214,12 +219,12 @@ class IvrServices:
         return None
 
     async def queue_open(self, queue: str, at: datetime) -> bool:
-        if self._must_refresh(self._queues_at):
+        if self._own_directory and self._must_refresh(self._queues_at):
             await self._refresh("queues", self._load_queues, have=self._queues_at > -1e9)
-        q = self._queues.get(queue)
+        q = self._directory.get(queue)
         if q is None:
             return True  # validation guarantees it exists; never close on a missing row
-        return is_open(q.office_hours, q.holidays, q.timezone, at)
+        return is_open(q.office_hours, list(q.holidays), q.timezone, at)
 
     async def _refresh(
         self, key: str, load: Callable[[], Coroutine[Any, Any, None]], *, have: bool
@@ -254,10 +259,7 @@ class IvrServices:
 
     async def _load_queues(self) -> None:
         async with self._cache_lock:
-            if self._stale(self._queues_at):
-                async with self._sessions() as session:
-                    rows = (await session.execute(select(Queue))).scalars().all()
-                self._queues = {q.name: q for q in rows}
+            if self._stale(self._queues_at) and await self._directory.load():
                 self._queues_at = self._monotonic()
 
     # --- self-service --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from contactcenter.events import Event, SessionEnded
 from contactcenter.keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS, SUPERVISOR
+from contactcenter.queues.directory import QUEUE_DIRECTORY
 
 from . import http
 from .metrics import Metrics
@@ -22,7 +23,7 @@ from .wallboard import WallboardHub
 
 log = logging.getLogger(__name__)
 
-CONFIG_REFRESH_SECONDS = 30.0  # queues' thresholds and the roster are re-read this often
+CONFIG_REFRESH_SECONDS = 30.0  # the operators' roster is re-read this often (queues: the directory)
 REBUILD_RETRY_SECONDS = 5.0
 REBUILD_TIMEOUT_SECONDS = 5.0
 
@@ -72,6 +73,7 @@ async def _refresh_config(service: SupervisorService) -> None:
 
 async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     service = SupervisorService(app[SETTINGS], app[SESSIONS], app[BUS], clock=app[CLOCK].now)
+    service.follow(app[QUEUE_DIRECTORY])
     hub = WallboardHub(service.snapshot)
     metrics = Metrics(service, hub.count)
     feature = SupervisorFeature(service, hub, metrics)

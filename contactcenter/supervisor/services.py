@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.bus import BaseBus
-from contactcenter.cases.models import AuditLog, Call, Queue, User
+from contactcenter.cases.models import AuditLog, Call, User
 from contactcenter.config import Settings
 from contactcenter.events import (
     BroadcastMessage,
@@ -23,6 +23,7 @@ from contactcenter.events import (
     Pbx,
     PbxError,
 )
+from contactcenter.queues.directory import QueueDirectory, QueueInfo
 
 from .stats import EVENT_TYPES, CallFacts, Operator, QueueConfig, QueueStats, clean_text
 
@@ -46,9 +47,9 @@ def facts_from_row(row: Any) -> CallFacts:
     )
 
 
-def queue_config(q: Queue) -> QueueConfig:
+def queue_config(q: QueueInfo) -> QueueConfig:
     return QueueConfig(
-        name=q.name, display_name=q.display_name, group=q.group_name or "main",
+        name=q.name, display_name=q.display_name, group=q.group,
         service_level_seconds=q.service_level_seconds,
         service_level_target=q.service_level_target,
         short_abandon_seconds=q.short_abandon_seconds,
@@ -111,10 +112,20 @@ class SupervisorService:
         for notify in self.listeners:
             notify()
 
+    def follow(self, directory: QueueDirectory) -> None:
+        """Queues' thresholds from the directory, now and after every reload (an admin's edit
+        recounts today's figures with the new thresholds)."""
+
+        def update(d: QueueDirectory) -> None:
+            self.stats.set_queues(queue_config(q) for q in d.all())
+            self._changed()
+
+        update(directory)
+        directory.on_change(update)
+
     async def load_config(self) -> None:
-        """Queues' thresholds and the operators' roster from the store (admins edit them)."""
+        """The operators' roster from the store (admins edit it)."""
         async with self.sessions() as db:
-            queues = (await db.execute(select(Queue))).scalars().all()
             users = (
                 await db.execute(
                     select(User).where(
@@ -123,7 +134,6 @@ class SupervisorService:
                     )
                 )
             ).scalars().all()
-        self.stats.set_queues(queue_config(q) for q in queues)
         self.stats.set_operators(
             Operator(u.interface or "", u.display_name or u.username, tuple(u.queues or ()))
             for u in users

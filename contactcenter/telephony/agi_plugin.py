@@ -15,6 +15,7 @@ from aiohttp import web
 from ..ivr.engine import IvrEngine
 from ..ivr.services import IvrServices
 from ..keys import AGI_SERVER, BUS, CLOCK, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
+from ..queues.directory import QUEUE_DIRECTORY
 from .agi import AgiChannel, FastAgiServer
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
+                           queues=app[QUEUE_DIRECTORY],
                            bus=app[BUS])
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
                        clock=app[CLOCK].now)

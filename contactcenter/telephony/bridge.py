@@ -20,13 +20,11 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from ..bus import BaseBus
 from ..clock import SYSTEM, Clock
 from ..config import AmiEndpoint, Settings
 from ..events import AmiLinkChanged, Event
+from ..queues.directory import QueueDirectory
 from .ami import AmiClient, AmiPbx
 from .calls import CallTracker
 from .frames import IVR_VARIABLES, AmiEvent
@@ -166,20 +164,14 @@ class Bridge:
     def short_abandon(self, queue: str) -> float:
         return self.thresholds.get(queue, float(self.settings.short_abandon_seconds))
 
-    async def load_thresholds(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        """Per-queue short-abandon thresholds from the `queues` table (default from settings)."""
-        from ..cases.models import Queue
+    def follow(self, directory: QueueDirectory) -> None:
+        """Short-abandon thresholds per queue from the directory, now and after each reload."""
 
-        try:
-            async with sessions() as session:
-                rows = (await session.execute(
-                    select(Queue.name, Queue.short_abandon_seconds)
-                )).all()
-        except Exception as exc:  # the store may be down at start: defaults still work
-            log.warning("short-abandon thresholds not loaded (%s); using %ss for every queue",
-                        exc, self.settings.short_abandon_seconds)
-            return
-        self.thresholds.update({name: float(sec) for name, sec in rows})
+        def update(d: QueueDirectory) -> None:
+            self.thresholds = {q.name: float(q.short_abandon_seconds) for q in d.all()}
+
+        update(directory)
+        directory.on_change(update)
 
     # --- the read path -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..cases.writer import CallWriter
 from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS, SETTINGS
+from ..queues.directory import QUEUE_DIRECTORY
 from .ami import AmiPbx
 from .bridge import Bridge
 
@@ -35,7 +36,7 @@ async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     bridge = Bridge(app[SETTINGS], app[BUS], clock=app[CLOCK])
-    await bridge.load_thresholds(app[SESSIONS])
+    bridge.follow(app[QUEUE_DIRECTORY])
     await bridge.start()
     app[BRIDGE] = bridge
     app[PBX] = bridge.pbx

@@ -29,6 +29,7 @@ from typing import Any, TypedDict
 
 from ..config import Settings
 from ..events import CallEnded, CallRecord, Event, PbxError
+from ..queues.directory import QueueDirectory
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,9 @@ async def replay(
         await writer.start(bus)
         bridge = Bridge(settings, bus, client_options={"backoff_initial": 0.05,
                                                        "backoff_max": 0.5})
-        await bridge.load_thresholds(sessions)
+        queues = QueueDirectory(sessions)
+        await queues.load()
+        bridge.follow(queues)
         await bridge.start()
         try:
             async with asyncio.timeout(timeout):

@@ -1,0 +1,1 @@
+"""Queues as the admin configured them: one directory per process that every part reads."""
