@@ -31,7 +31,7 @@ from contactcenter.web.auth import cookie_key
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECRET = "bench-secret-key-" + "x" * 32
+SECRET = secrets.token_urlsafe(32)  # one per run: serve refuses a predictable key
 AMI_USER, AMI_SECRET = "cc", "ccsecret"
 
 

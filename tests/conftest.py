@@ -23,6 +23,8 @@ TRANSCRIPTS = SHARED / "asterisk-transcripts"
 PG_ADMIN = os.environ.get("CCTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
+# A key that passes the CC_SECRET_KEY rule (32+ bytes, not predictable); never a real one.
+SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 def transcript(name: str) -> bytes:
@@ -140,7 +142,7 @@ def app_settings(database_url: str, **overrides: str) -> Any:
 
     env = {
         "CC_DATABASE_URL": database_url,
-        "CC_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "CC_SECRET_KEY": SECRET_KEY,
         "CC_AMI_ENABLED": "false",
         "CC_AGI_ENABLED": "false",
         **{f"CC_{k.upper()}": v for k, v in overrides.items()},

@@ -27,6 +27,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy import select
 
 from ..cases.models import ApiKey, User
+from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded
 from ..keys import BUS, SESSIONS, SETTINGS
 from ..security import hash_api_key, verify_password
@@ -361,6 +362,8 @@ def cookie_key(secret: str) -> bytes:
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
+    if settings.secret_key and (why := key_weakness(settings.secret_key)):
+        raise SettingsError(f"CC_SECRET_KEY {why}; {KEY_HINT}")
     secret = settings.secret_key or secrets.token_urlsafe(32)  # tests: a per-process key
     session_setup(
         app,

@@ -7,10 +7,11 @@ import pytest
 from contactcenter import cli
 from contactcenter.app import PLUGIN_ROLES, PLUGINS, ROLES, create_app, runs_in
 from contactcenter.config import Settings
+from tests.conftest import SECRET_KEY as KEY
 
 
 def routes(role: str) -> set[str]:
-    app = create_app(Settings(secret_key="k" * 40, ami_enabled=False), role=role)
+    app = create_app(Settings(secret_key=KEY, ami_enabled=False), role=role)
     return {r.name for r in app.router.resources() if r.name}
 
 
@@ -46,7 +47,7 @@ def test_a_split_role_needs_redis(role: str, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("CC_REDIS_URL", "CC_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CC_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("CC_SECRET_KEY", KEY)
     monkeypatch.setenv("CC_AMI_USERNAME", "cc")
     monkeypatch.setenv("CC_AMI_SECRET", "s")
     assert cli.main(["serve", "--role", role]) == 2
