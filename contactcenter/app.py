@@ -34,8 +34,9 @@ PLUGINS: list[str] = [
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
-# the case writer, retention: exactly one such process); `web` serves pages, consoles and the
-# wallboard (any number behind a load balancer, fed by the bus on Redis).
+# the case writer, retention: exactly one such process; over HTTP only /health, no page or
+# log-in); `web` serves pages, consoles and the wallboard (any number behind a load balancer, fed
+# by the bus on Redis).
 ROLES = ("all", "bridge", "web")
 # The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
 # (features are pages unless they say otherwise).
@@ -118,7 +119,8 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[HEALTH] = {}
-    auth.setup(app)  # before jinja2: its context processor reads the session
+    pages = role != "bridge"  # the bridge serves /health only: no page, no log-in
+    auth.setup(app, pages=pages)  # before jinja2: its context processor reads the session
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
@@ -133,6 +135,7 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
         if runs_in(name, role):
             importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")
-    app.router.add_get("/", index, name="index")
-    app.router.add_static("/static", PACKAGE / "static", name="static")
+    if pages:
+        app.router.add_get("/", index, name="index")
+        app.router.add_static("/static", PACKAGE / "static", name="static")
     return app

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter import db
+from contactcenter import db, security
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CCTEST_SHARED_DIR", ROOT.parent / "shared"))
@@ -23,6 +23,10 @@ TRANSCRIPTS = SHARED / "asterisk-transcripts"
 PG_ADMIN = os.environ.get("CCTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
+# Cheap argon2 for the suite (it signs in thousands of times); a hash carries its parameters, so
+# tests that need the real cost make their hashes with `argon2.PasswordHasher()` themselves.
+CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+security.set_hash_parameters(**CHEAP_HASHING)
 # A key that passes the CC_SECRET_KEY rule (32+ bytes, not predictable); never a real one.
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 

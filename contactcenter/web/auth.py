@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +28,8 @@ from ..cases.models import ApiKey, User
 from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded
 from ..keys import BUS, SESSIONS, SETTINGS
-from ..security import hash_api_key, verify_password
+from ..security import PasswordPool, hash_api_key
+from .login_limit import LoginLimiter, Refusal
 
 log = logging.getLogger(__name__)
 # Websocket close code for "this user signed out" (console and wallboard); the pages then check
@@ -247,38 +246,10 @@ def origin_ok(request: web.Request) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-# --- log-in rate limiting -----------------------------------------------------------------------
+# --- log-in throttling (web/login_limit.py) and the argon2 threads -------------------------------
 
-
-class RateLimiter:
-    """Failed log-ins per key in a sliding window (per account and per address)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._fails: dict[str, deque[float]] = {}
-
-    def blocked(self, key: str) -> bool:
-        q = self._fails.get(key)
-        if not q:
-            return False
-        cutoff = self.clock() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        if not q:
-            del self._fails[key]
-        return len(q) >= self.limit
-
-    def fail(self, key: str) -> None:
-        self._fails.setdefault(key, deque()).append(self.clock())
-        if len(self._fails) > 100_000:  # bound memory under a spray of usernames
-            self._fails.pop(next(iter(self._fails)))
-
-    def reset(self, key: str) -> None:
-        self._fails.pop(key, None)
-
-
-ACCOUNT_LIMIT = web.AppKey("login_account_limit", RateLimiter)
-ADDRESS_LIMIT = web.AppKey("login_address_limit", RateLimiter)
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+PASSWORDS = web.AppKey("password_pool", PasswordPool)
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -307,27 +278,35 @@ async def login_submit(request: web.Request) -> web.Response:
     password = str(form.get("password", ""))[:1024]
     nxt = _safe_next(str(form.get("next", "")))
     address = request.remote or "?"
-    acc, addr = request.app[ACCOUNT_LIMIT], request.app[ADDRESS_LIMIT]
 
-    def again(error: str, status: int) -> web.Response:
-        return aiohttp_jinja2.render_template(
+    def again(error: str, status: int, retry_after: int | None = None) -> web.Response:
+        resp = aiohttp_jinja2.render_template(
             "login.html", request,
             {"next": nxt or "", "error": error, "username": username}, status=status,
         )
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(retry_after)
+        return resp
 
-    if acc.blocked(username.lower()) or addr.blocked(address):
-        log.warning("log-in rate limit hit for %r from %s", username, address)
-        return again("Too many failed attempts. Wait a few minutes and try again.", 429)
-    async with request.app[SESSIONS]() as db:
-        user = (
-            await db.execute(select(User).where(User.username == username))
-        ).scalar_one_or_none()
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        acc.fail(username.lower())
-        addr.fail(address)
+    limiter = request.app[LOGIN_LIMITER]
+    ticket = limiter.admit(username.lower(), address)  # counted before any await
+    if isinstance(ticket, Refusal):
+        log.warning("log-in refused (%d) for %r from %s", ticket.status, username, address)
+        return again(ticket.message, ticket.status, ticket.retry_after)
+    ok = False
+    try:
+        async with request.app[SESSIONS]() as db:
+            user = (
+                await db.execute(select(User).where(User.username == username))
+            ).scalar_one_or_none()
+        # an unknown or disabled name costs the same argon2 run as a known one
+        ok = await request.app[PASSWORDS].verify(
+            user.password_hash if user is not None and user.active else None, password)
+    finally:
+        limiter.done(ticket, ok)
+    if not ok or user is None:
         log.info("failed log-in for %r from %s", username, address)
         return again("Wrong user name or password.", 401)
-    acc.reset(username.lower())
     session = await new_session(request)  # a fresh session id: no fixation
     session["uid"] = user.id
     session["ver"] = _user_version(user)
@@ -360,7 +339,9 @@ def cookie_key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, *, pages: bool = True) -> None:
+    """Sessions, CSRF and the route guard; with `pages`, also /login and /logout (the bridge
+    process serves no pages: a log-in there would spend its loop, the IVR's, on argon2)."""
     settings = app[SETTINGS]
     if settings.secret_key and (why := key_weakness(settings.secret_key)):
         raise SettingsError(f"CC_SECRET_KEY {why}; {KEY_HINT}")
@@ -374,8 +355,19 @@ def setup(app: web.Application) -> None:
     )
     app.middlewares.append(security_headers)
     app.middlewares.append(guard)
-    app[ACCOUNT_LIMIT] = RateLimiter(5, 300)
-    app[ADDRESS_LIMIT] = RateLimiter(30, 300)
+    if not pages:
+        return
+    app[LOGIN_LIMITER] = LoginLimiter()
+    pool = app[PASSWORDS] = PasswordPool()
+
+    async def warm_up(app: web.Application) -> None:
+        await pool.warm_up()
+
+    async def close_pool(app: web.Application) -> None:
+        pool.close()
+
+    app.on_startup.append(warm_up)
+    app.on_cleanup.append(close_pool)
     app.router.add_get("/login", login_page, name="login")
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout, name="logout")

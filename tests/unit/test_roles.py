@@ -35,6 +35,15 @@ def test_the_pages_live_in_web_and_all_not_in_the_bridge() -> None:
     assert {"console", "console_ws", "api_queues"} <= everything
     assert not {"console", "console_ws", "api_queues"} & bridge
     assert "health" in bridge and "health" in web
+    # issue 20: log-ins on the bridge spent the IVR's loop on argon2; it serves /health only
+    assert bridge == {"health"}
+    assert {"login", "logout", "index", "static"} <= web
+
+
+def test_the_bridge_serves_health_alone() -> None:
+    app = create_app(Settings(secret_key=KEY, ami_enabled=False), role="bridge")
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    assert paths == {"/health"}
 
 
 def test_unknown_role_is_refused() -> None:
