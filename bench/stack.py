@@ -97,22 +97,28 @@ async def seed(url: str, operators: int) -> list[dict[str, Any]]:
                 await conn.execute(insert(User), rows)
         from sqlalchemy import select
 
-        async with sessions() as s:
+        from contactcenter.events import utcnow
+        from contactcenter.web.sessions import open_session
+
+        async with sessions() as s, s.begin():
             users = (await s.execute(select(User).where(User.role == "operator"))).scalars()
+            # a signed-in session each (server-side: the cookie alone signs nobody in)
             return [{"id": u.id, "password_hash": u.password_hash, "role": u.role,
-                     "interface": u.interface} for u in users]
+                     "interface": u.interface, "sid": await open_session(s, u.id, utcnow())}
+                    for u in users.all()]
     finally:
         await engine.dispose()
 
 
 def session_cookie(user: dict[str, Any], secret: str = SECRET) -> str:
-    """A signed-in session for `user`, as the log-in form would have made it (aiohttp-session's
-    encrypted cookie with the server's key). The benchmark measures pops, not argon2."""
+    """The cookie of `user`'s session opened by `seed` (aiohttp-session's encrypted cookie with
+    the server's key), as the log-in form would have set it. The benchmark measures pops, not
+    argon2."""
     import hashlib
 
     ver = hashlib.sha256(f"{user['password_hash']}|{user['role']}".encode()).hexdigest()[:16]
     data = {"created": int(time.time()),
-            "session": {"uid": user["id"], "ver": ver, "csrf": secrets.token_urlsafe(24)}}
+            "session": {"sid": user["sid"], "ver": ver, "csrf": secrets.token_urlsafe(24)}}
     key = fernet.Fernet(base64.urlsafe_b64encode(cookie_key(secret)))
     return key.encrypt(json.dumps(data).encode()).decode()
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
 from ..ivr.menu import references
 from ..security import hash_password
+from ..web.sessions import end_user_sessions
 
 _T = TypeVar("_T", Queue, ServiceType, Agency, User)
 
@@ -170,6 +171,9 @@ async def update_user(session: AsyncSession, actor: str, user: User, values: dic
     if values.get("password"):
         user.password_hash = hash_password(values["password"])
         detail["password"] = "changed"  # never the hash
+    if values.get("password") or {"role", "active"} & set(changes):
+        # signed out at once everywhere, not at the next look at the cookie's version
+        detail["sessions_ended"] = await end_user_sessions(session, user.id)
     if changes or values.get("password"):
         audit(session, actor, "update", "user", user.username, detail)
     return changes

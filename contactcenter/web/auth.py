@@ -26,10 +26,11 @@ from sqlalchemy import select
 
 from ..cases.models import ApiKey, User
 from ..config import KEY_HINT, SettingsError, key_weakness
-from ..events import SessionEnded
+from ..events import SessionEnded, utcnow
 from ..keys import BUS, SESSIONS, SETTINGS
 from ..security import PasswordPool, hash_api_key
 from .login_limit import LoginLimiter, Refusal
+from .sessions import end_session, open_session, session_user
 
 log = logging.getLogger(__name__)
 # Websocket close code for "this user signed out" (console and wallboard); the pages then check
@@ -111,11 +112,12 @@ def require_user(request: web.Request) -> Principal:
 
 async def _load_user(request: web.Request) -> Principal | None:
     session = await get_session(request)
-    uid = session.get("uid")
-    if uid is None:
+    token = session.get("sid")
+    if not isinstance(token, str) or not token:
         return None
     async with request.app[SESSIONS]() as db:
-        user = await db.get(User, uid)
+        # the row, not the cookie, says whether this session is still signed in
+        user = await session_user(db, token, utcnow())
     if user is None or not user.active or session.get("ver") != _user_version(user):
         session.invalidate()
         return None
@@ -307,8 +309,10 @@ async def login_submit(request: web.Request) -> web.Response:
     if not ok or user is None:
         log.info("failed log-in for %r from %s", username, address)
         return again("Wrong user name or password.", 401)
-    session = await new_session(request)  # a fresh session id: no fixation
-    session["uid"] = user.id
+    async with request.app[SESSIONS]() as db, db.begin():
+        token = await open_session(db, user.id, utcnow())
+    session = await new_session(request)  # a fresh cookie and a fresh token: no fixation
+    session["sid"] = token
     session["ver"] = _user_version(user)
     session["csrf"] = secrets.token_urlsafe(24)
     raise web.HTTPFound(nxt or HOME_BY_ROLE.get(user.role, "/"))
@@ -317,6 +321,10 @@ async def login_submit(request: web.Request) -> web.Response:
 @require_role(*ANY_USER)
 async def logout(request: web.Request) -> web.Response:
     session = await get_session(request)
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        async with request.app[SESSIONS]() as db, db.begin():
+            await end_session(db, token)  # a copy of the cookie is signed out too
     session.invalidate()
     user = current_user(request)
     bus = request.app.get(BUS)
