@@ -19,7 +19,7 @@ from .bus import make_bus
 from .config import Settings
 from .keys import BUS, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .maintenance import retention_ctx
-from .web import auth
+from .web import auth, edge
 from .web.auth import public
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def create_app(settings: Settings, role: str = "all") -> web.Application:
     app[HEALTH] = {}
     pages = role != "bridge"  # the bridge serves /health only: no page, no log-in
     auth.setup(app, pages=pages)  # before jinja2: its context processor reads the session
+    edge.setup(app)  # outermost: the client's address and scheme, the guard's hooks
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),

@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -85,6 +89,30 @@ class PasswordPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class SummaryLog:
+    """At most one line per `interval` per kind of event, saying how many there were: events an
+    anonymous client can cause at will must not fill the disk."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.interval, self.clock = logger, interval, clock
+        self._last: dict[str, float] = {}
+        self._since: Counter[str] = Counter()
+        self.lines = 0
+
+    def event(self, kind: str, detail: str, level: int = logging.WARNING) -> None:
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._since[kind] += 1
+            return
+        more = self._since.pop(kind, 0)
+        self._last[kind] = now
+        self.lines += 1
+        self.logger.log(level, "%s: %s%s", kind, detail[:200],
+                        f" (and {more} more in the last {self.interval:g} s)" if more else "")
 
 
 def new_api_key() -> str:

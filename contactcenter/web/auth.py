@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -240,12 +241,31 @@ def _headers(resp: web.StreamResponse) -> None:
     resp.headers.setdefault("Referrer-Policy", "same-origin")
 
 
+Origin = tuple[str, str, int]
+
+
+def _origin(url: str) -> Origin | None:
+    """(scheme, host, port) of an origin or base URL; None if it is not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
 def origin_ok(request: web.Request) -> bool:
-    """Websocket upgrades: the page must come from this host (no cross-site hijacking)."""
-    origin = request.headers.get("Origin")
-    if not origin:
+    """Websocket upgrades: the page must come from this site, scheme, host and port alike (an
+    http:// page of the same host, e.g. one a network attacker injected, is another origin)."""
+    got = _origin(request.headers.get("Origin", ""))
+    if got is None:
         return False
-    return urlsplit(origin).netloc == request.host
+    own = _origin(f"{request.scheme}://{request.host}")
+    public = _origin(request.app[SETTINGS].public_url) if request.app[SETTINGS].public_url \
+        else None
+    return got in (own, public)
 
 
 # --- log-in throttling (web/login_limit.py) and the argon2 threads -------------------------------
@@ -259,10 +279,21 @@ PASSWORDS = web.AppKey("password_pool", PasswordPool)
 HOME_BY_ROLE = {"operator": "/console", "supervisor": "/wallboard", "admin": "/admin"}
 
 
+# Browsers drop tabs and newlines from URLs and read "\\" as "/": "/\t/evil.example" or
+# "/\\evil.example" would be another site.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//"):
-        return value
-    return None
+    """A same-site path to go to after log-in, or None."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return None
+    if _UNSAFE_IN_NEXT.search(value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 @public
