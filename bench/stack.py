@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = secrets.token_urlsafe(32)  # one per run: serve refuses a predictable key
+HEALTH_KEY = secrets.token_urlsafe(32)  # /health shows its parts (event lag...) with it
 AMI_USER, AMI_SECRET = "cc", "ccsecret"
 
 
@@ -168,6 +169,9 @@ def serve(name: str, role: str, url: str, *, ami_port: int, agi_port: int, workd
     env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
     env.update({
         "CC_DATABASE_URL": url, "CC_SECRET_KEY": SECRET, "CC_HTTP_PORT": str(port),
+        "CC_HEALTH_API_KEY": HEALTH_KEY,
+        # 500 consoles from one address, as from one NAT: above the default per-address cap
+        "CC_HTTP_MAX_CONNECTIONS_PER_ADDRESS": "2048",
         "CC_HTTP_HOST": "127.0.0.1", "CC_AMI_HOST": "127.0.0.1", "CC_AMI_PORT": str(ami_port),
         "CC_AMI_USERNAME": AMI_USER, "CC_AMI_SECRET": AMI_SECRET, "CC_AGI_HOST": "127.0.0.1",
         "CC_AGI_PORT": str(agi_port), "CC_SPOOL_DIR": str(workdir / f"spool-{name}"),
@@ -236,7 +240,8 @@ def stop(stack: Stack, timeout: float = 10.0) -> None:
 
 
 async def health(proc: Proc, http: aiohttp.ClientSession) -> dict[str, Any]:
-    async with http.get(proc.base + "/health", timeout=aiohttp.ClientTimeout(total=5)) as r:
+    async with http.get(proc.base + "/health", timeout=aiohttp.ClientTimeout(total=5),
+                        headers={"X-API-Key": HEALTH_KEY}) as r:
         return dict(await r.json())
 
 

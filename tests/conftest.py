@@ -27,6 +27,9 @@ STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
 # tests that need the real cost make their hashes with `argon2.PasswordHasher()` themselves.
 CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 security.set_hash_parameters(**CHEAP_HASHING)
+# CC_HEALTH_API_KEY of the apps under test: /health shows its parts only with it (or to an admin)
+HEALTH_KEY = "health-key-for-tests-Zq7Rk2Wm9Xp4Lv8N"
+HEALTH = {"X-API-Key": HEALTH_KEY}
 # A key that passes the CC_SECRET_KEY rule (32+ bytes, not predictable); never a real one.
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 
@@ -147,6 +150,7 @@ def app_settings(database_url: str, **overrides: str) -> Any:
     env = {
         "CC_DATABASE_URL": database_url,
         "CC_SECRET_KEY": SECRET_KEY,
+        "CC_HEALTH_API_KEY": HEALTH_KEY,
         "CC_AMI_ENABLED": "false",
         "CC_AGI_ENABLED": "false",
         **{f"CC_{k.upper()}": v for k, v in overrides.items()},
