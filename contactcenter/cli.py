@@ -102,7 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base = f"http://{settings.http_host}:{settings.http_port}"
     print(f"\ncontactcenter demo on {base}", flush=True)
     print(f"  {base}/            start page", flush=True)
-    print(f"  {base}/health      the state of every part", flush=True)
+    print(f"  {base}/health      ok or degraded (each part's state: signed in as admin)",
+          flush=True)
     print("Demo logins (user / password): " + ", ".join(f"{u} / {p}" for u, p in logins),
           flush=True)
     edge.run(app, settings)
