@@ -29,7 +29,7 @@ from ..cases.models import ApiKey, User
 from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded, utcnow
 from ..keys import BUS, SESSIONS, SETTINGS
-from ..security import PasswordPool, hash_api_key
+from ..security import PasswordPool, SummaryLog, hash_api_key
 from .login_limit import LoginLimiter, Refusal
 from .sessions import end_session, open_session, session_user
 
@@ -272,6 +272,7 @@ def origin_ok(request: web.Request) -> bool:
 
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PASSWORDS = web.AppKey("password_pool", PasswordPool)
+_refusals = SummaryLog(log)  # a refusal costs an attacker nothing: one line per 10 s at most
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -324,19 +325,20 @@ async def login_submit(request: web.Request) -> web.Response:
     limiter = request.app[LOGIN_LIMITER]
     ticket = limiter.admit(username.lower(), address)  # counted before any await
     if isinstance(ticket, Refusal):
-        log.warning("log-in refused (%d) for %r from %s", ticket.status, username, address)
+        _refusals.event("log-in refused", f"{ticket.status} for {username!r} from {address}")
         return again(ticket.message, ticket.status, ticket.retry_after)
-    ok = False
+    ok = tried = False
     try:
         async with request.app[SESSIONS]() as db:
             user = (
                 await db.execute(select(User).where(User.username == username))
             ).scalar_one_or_none()
+        tried = True
         # an unknown or disabled name costs the same argon2 run as a known one
         ok = await request.app[PASSWORDS].verify(
             user.password_hash if user is not None and user.active else None, password)
     finally:
-        limiter.done(ticket, ok)
+        limiter.done(ticket, ok, tried=tried)
     if not ok or user is None:
         log.info("failed log-in for %r from %s", username, address)
         return again("Wrong user name or password.", 401)

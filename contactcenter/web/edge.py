@@ -346,9 +346,12 @@ class _GuardedSite(web.TCPSite):
         await web.BaseSite.start(self)  # registers the site with the runner
         server = self._runner.server
         assert server is not None
+        tls = self._ssl_context
         self._server = await asyncio.get_running_loop().create_server(
-            self.guard.wrap(server), self._host, self._port, ssl=self._ssl_context,
-            backlog=self._backlog,
+            self.guard.wrap(server), self._host, self._port, ssl=tls, backlog=self._backlog,
+            # a TLS handshake comes before the guard counts the connection: it gets no more
+            # time than a request's headers
+            ssl_handshake_timeout=self.guard.limits.header_timeout if tls else None,
         )
 
     @property

@@ -106,8 +106,9 @@ class LoginLimiter:
         self._pair_pending[pair] += 1
         return Ticket(account, address)
 
-    def done(self, ticket: Ticket, ok: bool) -> None:
-        """The verdict of an admitted attempt (anything but a success counts as a failure)."""
+    def done(self, ticket: Ticket, ok: bool, *, tried: bool = True) -> None:
+        """The verdict of an admitted attempt. `tried=False`: the password was never checked
+        (the store failed first), so it is neither a success nor a failure."""
         pair = (ticket.account, ticket.address)
         self.in_flight -= 1
         for counter, key in ((self._acct_pending, ticket.account),
@@ -115,6 +116,8 @@ class LoginLimiter:
             counter[key] -= 1
             if counter[key] <= 0:
                 del counter[key]
+        if not tried:
+            return
         if ok:
             self._pair_fails.pop(pair, None)
             return
