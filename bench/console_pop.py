@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -104,7 +105,7 @@ async def run(consoles: int, pops: int) -> dict[str, Any]:
     await engine.dispose()
 
     settings = load_settings(env={
-        "CC_DATABASE_URL": url, "CC_SECRET_KEY": "bench-secret-key-0123456789",
+        "CC_DATABASE_URL": url, "CC_SECRET_KEY": secrets.token_urlsafe(32),
         "CC_AMI_ENABLED": "false", "CC_AGI_ENABLED": "false", "CC_SPOOL_DIR": str(tmp),
     })
     app = create_app(settings)

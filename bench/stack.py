@@ -31,7 +31,8 @@ from contactcenter.web.auth import cookie_key
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECRET = "bench-secret-key-" + "x" * 32
+SECRET = secrets.token_urlsafe(32)  # one per run: serve refuses a predictable key
+HEALTH_KEY = secrets.token_urlsafe(32)  # /health shows its parts (event lag...) with it
 AMI_USER, AMI_SECRET = "cc", "ccsecret"
 
 
@@ -97,22 +98,28 @@ async def seed(url: str, operators: int) -> list[dict[str, Any]]:
                 await conn.execute(insert(User), rows)
         from sqlalchemy import select
 
-        async with sessions() as s:
+        from contactcenter.clock import SYSTEM
+        from contactcenter.web.sessions import open_session
+
+        async with sessions() as s, s.begin():
             users = (await s.execute(select(User).where(User.role == "operator"))).scalars()
+            # a signed-in session each (server-side: the cookie alone signs nobody in)
             return [{"id": u.id, "password_hash": u.password_hash, "role": u.role,
-                     "interface": u.interface} for u in users]
+                     "interface": u.interface, "sid": await open_session(s, u.id, SYSTEM.now())}
+                    for u in users.all()]
     finally:
         await engine.dispose()
 
 
 def session_cookie(user: dict[str, Any], secret: str = SECRET) -> str:
-    """A signed-in session for `user`, as the log-in form would have made it (aiohttp-session's
-    encrypted cookie with the server's key). The benchmark measures pops, not argon2."""
+    """The cookie of `user`'s session opened by `seed` (aiohttp-session's encrypted cookie with
+    the server's key), as the log-in form would have set it. The benchmark measures pops, not
+    argon2."""
     import hashlib
 
     ver = hashlib.sha256(f"{user['password_hash']}|{user['role']}".encode()).hexdigest()[:16]
     data = {"created": int(time.time()),
-            "session": {"uid": user["id"], "ver": ver, "csrf": secrets.token_urlsafe(24)}}
+            "session": {"sid": user["sid"], "ver": ver, "csrf": secrets.token_urlsafe(24)}}
     key = fernet.Fernet(base64.urlsafe_b64encode(cookie_key(secret)))
     return key.encrypt(json.dumps(data).encode()).decode()
 
@@ -162,6 +169,9 @@ def serve(name: str, role: str, url: str, *, ami_port: int, agi_port: int, workd
     env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
     env.update({
         "CC_DATABASE_URL": url, "CC_SECRET_KEY": SECRET, "CC_HTTP_PORT": str(port),
+        "CC_HEALTH_API_KEY": HEALTH_KEY,
+        # 500 consoles from one address, as from one NAT: above the default per-address cap
+        "CC_HTTP_MAX_CONNECTIONS_PER_ADDRESS": "2048",
         "CC_HTTP_HOST": "127.0.0.1", "CC_AMI_HOST": "127.0.0.1", "CC_AMI_PORT": str(ami_port),
         "CC_AMI_USERNAME": AMI_USER, "CC_AMI_SECRET": AMI_SECRET, "CC_AGI_HOST": "127.0.0.1",
         "CC_AGI_PORT": str(agi_port), "CC_SPOOL_DIR": str(workdir / f"spool-{name}"),
@@ -230,7 +240,8 @@ def stop(stack: Stack, timeout: float = 10.0) -> None:
 
 
 async def health(proc: Proc, http: aiohttp.ClientSession) -> dict[str, Any]:
-    async with http.get(proc.base + "/health", timeout=aiohttp.ClientTimeout(total=5)) as r:
+    async with http.get(proc.base + "/health", timeout=aiohttp.ClientTimeout(total=5),
+                        headers={"X-API-Key": HEALTH_KEY}) as r:
         return dict(await r.json())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from .clock import SYSTEM, Clock
 from .config import Settings
 from .keys import BUS, CLOCK, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .maintenance import retention_ctx
-from .web import auth
+from .web import auth, edge
 from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
 
@@ -37,8 +38,9 @@ PLUGINS: list[str] = [
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
-# the case writer, retention: exactly one such process); `web` serves pages, consoles and the
-# wallboard (any number behind a load balancer, fed by the bus on Redis).
+# the case writer, retention: exactly one such process; over HTTP only /health, no page or
+# log-in); `web` serves pages, consoles and the wallboard (any number behind a load balancer, fed
+# by the bus on Redis).
 ROLES = ("all", "bridge", "web")
 # The one table of which part runs in which role. A plugin missing here runs in `all` and `web`
 # (features are pages unless they say otherwise).
@@ -98,6 +100,8 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
 
 @public
 async def health(request: web.Request) -> web.Response:
+    """ok/degraded (200/503) for anyone (load balancers, monitors); the parts, which name
+    internal hosts, ports and errors, only for a signed-in admin or an API key."""
     parts: dict[str, Any] = {}
     for name, check in request.app[HEALTH].items():
         try:
@@ -105,9 +109,26 @@ async def health(request: web.Request) -> web.Response:
         except Exception as exc:
             parts[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     ok = all(part.get("ok") for part in parts.values())
-    return web.json_response(
-        {"status": "ok" if ok else "degraded", "parts": parts}, status=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
+    if await _may_see_details(request):
+        body["parts"] = parts
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def _may_see_details(request: web.Request) -> bool:
+    user = auth.current_user(request)
+    if user is not None and user.role == "admin":
+        return True
+    key = request.headers.get("X-API-Key", "")
+    if not key:
+        return False
+    expected = request.app[SETTINGS].health_api_key
+    if expected and secrets.compare_digest(key.encode(), expected.encode()):
+        return True  # needs no database: it works when the database is what is down
+    try:
+        return await auth.api_key_valid(request, key)
+    except Exception:  # the store is down or broken: only CC_HEALTH_API_KEY can tell then
+        return False
 
 
 @public
@@ -124,15 +145,18 @@ def create_app(
         raise ValueError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
     app = web.Application(client_max_size=2 * 1024 * 1024, handler_args={
         # Open311 GET requests list up to 1,000 ids in the URL (about 18 kB); aiohttp's default
-        # request line (8,190 bytes) refused them as plain text before any route was known
-        "max_line_size": 64 * 1024,
+        # request line (8,190 bytes) refused them as plain text before any route was known.
+        # Under `serve` the connection guard (web/edge.py) answers 414 past the same length.
+        "max_line_size": edge.MAX_URL + 64,
         # API keys sent in a URL must not reach the access log
         "access_log_class": RedactingAccessLogger,
     })
     app[SETTINGS] = settings
     app[CLOCK] = clock or SYSTEM
     app[HEALTH] = {}
-    auth.setup(app)  # before jinja2: its context processor reads the session
+    pages = role != "bridge"  # the bridge serves /health only: no page, no log-in
+    auth.setup(app, pages=pages)  # before jinja2: its context processor reads the session
+    edge.setup(app)  # outermost: the client's address and scheme, the guard's hooks
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(PACKAGE / "templates")),
@@ -147,6 +171,7 @@ def create_app(
         if runs_in(name, role):
             importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")
-    app.router.add_get("/", index, name="index")
-    app.router.add_static("/static", PACKAGE / "static", name="static")
+    if pages:
+        app.router.add_get("/", index, name="index")
+        app.router.add_static("/static", PACKAGE / "static", name="static")
     return app

@@ -41,9 +41,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from .app import create_app
+    from .app import create_app, runs_in
+    from .web import edge
 
     settings = _settings(args)
     require_production_secrets(settings)
@@ -51,10 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # a bridge alone would publish to nobody, a web process alone would hear nothing
         raise SettingsError(f"--role {args.role} needs CC_REDIS_URL (the bus between processes)")
     _logging(settings.log_level)
-    web.run_app(
-        create_app(settings, role=args.role), host=settings.http_host, port=settings.http_port,
-        print=None,
-    )
+    settings = edge.fit_file_limit(
+        settings, agi=settings.agi_enabled and runs_in("telephony.agi_plugin", args.role))
+    edge.run(create_app(settings, role=args.role), settings)
     return 0
 
 
@@ -75,10 +73,9 @@ def demo_settings(base: Settings, explicit: set[str]) -> Settings:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from aiohttp import web
-
     from .app import create_app
     from .seed import seed_demo_users, seed_history, seed_reference
+    from .web import edge
 
     explicit = {k[3:].lower() for k in os.environ if k.startswith("CC_")}
     settings = demo_settings(_settings(args), explicit)
@@ -97,6 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     logins = asyncio.run(_seed())
+    settings = edge.fit_file_limit(settings, agi=settings.agi_enabled)
     app = create_app(settings)
     from .telephony.simulator.demo import setup as simulator_setup
 
@@ -104,10 +102,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base = f"http://{settings.http_host}:{settings.http_port}"
     print(f"\ncontactcenter demo on {base}", flush=True)
     print(f"  {base}/            start page", flush=True)
-    print(f"  {base}/health      the state of every part", flush=True)
+    print(f"  {base}/health      ok or degraded (each part's state: signed in as admin)",
+          flush=True)
     print("Demo logins (user / password): " + ", ".join(f"{u} / {p}" for u, p in logins),
           flush=True)
-    web.run_app(app, host=settings.http_host, port=settings.http_port, print=None)
+    edge.run(app, settings)
     return 0
 
 

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
     """A setting is unknown or malformed; the message names the key."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,24 @@ class Settings:
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     agi_enabled: bool = True
+    # Who may open FastAGI sessions: Asterisk's addresses or networks ("*": anyone).
+    agi_allowed: str = "127.0.0.1,::1"
+    agi_max_sessions: int = 2000  # IVR sessions at once, counted from the accept
+    agi_media_timeout: float = 120.0  # one prompt plus the caller's digits
+    agi_session_timeout: float = 900.0  # a whole IVR session
     secret_key: str = ""
+    # The site as browsers and Open311 clients see it, e.g. https://311.example.gov: the
+    # Open311 discovery URL, the websockets' Origin check; https also means Secure cookies.
+    public_url: str = ""
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: str = ""
+    tls_cert: str = ""  # PEM files: serve HTTPS directly (else plain HTTP, e.g. behind a proxy)
+    tls_key: str = ""
+    http_header_timeout: float = 10.0  # a request's line and headers, from its first byte
+    http_body_timeout: float = 30.0
+    http_max_connections: int = 4096
+    http_max_connections_per_address: int = 256  # trusted proxies are exempt
+    health_api_key: str = ""  # X-API-Key for /health details that needs no database
     general_queue: str = "general-311"
     service_level_seconds: int = 15
     short_abandon_seconds: int = 5
@@ -80,8 +104,84 @@ class Settings:
             out.append(AmiEndpoint(name, host, int(port)))
         return out
 
+    def agi_networks(self) -> tuple[Network, ...] | None:
+        """The FastAGI allow-list; None when anyone may connect ("*")."""
+        if self.agi_allowed.strip() == "*":
+            return None
+        return parse_networks("CC_AGI_ALLOWED", self.agi_allowed)
+
+    def proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks("CC_TRUSTED_PROXIES", self.trusted_proxies)
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    """"10.0.0.5, 10.1.0.0/16, ::1" -> networks; a bad item stops start-up naming `name`."""
+    out = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+            ) from None
+    return tuple(out)
+
+
+def address_in(address: str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether a peer address (as sockets give it; IPv4-mapped IPv6 counts as IPv4) is in one
+    of `networks`."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+MIN_KEY_BYTES = 32
+MIN_KEY_BITS = 64.0
+KEY_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def key_weakness(value: str) -> str | None:
+    """Why `value` is too weak to be a key (None if it is fine).
+
+    The estimate is conservative, not a proof: bits per character from the characters'
+    frequencies, times the number of characters that are not predictable, where a repeat of an
+    earlier run of 4+ characters counts once and a character continuing a run such as "abc",
+    "123" or "xxx" counts nothing. A random 32-byte key scores over 80 bits."""
+    size = len(value.encode())
+    if size < MIN_KEY_BYTES:
+        return f"is {size} bytes long; at least {MIN_KEY_BYTES} are needed"
+    n = len(value)
+    freq = Counter(value)
+    per_char = -sum(c / n * math.log2(c / n) for c in freq.values())
+    free, i = 0, 0
+    while i < n:
+        k = 4
+        while i >= 4 and i + k <= n and value[i : i + k] in value[:i]:
+            k += 1
+        if k > 4:  # value[i:i+k-1] repeats something earlier
+            free += 1
+            i += k - 1
+            continue
+        if i >= 2 and ord(value[i]) - ord(value[i - 1]) == ord(value[i - 1]) - ord(value[i - 2]):
+            i += 1
+            continue
+        free += 1
+        i += 1
+    if per_char * free < MIN_KEY_BITS:
+        return "is too predictable (repeats, runs such as abc or 123, few distinct characters)"
+    return None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
@@ -171,6 +271,7 @@ def load_settings(
         ) from None
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
+    _check_security(settings)
     return settings
 
 
@@ -184,6 +285,31 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncp
 def async_database_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}{sep}{rest}" if sep else url
+
+
+def _check_security(settings: Settings) -> None:
+    for key in ("secret_key", "health_api_key"):
+        value = getattr(settings, key)
+        if value and (why := key_weakness(value)):
+            raise SettingsError(f"CC_{key.upper()} {why}; {KEY_HINT}")
+    settings.agi_networks()
+    settings.proxy_networks()
+    for key in ("http_max_connections", "http_max_connections_per_address", "agi_max_sessions"):
+        if getattr(settings, key) < 1:
+            raise SettingsError(f"CC_{key.upper()}: must be at least 1")
+    if settings.public_url:
+        url = urlsplit(settings.public_url)
+        if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") \
+                or url.query or url.fragment or url.username is not None:
+            raise SettingsError(
+                f"CC_PUBLIC_URL: expected https://host[:port] (no path), "
+                f"got {settings.public_url!r}")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("CC_TLS_CERT and CC_TLS_KEY go together: set both or neither")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(settings, key)
+        if value and not Path(value).is_file():
+            raise SettingsError(f"CC_{key.upper()}: no such file {value!r}")
 
 
 def require_production_secrets(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter import db
+from contactcenter import db, security
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
     # libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1 fails clock_nanosleep (EINVAL), so
@@ -41,6 +41,16 @@ TRANSCRIPTS = SHARED / "asterisk-transcripts"
 PG_ADMIN = os.environ.get("CCTEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CCTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STORE_ON_PG = os.environ.get("CCTEST_STORE_PG") == "1"
+# Cheap argon2 for the suite (it signs in thousands of times); a hash carries its parameters, so
+# tests that need the real cost make their hashes with `argon2.PasswordHasher()` themselves.
+CHEAP_HASHING = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+security.set_hash_parameters(**CHEAP_HASHING)
+# CC_HEALTH_API_KEY of the apps under test: /health shows its parts only with it (or to an admin)
+HEALTH_KEY = "health-key-for-tests-Zq7Rk2Wm9Xp4Lv8N"
+HEALTH = {"X-API-Key": HEALTH_KEY}
+# A key that passes the CC_SECRET_KEY rule (32+ bytes, not predictable); never a real one.
+SECRET_KEY = "test-secret-key-0123456789abcdef"
+
 # `until` timeouts are sized for an idle machine; CI shares 2 cores with whatever else runs
 TIMEOUT_SCALE = float(os.environ.get("CCTEST_TIMEOUT_SCALE", "3"))
 
@@ -222,7 +232,8 @@ def app_settings(database_url: str, **overrides: str) -> Any:
 
     env = {
         "CC_DATABASE_URL": database_url,
-        "CC_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "CC_SECRET_KEY": SECRET_KEY,
+        "CC_HEALTH_API_KEY": HEALTH_KEY,
         "CC_AMI_ENABLED": "false",
         "CC_AGI_ENABLED": "false",
         **{f"CC_{k.upper()}": v for k, v in overrides.items()},

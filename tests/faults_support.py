@@ -24,7 +24,7 @@ from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents
 from contactcenter.telephony.simulator.pbx import CitizenCall, Pbx
-from tests.conftest import app_settings
+from tests.conftest import HEALTH, app_settings
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Center:
         return self.client.server.app
 
     async def health(self) -> dict[str, Any]:
-        resp = await self.client.get("/health")
+        resp = await self.client.get("/health", headers=HEALTH)
         body = dict(await resp.json())
         body["http_status"] = resp.status
         return body

@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
-from ..events import QueuesChanged
+from ..events import QueuesChanged, SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS
 from ..web.auth import ROLES, require_role, require_user
+from ..web.sessions import count_user_sessions, end_user_sessions
 from . import forms, services
 from .services import FieldError
 
@@ -279,7 +280,9 @@ async def user_form(request: web.Request) -> web.Response:
               {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": {}, "roles": ROLES,
-        "queue_names": await _queue_names(request),
+        "queue_names": await _queue_names(request), "sessions": await _sessions(request, target),
+        "ended": request.query.get("ended", "") if request.query.get("ended", "").isdigit()
+        else "",
     })
 
 
@@ -289,14 +292,54 @@ async def user_save(request: web.Request) -> web.Response:
     queue_names = await _queue_names(request)
     raw = await request.post()
     form = forms.parse_user(raw, creating=creating, roles=ROLES, queue_names=set(queue_names))
-    target = await _save(request, form, User, services.create_user, services.update_user,
-                         forms.USER_FIELDS, back="/admin/users", label=lambda r: r.username,
-                         missing="no such user")
+    try:
+        target = await _save(request, form, User, services.create_user, services.update_user,
+                             forms.USER_FIELDS, back="/admin/users", label=lambda r: r.username,
+                             missing="no such user")
+    except web.HTTPFound:
+        if not creating:  # a new password, role or state signed the user out: close sockets
+            await _signed_out(request, _id(request))
+        raise
     values = {**form.values, "interface": form.values.get("interface") or ""}
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": form.errors, "roles": ROLES,
-        "queue_names": queue_names,
+        "queue_names": queue_names, "sessions": await _sessions(request, target),
     }, status=400)
+
+
+async def _sessions(request: web.Request, target: User | None) -> int:
+    if target is None:
+        return 0
+    async with request.app[SESSIONS]() as db:
+        return await count_user_sessions(db, target.id, request.app[CLOCK].now())
+
+
+async def _signed_out(request: web.Request, user_id: int) -> None:
+    """Close the user's console and wallboard sockets in every web process when they have no
+    session left (their pages then go to the log-in page)."""
+    async with request.app[SESSIONS]() as db:
+        user = await db.get(User, user_id)
+        if user is None or await count_user_sessions(db, user_id, request.app[CLOCK].now()):
+            return
+    bus = request.app.get(BUS)
+    if bus is not None:
+        await bus.publish(SessionEnded(user_id=user.id, username=user.username,
+                                       at=request.app[CLOCK].now()))
+
+
+@admin_only
+async def user_end_sessions(request: web.Request) -> web.Response:
+    """"End all sessions": every browser signed in as the user is signed out at once (a lost
+    laptop, a shared desk, a suspicion)."""
+    actor = require_user(request).username
+    async with request.app[SESSIONS]() as db, db.begin():
+        target = await db.get(User, _id(request))
+        if target is None:
+            raise web.HTTPNotFound(text="no such user")
+        ended = await end_user_sessions(db, target.id)
+        services.audit(db, actor, "end_sessions", "user", target.username, {"sessions": ended})
+    await _signed_out(request, target.id)
+    raise web.HTTPFound(f"/admin/users/{target.id}?ended={ended}")
 
 
 # --- audit log ----------------------------------------------------------------------------------
@@ -337,3 +380,4 @@ def add_routes(app: web.Application) -> None:
         r.add_post(f"/admin/{path}/new", save)
         r.add_get(f"/admin/{path}/{{id}}", form)
         r.add_post(f"/admin/{path}/{{id}}", save)
+    r.add_post("/admin/users/{id}/sessions/end", user_end_sessions)

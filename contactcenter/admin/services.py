@@ -3,6 +3,7 @@ transaction (actor, action, entity, detail)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
 from ..ivr.menu import references
 from ..security import hash_password
+from ..web.sessions import end_user_sessions
 
 _T = TypeVar("_T", Queue, ServiceType, Agency, User)
 
@@ -151,7 +153,9 @@ async def create_user(session: AsyncSession, actor: str, values: dict[str, Any],
     if await _exists(session, User.username, values["username"]):
         raise FieldError("username", f"User name {values['username']!r} is taken.")
     await _check_interface(session, values.get("interface"), None)
-    user = User(username=values["username"], password_hash=hash_password(values["password"]))
+    # argon2 off the event loop (it also serves the IVR when the role is `all`)
+    user = User(username=values["username"],
+                password_hash=await asyncio.to_thread(hash_password, values["password"]))
     return await _add(session, actor, user, "user", "username", values, fields)
 
 
@@ -168,8 +172,11 @@ async def update_user(session: AsyncSession, actor: str, user: User, values: dic
     changes = apply(user, values, fields)
     detail: dict[str, Any] = {"changes": changes}
     if values.get("password"):
-        user.password_hash = hash_password(values["password"])
+        user.password_hash = await asyncio.to_thread(hash_password, values["password"])
         detail["password"] = "changed"  # never the hash
+    if values.get("password") or {"role", "active"} & set(changes):
+        # signed out at once everywhere, not at the next look at the cookie's version
+        detail["sessions_ended"] = await end_user_sessions(session, user.id)
     if changes or values.get("password"):
         audit(session, actor, "update", "user", user.username, detail)
     return changes

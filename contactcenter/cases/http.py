@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..config import SettingsError
+from ..config import Settings, SettingsError
 from ..keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS, SETTINGS
 from ..web.auth import csrf_exempt, current_user, public, require_role, stateless
 from . import open311 as o3
@@ -160,8 +160,17 @@ def _lookup(request: web.Request, what: str) -> tuple[str, str]:
 @open311
 async def discovery(request: web.Request) -> web.Response:
     fmt = o3.format_of(request.match_info.get("ext", ""))
-    base = str(request.url.origin()) + PREFIX
-    return reply("discovery", o3.discovery(base, request.app[OPEN311_CHANGESET]), fmt)
+    return reply("discovery", o3.discovery(public_base(request.app[SETTINGS]) + PREFIX,
+                                           request.app[OPEN311_CHANGESET]), fmt)
+
+
+def public_base(settings: Settings) -> str:
+    """The site's address from configuration, never from the Host header (anyone can send
+    one, and a cache or a client would then be sent elsewhere)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.http_host if settings.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}"
 
 
 @open311

@@ -127,6 +127,18 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class WebSession(Base):
+    """A signed-in browser (issue 20). The cookie carries a random token; its SHA-256 is the key
+    here, so signing out, a password or role change and an admin's "end all sessions" end it at
+    once in every web process, and a stolen database copy holds no usable cookie."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Citizen(Base):
     __tablename__ = "citizens"
     id: Mapped[int] = mapped_column(primary_key=True)

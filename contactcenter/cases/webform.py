@@ -20,6 +20,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,7 +32,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..keys import CASE_STORE, CITIZEN_FORM, MEDIA_STORE, SETTINGS
-from ..web.auth import RateLimiter, csrf_exempt, public, stateless
+from ..web.auth import csrf_exempt, public, stateless
 from . import open311 as o3
 from .http import check_photo, submit
 from .media import MAX_MEDIA_BYTES, IntakeError, Photo, read_multipart
@@ -149,6 +151,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "notice_other": "Algunos datos de contacto no se pudieron usar.",
     },
 }
+
+
+
+class RateLimiter:
+    """Events per key (a citizen's address) in a sliding window of monotonic time."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._hits: dict[str, deque[float]] = {}
+
+    def blocked(self, key: str) -> bool:
+        q = self._hits.get(key)
+        if not q:
+            return False
+        cutoff = time.monotonic() - self.window
+        while q and q[0] < cutoff:
+            q.popleft()
+        if not q:
+            del self._hits[key]
+        return len(q) >= self.limit
+
+    def fail(self, key: str) -> None:
+        self._hits.setdefault(key, deque()).append(time.monotonic())
+        if len(self._hits) > 100_000:  # bound memory under a spray of addresses
+            self._hits.pop(next(iter(self._hits)))
+
+    def reset(self, key: str) -> None:
+        self._hits.pop(key, None)
 
 
 @dataclass

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import Network, address_in
 from ..ivr.channel import CallerHungUp, CallInfo
+from ..security import SummaryLog
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +173,10 @@ class AgiStats:
     hangups: int = 0
     errors: int = 0  # handler exceptions and protocol errors
     bad_requests: int = 0  # half-sent or malformed agi_* blocks, peers silent at start
-    timeouts: int = 0  # peers that stopped answering mid-session
+    timeouts: int = 0  # peers that stopped answering mid-session, sessions over their time
     refused: int = 0  # connections over max_sessions
+    not_allowed: int = 0  # connections from addresses outside the allow-list
+    peak: int = 0  # most connections holding a slot at once
 
     def latency_ms(self) -> dict[str, float | None]:
         values = sorted(self.latencies)
@@ -386,6 +390,13 @@ class FastAgiServer:
 
     Sessions are owned here: `close()` stops listening, cancels the sessions in progress and
     awaits them.
+
+    Whoever can reach the port can hold a session, so (issue 20): only `allowed` addresses get
+    one (Asterisk's; None: anyone); a slot is taken at the accept, before any await, so
+    `max_sessions` cannot be exceeded by connections still sending their `agi_*` block; and
+    every wait is sized for a caller: the block (`header_timeout`), a command, a prompt with the
+    caller's digits (`media_timeout`), the whole session (`session_timeout`). A refused or timed
+    out peer only costs its own connection; the dialplan's fallback queues a refused caller.
     """
 
     def __init__(
@@ -396,9 +407,11 @@ class FastAgiServer:
         *,
         header_timeout: float = 5.0,
         command_timeout: float = 10.0,
-        media_timeout: float = 300.0,
+        media_timeout: float = 120.0,
+        session_timeout: float = 900.0,
         line_limit: int = 8192,
         max_sessions: int = 2000,
+        allowed: tuple[Network, ...] | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -406,10 +419,14 @@ class FastAgiServer:
         self._header_timeout = header_timeout
         self._command_timeout = command_timeout
         self._media_timeout = media_timeout
+        self._session_timeout = session_timeout
         self._line_limit = line_limit
         self._max_sessions = max_sessions
+        self._allowed = allowed
+        self._slots = 0  # connections holding a session slot, from the accept to the close
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._notes = SummaryLog(log)
         self.stats = AgiStats()
         self.last_error: str | None = None
 
@@ -456,6 +473,10 @@ class FastAgiServer:
             "bad_requests": s.bad_requests,
             "timeouts": s.timeouts,
             "refused": s.refused,
+            "not_allowed": s.not_allowed,
+            "slots_in_use": self._slots,
+            "max_sessions": self._max_sessions,
+            "peak": s.peak,
             **s.latency_ms(),
             "last_error": self.last_error,
         }
@@ -465,17 +486,32 @@ class FastAgiServer:
         assert task is not None
         self._tasks.add(task)
         peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        slot = False
         try:
-            if self.stats.sessions_active >= self._max_sessions:
-                self.stats.refused += 1
-                log.error("FastAGI: %d sessions in progress, refusing %s", self._max_sessions, peer)
+            # no await before the slot is taken: concurrent accepts cannot all pass the check
+            if self._allowed is not None and not address_in(address, self._allowed):
+                self.stats.not_allowed += 1
+                self._notes.event("FastAGI connection refused",
+                                  f"{address} is not in CC_AGI_ALLOWED")
                 return
+            if self._slots >= self._max_sessions:
+                self.stats.refused += 1
+                self._notes.event("FastAGI connection refused", f"{self._slots} sessions in "
+                                  f"progress (CC_AGI_MAX_SESSIONS), refusing {address}",
+                                  logging.ERROR)
+                return
+            self._slots += 1
+            slot = True
+            self.stats.peak = max(self.stats.peak, self._slots)
             await self._session(reader, writer, peer)
         except asyncio.CancelledError:
             # close() cancels sessions in progress; ending the task normally keeps asyncio's
             # stream-server callback (3.11) from logging the cancellation as an error
             log.info("FastAGI: session with %s cancelled by shutdown", peer)
         finally:
+            if slot:
+                self._slots -= 1
             self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, TimeoutError):
@@ -489,7 +525,7 @@ class FastAgiServer:
         except AgiProtocolError as exc:
             self.stats.bad_requests += 1
             self.last_error = f"bad request from {peer}: {exc}"
-            log.warning("FastAGI: %s", self.last_error)
+            self._notes.event("FastAGI bad request", self.last_error)
             return
         channel = AgiChannel(
             request,
@@ -503,8 +539,20 @@ class FastAgiServer:
         self.stats.sessions_active += 1
         started = time.perf_counter()
         hung_up = False
+        deadline = asyncio.timeout(self._session_timeout)
         try:
-            await self._handler(channel)
+            async with deadline:
+                await self._handler(channel)
+        except TimeoutError:
+            if deadline.expired():
+                # the dialplan's fallback takes the caller on (AGISTATUS, empty QUEUE)
+                self.stats.timeouts += 1
+                self.last_error = f"{request.uniqueid}: session over {self._session_timeout:g}s"
+                self._notes.event("FastAGI session too long", self.last_error)
+            else:
+                self.stats.errors += 1
+                self.last_error = f"{request.uniqueid}: TimeoutError"
+                log.exception("FastAGI session %s failed", request.uniqueid)
         except CallerHungUp:
             hung_up = True
         except (AgiProtocolError, AgiCommandError) as exc:

@@ -53,7 +53,11 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
             return
         await engine.run(channel)
 
-    server = FastAgiServer(handle, settings.agi_host, settings.agi_port)
+    server = FastAgiServer(
+        handle, settings.agi_host, settings.agi_port, allowed=settings.agi_networks(),
+        max_sessions=settings.agi_max_sessions, media_timeout=settings.agi_media_timeout,
+        session_timeout=settings.agi_session_timeout,
+    )
     await server.start()
     app[AGI_SERVER] = server
     app[IVR_ENGINE] = engine

@@ -79,6 +79,9 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
         client = self.client
         client.bytes_in += len(data)
         frames = self.reader.feed(data)
+        if self.reader.bad_greeting is not None:
+            client._bad_greeting(self, self.reader.bad_greeting)
+            return
         greeted = client._greeted
         if greeted is not None and not greeted.done() and (
             frames or self.reader.greeting is not None
@@ -357,6 +360,15 @@ class AmiClient:
 
     def _connection_made(self, protocol: AmiProtocol) -> None:
         self._protocol = protocol
+
+    def _bad_greeting(self, protocol: AmiProtocol, why: str) -> None:
+        """Not an Asterisk (or a hostile one): fail the log-in now and close, rather than read
+        on until the greeting timeout."""
+        greeted = self._greeted
+        if greeted is not None and not greeted.done():
+            greeted.set_exception(PbxError(f"bad AMI greeting: {why}"))
+        if not protocol.closed:
+            protocol.close()
 
     def _connection_lost(self, protocol: AmiProtocol, exc: Exception | None) -> None:
         if protocol is not self._protocol:

@@ -20,6 +20,9 @@ from ..clock import SYSTEM
 EOF_MARK = b"\r\n\r\n"
 GREETING_PREFIX = b"Asterisk Call Manager/"
 MAX_FRAME = 64 * 1024
+# Asterisk's greeting is ~30 bytes; a "greeting" that never ends is not an Asterisk (issue 20:
+# endless bytes after the prefix grew memory with quadratic copying until the timeout).
+MAX_GREETING = 256
 
 # Channel variables that carry the IVR's result; every other VarSet is dropped early.
 IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
@@ -119,6 +122,7 @@ class FrameReader:
     max_frame: int = MAX_FRAME
     clock: Callable[[], float] = SYSTEM.timestamp  # receipt stamps: the application's clock
     greeting: str | None = None
+    bad_greeting: str | None = None  # set when the greeting line is too long: drop the link
     errors: int = 0
     dropped: int = 0
     frames: int = 0
@@ -128,6 +132,8 @@ class FrameReader:
     _pending: list[Frame] = field(default_factory=list)
 
     def feed(self, data: bytes) -> list[Frame]:
+        if self.bad_greeting is not None:
+            return []  # nothing after a bad greeting is read; the owner drops the connection
         buf = self._buf + data if self._buf else data
         out: list[Frame] = []
         if not self._seen_greeting:
@@ -135,8 +141,13 @@ class FrameReader:
                 self._buf = buf
                 return out
             if buf.startswith(GREETING_PREFIX):
-                nl = buf.find(b"\r\n")
+                nl = buf.find(b"\r\n", 0, MAX_GREETING)
                 if nl < 0:
+                    if len(buf) >= MAX_GREETING:
+                        self.errors += 1
+                        self.bad_greeting = f"greeting longer than {MAX_GREETING} bytes"
+                        self._buf = b""
+                        return out
                     self._buf = buf
                     return out
                 self.greeting = buf[:nl].decode("utf-8", "replace")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,9 +25,12 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy import select
 
 from ..cases.models import ApiKey, User
+from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
-from ..security import hash_api_key, verify_password
+from ..security import PasswordPool, SummaryLog, hash_api_key
+from .login_limit import LoginLimiter, Refusal
+from .sessions import end_session, open_session, session_user
 
 log = logging.getLogger(__name__)
 # Websocket close code for "this user signed out" (console and wallboard); the pages then check
@@ -118,11 +120,12 @@ def require_user(request: web.Request) -> Principal:
 
 async def _load_user(request: web.Request) -> Principal | None:
     session = await get_session(request)
-    uid = session.get("uid")
-    if uid is None:
+    token = session.get("sid")
+    if not isinstance(token, str) or not token:
         return None
     async with request.app[SESSIONS]() as db:
-        user = await db.get(User, uid)
+        # the row, not the cookie, says whether this session is still signed in
+        user = await session_user(db, token, request.app[CLOCK].now())
     if user is None or not user.active or session.get("ver") != _user_version(user):
         session.invalidate()
         return None
@@ -247,46 +250,38 @@ def _headers(resp: web.StreamResponse) -> None:
     resp.headers.setdefault("Referrer-Policy", "same-origin")
 
 
+Origin = tuple[str, str, int]
+
+
+def _origin(url: str) -> Origin | None:
+    """(scheme, host, port) of an origin or base URL; None if it is not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
 def origin_ok(request: web.Request) -> bool:
-    """Websocket upgrades: the page must come from this host (no cross-site hijacking)."""
-    origin = request.headers.get("Origin")
-    if not origin:
+    """Websocket upgrades: the page must come from this site, scheme, host and port alike (an
+    http:// page of the same host, e.g. one a network attacker injected, is another origin)."""
+    got = _origin(request.headers.get("Origin", ""))
+    if got is None:
         return False
-    return urlsplit(origin).netloc == request.host
+    own = _origin(f"{request.scheme}://{request.host}")
+    public = _origin(request.app[SETTINGS].public_url) if request.app[SETTINGS].public_url \
+        else None
+    return got in (own, public)
 
 
-# --- log-in rate limiting -----------------------------------------------------------------------
+# --- log-in throttling (web/login_limit.py) and the argon2 threads -------------------------------
 
-
-class RateLimiter:
-    """Failed log-ins per key in a sliding window (per account and per address)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._fails: dict[str, deque[float]] = {}
-
-    def blocked(self, key: str) -> bool:
-        q = self._fails.get(key)
-        if not q:
-            return False
-        cutoff = self.clock() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        if not q:
-            del self._fails[key]
-        return len(q) >= self.limit
-
-    def fail(self, key: str) -> None:
-        self._fails.setdefault(key, deque()).append(self.clock())
-        if len(self._fails) > 100_000:  # bound memory under a spray of usernames
-            self._fails.pop(next(iter(self._fails)))
-
-    def reset(self, key: str) -> None:
-        self._fails.pop(key, None)
-
-
-ACCOUNT_LIMIT = web.AppKey("login_account_limit", RateLimiter)
-ADDRESS_LIMIT = web.AppKey("login_address_limit", RateLimiter)
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+PASSWORDS = web.AppKey("password_pool", PasswordPool)
+_refusals = SummaryLog(log)  # a refusal costs an attacker nothing: one line per 10 s at most
 
 
 # --- pages --------------------------------------------------------------------------------------
@@ -294,10 +289,21 @@ ADDRESS_LIMIT = web.AppKey("login_address_limit", RateLimiter)
 HOME_BY_ROLE = {"operator": "/console", "supervisor": "/wallboard", "admin": "/admin"}
 
 
+# Browsers drop tabs and newlines from URLs and read "\\" as "/": "/\t/evil.example" or
+# "/\\evil.example" would be another site.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//"):
-        return value
-    return None
+    """A same-site path to go to after log-in, or None."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return None
+    if _UNSAFE_IN_NEXT.search(value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 @public
@@ -315,29 +321,40 @@ async def login_submit(request: web.Request) -> web.Response:
     password = str(form.get("password", ""))[:1024]
     nxt = _safe_next(str(form.get("next", "")))
     address = request.remote or "?"
-    acc, addr = request.app[ACCOUNT_LIMIT], request.app[ADDRESS_LIMIT]
 
-    def again(error: str, status: int) -> web.Response:
-        return aiohttp_jinja2.render_template(
+    def again(error: str, status: int, retry_after: int | None = None) -> web.Response:
+        resp = aiohttp_jinja2.render_template(
             "login.html", request,
             {"next": nxt or "", "error": error, "username": username}, status=status,
         )
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(retry_after)
+        return resp
 
-    if acc.blocked(username.lower()) or addr.blocked(address):
-        log.warning("log-in rate limit hit for %r from %s", username, address)
-        return again("Too many failed attempts. Wait a few minutes and try again.", 429)
-    async with request.app[SESSIONS]() as db:
-        user = (
-            await db.execute(select(User).where(User.username == username))
-        ).scalar_one_or_none()
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        acc.fail(username.lower())
-        addr.fail(address)
+    limiter = request.app[LOGIN_LIMITER]
+    ticket = limiter.admit(username.lower(), address)  # counted before any await
+    if isinstance(ticket, Refusal):
+        _refusals.event("log-in refused", f"{ticket.status} for {username!r} from {address}")
+        return again(ticket.message, ticket.status, ticket.retry_after)
+    ok = tried = False
+    try:
+        async with request.app[SESSIONS]() as db:
+            user = (
+                await db.execute(select(User).where(User.username == username))
+            ).scalar_one_or_none()
+        tried = True
+        # an unknown or disabled name costs the same argon2 run as a known one
+        ok = await request.app[PASSWORDS].verify(
+            user.password_hash if user is not None and user.active else None, password)
+    finally:
+        limiter.done(ticket, ok, tried=tried)
+    if not ok or user is None:
         log.info("failed log-in for %r from %s", username, address)
         return again("Wrong user name or password.", 401)
-    acc.reset(username.lower())
-    session = await new_session(request)  # a fresh session id: no fixation
-    session["uid"] = user.id
+    async with request.app[SESSIONS]() as db, db.begin():
+        token = await open_session(db, user.id, request.app[CLOCK].now())
+    session = await new_session(request)  # a fresh cookie and a fresh token: no fixation
+    session["sid"] = token
     session["ver"] = _user_version(user)
     session["csrf"] = secrets.token_urlsafe(24)
     raise web.HTTPFound(nxt or HOME_BY_ROLE.get(user.role, "/"))
@@ -346,6 +363,10 @@ async def login_submit(request: web.Request) -> web.Response:
 @require_role(*ANY_USER)
 async def logout(request: web.Request) -> web.Response:
     session = await get_session(request)
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        async with request.app[SESSIONS]() as db, db.begin():
+            await end_session(db, token)  # a copy of the cookie is signed out too
     session.invalidate()
     user = current_user(request)
     bus = request.app.get(BUS)
@@ -372,8 +393,12 @@ def cookie_key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, *, pages: bool = True) -> None:
+    """Sessions, CSRF and the route guard; with `pages`, also /login and /logout (the bridge
+    process serves no pages: a log-in there would spend its loop, the IVR's, on argon2)."""
     settings = app[SETTINGS]
+    if settings.secret_key and (why := key_weakness(settings.secret_key)):
+        raise SettingsError(f"CC_SECRET_KEY {why}; {KEY_HINT}")
     secret = settings.secret_key or secrets.token_urlsafe(32)  # tests: a per-process key
     session_setup(
         app,
@@ -384,8 +409,19 @@ def setup(app: web.Application) -> None:
     )
     app.middlewares.append(security_headers)
     app.middlewares.append(guard)
-    app[ACCOUNT_LIMIT] = RateLimiter(5, 300)
-    app[ADDRESS_LIMIT] = RateLimiter(30, 300)
+    if not pages:
+        return
+    app[LOGIN_LIMITER] = LoginLimiter()
+    pool = app[PASSWORDS] = PasswordPool()
+
+    async def warm_up(app: web.Application) -> None:
+        await pool.warm_up()
+
+    async def close_pool(app: web.Application) -> None:
+        pool.close()
+
+    app.on_startup.append(warm_up)
+    app.on_cleanup.append(close_pool)
     app.router.add_get("/login", login_page, name="login")
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout, name="logout")

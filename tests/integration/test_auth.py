@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from contactcenter.app import create_app
-from contactcenter.web.auth import public, require_role, route_access
+from contactcenter.web.auth import LOGIN_LIMITER, public, require_role, route_access
 from tests.conftest import app_settings, login, login_csrf
 
 pytestmark = pytest.mark.store
@@ -60,6 +60,10 @@ async def test_login_redirects_each_role_home(client: Any) -> None:
 
 
 async def test_wrong_password_and_rate_limit(client: Any) -> None:
+    # issue 20: no lock-out; one account from one address slows down after five failures
+    now = [1000.0]
+    limiter = client.server.app[LOGIN_LIMITER]
+    limiter.clock = lambda: now[0]
     token = await login_csrf(client)
     no_token = {"username": "admin", "password": "admin"}
     assert (await client.post("/login", data=no_token)).status == 403
@@ -69,10 +73,18 @@ async def test_wrong_password_and_rate_limit(client: Any) -> None:
         )
         assert resp.status == 401
         assert "Wrong user name or password" in await resp.text()
-    resp = await client.post(
-        "/login", data={"username": "admin", "password": "admin", "_csrf": token}
-    )
-    assert resp.status == 429  # even the right password waits out the window
+    right = {"username": "admin", "password": "admin", "_csrf": token}
+    resp = await client.post("/login", data=right, allow_redirects=False)
+    assert resp.status == 429  # even the right password waits for the next try
+    assert resp.headers["Retry-After"] == "1" and "Try again in 1 seconds" in await resp.text()
+    now[0] += 1.5
+    resp = await client.post("/login", data={**right, "password": "nope"})
+    assert resp.status == 401  # the sixth try is let through after 1 s ...
+    resp = await client.post("/login", data=right, allow_redirects=False)
+    assert resp.status == 429 and resp.headers["Retry-After"] == "2"  # ... the next after 2 s
+    now[0] += 2.5
+    resp = await client.post("/login", data=right, allow_redirects=False)
+    assert resp.status == 302
 
 
 async def test_anonymous_is_sent_to_login_and_api_gets_401(client: Any) -> None:

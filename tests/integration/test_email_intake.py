@@ -24,7 +24,7 @@ from contactcenter.cases.store import NewCase
 from contactcenter.config import load_settings
 from contactcenter.keys import CASE_STORE, EMAIL_INTAKE, SESSIONS
 from contactcenter.seed import seed_reference
-from tests.conftest import until
+from tests.conftest import HEALTH, HEALTH_KEY, until
 
 pytestmark = pytest.mark.store
 
@@ -75,7 +75,8 @@ async def make_client(
         "CC_SMTP_HOST": "127.0.0.1",
         "CC_SMTP_PORT": str(free_port()),
         "CC_SMTP_INTAKE_ADDRESS": INTAKE, "CC_SMTP_RELAY_HOST": "127.0.0.1",
-        "CC_SMTP_RELAY_PORT": str(relay_port), "CC_SMTP_MAX_BYTES": "20000", **env,
+        "CC_SMTP_RELAY_PORT": str(relay_port), "CC_SMTP_MAX_BYTES": "20000",
+        "CC_HEALTH_API_KEY": HEALTH_KEY, **env,
     })
     client = await aiohttp_client(create_app(settings, role=role))
     await seed_reference(client.app[SESSIONS])
@@ -160,7 +161,7 @@ async def test_mail_becomes_a_case_and_the_sender_gets_its_number(
     text = confirmation.get_content()
     assert number in text and "Pothole" in text and "Department of Public Works" in text
     assert client.app[EMAIL_INTAKE].stats["confirmed"] == 1
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=HEALTH)).json()
     assert health["parts"]["email_intake"]["ok"] is True
     assert health["parts"]["email_intake"]["accepted"] == 1
 
@@ -267,10 +268,11 @@ async def test_intake_off_when_port_is_zero(
     aiohttp_client: ClientFactory, migrated_url: str
 ) -> None:
     settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_ENABLED": "false",
-                                  "CC_AMI_ENABLED": "false"})
+                                  "CC_AMI_ENABLED": "false", "CC_HEALTH_API_KEY": HEALTH_KEY})
     client = await aiohttp_client(create_app(settings))
     assert EMAIL_INTAKE not in client.app
-    assert "email_intake" not in (await (await client.get("/health")).json())["parts"]
+    body = await (await client.get("/health", headers=HEALTH)).json()
+    assert "email_intake" not in body["parts"]
 
 
 async def test_without_a_from_header_the_envelope_sender_is_the_citizen(

@@ -16,7 +16,7 @@ from contactcenter.events import Event, IvrChoice
 from contactcenter.keys import AGI_SERVER, BUS
 from contactcenter.seed import seed_reference
 from tests.agi_fake import Caller, agi_block
-from tests.conftest import until
+from tests.conftest import HEALTH, HEALTH_KEY, until
 
 
 @pytest.mark.store
@@ -25,7 +25,7 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     await seed_reference(db.make_sessionmaker(engine))
     await engine.dispose()
     settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_PORT": "0",
-                                  "CC_AMI_ENABLED": "0"})
+                                  "CC_AMI_ENABLED": "0", "CC_HEALTH_API_KEY": HEALTH_KEY})
     app = create_app(settings)
     client = await aiohttp_client(app)
     seen: list[Event] = []
@@ -46,7 +46,7 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     other = await Caller(header=agi_block(request="agi://127.0.0.1:4573/other")).call(port)
     assert other.commands == ['VERBOSE "contactcenter: unknown AGI script /other" 1']
 
-    resp = await client.get("/health")
+    resp = await client.get("/health", headers=HEALTH)
     body = await resp.json()
     agi = body["parts"]["agi"]
     assert agi["ok"] is True and agi["listening"] is True and agi["port"] == port
@@ -56,9 +56,10 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
 
 async def test_agi_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = load_settings(env={"CC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/d.db",
-                                  "CC_AGI_ENABLED": "0", "CC_AMI_ENABLED": "0"})
+                                  "CC_AGI_ENABLED": "0", "CC_AMI_ENABLED": "0",
+                                  "CC_HEALTH_API_KEY": HEALTH_KEY})
     client = await aiohttp_client(create_app(settings))
-    body = await (await client.get("/health")).json()
+    body = await (await client.get("/health", headers=HEALTH)).json()
     assert body["parts"]["agi"] == {"ok": True, "enabled": False}
 
 

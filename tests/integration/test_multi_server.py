@@ -14,7 +14,7 @@ from contactcenter.config import load_settings
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.bridge import ami_filter
 from contactcenter.telephony.replay import ReplayServer
-from tests.conftest import transcript, until
+from tests.conftest import HEALTH, HEALTH_KEY, transcript, until
 from tests.expected_records import CALL_ANSWERED
 
 
@@ -29,7 +29,7 @@ async def test_two_servers_same_linkedid_two_calls(
     settings = load_settings(env={
         "CC_DATABASE_URL": migrated_url, "CC_AMI_USERNAME": "cc", "CC_AMI_SECRET": "s3",
         "CC_AMI_SERVERS": f"pbx1=127.0.0.1:{p1},pbx2=127.0.0.1:{p2}", "CC_AGI_PORT": "0",
-        "CC_SPOOL_DIR": str(tmp_path / "spool"),
+        "CC_SPOOL_DIR": str(tmp_path / "spool"), "CC_HEALTH_API_KEY": HEALTH_KEY,
     })
     try:
         client = await aiohttp_client(create_app(settings))
@@ -42,7 +42,7 @@ async def test_two_servers_same_linkedid_two_calls(
             return rows if len(rows) >= 2 else []
 
         rows = await until(stored, 15)
-        health = await (await client.get("/health")).json()
+        health = await (await client.get("/health", headers=HEALTH)).json()
     finally:
         await one.close()
         await two.close()

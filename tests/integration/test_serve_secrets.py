@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SECRET_KEY as KEY
+
 BASE = {"CC_HTTP_PORT": "0", "CC_AGI_PORT": "0", "CC_AMI_PORT": "1"}
 
 
@@ -23,9 +25,14 @@ def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 @pytest.mark.parametrize("env,names", [
     ({"CC_AMI_USERNAME": "cc", "CC_AMI_SECRET": "a-real-secret"}, ["CC_SECRET_KEY"]),
-    ({"CC_SECRET_KEY": "k" * 40}, ["CC_AMI_USERNAME", "CC_AMI_SECRET"]),
-    ({"CC_SECRET_KEY": "k" * 40, "CC_AMI_USERNAME": "cc"}, ["CC_AMI_SECRET"]),
+    ({"CC_SECRET_KEY": KEY}, ["CC_AMI_USERNAME", "CC_AMI_SECRET"]),
+    ({"CC_SECRET_KEY": KEY, "CC_AMI_USERNAME": "cc"}, ["CC_AMI_SECRET"]),
     ({}, ["CC_SECRET_KEY", "CC_AMI_SECRET"]),
+    # issue 20: a short or predictable key was recovered from an anonymous cookie
+    ({"CC_SECRET_KEY": "x", "CC_AMI_USERNAME": "cc", "CC_AMI_SECRET": "s"},
+     ["CC_SECRET_KEY", "at least 32"]),
+    ({"CC_SECRET_KEY": "k" * 40, "CC_AMI_USERNAME": "cc", "CC_AMI_SECRET": "s"},
+     ["CC_SECRET_KEY", "predictable"]),
 ])
 def test_serve_refuses_to_start_without_secrets(
     tmp_path: Path, env: dict[str, str], names: list[str]

@@ -20,7 +20,7 @@ from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.clock import ShiftedClock
 from contactcenter.keys import SESSIONS
-from tests.conftest import ROOT, TRANSCRIPTS, app_settings, login, until
+from tests.conftest import HEALTH, ROOT, TRANSCRIPTS, app_settings, login, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.store]
 
@@ -82,7 +82,7 @@ async def test_soak_10000_calls_counts_reconcile_memory_bounded(
         await until(lambda: _equal(stored, 10_000), 150, 0.5)
         elapsed = time.monotonic() - t0
         await until(lambda: _equal(offered, 10_000), 20, 0.5)
-        health = await (await client.get("/health")).json()
+        health = await (await client.get("/health", headers=HEALTH)).json()
         async with sessions() as db:
             distinct = (await db.execute(select(func.count(func.distinct(Call.linkedid))))).scalar()
             outcomes = dict((await db.execute(

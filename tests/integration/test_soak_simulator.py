@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.keys import SESSIONS
-from tests.conftest import ROOT, app_settings, login, until
+from tests.conftest import HEALTH, ROOT, app_settings, login, until
 from tests.integration.supervisor.conftest import daytime_zone
 from tests.integration.test_soak import rss_mb
 
@@ -90,7 +90,7 @@ async def test_simulator_soak_10000_calls(
         partial = (await db.execute(select(func.count()).select_from(Call)
                                     .where(Call.partial.is_(True)))).scalar()
     await until(lambda: _eq(offered, queued), 20, 0.5)
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=HEALTH)).json()
     growth = rss_mb() - rss0
     print(f"\nsimulator soak: {summary['calls']} calls, {summary['events']} AMI events in "
           f"{elapsed:.0f}s; simulator outcomes {summary['outcomes']}; recorded {dict(outcomes)};"

@@ -18,7 +18,7 @@ from contactcenter.keys import PBX, SESSIONS
 from contactcenter.telephony.bridge import Bridge
 from contactcenter.telephony.calls import record_to_json
 from contactcenter.telephony.replay import ReplayServer, event_blocks
-from tests.conftest import transcript, until
+from tests.conftest import HEALTH, HEALTH_KEY, transcript, until
 from tests.expected_records import CALL_ANSWERED, RESTART
 
 
@@ -29,13 +29,14 @@ async def test_app_records_a_call_from_asterisk(
     server = ReplayServer([transcript("ami-call-answered.raw")], username="cc", secret="s3")
     port = await server.start()
     settings = Settings(database_url=migrated_url, ami_port=port, ami_username="cc",
-                        ami_secret="s3", spool_dir=str(tmp_path / "spool"), agi_port=0)
+                        ami_secret="s3", spool_dir=str(tmp_path / "spool"), agi_port=0,
+                        health_api_key=HEALTH_KEY)
     try:
         client = await aiohttp_client(create_app(settings))
         app = client.server.app
 
         async def health() -> dict[str, Any]:
-            resp = await client.get("/health")
+            resp = await client.get("/health", headers=HEALTH)
             return dict(await resp.json())
 
         body = await until(lambda: _ok(health()), 10)
@@ -73,9 +74,9 @@ async def _ok(body: Any) -> Any:
 
 async def test_ami_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db", ami_enabled=False,
-                        spool_dir=str(tmp_path / "spool"), agi_port=0)
+                        spool_dir=str(tmp_path / "spool"), health_api_key=HEALTH_KEY, agi_port=0)
     client = await aiohttp_client(create_app(settings))
-    body = await (await client.get("/health")).json()
+    body = await (await client.get("/health", headers=HEALTH)).json()
     assert body["parts"]["ami"] == {"ok": True, "state": "disabled"}
     with pytest.raises(PbxError, match="disabled"):
         await client.server.app[PBX].hangup("Local/1@x-0001;1")
@@ -83,9 +84,9 @@ async def test_ami_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
 
 async def test_ami_down_shows_in_health(aiohttp_client: Any, tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db", ami_port=1,
-                        spool_dir=str(tmp_path / "spool"), agi_port=0)
+                        spool_dir=str(tmp_path / "spool"), health_api_key=HEALTH_KEY, agi_port=0)
     client = await aiohttp_client(create_app(settings))
-    resp = await client.get("/health")
+    resp = await client.get("/health", headers=HEALTH)
     body = await resp.json()
     assert resp.status == 503
     assert body["parts"]["ami"]["ok"] is False

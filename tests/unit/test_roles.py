@@ -7,10 +7,11 @@ import pytest
 from contactcenter import cli
 from contactcenter.app import PLUGIN_ROLES, PLUGINS, ROLES, create_app, runs_in
 from contactcenter.config import Settings
+from tests.conftest import SECRET_KEY as KEY
 
 
 def routes(role: str) -> set[str]:
-    app = create_app(Settings(secret_key="k" * 40, ami_enabled=False), role=role)
+    app = create_app(Settings(secret_key=KEY, ami_enabled=False), role=role)
     return {r.name for r in app.router.resources() if r.name}
 
 
@@ -34,6 +35,15 @@ def test_the_pages_live_in_web_and_all_not_in_the_bridge() -> None:
     assert {"console", "console_ws", "api_queues"} <= everything
     assert not {"console", "console_ws", "api_queues"} & bridge
     assert "health" in bridge and "health" in web
+    # issue 20: log-ins on the bridge spent the IVR's loop on argon2; it serves /health only
+    assert bridge == {"health"}
+    assert {"login", "logout", "index", "static"} <= web
+
+
+def test_the_bridge_serves_health_alone() -> None:
+    app = create_app(Settings(secret_key=KEY, ami_enabled=False), role="bridge")
+    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    assert paths == {"/health"}
 
 
 def test_unknown_role_is_refused() -> None:
@@ -46,7 +56,7 @@ def test_a_split_role_needs_redis(role: str, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("CC_REDIS_URL", "CC_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CC_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("CC_SECRET_KEY", KEY)
     monkeypatch.setenv("CC_AMI_USERNAME", "cc")
     monkeypatch.setenv("CC_AMI_SECRET", "s")
     assert cli.main(["serve", "--role", role]) == 2

@@ -18,7 +18,7 @@ from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.events import AgentStateChanged, AmiLinkChanged, QueueMembersSynced
 from contactcenter.keys import BUS, SUPERVISOR
-from tests.conftest import app_settings, login, until
+from tests.conftest import HEALTH, app_settings, login, until
 from tests.integration.supervisor.conftest import (
     origin,
     publish_ended,
@@ -196,7 +196,7 @@ async def test_rebuild_waits_for_the_store_and_then_counts_it(
     monkeypatch.setattr(plugin, "REBUILD_RETRY_SECONDS", 0.1)
     app = create_app(app_settings(db_url, timezone=tz_name))
     client = await aiohttp_client(app)
-    part = (await (await client.get("/health")).json())["parts"]["wallboard"]
+    part = (await (await client.get("/health", headers=HEALTH)).json())["parts"]["wallboard"]
     assert part["rebuilt"] is False and part["rebuild_error"]
     # hold the background retries until the store is migrated and filled (no race)
     gate = asyncio.Event()
@@ -216,5 +216,5 @@ async def test_rebuild_waits_for_the_store_and_then_counts_it(
     await until(lambda: app[SUPERVISOR].rebuilt.is_set(), 5)
     today = app[SUPERVISOR].service.api_queues("today")
     assert by_name(today)["sanitation"]["offered"] == 6
-    part = (await (await client.get("/health")).json())["parts"]["wallboard"]
+    part = (await (await client.get("/health", headers=HEALTH)).json())["parts"]["wallboard"]
     assert part["rebuilt"] is True and "rebuild_error" not in part
