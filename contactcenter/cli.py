@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
 import logging
 import secrets
@@ -165,6 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"contactcenter: configuration error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # e.g. a demo already running: one line, not a traceback
+        print(f"contactcenter: {exc.strerror or exc}; is another contactcenter (or its demo) "
+              "running? Set CC_HTTP_PORT, CC_AMI_PORT or CC_AGI_PORT to free ports.",
+              file=sys.stderr)
+        return 1
     except Exception as exc:
         problem = db.explain(exc)  # a database that is missing, unmigrated or unreachable
         if problem is None:

@@ -39,3 +39,22 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "run `contactcenter db upgrade`" in lines[0], proc.stderr
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        env = {"PATH": "/usr/bin:/bin", "CC_DATABASE_URL": f"sqlite:///{tmp_path}/d.db",
+               "CC_AMI_ENABLED": "false", "CC_AGI_PORT": "0", "CC_HTTP_PORT": str(port),
+               "CC_SECRET_KEY": "Zq7Rk2Wm9Xp4Lv8N-test-secret-key-0123"}
+        subprocess.run([sys.executable, "-m", "contactcenter", "db", "upgrade"], env=env,
+                       cwd=ROOT, capture_output=True, timeout=120, check=True)
+        proc = subprocess.run([sys.executable, "-m", "contactcenter", "serve"], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr and "CC_HTTP_PORT" in lines[-1], proc.stderr
