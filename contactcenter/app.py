@@ -20,7 +20,6 @@ from .bus import make_bus
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .keys import BUS, CLOCK, ENGINE, HEALTH, SESSIONS, SETTINGS
-from .maintenance import retention_ctx
 from .web import auth, edge
 from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
@@ -34,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
-    "telephony.plugin", "telephony.actions", "telephony.agi_plugin",
+    "telephony.plugin", "telephony.actions", "telephony.agi_plugin", "cases.retention_plugin",
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -54,7 +53,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server (the IVR)
-    "retention": frozenset({"all", "bridge"}),  # the daily erasure task: once per site
+    "cases.retention_plugin": frozenset({"all", "bridge"}),  # daily erasure: once per site
 }
 _DEFAULT_ROLES = frozenset({"all", "web"})
 
@@ -165,8 +164,6 @@ def create_app(
     )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
-    if runs_in("retention", role):
-        app.cleanup_ctx.append(retention_ctx)
     for name in PLUGINS:
         if runs_in(name, role):
             importlib.import_module(f"contactcenter.{name}").setup(app)

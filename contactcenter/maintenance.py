@@ -1,45 +1,18 @@
-"""Housekeeping that runs inside the server (daily) and from the shell."""
+"""Housekeeping from the shell (`contactcenter retention`); the daily task inside the server is
+cases/retention_plugin.py."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from . import db
 from .cases.retention import purge_personal_data
 from .clock import SYSTEM
 from .config import load_settings
-from .keys import CLOCK, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
-RETENTION_INTERVAL = 24 * 3600
-
-
-async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Erase old personal data once a day when CC_RETENTION_DAYS is set."""
-    days = app[SETTINGS].retention_days
-    task: asyncio.Task[None] | None = None
-    if days > 0:
-        async def loop() -> None:
-            while True:
-                try:
-                    result = await purge_personal_data(app[SESSIONS], days, app[CLOCK].now())
-                    log.info("retention (%d days): %s", days, result)
-                except Exception:
-                    log.exception("retention purge failed; retrying tomorrow")
-                await asyncio.sleep(RETENTION_INTERVAL)
-
-        task = asyncio.get_running_loop().create_task(loop(), name="retention")
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def cmd_retention(args: argparse.Namespace) -> int:

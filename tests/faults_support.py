@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.events import CallEnded, Event
-from contactcenter.keys import AGI_SERVER, BUS, SESSIONS
+from contactcenter.keys import BUS, SESSIONS
+from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents

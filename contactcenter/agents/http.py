@@ -8,7 +8,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 
-from ..keys import CONSOLE, SESSIONS
+from contactcenter.agents.keys import CONSOLE
+
+from ..keys import SESSIONS
 from ..web.auth import origin_ok, require_role, require_user
 from . import queries
 

@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import BUS, CASE_STORE, CLOCK, CONSOLE, HEALTH, PBX, SESSIONS, SIM_PHONES
+from contactcenter.agents.keys import CONSOLE, SIM_PHONES
+from contactcenter.cases.keys import CASE_STORE
+
+from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS
 from ..queues.directory import QUEUE_DIRECTORY, QueueDirectory
 from . import http
 from .console import SUBSCRIBED, ConsoleHub

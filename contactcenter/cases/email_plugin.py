@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..keys import BUS, CASE_STORE, CLOCK, EMAIL_INTAKE, HEALTH, SESSIONS, SETTINGS
+from contactcenter.cases.keys import CASE_STORE, EMAIL_INTAKE
+
+from ..keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
 from .email_intake import EmailIntake
 from .store import CaseStore
 

@@ -23,8 +23,10 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from contactcenter.cases.keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS
+
 from ..config import Settings, SettingsError
-from ..keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS, SETTINGS
+from ..keys import SETTINGS
 from ..web.auth import csrf_exempt, current_user, public, require_role, stateless
 from . import open311 as o3
 from .media import (

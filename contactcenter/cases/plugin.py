@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import API_KEYS, BUS, CASE_STORE, CLOCK, MEDIA_STORE, OPEN311_CORS, SESSIONS, SETTINGS
+from contactcenter.cases.keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS
+
+from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
 from . import webform
 from .http import OPEN311_CHANGESET, add_routes, parse_cors_origins
 from .media import MediaStore

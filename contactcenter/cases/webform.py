@@ -31,7 +31,9 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..keys import CASE_STORE, CITIZEN_FORM, MEDIA_STORE, SETTINGS
+from contactcenter.cases.keys import CASE_STORE, CITIZEN_FORM, MEDIA_STORE
+
+from ..keys import SETTINGS
 from ..web.auth import csrf_exempt, public, stateless
 from . import open311 as o3
 from .http import check_photo, submit

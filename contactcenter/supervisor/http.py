@@ -16,7 +16,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from contactcenter.keys import PBX, SESSIONS, SUPERVISOR
+from contactcenter.keys import PBX, SESSIONS
+from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import current_user, origin_ok, require_role, require_user
 
 from . import reports

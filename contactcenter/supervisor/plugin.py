@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from contactcenter.events import Event, SessionEnded
-from contactcenter.keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS, SUPERVISOR
+from contactcenter.keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
 from contactcenter.queues.directory import QUEUE_DIRECTORY
+from contactcenter.supervisor.keys import SUPERVISOR
 
 from . import http
 from .metrics import Metrics

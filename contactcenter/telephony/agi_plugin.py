@@ -12,9 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
+from contactcenter.ivr.keys import IVR_ENGINE
+from contactcenter.telephony.keys import AGI_SERVER
+
 from ..ivr.engine import IvrEngine
 from ..ivr.services import IvrServices
-from ..keys import AGI_SERVER, BUS, CLOCK, HEALTH, IVR_ENGINE, SESSIONS, SETTINGS
+from ..keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY
 from .agi import AgiChannel, FastAgiServer
 

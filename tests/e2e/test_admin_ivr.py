@@ -19,7 +19,7 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
 from contactcenter.app import create_app
-from contactcenter.keys import AGI_SERVER
+from contactcenter.telephony.keys import AGI_SERVER
 from tests.agi_fake import Caller
 from tests.conftest import app_settings
 from tests.e2e.browser import launch

@@ -23,7 +23,7 @@ from PIL import Image
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from contactcenter.app import create_app
-from contactcenter.keys import CASE_STORE, CITIZEN_FORM
+from contactcenter.cases.keys import CASE_STORE, CITIZEN_FORM
 from tests.conftest import app_settings
 from tests.e2e.browser import launch
 from tests.e2e.test_admin_ivr import TIMEOUT_MS

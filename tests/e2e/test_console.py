@@ -17,11 +17,13 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 from sqlalchemy import select
 
+from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.app import create_app
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.cases.store import NewCase
 from contactcenter.clock import SYSTEM
-from contactcenter.keys import BUS, CASE_STORE, CONSOLE, SESSIONS, SIM_PHONES
+from contactcenter.keys import BUS, SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
 from contactcenter.telephony.simulator.phones import PhoneControl

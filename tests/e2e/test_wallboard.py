@@ -20,7 +20,8 @@ from contactcenter.events import (
     QueueJoined,
     QueueLeft,
 )
-from contactcenter.keys import BUS, PBX, SESSIONS, SUPERVISOR
+from contactcenter.keys import BUS, PBX, SESSIONS
+from contactcenter.supervisor.keys import SUPERVISOR
 from tests.conftest import app_settings
 from tests.e2e.browser import launch
 from tests.integration.supervisor.conftest import (

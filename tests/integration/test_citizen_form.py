@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from contactcenter.cases.keys import CASE_STORE, CITIZEN_FORM
 from contactcenter.cases.models import Case, CaseMedia
-from contactcenter.keys import CASE_STORE, CITIZEN_FORM, SESSIONS
+from contactcenter.keys import SESSIONS
 from tests.integration.test_open311 import ClientFactory, make_client
 
 pytestmark = pytest.mark.store

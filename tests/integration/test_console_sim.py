@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
-from contactcenter.keys import CONSOLE, SESSIONS, SIM_PHONES
+from contactcenter.keys import SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
 from contactcenter.telephony.simulator.phones import PhoneControl

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.app import create_app
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
 from contactcenter.cases.store import NewCase
 from contactcenter.clock import SYSTEM
@@ -26,7 +28,7 @@ from contactcenter.events import (
     CallEnded,
     CallRecord,
 )
-from contactcenter.keys import BUS, CASE_STORE, CONSOLE, PBX, SESSIONS, SIM_PHONES
+from contactcenter.keys import BUS, PBX, SESSIONS
 from contactcenter.security import hash_password
 from contactcenter.web.auth import SIGNED_OUT
 from tests.conftest import app_settings, login, until

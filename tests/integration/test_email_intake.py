@@ -19,10 +19,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
 from contactcenter.app import create_app
+from contactcenter.cases.keys import CASE_STORE, EMAIL_INTAKE
 from contactcenter.cases.models import AuditLog, Case, Citizen
 from contactcenter.cases.store import NewCase
 from contactcenter.config import load_settings
-from contactcenter.keys import CASE_STORE, EMAIL_INTAKE, SESSIONS
+from contactcenter.keys import SESSIONS
 from contactcenter.seed import seed_reference
 from tests.conftest import HEALTH, HEALTH_KEY, until
 

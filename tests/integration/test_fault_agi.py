@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from contactcenter.keys import AGI_SERVER
+from contactcenter.telephony.keys import AGI_SERVER
 from tests.conftest import until
 from tests.faults_support import center
 

@@ -22,8 +22,8 @@ import pytest
 
 from contactcenter import db
 from contactcenter.events import CallEnded
-from contactcenter.keys import AGI_SERVER
 from contactcenter.seed import seed_demo_users, seed_reference
+from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.plugin import BRIDGE
 from tests.conftest import until
 from tests.faults_support import TcpProxy, center

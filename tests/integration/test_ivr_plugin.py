@@ -13,8 +13,9 @@ from contactcenter import db
 from contactcenter.app import create_app
 from contactcenter.config import load_settings
 from contactcenter.events import Event, IvrChoice
-from contactcenter.keys import AGI_SERVER, BUS
+from contactcenter.keys import BUS
 from contactcenter.seed import seed_reference
+from contactcenter.telephony.keys import AGI_SERVER
 from tests.agi_fake import Caller, agi_block
 from tests.conftest import HEALTH, HEALTH_KEY, until
 

@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 
 from contactcenter import db
 from contactcenter.app import create_app
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.models import AuditLog, Case, CaseNote, Citizen
 from contactcenter.cases.store import ApiKeys
 from contactcenter.config import load_settings
-from contactcenter.keys import CASE_STORE, SESSIONS
+from contactcenter.keys import SESSIONS
 from contactcenter.seed import seed_reference
 
 pytestmark = pytest.mark.store

@@ -24,8 +24,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.store import ApiKeys
-from contactcenter.keys import CASE_STORE, SESSIONS
+from contactcenter.keys import SESSIONS
 from tests.integration.test_open311 import ClientFactory, make_client, xml_items
 
 pytestmark = pytest.mark.store

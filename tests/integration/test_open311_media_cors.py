@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from contactcenter.app import create_app
 from contactcenter.cases import media as media_mod
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.models import CaseMedia
 from contactcenter.cases.store import ApiKeys
 from contactcenter.config import SettingsError, load_settings
-from contactcenter.keys import CASE_STORE, SESSIONS
+from contactcenter.keys import SESSIONS
 from tests.integration.test_open311 import (
     ClientFactory,
     assert_errors_json,

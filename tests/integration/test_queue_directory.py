@@ -13,10 +13,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
+from contactcenter.agents.keys import CONSOLE
 from contactcenter.app import create_app
 from contactcenter.cases.models import Queue
-from contactcenter.keys import AGI_SERVER, CONSOLE, IVR_ENGINE, SUPERVISOR
+from contactcenter.ivr.keys import IVR_ENGINE
 from contactcenter.queues.directory import QUEUE_DIRECTORY, QueueDirectory
+from contactcenter.supervisor.keys import SUPERVISOR
+from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.plugin import BRIDGE
 from tests.conftest import app_settings, login, until
 from tests.integration.test_admin_pages import queue_form

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from contactcenter.app import create_app
-from contactcenter.keys import AGI_SERVER
+from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.web import edge
 from tests.agi_fake import Caller
 from tests.conftest import app_settings, until

@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
+from contactcenter.agents.keys import SIM_PHONES
 from contactcenter.cases.models import Call, Case, CaseSequence
 from contactcenter.cli import main
 from contactcenter.config import Settings
-from contactcenter.keys import SETTINGS, SIM_PHONES
+from contactcenter.keys import SETTINGS
 from contactcenter.seed import seed_history, seed_reference
 from contactcenter.telephony.simulator.demo import simulator_ctx
 from contactcenter.telephony.simulator.generator import parse_rate

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contactcenter.app import create_app
-from contactcenter.keys import SUPERVISOR
+from contactcenter.supervisor.keys import SUPERVISOR
 from tests.conftest import app_settings, login
 
 pytestmark = pytest.mark.store

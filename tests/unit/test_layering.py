@@ -39,3 +39,17 @@ def test_domain_packages_never_import_telephony(package: str) -> None:
             if mod.startswith(("contactcenter.telephony", "panoramisk")):
                 bad.append(f"{path.relative_to(PACKAGE)}: {mod}")
     assert not bad, bad
+
+
+# The kernel: the app factory and what every feature shares. It wires features by name
+# (`app.PLUGINS`), never by import; `web/` is the kernel's HTTP edge (sign-in, the guard).
+KERNEL = ("app.py", "keys.py", "config.py", "db.py", "bus.py", "events.py", "clock.py")
+FEATURES = ("agents", "cases", "supervisor", "admin", "ivr", "telephony", "queues")
+
+
+@pytest.mark.parametrize("module", KERNEL)
+def test_the_kernel_imports_no_feature(module: str) -> None:
+    feature = tuple(f"contactcenter.{name}" for name in FEATURES)
+    bad = [mod for mod in imported_modules(PACKAGE / module) if mod.startswith(feature)]
+    assert not bad, f"{module} imports {bad}: a feature's keys and wiring live in its folder"
+

@@ -27,6 +27,8 @@ def test_every_plugin_has_a_role_and_the_table_is_consistent() -> None:
     # one SMTP listener per site: several web processes would fight over its port
     assert runs_in("cases.email_plugin", "bridge") and runs_in("cases.email_plugin", "all")
     assert not runs_in("cases.email_plugin", "web")
+    assert runs_in("cases.retention_plugin", "bridge")
+    assert not runs_in("cases.retention_plugin", "web")
 
 
 def test_the_pages_live_in_web_and_all_not_in_the_bridge() -> None:

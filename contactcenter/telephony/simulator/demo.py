@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ...keys import SETTINGS, SIM_PHONES
+from ...agents.keys import SIM_PHONES
+from ...keys import SETTINGS
 from .ami_server import AmiServer
 from .clock import VirtualClock
 from .generator import CallGenerator, Mix

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.events import AgentStateChanged, AmiLinkChanged, QueueMembersSynced
-from contactcenter.keys import BUS, SUPERVISOR
+from contactcenter.keys import BUS
+from contactcenter.supervisor.keys import SUPERVISOR
 from tests.conftest import HEALTH, app_settings, login, until
 from tests.integration.supervisor.conftest import (
     origin,

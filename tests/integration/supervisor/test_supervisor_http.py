@@ -20,8 +20,9 @@ from sqlalchemy import select
 from contactcenter.app import create_app
 from contactcenter.cases.models import Agency, ApiKey, AuditLog, Case, ServiceType
 from contactcenter.events import AgentStateChanged, BroadcastMessage, Event, QueueJoined
-from contactcenter.keys import BUS, PBX, SETTINGS, SUPERVISOR
+from contactcenter.keys import BUS, PBX, SETTINGS
 from contactcenter.security import hash_api_key
+from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import SIGNED_OUT
 from tests.conftest import app_settings, login, until
 from tests.integration.supervisor.conftest import (
