@@ -45,7 +45,7 @@ lint: $(VENV)/.test
 # (CI shows every failure at once); the target fails at the end if either failed.
 test: $(VENV)/.test services chromium lint
 	@sqlite=0; pg=0; \
-	$(BIN)/pytest -q -p no:cacheprovider || sqlite=$$?; \
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 || sqlite=$$?; \
 	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store || pg=$$?; \
 	echo "make test: SQLite half exit $$sqlite, PostgreSQL half exit $$pg"; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
