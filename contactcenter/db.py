@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 ROOT = Path(__file__).resolve().parent
-# migrations/ sits beside the package (the layout of DESIGN.md); installs are editable.
-MIGRATIONS = ROOT.parent / "migrations"
+# inside the package, so an installed (not editable) contactcenter can migrate its database
+MIGRATIONS = ROOT / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
