@@ -19,7 +19,7 @@ from . import db
 from .bus import make_bus
 from .clock import SYSTEM, Clock
 from .config import Settings
-from .keys import BUS, CLOCK, ENGINE, HEALTH, SESSIONS, SETTINGS
+from .keys import BUS, CLOCK, COUNTERS, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .web import auth, edge
 from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
@@ -153,6 +153,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SYSTEM
     app[HEALTH] = {}
+    app[COUNTERS] = {}
     pages = role != "bridge"  # the bridge serves /health only: no page, no log-in
     auth.setup(app, pages=pages)  # before jinja2: its context processor reads the session
     edge.setup(app)  # outermost: the client's address and scheme, the guard's hooks

@@ -24,6 +24,9 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 BUS = web.AppKey("bus", BaseBus)
 # name -> coroutine returning {"ok": bool, ...}; each part registers its own
 HEALTH = web.AppKey("health", dict[str, HealthCheck])
+# Counters a part exposes in /metrics without the metrics owner importing it:
+# Prometheus name (without `_total`) -> (help text, current value).
+COUNTERS = web.AppKey("counters", dict[str, tuple[str, Callable[[], float]]])
 
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -50,6 +51,19 @@ def _fit(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[:size]
 
 
+DURATIONS = ("ivr_seconds", "wait_seconds", "ring_seconds", "talk_seconds", "hold_seconds")
+
+
+def _duration(record: CallRecord, name: str) -> float | None:
+    """A duration fit to store: a non-finite or negative one (whatever produced it) becomes
+    NULL, never a NaN that every later sum and JSON answer would carry (issue 19)."""
+    value: float | None = getattr(record, name)
+    if value is None or (math.isfinite(value) and value >= 0):
+        return value
+    log.warning("case writer: call %s has %s=%r; stored as NULL", record.call_id, name, value)
+    return None
+
+
 def handle_time(talk: float | None, wrap: float | None) -> float | None:
     """DESIGN.md's talk + hold-on-call + wrap. Asterisk's TalkTime (AgentConnect to
     AgentComplete) already contains the time on hold, so hold is not added again."""
@@ -64,6 +78,7 @@ def handle_seconds(record: CallRecord) -> float | None:
 
 
 def record_row(record: CallRecord) -> dict[str, Any]:
+    durations = {name: _duration(record, name) for name in DURATIONS}
     return {
         "server": record.server,
         "linkedid": record.linkedid,
@@ -76,12 +91,8 @@ def record_row(record: CallRecord) -> dict[str, Any]:
         "language": _fit(record.language, 8),
         "agent": _fit(record.agent, 200),
         "agent_interface": _fit(record.agent_interface, 120),
-        "ivr_seconds": record.ivr_seconds,
-        "wait_seconds": record.wait_seconds,
-        "ring_seconds": record.ring_seconds,
-        "talk_seconds": record.talk_seconds,
-        "hold_seconds": record.hold_seconds,
-        "handle_seconds": handle_seconds(record),
+        **durations,
+        "handle_seconds": handle_time(durations["talk_seconds"], None),
         "outcome": record.outcome,
         "abandon_position": record.abandon_position,
         "ivr_path": list(record.ivr_path),

@@ -23,6 +23,7 @@ from contactcenter.web.auth import current_user, origin_ok, require_role, requir
 from . import reports
 from .charts import Series, bar_chart
 from .services import ActionError
+from .stats import to_json
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ async def api_queues(request: web.Request) -> web.Response:
     window = request.query.get("window", "today")
     if window not in ("today", "hour"):
         return _error("window must be 'today' or 'hour'", 400)
-    return web.json_response(request.app[SUPERVISOR].service.api_queues(window))
+    return web.json_response(request.app[SUPERVISOR].service.api_queues(window), dumps=to_json)
 
 
 @require_role(*STAFF, api_key=True)

@@ -9,11 +9,11 @@ the gauge `cc_queue_calls_today`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from contactcenter.events import CallEnded, Event
@@ -22,6 +22,17 @@ from .services import SupervisorService
 from .stats import KINDS
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _PartsCollector(Collector):
+    """Counters other parts register (`keys.COUNTERS`), read at scrape time."""
+
+    def __init__(self, counters: Mapping[str, tuple[str, Callable[[], float]]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, (text, value) in sorted(self.counters.items()):
+            yield CounterMetricFamily(name, text, value=value())
 
 
 class _LiveCollector(Collector):
@@ -102,7 +113,10 @@ class _LiveCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, service: SupervisorService, clients: Callable[[], int]) -> None:
+    def __init__(
+        self, service: SupervisorService, clients: Callable[[], int],
+        counters: Mapping[str, tuple[str, Callable[[], float]]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.calls = Counter(
             "cc_calls", "Finished calls seen by this process, by queue and outcome",
@@ -117,6 +131,7 @@ class Metrics:
             buckets=LAG_BUCKETS, registry=self.registry,
         )
         self.registry.register(_LiveCollector(service, clients))
+        self.registry.register(_PartsCollector(counters if counters is not None else {}))
         self._by_type: dict[type, Any] = {}  # labels() per event costs more than the count
 
     def observe(self, event: Event, lag: float) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from contactcenter.events import Event, SessionEnded
-from contactcenter.keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
+from contactcenter.keys import BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from contactcenter.queues.directory import QUEUE_DIRECTORY
 from contactcenter.supervisor.keys import SUPERVISOR
 
@@ -76,7 +76,7 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     service = SupervisorService(app[SETTINGS], app[SESSIONS], app[BUS], clock=app[CLOCK].now)
     service.follow(app[QUEUE_DIRECTORY])
     hub = WallboardHub(service.snapshot)
-    metrics = Metrics(service, hub.count)
+    metrics = Metrics(service, hub.count, app[COUNTERS])
     feature = SupervisorFeature(service, hub, metrics)
     service.listeners.append(hub.mark_dirty)
     service.observers.append(metrics.observe)

@@ -44,6 +44,8 @@ with a wrap-up reason), ``paused`` (with its reason), ``available``.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -66,6 +68,8 @@ from contactcenter.events import (
     QueueMembersSynced,
     WrapUpEnded,
 )
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 AGENT_STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "logged_out")
@@ -116,6 +120,13 @@ class CallFacts:
     talk_seconds: float | None = None
     wrap_seconds: float | None = None
 
+    def __post_init__(self) -> None:
+        # A non-finite or negative duration (a row written by another path) would make every
+        # sum NaN for the rest of the day: such a figure counts as unknown instead.
+        for name in ("wait_seconds", "talk_seconds", "wrap_seconds"):
+            if not _usable(getattr(self, name)):
+                object.__setattr__(self, name, None)
+
     @property
     def kind(self) -> str:
         return classify(self.outcome, self.agent)
@@ -137,6 +148,32 @@ class CallFacts:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _usable(value: float | None) -> bool:
+    return value is None or (math.isfinite(value) and value >= 0)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float (at any depth) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(value: Any, **options: Any) -> str:
+    """JSON that is always valid (``allow_nan=False``: Python would write ``NaN``, which
+    browsers' JSON.parse refuses). Should a non-finite number still reach here, it is sent as
+    ``null`` and logged, rather than blanking the wallboard."""
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        log.error("statistics: a non-finite number in the output; sent as null")
+        return json.dumps(_finite(value), allow_nan=False, **options)
 
 
 @dataclass(slots=True)
@@ -415,11 +452,11 @@ class QueueStats:
                     continue
                 if f.wrap_seconds is not None:
                     return
-                done = replace(f, wrap_seconds=e.wrap_seconds)
+                done = replace(f, wrap_seconds=e.wrap_seconds)  # refused if not finite
                 facts[i] = done
                 if facts is not self._recent and f.queue in self._today:
                     if f.kind == "answered" and f.talk_seconds is not None:
-                        self._today[f.queue].handle_sum += e.wrap_seconds
+                        self._today[f.queue].handle_sum += done.wrap_seconds or 0.0
                 break
 
     # --- events -------------------------------------------------------------------------------

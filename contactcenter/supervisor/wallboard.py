@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from contactcenter.web.auth import SIGNED_OUT
+
+from .stats import to_json
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class WallboardHub:
 
     def payload(self, group: str) -> str:
         self.serialized += 1
-        return json.dumps({"type": "snapshot", **self.snapshot(group)}, separators=(",", ":"))
+        return to_json({"type": "snapshot", **self.snapshot(group)}, separators=(",", ":"))
 
     def mark_dirty(self) -> None:
         self._dirty.set()

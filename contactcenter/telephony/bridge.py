@@ -60,6 +60,10 @@ def ami_filter() -> str:
 
 HIGH_WATER = 20_000
 LOW_WATER = 2_000
+# Events with refused number fields (`numbers.py`) logged per server and window; a stream of
+# them must not flood the log: the rest are counted, and `bad_fields` in /health has them all.
+BAD_LOG_BURST = 10
+BAD_LOG_WINDOW = 60.0
 
 
 def _utc(ts: float) -> Any:
@@ -92,15 +96,44 @@ class ServerLink:
         )
         self.resyncs = 0
         self.last_timestamp = 0.0
+        self._bad_window = -BAD_LOG_WINDOW  # monotonic start of the current log window
+        self._bad_logged = 0
+        self._bad_unlogged = 0
+
+    @property
+    def bad_fields(self) -> int:
+        return self.calls.bad_fields + self.members.bad_fields
 
     def on_event(self, ev: AmiEvent) -> None:
         out = self.calls.feed(ev)
         if ev.name in MEMBER_EVENTS:
             more = self.members.feed(ev)
             out = [*out, *more] if out else more
+        if self.calls.warnings or self.members.warnings:
+            self.log_bad_fields()
         if out:
             self.bridge.emit(out)
         self.bridge.events_seen += 1
+
+    def log_bad_fields(self) -> None:
+        """One WARNING line per event with refused number fields, at most `BAD_LOG_BURST`
+        a window; then one line saying how many were not logged."""
+        now = time.monotonic()
+        if now - self._bad_window >= BAD_LOG_WINDOW:
+            if self._bad_unlogged:
+                log.warning("AMI %s: %d more events with bad number fields were not logged "
+                            "(bad_fields in /health counts them all)", self.name,
+                            self._bad_unlogged)
+            self._bad_window, self._bad_logged, self._bad_unlogged = now, 0, 0
+        for warnings in (self.calls.warnings, self.members.warnings):
+            for line in warnings:
+                if self._bad_logged < BAD_LOG_BURST:
+                    self._bad_logged += 1
+                    log.warning("AMI %s: bad number field, not stored (figure derived from "
+                                "event times where possible): %s", self.name, line)
+                else:
+                    self._bad_unlogged += 1
+            warnings.clear()
 
     async def resync(self, client: AmiClient) -> None:
         """After every (re)connect: rebuild calls and members from what Asterisk has now.
@@ -111,6 +144,8 @@ class ServerLink:
         self.bridge.emit(list(self.calls.resync(channels, at=clock.timestamp(), since=since)))
         status = await client.list_action("QueueStatus", during_resync=True)
         self.bridge.emit(list(self.members.from_queue_status(status, at=clock.timestamp())))
+        if self.calls.warnings or self.members.warnings:
+            self.log_bad_fields()
         self.resyncs += 1
         log.info("AMI %s: resynced (%d channels, %d queue status events, %d calls open)",
                  self.name, len(channels), len(status), self.calls.open_calls())
@@ -249,9 +284,14 @@ class Bridge:
     def open_calls(self) -> int:
         return sum(link.calls.open_calls() for link in self.links.values())
 
+    def bad_fields(self) -> int:
+        """AMI number fields refused since start, every server (numbers.py)."""
+        return sum(link.bad_fields for link in self.links.values())
+
     def health(self) -> dict[str, Any]:
         servers = {name: link.client.health() | {"open_calls": link.calls.open_calls(),
-                                                 "resyncs": link.resyncs}
+                                                 "resyncs": link.resyncs,
+                                                 "bad_fields": link.bad_fields}
                    for name, link in self.links.items()}
         return {
             "ok": all(s["logged_in"] for s in servers.values()),
@@ -259,6 +299,7 @@ class Bridge:
             "events_per_second": round(self.events_per_second, 1),
             "events": self.events_seen,
             "frame_errors": sum(s["frame_errors"] for s in servers.values()),
+            "bad_fields": self.bad_fields(),
             "open_calls": self.open_calls(),
             "outbox": len(self._outbox),
             "reads_paused": self.paused,

@@ -11,6 +11,18 @@ Figures come from Asterisk where it computes them: ``HoldTime``/``RingTime`` (se
 Beware ``AgentRingNoAnswer``'s ``RingTime``: it is in *milliseconds* (4000 for a 4 s timeout).
 Everything else is a difference of event ``Timestamp``s.
 
+Every number is read strictly (`numbers`): ``TalkTime: inf`` or ``HoldTime: nan`` is never kept.
+A refused field is counted in `bad_fields`, described in `warnings` (one line per event, for the
+owner to log and clear), and replaced by the same figure derived from event stamps: wait =
+connect (or abandon) - join, ring = connect (or ring-no-answer) - AgentCalled, talk = complete -
+connect.
+
+A ``Linkedid`` can come back (Asterisk reuses a Uniqueid given to Originate as ``ChannelId``,
+or after a restart within the same second): a fresh first channel (``Uniqueid == Linkedid``)
+stamped after a closed call with that id ended starts a new call, whose record and events carry
+``<linkedid>#<n>`` (n = 2, 3, …) so the store's (server, linkedid) key keeps both. The first
+call keeps the bare id, so records are unchanged whenever nothing is reused.
+
 Nothing here knows channel names: a SIP trunk (``PJSIP/trunk-000001``) and the captures' Local
 channels are followed the same way.
 """
@@ -37,6 +49,15 @@ from contactcenter.events import (
     QueueLeft,
 )
 from contactcenter.telephony.frames import AmiEvent
+from contactcenter.telephony.numbers import (
+    MAX_DURATION,
+    BadField,
+    check_timestamp,
+    count,
+    describe,
+    duration,
+    hms,
+)
 
 # How many closed linkedids we remember to ignore late events (a Hangup after a resync closed
 # the call, a duplicate Hangup). Bounded so a long-running bridge does not grow.
@@ -57,40 +78,14 @@ def _known(value: str | None) -> str | None:
     return None if value is None or value in _UNKNOWN else value
 
 
-def _num(value: str | None, scale: float = 1.0) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value) / scale
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+def _since(at: float, start: float | None) -> float | None:
+    """A figure derived from two event stamps (both sane: see `AmiEvent.timestamp`)."""
+    return None if start is None else min(max(at - start, 0.0), MAX_DURATION)
 
 
 def _uid_of(event: AmiEvent) -> str:
     # Old Asterisk spelled it UniqueID in CoreShowChannel.
     return event.get("Uniqueid") or event.get("UniqueID") or ""
-
-
-def _duration(value: str | None) -> float:
-    """CoreShowChannel's ``Duration`` (``HH:MM:SS``, or plain seconds) in seconds; 0 if odd."""
-    if not value:
-        return 0.0
-    try:
-        total = 0.0
-        for part in value.split(":"):
-            total = total * 60 + float(part)
-        return total
-    except ValueError:
-        return 0.0
 
 
 class _Call:
@@ -112,12 +107,14 @@ class _Call:
         "current_queue",
         "ended",
         "first_uid",
+        "generation",
         "held",
         "hold_since",
         "hold_total",
         "in_queue",
         "ivr_path",
         "joined_at",
+        "key",
         "language",
         "left_at",
         "linkedid",
@@ -125,17 +122,23 @@ class _Call:
         "partial",
         "queue",
         "ring",
+        "rung",
         "self_served",
         "service",
         "started",
         "talk",
+        "talking",
         "touched",
         "transferred",
         "wait",
     )
 
-    def __init__(self, linkedid: str, started: float, first_uid: str, partial: bool) -> None:
-        self.linkedid = linkedid
+    def __init__(self, linkedid: str, started: float, first_uid: str, partial: bool,
+                 generation: int = 1) -> None:
+        self.key = linkedid  # Asterisk's Linkedid: how the tracker finds the call
+        self.generation = generation  # > 1: the Linkedid was used by an earlier, ended call
+        # The id of the record and of every event: unique per server even when reused.
+        self.linkedid = linkedid if generation == 1 else f"{linkedid}#{generation}"
         self.started = started
         self.ended = started
         self.first_uid = first_uid
@@ -164,6 +167,9 @@ class _Call:
         self.wait: float | None = None
         self.ring: float | None = None
         self.talk: float | None = None
+        # interface -> stamp of its last AgentCalled / AgentConnect (to derive a refused figure)
+        self.rung: dict[str, float] = {}
+        self.talking: dict[str, float] = {}
         self.abandoned = False
         self.abandon_position: int | None = None
         self.transferred = False
@@ -186,7 +192,8 @@ class CallTracker:
         self.short_abandon_seconds = short_abandon_seconds
         self._calls: dict[str, _Call] = {}
         self._uid: dict[str, str] = {}  # live channel Uniqueid -> the linkedid it belongs to
-        self._closed: dict[str, None] = {}  # insertion-ordered set of recently closed linkedids
+        # Recently closed linkedids (insertion-ordered) -> (ended stamp, generation).
+        self._closed: dict[str, tuple[float, int]] = {}
         self._max_closed = recently_closed
         # Channels that hung up (bounded): a straggling event must not bring one back to life,
         # or its call would wait forever for a second Hangup.
@@ -196,6 +203,10 @@ class CallTracker:
         # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
         self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
+        self.bad_fields = 0  # number fields refused (numbers.py), since start
+        # One line per event with refused fields; the owner logs them and clears the list.
+        self.warnings: list[str] = []
+        self._bad: list[BadField] = []  # refused fields of the event being handled
         self._handlers: dict[str, Callable[[AmiEvent, list[Event]], None]] = {
             "Newchannel": self._newchannel,
             "NewCallerid": self._newcallerid,
@@ -228,7 +239,10 @@ class CallTracker:
             return []
         self.seq += 1
         out: list[Event] = []
+        check_timestamp(event, self._bad)
         handler(event, out)
+        if self._bad:
+            self._report(event)
         return out
 
     def open_calls(self) -> int:
@@ -306,6 +320,19 @@ class CallTracker:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
+    def _report(self, event: AmiEvent) -> None:
+        self.bad_fields += len(self._bad)
+        lid = event.get("Linkedid") or _uid_of(event)
+        self.warnings.append(describe(event, self._bad) + (f" (Linkedid {lid})" if lid else ""))
+        self._bad.clear()
+
+    def _figure(self, event: AmiEvent, field: str, derived: float | None,
+                scale: float = 1.0) -> float | None:
+        """`field` read strictly; when refused, the figure derived from stamps instead."""
+        before = len(self._bad)
+        value = duration(event, field, self._bad, scale=scale)
+        return derived if len(self._bad) > before else value
+
     def _lookup(self, event: AmiEvent, out: list[Event]) -> _Call | None:
         """The open call of this event's channel; adopts an unknown call seen mid-way."""
         uid = event.get("Uniqueid")
@@ -327,8 +354,9 @@ class CallTracker:
         # A call already under way when we started listening: follow it, flagged partial.
         return self._open(lid, event.timestamp, uid, partial=True)
 
-    def _open(self, lid: str, at: float, uid: str, *, partial: bool) -> _Call:
-        call = _Call(lid, at, uid, partial)
+    def _open(self, lid: str, at: float, uid: str, *, partial: bool,
+              generation: int = 1) -> _Call:
+        call = _Call(lid, at, uid, partial, generation)
         call.touched = call.opened = self.seq
         call.channels.add(uid)
         self._calls[lid] = call
@@ -358,8 +386,8 @@ class CallTracker:
         elif name is not None and call.caller_name is None and authoritative:
             call.caller_name = name
 
-    def _remember_closed(self, lid: str) -> None:
-        self._closed[lid] = None
+    def _remember_closed(self, call: _Call) -> None:
+        self._closed[call.key] = (call.ended, call.generation)
         if len(self._closed) > self._max_closed:
             del self._closed[next(iter(self._closed))]
 
@@ -367,8 +395,8 @@ class CallTracker:
         self._announce(call, out)
         for uid in call.channels:
             self._uid.pop(uid, None)
-        self._calls.pop(call.linkedid, None)
-        self._remember_closed(call.linkedid)
+        self._calls.pop(call.key, None)
+        self._remember_closed(call)
         out.append(CallEnded(record=self._record(call)))
 
     def _record(self, call: _Call) -> CallRecord:
@@ -380,7 +408,7 @@ class CallTracker:
         elif call.connected:
             outcome = "answered"
             if talk is None and call.answered_at is not None:
-                talk = end - call.answered_at  # no AgentComplete seen (partial)
+                talk = max(end - call.answered_at, 0.0)  # no AgentComplete seen (partial)
         elif call.abandoned or (call.in_queue and call.joined_at is not None):
             if wait is None and call.joined_at is not None:
                 wait = (call.left_at or end) - call.joined_at
@@ -432,7 +460,11 @@ class CallTracker:
     def _adopt(self, lid: str, chans: list[AmiEvent], at: float, out: list[Event]) -> _Call:
         """A call that was live before we (re)connected, from its CoreShowChannel entries."""
         first = next((c for c in chans if _uid_of(c) == lid), chans[0])
-        age = max(_duration(c.get("Duration")) for c in chans)
+        age = 0.0
+        for c in chans:
+            age = max(age, hms(c, "Duration", self._bad))
+            if self._bad:
+                self._report(c)
         uid = _uid_of(first) or lid
         call = self._open(lid, at - age, uid, partial=True)
         self._caller_id(call, first, authoritative=True)
@@ -460,14 +492,24 @@ class CallTracker:
         lid = event.get("Linkedid") or uid
         if not uid or not lid or uid in self._uid:
             return  # malformed, or a duplicate of a channel we follow
-        if lid in self._closed:
-            self.ignored += 1
-            return
+        generation = 1
+        closed = self._closed.get(lid)
+        if closed is not None:
+            ended, generation = closed
+            # A fresh first channel stamped after that call ended: the id is reused by a new
+            # call. Anything else is a late or repeated event of the ended one.
+            if uid != lid or event.timestamp <= ended:
+                self.ignored += 1
+                return
+            generation += 1
+            del self._closed[lid]
+            self._dead.pop(uid, None)
         call = self._calls.get(lid)
         if call is None:
             # Asterisk makes a call's first channel with Linkedid == Uniqueid; anything else
             # means we joined a call already under way.
-            call = self._open(lid, event.timestamp, uid, partial=uid != lid)
+            call = self._open(lid, event.timestamp, uid, partial=uid != lid,
+                              generation=generation)
             self._caller_id(call, event, authoritative=True)
             if call.caller_number is not None:
                 self._announce(call, out)
@@ -523,7 +565,7 @@ class CallTracker:
                 server=self.server,
                 linkedid=call.linkedid,
                 queue=queue,
-                position=_int(event.get("Position")) or 0,
+                position=count(event, "Position", self._bad) or 0,
                 caller_number=call.caller_number,
                 caller_name=call.caller_name,
                 at=_ts(at),
@@ -554,19 +596,20 @@ class CallTracker:
         if call is None:
             return
         self._announce(call, out)
-        wait = _num(event.get("HoldTime"))
+        wait = self._figure(event, "HoldTime", _since(event.timestamp, call.joined_at))
+        position = count(event, "Position", self._bad)
         call.in_queue = False
         if not call.connected:  # after a transfer into a queue the first answer still counts
             call.abandoned = True
             call.wait = wait
-            call.abandon_position = _int(event.get("Position"))
+            call.abandon_position = position
         out.append(
             CallAbandoned(
                 server=self.server,
                 linkedid=call.linkedid,
                 queue=event.get("Queue") or call.current_queue or "",
-                position=_int(event.get("Position")),
-                original_position=_int(event.get("OriginalPosition")),
+                position=position,
+                original_position=count(event, "OriginalPosition", self._bad),
                 wait_seconds=wait,
                 at=_ts(event.timestamp),
             )
@@ -577,6 +620,7 @@ class CallTracker:
         if call is None:
             return
         self._announce(call, out)
+        call.rung[event.get("Interface") or ""] = event.timestamp
         out.append(
             AgentRinging(
                 server=self.server,
@@ -599,13 +643,16 @@ class CallTracker:
         if call is None:
             return
         self._announce(call, out)
+        interface = event.get("Interface") or ""
+        ring = self._figure(event, "RingTime", _since(event.timestamp, call.rung.get(interface)),
+                            1000.0)  # milliseconds on the wire
         out.append(
             AgentRingNoAnswer(
                 server=self.server,
                 linkedid=call.linkedid,
                 queue=event.get("Queue") or call.current_queue or "",
-                interface=event.get("Interface") or "",
-                ring_seconds=_num(event.get("RingTime"), 1000.0),  # milliseconds on the wire
+                interface=interface,
+                ring_seconds=ring,
                 at=_ts(event.timestamp),
             )
         )
@@ -615,10 +662,13 @@ class CallTracker:
         if call is None:
             return
         self._announce(call, out)
-        wait = _num(event.get("HoldTime"))
-        ring = _num(event.get("RingTime"))  # seconds here, unlike AgentRingNoAnswer
         interface = event.get("Interface") or ""
+        at = event.timestamp
+        wait = self._figure(event, "HoldTime", _since(at, call.joined_at))
+        # seconds here, unlike AgentRingNoAnswer
+        ring = self._figure(event, "RingTime", _since(at, call.rung.get(interface)))
         member = event.get("MemberName") or None
+        call.talking[interface] = at
         call.in_queue = False
         if not call.connected:
             # The first operator to answer is the call's agent; a later queue (after a
@@ -647,8 +697,9 @@ class CallTracker:
         if call is None:
             return
         self._announce(call, out)
-        talk = _num(event.get("TalkTime"))
         interface = event.get("Interface") or ""
+        talk = self._figure(event, "TalkTime",
+                            _since(event.timestamp, call.talking.get(interface)))
         if call.talk is None and interface == call.agent_interface:
             call.talk = talk
         out.append(

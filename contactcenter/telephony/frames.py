@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import final
 
 from ..clock import SYSTEM
+from .numbers import timestamp as _timestamp
 
 EOF_MARK = b"\r\n\r\n"
 GREETING_PREFIX = b"Asterisk Call Manager/"
@@ -77,14 +78,10 @@ class AmiEvent:
 
     @property
     def timestamp(self) -> float:
-        """Asterisk's `Timestamp:` (timestampevents=yes) when present, else receipt time."""
-        raw = self.headers.get("Timestamp")
-        if raw:
-            try:
-                return float(raw)
-            except ValueError:
-                pass
-        return self.received_at
+        """Asterisk's `Timestamp:` (timestampevents=yes) when present and sane (finite, epoch
+        seconds: `numbers.timestamp`), else receipt time."""
+        stamp = _timestamp(self.headers.get("Timestamp"))
+        return self.received_at if stamp is None else stamp
 
 
 @dataclass(frozen=True, slots=True)

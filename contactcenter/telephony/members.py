@@ -6,6 +6,9 @@ Live events (``QueueMemberStatus``, ``QueueMemberAdded``, ``QueueMemberPause``,
 `QueueMembersSynced`, plus an ``AgentStateChanged(device_state="logged_out")`` for every member
 we knew in a reported queue that Asterisk no longer lists: after a restart with
 ``persistentmembers = no`` the queues come back empty, and presence must notice.
+
+Numbers (``Status``, ``Wrapuptime``) are read strictly (`numbers`); a refused one is counted in
+`bad_fields` and described in `warnings`, as in the call tracker.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from datetime import UTC, datetime
 
 from contactcenter.events import DEVICE_STATES, AgentStateChanged, Event, QueueMembersSynced
 from contactcenter.telephony.frames import AmiEvent
+from contactcenter.telephony.numbers import (
+    MAX_DURATION,
+    BadField,
+    check_timestamp,
+    count,
+    describe,
+)
 
 LOGGED_OUT = "logged_out"
 
@@ -30,26 +40,15 @@ def _member_name(event: AmiEvent) -> str | None:
     return event.get("MemberName") or event.get("Name") or None
 
 
-def _device_state(raw: str | None) -> str:
-    try:
-        return DEVICE_STATES.get(int(raw or ""), "unknown")
-    except ValueError:
-        return "unknown"
-
-
-def _wrapup(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 class MemberTracker:
     """Remembers each (queue, interface) member's last reported state."""
 
     def __init__(self, server: str = "default") -> None:
         self.server = server
         self._members: dict[tuple[str, str], AgentStateChanged] = {}
+        self.bad_fields = 0
+        self.warnings: list[str] = []  # one line per event with refused fields; owner clears
+        self._bad: list[BadField] = []
 
     def members(self) -> list[AgentStateChanged]:
         """Every member we believe is in a queue now."""
@@ -59,23 +58,36 @@ class MemberTracker:
         queue = event.get("Queue") or ""
         interface = _interface(event)
         if not queue or not interface:
+            self._flush(event)
             return None
         paused = event.get("Paused") == "1"
+        code = count(event, "Status", self._bad)
+        wrapup = count(event, "Wrapuptime", self._bad, limit=int(MAX_DURATION))
+        self._flush(event)
         return AgentStateChanged(
             server=self.server,
             queue=queue,
             interface=interface,
             member_name=_member_name(event),
-            device_state=_device_state(event.get("Status")),
+            device_state="unknown" if code is None else DEVICE_STATES.get(code, "unknown"),
             paused=paused,
             pause_reason=(event.get("PausedReason") or None) if paused else None,
             at=datetime.fromtimestamp(at, UTC),
             in_call=event.get("InCall") == "1",
-            wrapup_seconds=_wrapup(event.get("Wrapuptime")),
+            wrapup_seconds=wrapup,
         )
+
+    def _flush(self, event: AmiEvent) -> None:
+        if self._bad:
+            self.bad_fields += len(self._bad)
+            where = f" ({event.get('Queue') or ''} {_interface(event)})"
+            self.warnings.append(describe(event, self._bad) + where)
+            self._bad.clear()
 
     def feed(self, event: AmiEvent) -> list[Event]:
         name = event.name
+        if name in _LIVE or name == "QueueMemberRemoved":
+            check_timestamp(event, self._bad)  # reported with the event's other fields
         if name in _LIVE:
             state = self._state(event, event.timestamp)
             if state is None:
@@ -84,6 +96,7 @@ class MemberTracker:
             return [state]
         if name == "QueueMemberRemoved":
             queue, interface = event.get("Queue") or "", _interface(event)
+            self._flush(event)
             if not queue or not interface:
                 return []
             self._members.pop((queue, interface), None)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..cases.writer import CallWriter
-from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS, SETTINGS
+from ..keys import BUS, CLOCK, COUNTERS, HEALTH, PBX, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY
 from .ami import AmiPbx
 from .bridge import Bridge
@@ -45,6 +45,10 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
         return bridge.health()
 
     app[HEALTH]["ami"] = check
+    app[COUNTERS]["cc_ami_bad_fields"] = (
+        "AMI number fields refused (inf, nan, negative, too large) since start",
+        lambda: float(bridge.bad_fields()),
+    )
     yield
     await bridge.close()
 
