@@ -38,7 +38,8 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     port = app[AGI_SERVER].port
     caller = await Caller(inputs=["2", "1"]).call(port)
     assert caller.variables == {"CHANNEL(language)": "es", "QUEUE": "sanitation",
-                                "SERVICE": "missed-pickup", "LANG": "es"}
+                                "SERVICE": "missed-pickup", "LANG": "es",
+                                "IVRPATH": "lang:2,main:1,sanitation"}
     await until(lambda: len(seen) == 2)
     assert [e.action for e in seen if isinstance(e, IvrChoice)] == [
         "language:es", "queue:sanitation/missed-pickup"]
@@ -53,6 +54,8 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     assert agi["ok"] is True and agi["listening"] is True and agi["port"] == port
     assert agi["sessions_total"] == 2 and agi["sessions_in_progress"] == 0
     assert agi["ivr_sessions"] == 1 and agi["errors"] == 0
+    assert agi["ivr"] == {"missing_prompts": 0, "last_missing_prompt": None,
+                          "missing_prompts_recently": False}
 
 
 async def test_agi_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
