@@ -118,6 +118,7 @@ class Caller:
     variables: dict[str, str] = field(default_factory=dict)
     sets: list[tuple[str, str]] = field(default_factory=list)  # SET VARIABLEs in order
     missing: set[str] = field(default_factory=set)
+    status_reply: str = "200 result=6\n"  # CHANNEL STATUS on a live channel: 6, Up
     closed_by_server: bool = False
 
     def _reply(self, index: int, cmd: str) -> str | None:
@@ -139,7 +140,7 @@ class Caller:
         if verb in ("GET DATA", "STREAM FILE") and words[2] in self.missing:
             return "200 result=-1\n" if verb == "GET DATA" else "200 result=-1 endpos=0\n"
         if cmd == "CHANNEL STATUS":
-            return "200 result=6\n"  # Up
+            return self.status_reply
         if verb == "GET DATA":
             digits = self.inputs.pop(0) if self.inputs else ""
             return f"200 result={digits}\n" if digits else "200 result= (timeout)\n"
