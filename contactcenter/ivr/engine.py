@@ -166,6 +166,7 @@ class IvrEngine:
             exit_ = await self._walk(call)
             await self._finish(call, exit_)
         except PromptMissing as exc:
+            self.fallbacks += 1
             self._prompt_missing(call, exc, skipped=False)
             call.result.error = f"missing prompt {exc.file}"[:300]
             await self._fallback(call)

@@ -89,6 +89,7 @@ async def test_a_missing_menu_prompt_is_an_error_and_the_caller_reaches_the_gene
     result = recorder.results[0]
     assert result.outcome == "fallback" and result.error == f"missing prompt {MENU_EN}"
     assert (engine.missing_prompts, engine.last_missing_prompt) == (1, MENU_EN)
+    assert engine.fallbacks == 1  # also in /health's ivr_fallbacks
     assert engine.prompts_failing() and not engine.prompts_failing(within=0)
     assert [r.levelno for r in caplog.records if MENU_EN in r.getMessage()] == [logging.ERROR]
 
