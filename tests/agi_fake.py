@@ -53,11 +53,23 @@ def parse_capture(raw: bytes) -> Recorded:
 
 
 async def replay(port: int, rec: Recorded, *, chunks: list[int] | None = None,
-                 timeout: float = 5.0) -> list[str]:
+                 timeout: float = 5.0, extra: Callable[[str], bytes | None] | None = None,
+                 steps: int | None = None) -> list[str]:
     """Play a capture byte for byte; returns the commands the server sent. Asserts the server
-    sent exactly the recorded commands and then closed."""
+    sent exactly the recorded commands (the first `steps` of them, default all) and then
+    closed. `extra(command)` is the reply to a command our IVR sends that the capture's did not
+    (the trace's SET VARIABLEs, CHANNEL STATUS); None: that command is a failure."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sent: list[str] = []
+
+    async def read_extra(line: str) -> bool:
+        reply = extra(line) if extra is not None else None
+        if reply is None:
+            return False
+        writer.write(reply)
+        await writer.drain()
+        return True
+
     try:
         async with asyncio.timeout(timeout):
             if chunks:
@@ -71,14 +83,18 @@ async def replay(port: int, rec: Recorded, *, chunks: list[int] | None = None,
             else:
                 writer.write(rec.header)
             await writer.drain()
-            for expected, reply in rec.steps:
-                line = (await reader.readline()).decode().rstrip("\n")
-                sent.append(line)
+            for expected, reply in rec.steps[:steps]:
+                while True:
+                    line = (await reader.readline()).decode().rstrip("\n")
+                    sent.append(line)
+                    if line == expected or not await read_extra(line):
+                        break
                 assert line == expected, f"step {len(sent)}: sent {line!r}, capture {expected!r}"
                 writer.write(reply)
                 await writer.drain()
-            tail = await reader.read()
-            assert tail == b"", f"server sent more than the capture: {tail[:200]!r}"
+            while tail := await reader.readline():
+                sent.append(tail.decode().rstrip("\n"))
+                assert await read_extra(sent[-1]), f"server sent more than the capture: {tail!r}"
     finally:
         writer.close()
     return sent
@@ -89,7 +105,8 @@ class Caller:
     """A scripted caller. `inputs` answer GET DATA in order ("" = timeout); when they run out
     the caller times out. `hangup_at` (0-based command index) hangs up in `style`:
     "media" (result=-1, then HANGUP before the next reply, as in agi-ivr-hangup.raw),
-    "511" (every reply from then on is 511), or "eof" (the socket closes)."""
+    "511" (every reply from then on is 511), or "eof" (the socket closes). Sound files in
+    `missing` get res_agi.c's replies for a file it cannot open, the channel staying up."""
 
     inputs: list[str] = field(default_factory=list)
     stream_digits: list[str] = field(default_factory=list)  # STREAM FILE / SAY interruptions
@@ -99,6 +116,9 @@ class Caller:
     on_command: Callable[[int, str], Awaitable[None] | None] | None = None
     commands: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    sets: list[tuple[str, str]] = field(default_factory=list)  # SET VARIABLEs in order
+    missing: set[str] = field(default_factory=set)
+    status_reply: str = "200 result=6\n"  # CHANNEL STATUS on a live channel: 6, Up
     closed_by_server: bool = False
 
     def _reply(self, index: int, cmd: str) -> str | None:
@@ -117,6 +137,10 @@ class Caller:
             if index == self.hangup_at + 1:
                 return "HANGUP\n200 result=1\n"
             return DEAD
+        if verb in ("GET DATA", "STREAM FILE") and words[2] in self.missing:
+            return "200 result=-1\n" if verb == "GET DATA" else "200 result=-1 endpos=0\n"
+        if cmd == "CHANNEL STATUS":
+            return self.status_reply
         if verb == "GET DATA":
             digits = self.inputs.pop(0) if self.inputs else ""
             return f"200 result={digits}\n" if digits else "200 result= (timeout)\n"
@@ -128,6 +152,7 @@ class Caller:
         if verb == "SET VARIABLE":
             name, value = shlex.split(cmd[len("SET VARIABLE "):])
             self.variables[name] = value
+            self.sets.append((name, value))
             return "200 result=1\n"
         if verb == "GET VARIABLE":
             return "200 result=0\n"
@@ -166,6 +191,11 @@ class Caller:
         finally:
             writer.close()
         return self
+
+    def without_trace(self) -> list[str]:
+        """The commands but the trace's SET VARIABLE IVRPATH / LANG."""
+        return [c for c in self.commands
+                if not c.startswith(("SET VARIABLE IVRPATH ", "SET VARIABLE LANG "))]
 
     def verbs(self) -> list[str]:
         return [re.sub(r" .*", "", c) if not c.startswith(("GET ", "SET ", "STREAM ", "SAY "))

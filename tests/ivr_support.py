@@ -61,6 +61,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.results: list[IvrResult] = []
+        self.engine: Any = None  # the IvrEngine of running_ivr, for its counters
 
     async def publish(self, event: Event) -> None:
         self.events.append(event)
@@ -71,6 +72,7 @@ async def running_ivr(
     store: IvrStore | IvrServices, recorder: Recorder, *, clock: Clock = SYSTEM, **server_kw: Any
 ) -> AsyncIterator[FastAgiServer]:
     engine = IvrEngine(store, recorder.publish, general_queue="general-311", clock=clock.now)
+    recorder.engine = engine
 
     async def handle(channel: AgiChannel) -> None:
         recorder.results.append(await engine.run(channel))

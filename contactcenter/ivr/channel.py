@@ -1,7 +1,8 @@
 """What the IVR engine needs from a call: declared here, implemented by `telephony/agi.py`.
 
-The engine never sees AGI lines; it speaks to an `IvrChannel` and handles one exception,
-`CallerHungUp`, for every way a caller can leave.
+The engine never sees AGI lines; it speaks to an `IvrChannel` and handles two exceptions:
+`CallerHungUp` for every way a caller can leave, and `PromptMissing` for a prompt that could not
+be played to a caller who is still there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ class CallerHungUp(Exception):
         self.confirmed = confirmed
 
 
+class PromptMissing(Exception):
+    """A prompt could not be played (missing or unplayable sound file) and the channel is still
+    up: an error of the menu's recordings, not a hang-up. Raised by the play methods."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(f"prompt {file!r} could not be played")
+        self.file = file
+
+
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     uniqueid: str
@@ -35,7 +45,8 @@ class CallInfo:
 
 
 class IvrChannel(Protocol):
-    """A caller's channel. Every method raises `CallerHungUp` when the caller is gone."""
+    """A caller's channel. Every method raises `CallerHungUp` when the caller is gone; the ones
+    that play a prompt raise `PromptMissing` when it cannot be played to a caller still there."""
 
     @property
     def info(self) -> CallInfo: ...

@@ -6,25 +6,56 @@ editor's preview drives too), then channel variables for the dialplan: `QUEUE`,
 `SERVICE`, `CASE`, `LANG` (the caller goes to `Queue(${QUEUE})`), or `IVROUTCOME=self_served`
 when the IVR served the caller and hangs up itself, or `TRANSFER` for an outside number.
 
+The trace (issue 17): `LANG` is set as soon as the language is settled and `IVRPATH` after each
+choice, so the call record keeps both even when the caller hangs up mid-menu. `IVRPATH` is the
+keys in order, comma-separated (the AMI bridge splits it into `CallRecord.ivr_path`):
+`node:key` per choice (`lang` for the language menu, `-` for no key, `case` for a keyed case
+number), then where the caller went (a queue name, `self_served`, `closed`, `transfer`), e.g.
+`lang:2,main:1,sanitation`; at most `TRACE_MAX` characters, the middle cut as `..`.
+
 No dead air: any exception (a database or Redis failure, a bug) ends with `QUEUE` set to the
 general queue and the error logged; a caller hang-up at any step ends the session quietly.
+A prompt that cannot be played (`PromptMissing`: Asterisk said -1 but the channel is up) is an
+error of the recordings: logged, counted for /health, and the caller goes to the general queue,
+except for prompts that ask nothing and carry nothing the caller came for (the announcement of
+the day, "invalid input", goodbye): those are skipped and the menu goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from ..events import Event, IvrChoice
-from .channel import CallerHungUp, IvrChannel
+from .channel import CallerHungUp, IvrChannel, PromptMissing
 from .menu import Action, Menu, Node, Prompt
 from .services import ActiveMenu, CaseInfo
 from .steps import Announce, Ask, Choice, End, Language, Play, steps
 
 log = logging.getLogger(__name__)
+
+TRACE_MAX = 200  # characters of IVRPATH: a channel variable, shown whole on the console
+_TRACE_ITEM_MAX = 40  # the console shows at most 40 characters of an item
+_TRACE_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")  # "," separates items; no quotes or spaces
+MISSING_PROMPT_WINDOW = 300.0  # seconds a missing prompt keeps /health degraded
+
+
+def trace_value(items: list[str]) -> str:
+    """IVRPATH from the trace items: comma-separated, each item cleaned and capped; over
+    `TRACE_MAX` the first item (the language) and the latest ones are kept, joined by `..`."""
+    clean = [_TRACE_UNSAFE.sub("_", item)[:_TRACE_ITEM_MAX] for item in items]
+    value = ",".join(clean)
+    if len(value) <= TRACE_MAX:
+        return value
+    head, tail = clean[0], clean[1:]
+    while tail and len(",".join([head, "..", *tail])) > TRACE_MAX:
+        tail.pop(0)
+    return ",".join([head, "..", *tail])[:TRACE_MAX]
 
 
 class IvrStore(Protocol):
@@ -78,6 +109,7 @@ class _Call:
         self.info = channel.info
         self.menu: Menu | None = None
         self.lang: str | None = None
+        self.trace: list[str] = []  # IVRPATH items
         self.result = IvrResult()
 
 
@@ -103,6 +135,21 @@ class IvrEngine:
         self.sessions = 0
         self.fallbacks = 0
         self.last_error: str | None = None
+        self.missing_prompts = 0
+        self.last_missing_prompt: str | None = None
+        self._missing_at: float | None = None  # time.monotonic() of the latest one
+
+    def prompts_failing(self, within: float = MISSING_PROMPT_WINDOW) -> bool:
+        """True while a prompt went missing within the last `within` seconds."""
+        return self._missing_at is not None and time.monotonic() - self._missing_at < within
+
+    def _prompt_missing(self, call: _Call, exc: PromptMissing, *, skipped: bool) -> None:
+        self.missing_prompts += 1
+        self.last_missing_prompt = exc.file
+        self._missing_at = time.monotonic()
+        log.error("IVR session %s: prompt %r could not be played (missing or unplayable sound "
+                  "file, channel still up); %s", call.info.uniqueid, exc.file,
+                  "skipped it" if skipped else f"sending the caller to {self._general_queue}")
 
     # --- one call ------------------------------------------------------------------------------
 
@@ -118,11 +165,16 @@ class IvrEngine:
             call.result.menu_version = active.version
             exit_ = await self._walk(call)
             await self._finish(call, exit_)
+        except PromptMissing as exc:
+            self.fallbacks += 1
+            self._prompt_missing(call, exc, skipped=False)
+            call.result.error = f"missing prompt {exc.file}"[:300]
+            await self._fallback(call)
         except CallerHungUp as exc:
             call.result.outcome = "hangup"
             if not exc.confirmed:
-                # `result=-1` is also how Asterisk reports a failed prompt: if the caller is in
-                # fact still there, they must land in a queue rather than in silence.
+                # an ANSWER that failed without a hang-up: if the caller is in fact still
+                # there, they must land in a queue rather than in silence.
                 await self._fallback(call, quiet=True)
         except Exception as exc:
             self.fallbacks += 1
@@ -139,6 +191,7 @@ class IvrEngine:
             await channel.set_variable("QUEUE", self._general_queue)
             call.result.outcome, call.result.queue = "fallback", self._general_queue
             await channel.set_variable("LANG", call.lang or call.info.language or "en")
+            await self._trace(call, self._general_queue)
             await channel.verbose("ivr fallback to the general queue" if not quiet
                                   else "ivr done", 1)
         except CallerHungUp:
@@ -147,11 +200,30 @@ class IvrEngine:
             log.exception("IVR session %s: could not even set the fallback queue",
                           call.info.uniqueid)
 
+    async def _trace(self, call: _Call, item: str) -> None:
+        call.trace.append(item)
+        await call.channel.set_variable("IVRPATH", trace_value(call.trace))
+
+    async def _optional(self, call: _Call, prompt: Prompt | None) -> None:
+        """Play a prompt the call can do without: a missing one is counted and skipped."""
+        try:
+            await self._play(call, prompt)
+        except PromptMissing as exc:
+            self._prompt_missing(call, exc, skipped=True)
+
     async def _choice(
         self, call: _Call, node: str, digit: str, action: str, *, queue: str | None = None,
         service: str | None = None,
     ) -> None:
         call.result.path.append(f"{node}:{digit or '-'}:{action}")
+        # the trace keeps the keys: a choice made without one (after retries, a case's
+        # status) shows in where the caller went; a keyed case number only as "case"
+        if action in ("case_number", "case_not_found"):
+            item = None if action == "case_not_found" else f"{node}:case"
+        elif digit or action == "timeout":
+            item = f"{'lang' if node == 'language' else node}:{digit or '-'}"
+        else:
+            item = None
         await self._publish(IvrChoice(
             server=self._server,
             uniqueid=call.info.uniqueid,
@@ -165,6 +237,8 @@ class IvrEngine:
             case_number=call.result.case_number,
             menu_version=call.result.menu_version,
         ))
+        if item is not None:
+            await self._trace(call, item)
 
     def _prompt(self, call: _Call, prompt: Prompt | None) -> str | None:
         assert call.menu is not None and call.lang is not None
@@ -192,7 +266,13 @@ class IvrEngine:
             if isinstance(step, Ask):
                 keys = await channel.get_data(step.file, step.timeout_ms, step.max_digits)
             elif isinstance(step, Play):
-                await channel.stream_file(step.file)
+                if step.what == "invalid input":
+                    try:  # the menu is asked again right after: nothing is lost
+                        await channel.stream_file(step.file)
+                    except PromptMissing as exc:
+                        self._prompt_missing(call, exc, skipped=True)
+                else:
+                    await channel.stream_file(step.file)
             elif isinstance(step, Choice):
                 await self._choice(call, step.node, step.digit, step.action, queue=step.queue,
                                    service=step.service)
@@ -200,10 +280,12 @@ class IvrEngine:
                 call.lang = call.result.language = step.language
                 if step.language != call.info.language:
                     await channel.set_language(step.language)
+                # now, not only at the end: a caller who hangs up mid-menu keeps a language
+                await channel.set_variable("LANG", step.language)
             elif isinstance(step, Announce):
                 prompt = await self._store.announcement(self._clock())
                 if prompt:
-                    await self._play(call, prompt)
+                    await self._optional(call, prompt)
         action = end.action
         if action.kind == "queue":
             return await self._to_queue(call, action)
@@ -301,6 +383,7 @@ class IvrEngine:
         if exit_.kind == "queued":
             assert exit_.queue
             result.outcome, result.queue = "queued", exit_.queue
+            await self._trace(call, exit_.queue)
             await channel.set_variable("QUEUE", exit_.queue)
             if exit_.service:
                 await channel.set_variable("SERVICE", exit_.service)
@@ -312,15 +395,17 @@ class IvrEngine:
         if exit_.kind == "transfer":
             assert exit_.number
             result.outcome, result.transfer = "transfer", exit_.number
+            await self._trace(call, "transfer")
             await channel.set_variable("TRANSFER", exit_.number)
             await channel.set_variable("LANG", call.lang)
             await channel.verbose("ivr done", 1)
             return
         # the IVR ends the call itself: served (self_served) or the office is closed (closed)
         result.outcome = exit_.kind
+        await self._trace(call, exit_.kind)
         await channel.set_variable("IVROUTCOME", exit_.kind)
         if result.case_number:
             await channel.set_variable("CASE", result.case_number)
         await channel.set_variable("LANG", call.lang)
-        await self._play(call, call.menu.prompts.get("goodbye_prompt"))
+        await self._optional(call, call.menu.prompts.get("goodbye_prompt"))
         await channel.hangup()

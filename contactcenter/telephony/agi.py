@@ -10,7 +10,10 @@ per command:
 `200 result=<r> [(data)] [key=value]`, `510 Invalid or unknown command`, `511 Command Not
 Permitted on a dead channel...`, or a multi-line `520-...` usage text ending in `520 End of...`.
 A caller hang-up shows as `result=-1` on the media command it interrupted, then a `HANGUP` line
-before the next reply, then 511s; or simply EOF.
+before the next reply, then 511s; or simply EOF. A sound file Asterisk cannot open also gives
+`result=-1` (`200 result=-1 endpos=0` to STREAM FILE, `200 result=-1` to GET DATA, res_agi.c),
+so after a -1 we ask `CHANNEL STATUS`: 6 (Up) means the caller is there and the prompt is at
+fault; a hung-up channel answers `HANGUP` and `511` (CHANNEL STATUS does not run on a dead one).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Network, address_in
-from ..ivr.channel import CallerHungUp, CallInfo
+from ..ivr.channel import CallerHungUp, CallInfo, PromptMissing
 from ..security import SummaryLog
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ _ESCAPE_RE = re.compile(r"^[0-9*#]{0,12}$")
 _DIGITS_RE = re.compile(r"^[0-9*#]{1,64}$")
 _REPLY_RE = re.compile(r"^(\d{3})([ -])?(.*)$")
 _RESULT_RE = re.compile(r"^result=(\S*)\s*(.*)$")
+# CHANNEL STATUS results (Asterisk's enum ast_channel_state) of a channel a caller is still on:
+# 4 Ring, 5 Ringing, 6 Up. 0 Down, 1 Reserved, 7 Busy and -1 (no such channel) mean gone; 2 and 3
+# (off hook, dialing) do not occur on a channel that runs AGI after ANSWER.
+CALLER_PRESENT = frozenset({4, 5, 6})
 
 
 class AgiProtocolError(Exception):
@@ -291,12 +298,23 @@ class AgiChannel:
             raise CallerHungUp("HANGUP")
         return reply
 
-    async def _media(self, line: str) -> AgiReply:
+    async def _media(self, line: str, file: str) -> AgiReply:
         reply = await self.command(line, media=True)
         if reply.result == "-1":
-            # a hang-up, or a failure such as a missing sound file: the engine decides
-            raise self._dead(f"result=-1 on {line.split(' ')[0]}", confirmed=False)
+            # a hang-up, or a sound file Asterisk could not open: the channel's state tells
+            status = await self.channel_status()  # raises CallerHungUp on HANGUP / 511 / EOF
+            if status in CALLER_PRESENT:
+                raise PromptMissing(file)
+            raise self._dead(f"result=-1 on {line.split(' ')[0]}, channel status {status}")
         return reply
+
+    async def channel_status(self) -> int:
+        """`CHANNEL STATUS` of this channel: 0..7 (6 = Up), -1 when Asterisk has no such one."""
+        reply = await self.command("CHANNEL STATUS")
+        try:
+            return int(reply.result)
+        except ValueError:
+            raise AgiProtocolError(f"CHANNEL STATUS returned {reply.result!r}") from None
 
     @staticmethod
     def _digit(reply: AgiReply) -> str:
@@ -316,11 +334,11 @@ class AgiChannel:
     async def stream_file(self, file: str, escape_digits: str = "") -> str:
         _check(_FILE_RE, file, "file name")
         _check(_ESCAPE_RE, escape_digits, "escape digits")
-        return self._digit(await self._media(f"STREAM FILE {file} {quote(escape_digits)}"))
+        return self._digit(await self._media(f"STREAM FILE {file} {quote(escape_digits)}", file))
 
     async def get_data(self, file: str, timeout_ms: int, max_digits: int) -> str:
         _check(_FILE_RE, file, "file name")
-        reply = await self._media(f"GET DATA {file} {int(timeout_ms)} {int(max_digits)}")
+        reply = await self._media(f"GET DATA {file} {int(timeout_ms)} {int(max_digits)}", file)
         digits = reply.result
         if digits and not _DIGITS_RE.match(digits):
             raise AgiProtocolError(f"GET DATA returned {digits!r}")
@@ -329,11 +347,13 @@ class AgiChannel:
     async def say_digits(self, digits: str, escape_digits: str = "") -> str:
         _check(_DIGITS_RE, digits, "digits")
         _check(_ESCAPE_RE, escape_digits, "escape digits")
-        return self._digit(await self._media(f"SAY DIGITS {digits} {quote(escape_digits)}"))
+        return self._digit(await self._media(f"SAY DIGITS {digits} {quote(escape_digits)}",
+                                             f"digits/ of {digits}"))
 
     async def say_number(self, number: int, escape_digits: str = "") -> str:
         _check(_ESCAPE_RE, escape_digits, "escape digits")
-        return self._digit(await self._media(f"SAY NUMBER {int(number)} {quote(escape_digits)}"))
+        return self._digit(await self._media(f"SAY NUMBER {int(number)} {quote(escape_digits)}",
+                                             f"digits/ of {int(number)}"))
 
     async def set_variable(self, name: str, value: str) -> None:
         _check(_VAR_RE, name, "variable name")

@@ -66,11 +66,21 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
     app[IVR_ENGINE] = engine
 
     async def check() -> dict[str, Any]:
+        health = server.health()
+        # callers are being sent to the general queue for want of a recording: degraded until
+        # none has gone missing for MISSING_PROMPT_WINDOW seconds
+        failing = engine.prompts_failing()
         return {
-            **server.health(),
+            **health,
+            "ok": health["ok"] and not failing,
             "ivr_sessions": engine.sessions,
             "ivr_fallbacks": engine.fallbacks,
             "ivr_last_error": engine.last_error,
+            "ivr": {
+                "missing_prompts": engine.missing_prompts,
+                "last_missing_prompt": engine.last_missing_prompt,
+                "missing_prompts_recently": failing,
+            },
         }
 
     app[HEALTH]["agi"] = check

@@ -1,5 +1,7 @@
 """The three FastAGI captures replayed over TCP, byte for byte: our server must send exactly
-the commands the capture's IVR sent, driven by an equivalent menu stored in the database."""
+the commands the capture's IVR sent, driven by an equivalent menu stored in the database, plus
+what the capture's IVR did not do: the trace (`SET VARIABLE LANG` / `IVRPATH`, answered as the
+capture answers every SET VARIABLE) and, after a -1, `CHANNEL STATUS`."""
 
 from __future__ import annotations
 
@@ -16,6 +18,19 @@ from tests.conftest import transcript
 from tests.ivr_support import CAPTURE_MENU, Recorder, activate, running_ivr
 
 pytestmark = pytest.mark.store
+
+SET_OK = b"200 result=1\n"  # the captures' reply to every SET VARIABLE on a live channel
+# res_agi.c: after a hang-up, "HANGUP" before the next reply; CHANNEL STATUS needs a live channel
+DEAD_STATUS = b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
+
+
+def trace(command: str) -> bytes | None:
+    return SET_OK if command.startswith(("SET VARIABLE LANG ", "SET VARIABLE IVRPATH ")) \
+        else None
+
+
+def ours(sent: list[str]) -> list[str]:
+    return [c for c in sent if c.startswith(("SET VARIABLE LANG ", "SET VARIABLE IVRPATH "))]
 
 
 @pytest.fixture
@@ -36,8 +51,12 @@ async def test_call_answered_digit_1_goes_to_sanitation(
         rng = random.Random(1)
         chunks = [rng.randint(1, 40) for _ in range(20)]
     async with running_ivr(capture_store, recorder) as server:
-        sent = await replay(server.port, rec, chunks=chunks)
-    assert sent[0] == "ANSWER" and len(sent) == 6
+        sent = await replay(server.port, rec, chunks=chunks, extra=trace)
+    assert sent[0] == "ANSWER" and len(sent) == 6 + 3
+    # LANG as soon as it is known, IVRPATH at each step, then the capture's own LANG
+    assert ours(sent) == ['SET VARIABLE LANG "en"', 'SET VARIABLE IVRPATH "main:1"',
+                          'SET VARIABLE IVRPATH "main:1,sanitation"', 'SET VARIABLE LANG "en"']
+    assert sent.index('SET VARIABLE LANG "en"') < sent.index("GET DATA hello-world 4000 1")
     (result,) = recorder.results
     assert (result.outcome, result.queue, result.service, result.language) == (
         "queued", "sanitation", "missed-pickup", "en")
@@ -51,7 +70,8 @@ async def test_case_status_reads_the_number_back_then_general(capture_store: Ivr
     rec = parse_capture(transcript("agi-case-status.raw"))
     recorder = Recorder()
     async with running_ivr(capture_store, recorder) as server:
-        await replay(server.port, rec)
+        sent = await replay(server.port, rec, extra=trace)
+    assert 'SET VARIABLE IVRPATH "main:9,main:case,general-311"' in sent
     (result,) = recorder.results
     assert (result.outcome, result.queue, result.service) == ("queued", "general-311", None)
     assert result.case_number is None  # 311423 is no case in this store
@@ -61,8 +81,12 @@ async def test_hangup_during_first_prompt_ends_cleanly(capture_store: IvrService
     rec = parse_capture(transcript("agi-ivr-hangup.raw"))
     recorder = Recorder()
     async with running_ivr(capture_store, recorder) as server:
-        sent = await replay(server.port, rec)
+        # the capture's IVR went on to SET VARIABLE QUEUE; ours asks CHANNEL STATUS first, is
+        # told HANGUP, and stops: only the capture's first two steps are sent
+        sent = await replay(server.port, rec, steps=2, extra=lambda c: trace(c) or (
+            DEAD_STATUS if c == "CHANNEL STATUS" else None))
         assert server.stats.hangups == 1 and server.stats.errors == 0
         assert server.stats.sessions_active == 0
-    assert sent[-1] == 'SET VARIABLE QUEUE "general-311"'
+    assert sent == ["ANSWER", 'SET VARIABLE LANG "en"', "GET DATA hello-world 4000 1",
+                    "CHANNEL STATUS"]
     assert recorder.results[0].outcome == "hangup"

@@ -38,7 +38,8 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     port = app[AGI_SERVER].port
     caller = await Caller(inputs=["2", "1"]).call(port)
     assert caller.variables == {"CHANNEL(language)": "es", "QUEUE": "sanitation",
-                                "SERVICE": "missed-pickup", "LANG": "es"}
+                                "SERVICE": "missed-pickup", "LANG": "es",
+                                "IVRPATH": "lang:2,main:1,sanitation"}
     await until(lambda: len(seen) == 2)
     assert [e.action for e in seen if isinstance(e, IvrChoice)] == [
         "language:es", "queue:sanitation/missed-pickup"]
@@ -50,9 +51,23 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     resp = await client.get("/health", headers=HEALTH)
     body = await resp.json()
     agi = body["parts"]["agi"]
+    assert resp.status == 200 and body["status"] == "ok"
     assert agi["ok"] is True and agi["listening"] is True and agi["port"] == port
     assert agi["sessions_total"] == 2 and agi["sessions_in_progress"] == 0
     assert agi["ivr_sessions"] == 1 and agi["errors"] == 0
+    assert agi["ivr"] == {"missing_prompts": 0, "last_missing_prompt": None,
+                          "missing_prompts_recently": False}
+
+    # a recording missing on the server: the caller reaches the general queue, /health says so
+    lost = await Caller(inputs=["1"], missing={"311/choose-language"}).call(port)
+    assert lost.variables["QUEUE"] == "general-311" and "CHANNEL STATUS" in lost.commands
+    resp = await client.get("/health", headers=HEALTH)
+    body = await resp.json()
+    assert resp.status == 503 and body["status"] == "degraded"
+    agi = body["parts"]["agi"]
+    assert agi["ok"] is False and agi["listening"] is True
+    assert agi["ivr"] == {"missing_prompts": 1, "last_missing_prompt": "311/choose-language",
+                          "missing_prompts_recently": True}
 
 
 async def test_agi_disabled(aiohttp_client: Any, tmp_path: Path) -> None:

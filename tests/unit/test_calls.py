@@ -326,6 +326,21 @@ def test_agent_ringing_carries_ivr_context() -> None:
     assert ringing.caller_number == "3125550100"
 
 
+def test_a_caller_gone_mid_menu_keeps_the_ivr_trace() -> None:
+    # the IVR sets LANG and IVRPATH as the caller goes (issue 17): no queue, yet a record
+    # with the language and the keys pressed
+    out = run(CallTracker(), [
+        ev("Newchannel", T0, **CIT),
+        ev("VarSet", T0 + 2, **CIT, Variable="LANG", Value="es"),
+        ev("VarSet", T0 + 3, **CIT, Variable="IVRPATH", Value="lang:2"),
+        ev("VarSet", T0 + 6, **CIT, Variable="IVRPATH", Value="lang:2,main:-"),
+        hangup(T0 + 8, CIT),
+    ])
+    rec = one(out)
+    assert rec.queue is None and rec.language == "es"
+    assert rec.ivr_path == ("lang:2", "main:-")
+
+
 @pytest.mark.parametrize(
     ("hold", "queue", "expected"),
     [(30, "sanitation", "abandoned"), (2, "sanitation", "short_abandoned"),

@@ -3,7 +3,10 @@
 It sends the `agi_*` block, reads one command per line, replies `200 result=...`, and emits the
 AGIExecStart/End, VarSet and CEL events of each command. When the caller hangs up mid-session it
 answers the pending command with `result=-1`, writes `HANGUP` before the next reply, and refuses
-commands that need a live channel with `511` (see agi-ivr-hangup.raw).
+commands that need a live channel with `511` (see agi-ivr-hangup.raw). A sound file missing from
+`Pbx.sound_files` is answered as res_agi.c does: `200 result=-1 endpos=0` to STREAM FILE,
+`200 result=-1` to GET DATA, `-1` to SAY DIGITS / NUMBER, with the channel still up
+(`CHANNEL STATUS` says 6).
 """
 
 from __future__ import annotations
@@ -36,8 +39,7 @@ DEAD_OK = {
     "SET EXTENSION",
     "SET PRIORITY",
     "HANGUP",
-    "CHANNEL STATUS",
-}
+}  # not CHANNEL STATUS: res_agi.c marks it as needing a live channel (dead = 0)
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercepted channel\n"
 
 
@@ -231,6 +233,8 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         sound = args[0] if args else ""
         timeout = float(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         maxdigits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
+        if sound and not pbx.has_sound(sound):
+            return "-1"  # ast_app_getdata_full: the stream failed, no digits are read
         await _play(pbx, call, sound, True, menu=True)
         got = ""
         while len(got) < maxdigits:
@@ -256,6 +260,8 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         escape = args[1] if len(args) > 1 else ""
         samples = 0
         for s in sounds:
+            if not pbx.has_sound(s):
+                return "-1 endpos=0" if verb == "STREAM FILE" else "-1"
             samples += await _play(pbx, call, s, bool(escape))
             if call.caller_gone.is_set():
                 return "-1"

@@ -190,6 +190,9 @@ BehaviourFn = Callable[[Member], AgentBehaviour | None]
 
 
 class Pbx:
+    def has_sound(self, name: str) -> bool:
+        return self.sound_files is None or name in self.sound_files
+
     def __init__(
         self,
         clock: VirtualClock | None = None,
@@ -198,9 +201,13 @@ class Pbx:
         agi_port: int = 4573,
         agi_path: str = "ivr",
         seed: int | None = None,
+        sound_files: frozenset[str] | None = None,
     ) -> None:
         self.clock = clock or VirtualClock()
         self.agi_host, self.agi_port, self.agi_path = agi_host, agi_port, agi_path
+        # the sound files that exist (names as the AGI commands give them, e.g.
+        # "311/en/main-menu"); None: every file exists. A missing one gets Asterisk's -1.
+        self.sound_files = sound_files
         self.listeners: list[Listener] = []
         self.queues: dict[str, QueueState] = {}
         self.channels: dict[str, Channel] = {}
