@@ -17,7 +17,7 @@ from contactcenter.telephony.keys import AGI_SERVER
 
 from ..ivr.engine import IvrEngine
 from ..ivr.services import IvrServices
-from ..keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
+from ..keys import BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY
 from .agi import AgiChannel, FastAgiServer
 
@@ -84,6 +84,14 @@ async def agi_ctx(app: web.Application) -> AsyncIterator[None]:
         }
 
     app[HEALTH]["agi"] = check
+    app[COUNTERS]["cc_ivr_missing_prompts"] = (
+        "IVR prompts that could not play (file missing) while the caller was on the line",
+        lambda: float(engine.missing_prompts),
+    )
+    app[COUNTERS]["cc_ivr_fallbacks"] = (
+        "IVR sessions that ended in the general queue because something failed",
+        lambda: float(engine.fallbacks),
+    )
     try:
         yield
     finally:

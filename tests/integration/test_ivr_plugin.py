@@ -13,7 +13,7 @@ from contactcenter import db
 from contactcenter.app import create_app
 from contactcenter.config import load_settings
 from contactcenter.events import Event, IvrChoice
-from contactcenter.keys import BUS
+from contactcenter.keys import BUS, COUNTERS
 from contactcenter.seed import seed_reference
 from contactcenter.telephony.keys import AGI_SERVER
 from tests.agi_fake import Caller, agi_block
@@ -68,6 +68,9 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     assert agi["ok"] is False and agi["listening"] is True
     assert agi["ivr"] == {"missing_prompts": 1, "last_missing_prompt": "311/choose-language",
                           "missing_prompts_recently": True}
+    # and /metrics (registered for the supervisor's scrape, like the bridge's counters)
+    counters = {name: value() for name, (_, value) in app[COUNTERS].items()}
+    assert counters["cc_ivr_missing_prompts"] == 1.0 and counters["cc_ivr_fallbacks"] == 1.0
 
 
 async def test_agi_disabled(aiohttp_client: Any, tmp_path: Path) -> None:
