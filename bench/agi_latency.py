@@ -2,7 +2,7 @@
 
 The server (FastAGI + IVR engine + the real store on SQLite, seeded with the default menu)
 runs in a child process; this process plays Asterisk with N callers in flight at all times, each
-placing whole calls (language 1, option 1 -> sanitation: 7 commands) one after another, with a
+placing whole calls (language 1, option 1 -> sanitation: 11 commands) one after another, with a
 random "think time" before each reply (Asterisk plays prompts; callers do not all answer in
 the same millisecond). Two figures per command:
   client_*: from our reply leaving the client to the next command arriving (includes both
