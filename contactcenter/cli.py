@@ -7,6 +7,7 @@ import asyncio
 import errno
 import importlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
@@ -72,8 +73,6 @@ def demo_settings(base: Settings, explicit: set[str]) -> Settings:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import os
-
     from .app import create_app
     from .seed import seed_demo_users, seed_history, seed_reference
     from .web import edge
@@ -178,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = db.explain(exc)  # a database that is missing, unmigrated or unreachable
         if problem is None:
             raise
+        if "no tables" in problem and os.path.isfile("var/demo.db"):
+            # the commonest case: a shell command beside a running `make demo`
+            problem += "; the demo's store is var/demo.db (CC_DATABASE_URL=sqlite:///var/demo.db)"
         print(f"contactcenter: {problem}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

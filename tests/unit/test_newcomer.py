@@ -41,6 +41,16 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> 
     assert len(lines) == 1 and "run `contactcenter db upgrade`" in lines[0], proc.stderr
 
 
+def test_beside_a_demo_the_hint_names_the_demos_store(tmp_path: Path) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "demo.db").write_bytes(b"")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}  # the default store, in tmp_path
+    proc = subprocess.run([sys.executable, "-m", "contactcenter", "apikey", "list"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "CC_DATABASE_URL=sqlite:///var/demo.db" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     import socket
 
