@@ -104,6 +104,7 @@ async def test_database_outage_calls_spooled_ivr_routes_then_written_in_order_on
     logging.getLogger(__name__).info("outage %.1fs, 8 calls spooled and replayed", outage)
 
 
+@pytest.mark.slow  # ~25 s of a held-back database: `make test`, not `make test-fast`
 async def test_slow_database_does_not_slow_ami_or_agi(
     aiohttp_client: Any, pg_proxy: tuple[TcpProxy, str], tmp_path: Path,
 ) -> None:
@@ -178,6 +179,7 @@ async def _writer_spooled(c: Any, n: int) -> dict[str, Any] | None:
 
 
 
+@pytest.mark.slow  # ~28 s of dropped packets: `make test`, not `make test-fast`
 async def test_database_port_dropping_packets_ivr_plays_cached_menu_writer_spools(
     aiohttp_client: Any, pg_proxy: tuple[TcpProxy, str], tmp_path: Path,
 ) -> None:
