@@ -40,7 +40,7 @@ DEAD_OK = {
     "SET PRIORITY",
     "HANGUP",
 }  # not CHANNEL STATUS: res_agi.c marks it as needing a live channel (dead = 0)
-DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercepted channel\n"
+DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"  # Asterisk 22.9
 
 
 def agi_block(pbx: Pbx, call: CitizenCall, url: str) -> bytes:
