@@ -19,7 +19,7 @@ from . import db
 from .bus import make_bus
 from .clock import SYSTEM, Clock
 from .config import Settings
-from .keys import BUS, CLOCK, COUNTERS, ENGINE, HEALTH, SESSIONS, SETTINGS
+from .keys import AGI_ROUTES, BUS, CLOCK, COUNTERS, ENGINE, HEALTH, SESSIONS, SETTINGS
 from .web import auth, edge
 from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
@@ -33,7 +33,9 @@ PACKAGE = Path(__file__).resolve().parent
 PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
-    "telephony.plugin", "telephony.actions", "telephony.agi_plugin", "cases.retention_plugin",
+    # the IVR registers its FastAGI script before the server starts accepting
+    "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
+    "cases.retention_plugin",
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -52,7 +54,8 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
-    "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server (the IVR)
+    "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr
+    "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server
     "cases.retention_plugin": frozenset({"all", "bridge"}),  # daily erasure: once per site
 }
 _DEFAULT_ROLES = frozenset({"all", "web"})
@@ -154,6 +157,7 @@ def create_app(
     app[CLOCK] = clock or SYSTEM
     app[HEALTH] = {}
     app[COUNTERS] = {}
+    app[AGI_ROUTES] = {}
     pages = role != "bridge"  # the bridge serves /health only: no page, no log-in
     auth.setup(app, pages=pages)  # before jinja2: its context processor reads the session
     edge.setup(app)  # outermost: the client's address and scheme, the guard's hooks

@@ -28,5 +28,10 @@ HEALTH = web.AppKey("health", dict[str, HealthCheck])
 # Prometheus name (without `_total`) -> (help text, current value).
 COUNTERS = web.AppKey("counters", dict[str, tuple[str, Callable[[], float]]])
 
+# FastAGI scripts by request path ("/ivr"): a feature registers the coroutine that runs a
+# session on its channel (an `ivr.channel.IvrChannel`); telephony's FastAGI server dispatches.
+AgiHandler = Callable[[Any], Awaitable[None]]
+AGI_ROUTES = web.AppKey("agi_routes", dict[str, AgiHandler])
+
 # The gateway to Asterisk (telephony.plugin): an `events.Pbx`; raises PbxError when AMI is off.
 PBX = web.AppKey("pbx", Pbx)

@@ -79,7 +79,7 @@ async def test_database_outage_calls_spooled_ivr_routes_then_written_in_order_on
         assert parts["db"]["ok"] is False
         assert parts["writer"]["ok"] is False and parts["writer"]["spool_depth"] == 8
         assert parts["ami"]["ok"] is True  # the bridge never stopped reading
-        assert parts["agi"]["ivr_fallbacks"] >= 8  # no menu from the store: general queue
+        assert parts["ivr"]["fallbacks"] >= 8  # no menu from the store: general queue
         spool = (tmp_path / "spool" / "calls.jsonl").read_text().splitlines()
         assert len(spool) == 8
         outage = time.monotonic() - t_down

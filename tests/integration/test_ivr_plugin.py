@@ -50,13 +50,13 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
 
     resp = await client.get("/health", headers=HEALTH)
     body = await resp.json()
-    agi = body["parts"]["agi"]
+    agi, ivr = body["parts"]["agi"], body["parts"]["ivr"]
     assert resp.status == 200 and body["status"] == "ok"
     assert agi["ok"] is True and agi["listening"] is True and agi["port"] == port
-    assert agi["sessions_total"] == 2 and agi["sessions_in_progress"] == 0
-    assert agi["ivr_sessions"] == 1 and agi["errors"] == 0
-    assert agi["ivr"] == {"missing_prompts": 0, "last_missing_prompt": None,
-                          "missing_prompts_recently": False}
+    assert agi["sessions_total"] == 2 and agi["sessions_in_progress"] == 0 and agi["errors"] == 0
+    assert ivr == {"ok": True, "sessions": 1, "fallbacks": 0, "last_error": None,
+                   "missing_prompts": 0, "last_missing_prompt": None,
+                   "missing_prompts_recently": False}
 
     # a recording missing on the server: the caller reaches the general queue, /health says so
     lost = await Caller(inputs=["1"], missing={"311/choose-language"}).call(port)
@@ -64,10 +64,11 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     resp = await client.get("/health", headers=HEALTH)
     body = await resp.json()
     assert resp.status == 503 and body["status"] == "degraded"
-    agi = body["parts"]["agi"]
-    assert agi["ok"] is False and agi["listening"] is True
-    assert agi["ivr"] == {"missing_prompts": 1, "last_missing_prompt": "311/choose-language",
-                          "missing_prompts_recently": True}
+    agi, ivr = body["parts"]["agi"], body["parts"]["ivr"]
+    assert agi["ok"] is True and agi["listening"] is True  # the server is fine: the IVR is not
+    assert ivr["ok"] is False and ivr["fallbacks"] == 1
+    assert (ivr["missing_prompts"], ivr["last_missing_prompt"], ivr["missing_prompts_recently"]
+            ) == (1, "311/choose-language", True)
     # and /metrics (registered for the supervisor's scrape, like the bridge's counters)
     counters = {name: value() for name, (_, value) in app[COUNTERS].items()}
     assert counters["cc_ivr_missing_prompts"] == 1.0 and counters["cc_ivr_fallbacks"] == 1.0

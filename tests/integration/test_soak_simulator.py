@@ -95,7 +95,7 @@ async def test_simulator_soak_10000_calls(
     print(f"\nsimulator soak: {summary['calls']} calls, {summary['events']} AMI events in "
           f"{elapsed:.0f}s; simulator outcomes {summary['outcomes']}; recorded {dict(outcomes)};"
           f" offered {queued}; RSS +{growth:.0f} MB; agi {health['parts']['agi']['p99_ms']} ms "
-          f"p99, fallbacks {health['parts']['agi']['ivr_fallbacks']}")
+          f"p99, fallbacks {health['parts']['ivr']['fallbacks']}")
     assert summary["calls"] == CALLS and "unfinished" not in summary["outcomes"]
     assert partial == 0
     sim_out = Counter(summary["outcomes"])
@@ -103,7 +103,7 @@ async def test_simulator_soak_10000_calls(
     assert outcomes["abandoned"] + outcomes["short_abandoned"] == sim_out["abandoned"]
     assert len([k for k, v in outcomes.items() if v]) >= 3  # a mix
     assert health["parts"]["bus"]["dropped"] == 0
-    assert health["parts"]["agi"]["ivr_fallbacks"] == 0
+    assert health["parts"]["ivr"]["fallbacks"] == 0
     assert growth < RSS_BOUND_MB
 
 

@@ -27,8 +27,8 @@ def imported_modules(path: Path) -> list[str]:
 
 
 def test_the_check_sees_a_relative_import() -> None:
-    mods = imported_modules(PACKAGE / "telephony" / "agi_plugin.py")
-    assert "contactcenter.telephony.agi" in mods and "contactcenter.ivr.engine" in mods
+    mods = imported_modules(PACKAGE / "ivr" / "plugin.py")
+    assert "contactcenter.ivr.engine" in mods and "contactcenter.keys" in mods
 
 
 @pytest.mark.parametrize("package", DOMAIN)

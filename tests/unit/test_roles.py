@@ -22,6 +22,7 @@ def test_every_plugin_has_a_role_and_the_table_is_consistent() -> None:
     # exactly one process owns the Asterisk side and the writer; web processes never do
     assert runs_in("telephony.plugin", "bridge") and not runs_in("telephony.plugin", "web")
     assert runs_in("telephony.agi_plugin", "all") and not runs_in("telephony.agi_plugin", "web")
+    assert runs_in("ivr.plugin", "bridge") and not runs_in("ivr.plugin", "web")
     assert runs_in("telephony.actions", "web") and not runs_in("telephony.actions", "all")
     assert runs_in("agents.plugin", "web") and not runs_in("agents.plugin", "bridge")
     # one SMTP listener per site: several web processes would fight over its port
