@@ -295,7 +295,13 @@ class CaseChanged(Event):
     status: str
     citizen_id: int | None
     at: datetime
-    change: str = "updated"  # created, updated, noted, closed
+    # created, acknowledged, started, assigned, reassigned, noted, waiting, resumed, closed,
+    # reopened (updated: anything else)
+    change: str = "updated"
+    public: bool = False  # the citizen is told (a public note, acknowledged, closed, reopened)
+    note: str = ""  # the public note or resolution the citizen reads, when there is one
+    actor: str = ""  # username, or "citizen", "system"
+    agency: str | None = None  # code of the agency that owns the case after the change
 
 
 @dataclass(frozen=True, slots=True)
