@@ -7,6 +7,10 @@ The slices of ``queue_log`` and the CDR/CEL CSV files written during the scenari
 beside it as ``<name>.queue_log``, ``<name>.cdr.csv`` and ``<name>.cel.csv``.
 
     python capture_ami.py --out /work/captures blind-transfer timeout-fallback abandon
+    python capture_ami.py --out /tmp/x --digits 1wwwwww1 --patience 25 --name en product-ivr
+
+``product-ivr`` calls ``Local/311@cc-from-citizen`` (the product's FastAGI IVR, see
+``config-19/extensions.conf``); the citizen keys ``--digits`` (``w`` = 0.5 s pause).
 """
 
 from __future__ import annotations
@@ -230,6 +234,31 @@ def abandon(s: Scenario) -> None:
     s.remove_all()
 
 
+def product_ivr(s: Scenario, digits: str, patience: int) -> None:
+    """The product's own IVR answers; operators Ana (sanitation), Dan (potholes), Eve (general)."""
+    s.globals(RING_2001=2, TALK_2001=5, RING_2004=2, TALK_2004=5, RING_2005=1, TALK_2005=5)
+    s.add("sanitation", "2001")
+    s.add("potholes", "2004")
+    s.add("general-311", "2005")
+    fields = [
+        ("Channel", "Local/311@cc-from-citizen"),
+        ("Context", "citizen-keys"),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("CallerID", CALLER_ID),
+        ("Timeout", "30000"),
+        ("Async", "true"),
+        ("Variable", f"DIGITS={digits}"),
+        ("Variable", f"PATIENCE={patience}"),
+        ("Variable", "PREWAIT=1"),
+    ]
+    s.act("Originate", *fields)
+    s.until(event("Newchannel"), 10)
+    s.until_idle(120)
+    for q, ext in (("sanitation", "2001"), ("potholes", "2004"), ("general-311", "2005")):
+        s.act("QueueRemove", ("Queue", q), ("Interface", f"Local/{ext}@agents/n"))
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Scenario], None]]] = {
     "blind-transfer": ("ami-blind-transfer", blind_transfer),
     "timeout-fallback": ("ami-queue-timeout-fallback", timeout_fallback),
@@ -249,8 +278,15 @@ def main() -> None:
     p.add_argument("--secret", default="testpass")
     p.add_argument("--logdir", type=Path, default=Path("/opt/asterisk22-test/log"))
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("scenario", nargs="+", choices=sorted(SCENARIOS))
+    p.add_argument("--digits", default="1wwwwww1", help="product-ivr: what the citizen keys")
+    p.add_argument("--patience", type=int, default=25, help="product-ivr: seconds before hang-up")
+    p.add_argument("--name", default="call", help="product-ivr: ami-product-ivr-NAME.raw")
+    p.add_argument("scenario", nargs="+", choices=[*sorted(SCENARIOS), "product-ivr"])
     args = p.parse_args()
+    SCENARIOS["product-ivr"] = (
+        f"ami-product-ivr-{args.name}",
+        lambda s: product_ivr(s, args.digits, args.patience),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     logs = {
         "queue_log": args.logdir / "queue_log",
