@@ -304,11 +304,11 @@ class CallWork:
     async def create_case(
         self, user: Principal, *, call_id: str, server: str, linkedid: str,
         caller_number: str | None, caller_name: str | None, service: str, address: str,
-        description: str, now: datetime,
+        description: str, now: datetime, language: str | None = None,
     ) -> CaseView:
         data = NewCase(service_code=service, channel="phone", description=description,
                        address=address or None, phone=caller_number,
-                       origin={"call": call_id})
+                       origin={"call": call_id}, language=language)
         try:
             case = await self.store.open_case(data, actor=user.username)
         except UnknownServiceType:
