@@ -221,8 +221,15 @@ def state(
         return PAUSED
     if rule is None:
         return OPEN
-    left = rule.between(at, due)
-    return AT_RISK if left < AT_RISK_FRACTION * rule.allowance else OPEN
+    return AT_RISK if due < risk_horizon(rule, at) else OPEN
+
+
+def risk_horizon(rule: SlaRule, now: datetime) -> datetime:
+    """Open cases of this rule due before this instant are at risk: the point where
+    AT_RISK_FRACTION of the allowance (in the rule's clock) is used up from `now`. The clock
+    time from now to a due time only grows with it, so "less than the fraction left" is exactly
+    "due before the horizon": one instant per service type lets SQL count at-risk cases."""
+    return rule.add(now, AT_RISK_FRACTION * rule.allowance)
 
 
 def report_bucket(status: str, due: datetime | None, closed_at: datetime | None,

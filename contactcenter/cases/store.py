@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -497,6 +497,43 @@ class CaseStore:
         out = [(v, v.sla(now)) for v in views]
         return [(v, state) for v, state in out if state in ("overdue", "at_risk")][:limit]
 
+    async def sla_counts(self, *, agency: str | None = None) -> dict[str, int]:
+        """{"at_risk": N, "overdue": M} over every open case (or one agency's), by the same
+        definition as `CaseView.sla`, counted in SQL: one risk horizon per (service, agency)."""
+        now = self.clock()
+        live = (Case.status.not_in(("closed", "waiting_citizen")), Case.sla_due_at.is_not(None))
+        async with self.sessions() as session:
+            rules = await SlaRules.load(session, self.tz)
+            scope: list[Any] = []
+            if agency is not None:
+                agency_id = (await session.execute(
+                    select(Agency.id).where(Agency.code == agency))).scalar_one_or_none()
+                if agency_id is None:
+                    raise UnknownAgency(f"no agency {agency!r}")
+                scope = [Case.agency_id == agency_id]
+            count = select(func.count()).select_from(Case)
+            overdue = (await session.execute(
+                count.where(*live, *scope, Case.sla_due_at <= now))).scalar_one()
+            # waiting on the citizen: overdue only if it was late when the wait began
+            overdue += (await session.execute(
+                count.join(CaseSlaPause, CaseSlaPause.case_id == Case.id)
+                .where(Case.status == "waiting_citizen", CaseSlaPause.ended_at.is_(None),
+                       CaseSlaPause.started_at >= Case.sla_due_at, *scope))).scalar_one()
+            pairs = (await session.execute(
+                select(Case.service_type_id, Case.agency_id).where(*live, *scope).distinct()
+            )).all()
+            risky = [
+                and_(Case.service_type_id == st, _same(Case.agency_id, ag),
+                     Case.sla_due_at < sla.risk_horizon(rules.rule(st, ag), now))
+                for st, ag in pairs
+            ]
+            at_risk = 0
+            if risky:
+                at_risk = (await session.execute(
+                    count.where(*live, *scope, Case.sla_due_at > now, or_(*risky))
+                )).scalar_one()
+        return {"at_risk": int(at_risk), "overdue": int(overdue)}
+
     async def search(
         self,
         *,
@@ -539,6 +576,34 @@ class CaseStore:
             return (await session.execute(
                 select(ServiceType).where(ServiceType.code == code, ServiceType.active.is_(True))
             )).scalar_one_or_none()
+
+
+class SlaRules:
+    """Every (service type, agency) pair's SLA rule, read once (reports, counts)."""
+
+    def __init__(self, types: dict[int, ServiceType], agencies: dict[int, Agency],
+                 timezone: str) -> None:
+        self.types = types
+        self.agencies = agencies
+        self.tz = timezone
+        self._cache: dict[tuple[int, int | None], sla.SlaRule] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession, timezone: str) -> SlaRules:
+        types = {t.id: t for t in (await session.execute(select(ServiceType))).scalars()}
+        agencies = {a.id: a for a in (await session.execute(select(Agency))).scalars()}
+        return cls(types, agencies, timezone)
+
+    def rule(self, service_type_id: int, agency_id: int | None) -> sla.SlaRule:
+        key = (service_type_id, agency_id)
+        if key not in self._cache:
+            agency = self.agencies.get(agency_id) if agency_id is not None else None
+            self._cache[key] = sla_rule(self.types[service_type_id], agency, self.tz)
+        return self._cache[key]
+
+
+def _same(column: Any, value: int | None) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 # --- API keys -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ session; neither carries personal data (no caller IDs, only counts and operators
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.keys import PBX, SESSIONS
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import current_user, origin_ok, require_role, require_user
@@ -28,6 +30,7 @@ from .stats import to_json
 log = logging.getLogger(__name__)
 
 STAFF = ("supervisor", "admin")
+SLA_COUNT_TIMEOUT = 2.0  # seconds the board waits for the case counts
 PAUSE_REASONS = ("break", "lunch", "training", "case work", "meeting", "supervisor")
 
 
@@ -67,6 +70,19 @@ def _group(request: web.Request) -> tuple[str, list[str]]:
     return group, groups
 
 
+async def case_sla_counts(request: web.Request) -> dict[str, int] | None:
+    """Open cases at risk and overdue (the store's one definition); None when the store does
+    not answer quickly: the board still shows the calls."""
+    store = request.app.get(CASE_STORE)
+    if store is None:
+        return None
+    try:
+        return await asyncio.wait_for(store.sla_counts(), SLA_COUNT_TIMEOUT)
+    except Exception as exc:  # a dead or slow database must not take the wallboard down
+        log.warning("case SLA counts unavailable: %r", exc)
+        return None
+
+
 @require_role(*STAFF)
 async def wallboard_page(request: web.Request) -> web.Response:
     group, groups = _group(request)
@@ -74,7 +90,8 @@ async def wallboard_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "supervisor/wallboard.html", request,
         {"group": group, "groups": groups, "snapshot": snapshot, "reasons": PAUSE_REASONS,
-         "tz": request.app[SUPERVISOR].service.settings.timezone},
+         "tz": request.app[SUPERVISOR].service.settings.timezone,
+         "cases": await case_sla_counts(request)},
     )
 
 
@@ -163,7 +180,8 @@ async def reports_page(request: web.Request) -> web.Response:
         )
     sessions = request.app[SESSIONS]
     report = await reports.call_report(sessions, rng, svc.stats)
-    sla = await reports.sla_report(sessions, rng, svc.tz, svc.clock())
+    sla = await reports.sla_report(sessions, rng, svc.tz, svc.clock(), svc.settings.timezone)
+    cases = await case_sla_counts(request)
     hours = [f"{h:02d}" for h in range(24)]
     days = list(report.by_day)
     charts = {
@@ -189,6 +207,7 @@ async def reports_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "supervisor/reports.html", request,
         {"error": None, "report": report, "sla": sla, "charts": charts, "rng": rng,
+         "cases": cases,
          "tz": svc.settings.timezone, "queues": svc.stats.queues,
          "query": {"from": rng.first.isoformat(), "to": rng.last.isoformat()}},
     )
