@@ -54,6 +54,9 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/report/sent/{token}"): PUBLIC,
     ("GET", "/status"): PUBLIC,
     ("GET", "/status/{number}"): PUBLIC,
+    # the opt-out link of citizens' messages: its signed token is the authority
+    ("GET", "/notify/optout/{token}"): PUBLIC,
+    ("POST", "/notify/optout/{token}"): PUBLIC,
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
