@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter.app import create_app
 from contactcenter.cases.keys import CASE_STORE, EMAIL_INTAKE
 from contactcenter.cases.models import Case, NotifyOptOut, NotifyOutbox
+from contactcenter.cases.retention import purge_personal_data
 from contactcenter.cases.store import CaseStore, NewCase
 from contactcenter.clock import FixedClock
 from contactcenter.config import load_settings
@@ -180,7 +181,7 @@ async def test_spanish_email_and_sms_then_the_opt_out_link_stops_them(
     assert "Pasaremos el jueves." in sms.got[0]["text"] and case.number in sms.got[0]["text"]
     assert len(sms.got[0]["text"]) <= messages.SMS_LIMIT
 
-    link = mail.get_content().split("https://311.city.example", )[-1].split()[0]
+    link = mail.get_content().split("https://311.city.example")[-1].split()[0]
     assert link.startswith("/notify/optout/")
     page = await client.get(link)  # asks first: a mail scanner opening it changes nothing
     assert page.status == 200 and "<form" in await page.text()
@@ -254,6 +255,16 @@ async def test_a_relay_that_is_down_delays_but_never_loses_a_message(
     assert failed.attempts == 3 and "gave up" in caplog.text
     assert await notifier.deliver_due() == 0
 
+    # retention: messages sent or given up on leave with the rest of the personal data; one
+    # still waiting to go stays
+    waiting = CaseChanged(number=case.number, status="closed", citizen_id=case.citizen_id,
+                          at=clock.now(), change="reopened", public=True)
+    await notifier.enqueue_change(waiting)
+    await purge_personal_data(sessions, 1, clock.now() + timedelta(days=2))
+    async with sessions() as s:
+        left = (await s.execute(select(NotifyOutbox.key))).scalars().all()
+    assert [k.split(":")[1] for k in left] == ["reopened"]
+
 
 async def test_the_daily_digest_lists_each_agencys_at_risk_and_overdue_cases(
     sessions: async_sessionmaker[AsyncSession], relay: Relay,
@@ -297,3 +308,22 @@ def test_settings_refuse_bad_notify_values() -> None:
                        ({"CC_SMS_EMAIL_DOMAIN": "x@y"}, "CC_SMS_EMAIL_DOMAIN")]:
         with pytest.raises(SettingsError, match=words):
             load_settings(env=env)
+
+
+async def test_a_case_waiting_on_the_citizen_asks_them_and_shows_everywhere(
+    client: TestClient, relay: Relay
+) -> None:
+    store = client.app[CASE_STORE]
+    case = await store.open_case(NewCase(service_code="pothole", email="cy@example.org"),
+                                 actor="op")
+    await store.wait_on_citizen(case.number, actor="crew", note="Which side of the street?")
+    mail = (await until(lambda: mails_to(relay, "cy@example.org")))[0]
+    assert "We need some information from you" in mail.get_content()
+    assert "Which side of the street?" in mail.get_content()
+    page = await client.get(f"/status/{case.number}")
+    assert page.status == 200 and "Waiting for information from you" in await page.text()
+    resp = await client.get(f"/open311/v2/requests/{case.number}.json")
+    (record,) = await resp.json()
+    assert record["status"] == "open" and record["status_notes"] == "Which side of the street?"
+    listed = await (await client.get("/open311/v2/requests.json?status=open")).json()
+    assert case.number in {r["service_request_id"] for r in listed}
