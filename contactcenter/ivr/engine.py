@@ -73,7 +73,7 @@ class IvrStore(Protocol):
 
     async def leave_request(
         self, *, caller_number: str | None, caller_name: str | None, queue: str,
-        service: str | None, at: datetime,
+        service: str | None, at: datetime, language: str | None = None,
     ) -> CaseInfo: ...
 
 
@@ -312,7 +312,7 @@ class IvrEngine:
             return _Exit("closed", queue, service)
         case = await self._store.leave_request(
             caller_number=call.info.caller_number, caller_name=call.info.caller_name,
-            queue=queue, service=service, at=self._clock(),
+            queue=queue, service=service, at=self._clock(), language=call.lang,
         )
         call.result.case_number = case.number
         await self._choice(call, "closed", digit, "leave_request", queue=queue,
