@@ -76,10 +76,10 @@ async def _case_dicts(db: AsyncSession, rows: list[Any], now: datetime,
     waiting = [case.id for case, _, _ in rows if case.status == "waiting_citizen"]
     paused: dict[int, datetime] = {}
     if waiting:
-        paused = dict((await db.execute(
+        paused = {case_id: started for case_id, started in (await db.execute(
             select(CaseSlaPause.case_id, CaseSlaPause.started_at)
             .where(CaseSlaPause.case_id.in_(waiting), CaseSlaPause.ended_at.is_(None))
-        )).tuples().all())
+        )).all()}
     return [_case_dict(case, stype, agency, now, timezone, paused.get(case.id))
             for case, stype, agency in rows]
 

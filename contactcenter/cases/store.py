@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -479,60 +479,64 @@ class CaseStore:
         self, limit: int = 200, *, agency: str | None = None
     ) -> list[tuple[CaseView, str]]:
         """Open cases that are overdue or at risk (cases/sla.py), soonest due first, with their
-        SLA state; `agency`: that agency's only (its code)."""
+        SLA state; `agency`: that agency's only (its code). Selected in SQL by the same rule."""
         now = self.clock()
         async with self.sessions() as session:
-            query = (
-                select(Case.id)
-                .where(Case.status.not_in(("closed", "waiting_citizen")),
-                       Case.sla_due_at.is_not(None))
-                .order_by(Case.sla_due_at, Case.id)
-                .limit(limit * 4)
-            )
-            if agency is not None:
-                query = query.join(Agency, Agency.id == Case.agency_id).where(
-                    Agency.code == agency)
-            ids = (await session.execute(query)).scalars().all()
+            watch = await self._watch(session, now, agency)
+            ids = (await session.execute(
+                select(Case.id).where(*watch.scope, or_(watch.overdue, watch.at_risk,
+                                                        watch.late_waiting))
+                .order_by(Case.sla_due_at, Case.id).limit(limit)
+            )).scalars().all()
             views = await _views(session, ids, self.tz)
-        out = [(v, v.sla(now)) for v in views]
-        return [(v, state) for v, state in out if state in ("overdue", "at_risk")][:limit]
+        return [(v, v.sla(now)) for v in views]
 
     async def sla_counts(self, *, agency: str | None = None) -> dict[str, int]:
         """{"at_risk": N, "overdue": M} over every open case (or one agency's), by the same
-        definition as `CaseView.sla`, counted in SQL: one risk horizon per (service, agency)."""
+        definition as `CaseView.sla`, counted in SQL."""
         now = self.clock()
-        live = (Case.status.not_in(("closed", "waiting_citizen")), Case.sla_due_at.is_not(None))
         async with self.sessions() as session:
-            rules = await SlaRules.load(session, self.tz)
-            scope: list[Any] = []
-            if agency is not None:
-                agency_id = (await session.execute(
-                    select(Agency.id).where(Agency.code == agency))).scalar_one_or_none()
-                if agency_id is None:
-                    raise UnknownAgency(f"no agency {agency!r}")
-                scope = [Case.agency_id == agency_id]
-            count = select(func.count()).select_from(Case)
+            watch = await self._watch(session, now, agency)
+            count = select(func.count()).select_from(Case).where(*watch.scope)
             overdue = (await session.execute(
-                count.where(*live, *scope, Case.sla_due_at <= now))).scalar_one()
-            # waiting on the citizen: overdue only if it was late when the wait began
-            overdue += (await session.execute(
-                count.join(CaseSlaPause, CaseSlaPause.case_id == Case.id)
-                .where(Case.status == "waiting_citizen", CaseSlaPause.ended_at.is_(None),
-                       CaseSlaPause.started_at >= Case.sla_due_at, *scope))).scalar_one()
-            pairs = (await session.execute(
-                select(Case.service_type_id, Case.agency_id).where(*live, *scope).distinct()
-            )).all()
-            risky = [
-                and_(Case.service_type_id == st, _same(Case.agency_id, ag),
-                     Case.sla_due_at < sla.risk_horizon(rules.rule(st, ag), now))
-                for st, ag in pairs
-            ]
-            at_risk = 0
-            if risky:
-                at_risk = (await session.execute(
-                    count.where(*live, *scope, Case.sla_due_at > now, or_(*risky))
-                )).scalar_one()
+                count.where(or_(watch.overdue, watch.late_waiting)))).scalar_one()
+            at_risk = (await session.execute(count.where(watch.at_risk))).scalar_one()
         return {"at_risk": int(at_risk), "overdue": int(overdue)}
+
+    async def _watch(
+        self, session: AsyncSession, now: datetime, agency: str | None
+    ) -> _Watch:
+        """The one definition as SQL conditions: each (service, agency) pair's rule turned into
+        its risk horizon (sla.risk_horizon), so no case needs loading to be classified."""
+        scope: list[Any] = [Case.sla_due_at.is_not(None)]
+        if agency is not None:
+            agency_id = (await session.execute(
+                select(Agency.id).where(Agency.code == agency))).scalar_one_or_none()
+            if agency_id is None:
+                raise UnknownAgency(f"no agency {agency!r}")
+            scope.append(Case.agency_id == agency_id)
+        live = Case.status.not_in(("closed", "waiting_citizen"))
+        rules = await SlaRules.load(session, self.tz)
+        pairs = (await session.execute(
+            select(Case.service_type_id, Case.agency_id).where(live, *scope).distinct()
+        )).all()
+        horizons = [
+            and_(Case.service_type_id == st, _same(Case.agency_id, ag),
+                 Case.sla_due_at < sla.risk_horizon(rules.rule(st, ag), now))
+            for st, ag in pairs
+        ]
+        # waiting on the citizen: overdue only if it was late when the wait began
+        late_waiting = and_(Case.status == "waiting_citizen", exists(
+            select(CaseSlaPause.id).where(CaseSlaPause.case_id == Case.id,
+                                          CaseSlaPause.ended_at.is_(None),
+                                          CaseSlaPause.started_at >= Case.sla_due_at)))
+        return _Watch(
+            scope=scope,
+            overdue=and_(live, Case.sla_due_at <= now),
+            at_risk=and_(live, Case.sla_due_at > now, or_(*horizons)) if horizons
+            else false(),
+            late_waiting=late_waiting,
+        )
 
     async def search(
         self,
@@ -576,6 +580,14 @@ class CaseStore:
             return (await session.execute(
                 select(ServiceType).where(ServiceType.code == code, ServiceType.active.is_(True))
             )).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    scope: list[Any]
+    overdue: Any
+    at_risk: Any
+    late_waiting: Any
 
 
 class SlaRules:

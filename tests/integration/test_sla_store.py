@@ -144,3 +144,24 @@ async def test_a_broken_agency_calendar_falls_back_to_calendar_hours(
     store = CaseStore(business, None, clock=clock, timezone="America/New_York")
     case = await store.open_case(NewCase(service_code="pothole"), actor="op")
     assert case.sla_due_at == clock.now + timedelta(hours=9)
+
+
+async def test_a_case_already_late_when_it_began_waiting_stays_overdue(
+    business: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = Clock(datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    store = CaseStore(business, None, clock=clock)
+    late = await store.open_case(NewCase(service_code="missed-pickup"), actor="op")  # 48 h
+    early = await store.open_case(NewCase(service_code="bulk-item"), actor="op")  # 120 h
+    clock.now += timedelta(hours=49)
+    await store.wait_on_citizen(late.number, actor="crew", note="Are the bins out?")
+    await store.wait_on_citizen(early.number, actor="crew", note="How many items?")
+    clock.now += timedelta(days=30)
+    assert [(v.number, st) for v, st in await store.sla_watch()] == [(late.number, "overdue")]
+    assert await store.sla_counts() == {"at_risk": 0, "overdue": 1}
+    assert await store.sla_counts(agency="SAN") == {"at_risk": 0, "overdue": 1}
+    view = await store.resume(early.number, actor="crew")
+    # 71 h were left when it paused; the 30 days of waiting are added back
+    assert early.sla_due_at is not None
+    assert view.sla_due_at == early.sla_due_at + timedelta(days=30)
+    assert view.sla(clock.now) == "ok"
