@@ -199,6 +199,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_citizen_status", "citizen_id", "status"),
         Index("ix_cases_created", "created_at"),
+        # sla_watch / the digest walk open cases in due order and stop after the first N
+        Index("ix_cases_sla_due", "sla_due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123

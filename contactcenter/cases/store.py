@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, exists, false, func, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -484,8 +485,7 @@ class CaseStore:
         async with self.sessions() as session:
             watch = await self._watch(session, now, agency)
             ids = (await session.execute(
-                select(Case.id).where(*watch.scope, or_(watch.overdue, watch.at_risk,
-                                                        watch.late_waiting))
+                select(Case.id).where(*watch.scope, or_(watch.overdue, watch.at_risk))
                 .order_by(Case.sla_due_at, Case.id).limit(limit)
             )).scalars().all()
             views = await _views(session, ids, self.tz)
@@ -497,46 +497,24 @@ class CaseStore:
         now = self.clock()
         async with self.sessions() as session:
             watch = await self._watch(session, now, agency)
-            count = select(func.count()).select_from(Case).where(*watch.scope)
-            overdue = (await session.execute(
-                count.where(or_(watch.overdue, watch.late_waiting)))).scalar_one()
-            at_risk = (await session.execute(count.where(watch.at_risk))).scalar_one()
-        return {"at_risk": int(at_risk), "overdue": int(overdue)}
+            # one pass over the open cases: both figures in the same scan
+            overdue, at_risk = (await session.execute(
+                select(sla_tally(watch.overdue), sla_tally(watch.at_risk))
+                .select_from(Case).where(*watch.scope, Case.status != "closed")
+            )).one()
+        return {"at_risk": int(at_risk or 0), "overdue": int(overdue or 0)}
 
     async def _watch(
         self, session: AsyncSession, now: datetime, agency: str | None
     ) -> _Watch:
-        """The one definition as SQL conditions: each (service, agency) pair's rule turned into
-        its risk horizon (sla.risk_horizon), so no case needs loading to be classified."""
-        scope: list[Any] = [Case.sla_due_at.is_not(None)]
+        scope: list[Any] = []
         if agency is not None:
             agency_id = (await session.execute(
                 select(Agency.id).where(Agency.code == agency))).scalar_one_or_none()
             if agency_id is None:
                 raise UnknownAgency(f"no agency {agency!r}")
             scope.append(Case.agency_id == agency_id)
-        live = Case.status.not_in(("closed", "waiting_citizen"))
-        rules = await SlaRules.load(session, self.tz)
-        pairs = (await session.execute(
-            select(Case.service_type_id, Case.agency_id).where(live, *scope).distinct()
-        )).all()
-        horizons = [
-            and_(Case.service_type_id == st, _same(Case.agency_id, ag),
-                 Case.sla_due_at < sla.risk_horizon(rules.rule(st, ag), now))
-            for st, ag in pairs
-        ]
-        # waiting on the citizen: overdue only if it was late when the wait began
-        late_waiting = and_(Case.status == "waiting_citizen", exists(
-            select(CaseSlaPause.id).where(CaseSlaPause.case_id == Case.id,
-                                          CaseSlaPause.ended_at.is_(None),
-                                          CaseSlaPause.started_at >= Case.sla_due_at)))
-        return _Watch(
-            scope=scope,
-            overdue=and_(live, Case.sla_due_at <= now),
-            at_risk=and_(live, Case.sla_due_at > now, or_(*horizons)) if horizons
-            else false(),
-            late_waiting=late_waiting,
-        )
+        return await sla_conditions(session, now, self.tz, scope)
 
     async def search(
         self,
@@ -585,9 +563,53 @@ class CaseStore:
 @dataclass(frozen=True, slots=True)
 class _Watch:
     scope: list[Any]
-    overdue: Any
-    at_risk: Any
-    late_waiting: Any
+    overdue: Any  # SQL condition: open past due (or late already when the wait began)
+    at_risk: Any  # SQL condition: open, less than the fraction of the allowance left
+
+
+def sla_tally(condition: Any) -> Any:
+    """SUM(CASE WHEN condition THEN 1 ELSE 0 END): a count of one condition in an aggregate."""
+    return func.sum(sql_case((condition, 1), else_=0))
+
+
+async def sla_conditions(
+    session: AsyncSession, now: datetime, timezone: str, scope: list[Any] | None = None
+) -> _Watch:
+    """The one definition (cases/sla.py) as SQL conditions on `cases`, so no case has to be
+    loaded to be classified: each rule becomes its risk horizon (sla.risk_horizon), and a case
+    is at risk when due before its rule's horizon. Calendar-hour services need one horizon per
+    service; business-hour ones one per (service, agency) pair that has open cases."""
+    live = Case.status.not_in(("closed", "waiting_citizen"))
+    rules = await SlaRules.load(session, timezone)
+    by_horizon: dict[datetime, list[Any]] = {}
+    business: list[int] = []
+    for st in rules.types.values():
+        if st.sla_mode == "business":
+            business.append(st.id)
+        else:
+            horizon = sla.risk_horizon(rules.rule(st.id, None), now)
+            by_horizon.setdefault(horizon, []).append(Case.service_type_id == st.id)
+    if business:
+        pairs = (await session.execute(
+            select(Case.service_type_id, Case.agency_id)
+            .where(live, Case.service_type_id.in_(business), *(scope or ())).distinct()
+        )).all()
+        for st_id, ag_id in pairs:
+            horizon = sla.risk_horizon(rules.rule(st_id, ag_id), now)
+            by_horizon.setdefault(horizon, []).append(
+                and_(Case.service_type_id == st_id, _same(Case.agency_id, ag_id)))
+    risky = [and_(Case.sla_due_at < horizon, or_(*which))
+             for horizon, which in by_horizon.items()]
+    # waiting on the citizen: overdue only if it was late when the wait began
+    late_waiting = and_(Case.status == "waiting_citizen", exists(
+        select(CaseSlaPause.id).where(CaseSlaPause.case_id == Case.id,
+                                      CaseSlaPause.ended_at.is_(None),
+                                      CaseSlaPause.started_at >= Case.sla_due_at)))
+    return _Watch(
+        scope=[Case.sla_due_at.is_not(None), *(scope or ())],
+        overdue=or_(and_(live, Case.sla_due_at <= now), late_waiting),
+        at_risk=and_(live, Case.sla_due_at > now, or_(*risky)) if risky else false(),
+    )
 
 
 class SlaRules:

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Agency, Call, Case, CaseSlaPause, ServiceType
-from contactcenter.cases.sla import report_bucket
-from contactcenter.cases.store import SlaRules
+from contactcenter.cases.models import Agency, Call, Case, ServiceType
+from contactcenter.cases.store import sla_conditions, sla_tally
 
 from .services import FACT_COLUMNS, facts_from_row
 from .stats import CallFacts, QueueStats, Tally, clean_text
@@ -172,31 +171,35 @@ async def sla_report(
     sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo, now: datetime,
     zone: str = "UTC",
 ) -> list[SlaRow]:
-    """Cases created in `rng`, by agency; `zone` is the center's (agencies' business hours)."""
+    """Cases created in `rng`, by agency; `zone` is the center's (agencies' business hours).
+    Counted in SQL by the store's conditions (the one definition), one pass over the range."""
     start, end = rng.bounds(tz)
     async with sessions() as db:
-        rules = await SlaRules.load(db, zone)
+        watch = await sla_conditions(db, now, zone)
+        due = Case.sla_due_at
+        closed = Case.status == "closed"
         rows = (
             await db.execute(
-                select(Agency.name, Case.agency_id, Case.service_type_id, Case.status,
-                       Case.sla_due_at, Case.closed_at, CaseSlaPause.started_at)
+                select(Agency.name, func.count(),
+                       sla_tally(and_(closed, Case.closed_at <= due)),
+                       sla_tally(and_(closed, due.is_not(None),
+                                   or_(Case.closed_at.is_(None), Case.closed_at > due))),
+                       sla_tally(watch.overdue), sla_tally(watch.at_risk),
+                       sla_tally(due.is_(None)))
                 .select_from(Case)
                 .outerjoin(Agency, Agency.id == Case.agency_id)
-                .outerjoin(CaseSlaPause, and_(CaseSlaPause.case_id == Case.id,
-                                              CaseSlaPause.ended_at.is_(None),
-                                              Case.status == "waiting_citizen"))
                 .where(Case.created_at >= start, Case.created_at < end)
+                .group_by(Agency.name)
             )
         ).all()
-    out: dict[str, SlaRow] = {}
-    for agency, agency_id, stype_id, status, due, closed, paused in rows:
-        name = agency or "(no agency)"
-        row = out.setdefault(name, SlaRow(name))
-        row.total += 1
-        bucket = report_bucket(status, due, closed, now, rules.rule(stype_id, agency_id),
-                               paused)
-        setattr(row, bucket, getattr(row, bucket) + 1)
-    return [out[k] for k in sorted(out)]
+    out: list[SlaRow] = []
+    for agency, total, on_time, late, overdue, at_risk, no_sla in rows:
+        row = SlaRow(agency or "(no agency)", int(total), int(on_time or 0), int(late or 0),
+                     int(overdue or 0), int(at_risk or 0), 0, int(no_sla or 0))
+        row.open_not_due = row.total - row.on_time - row.late - row.overdue - row.at_risk \
+            - row.no_sla
+        out.append(row)
+    return sorted(out, key=lambda r: r.agency)
 
 
 # --- CSV ----------------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('language', sa.String(length=8), nullable=False,
                                       server_default='en'))
+        batch_op.create_index('ix_cases_sla_due', ['sla_due_at'], unique=False)
 
     with op.batch_alter_table('service_types', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sla_mode', sa.String(length=10), nullable=False,
@@ -86,6 +87,7 @@ def downgrade() -> None:
         batch_op.drop_column('sla_mode')
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_sla_due')
         batch_op.drop_column('language')
 
     with op.batch_alter_table('agencies', schema=None) as batch_op:
