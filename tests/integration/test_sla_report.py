@@ -85,3 +85,69 @@ async def test_report_buckets_and_counts_agree_with_the_store(
     rows = {r.agency: r for r in await reports.sla_report(sessions, rng, UTC, clock.now)}
     assert rows["Department of Sanitation"].overdue == 1
     assert rows["Department of Sanitation"].open_not_due == 1  # waiting: paused before due
+
+
+async def test_the_sql_and_the_python_definitions_agree_case_by_case(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """sla_counts, sla_watch and the report (SQL) against CaseView.sla (Python) over many
+    cases of both clocks, every status, pauses and reassignments, at many instants."""
+    import random
+
+    from contactcenter.cases import sla
+
+    await seed_reference(sessions)
+    async with sessions() as s, s.begin():
+        await s.execute(update(ServiceType).where(ServiceType.code.in_(("pothole", "bulk-item")))
+                        .values(sla_mode="business", sla_hours=12))
+        await s.execute(update(Agency).where(Agency.code == "SAN").values(
+            office_hours={"mon": ["07:00", "15:00"], "sat": ["09:00", "12:00"]},
+            holidays=["2026-06-10"]))
+    rnd = random.Random(21)
+    start = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    clock = Clock(start)
+    store = CaseStore(sessions, None, clock=clock, timezone="America/New_York")
+    codes = ["missed-pickup", "bulk-item", "pothole", "streetlight-out", "general-inquiry"]
+    numbers = []
+    for _ in range(60):
+        clock.now = start + timedelta(minutes=rnd.randrange(0, 14 * 24 * 60))
+        view = await store.open_case(NewCase(service_code=rnd.choice(codes)), actor="t")
+        numbers.append(view.number)
+        clock.now += timedelta(hours=rnd.uniform(0, 200))
+        roll = rnd.random()
+        if roll < 0.25:
+            await store.close(view.number, actor="t", reason="done")
+        elif roll < 0.4:
+            clock.now += timedelta(hours=rnd.uniform(0, 150))  # some begin waiting late
+            await store.wait_on_citizen(view.number, actor="t", note="?")
+            if rnd.random() < 0.5:
+                clock.now += timedelta(hours=rnd.uniform(0, 100))
+                await store.resume(view.number, actor="t")
+        elif roll < 0.5:
+            other = rnd.choice([a for a in ("SAN", "DPW", "311") if a != view.agency_code])
+            await store.reassign(view.number, other, actor="t")
+        elif roll < 0.6:
+            await store.acknowledge(view.number, actor="t")
+    rng = reports.DateRange(date(2026, 5, 31), date(2026, 6, 20))
+    seen: set[str] = set()
+    for hours in range(0, 26 * 24, 11):
+        clock.now = start + timedelta(hours=hours, minutes=13)
+        views = await store.search(numbers=numbers)
+        states = {v.number: v.sla(clock.now) for v in views}
+        want = {st: sum(1 for x in states.values() if x == st) for st in sla.STATES}
+        seen |= {st for st, n in want.items() if n}
+        assert await store.sla_counts() == {"at_risk": want["at_risk"],
+                                            "overdue": want["overdue"]}, clock.now
+        watch = {v.number: st for v, st in await store.sla_watch(500)}
+        assert watch == {n: st for n, st in states.items() if st in ("at_risk", "overdue")}
+        rows = await reports.sla_report(sessions, rng, UTC, clock.now, "America/New_York")
+        by_bucket = {b: 0 for b in ("on_time", "late", "overdue", "at_risk", "open_not_due",
+                                    "no_sla")}
+        for v in views:
+            by_bucket[sla.report_bucket(v.status, v.sla_due_at, v.closed_at, clock.now,
+                                        v.sla_rule, v.paused_since)] += 1
+        assert {b: sum(getattr(r, b) for r in rows) for b in by_bucket} == by_bucket
+    assert seen == {"ok", "at_risk", "overdue", "paused", "closed"}  # every state was tried
+    waiting = [v for v in await store.search(numbers=numbers) if v.status == "waiting_citizen"]
+    assert any(v.sla(clock.now) == "overdue" for v in waiting)  # late when the wait began
+    assert any(v.sla(clock.now) == "paused" for v in waiting)
