@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp_jinja2
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STAFF = ("supervisor", "admin")
 SLA_COUNT_TIMEOUT = 2.0  # seconds the board waits for the case counts
+SLA_COUNT_TTL = 15.0  # seconds one count serves every board of the process
 PAUSE_REASONS = ("break", "lunch", "training", "case work", "meeting", "supervisor")
 
 
@@ -70,17 +72,47 @@ def _group(request: web.Request) -> tuple[str, list[str]]:
     return group, groups
 
 
+class CaseCounts:
+    """Open cases at risk and overdue (the store's one definition, counted in SQL), shared by
+    every board of this process for SLA_COUNT_TTL seconds: a wall of screens refreshing it
+    costs one query, not one each."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, int] | None = None
+        self.at = -1e9
+        self.lock = asyncio.Lock()
+
+    async def get(self, request: web.Request) -> dict[str, int] | None:
+        """None when the store does not answer quickly: the board still shows the calls."""
+        store = request.app.get(CASE_STORE)
+        if store is None:
+            return None
+        async with self.lock:
+            if time.monotonic() - self.at < SLA_COUNT_TTL:
+                return self.value
+            try:
+                self.value = await asyncio.wait_for(store.sla_counts(), SLA_COUNT_TIMEOUT)
+            except Exception as exc:  # a dead or slow database must not take the board down
+                log.warning("case SLA counts unavailable: %r", exc)
+                self.value = None
+            self.at = time.monotonic()
+            return self.value
+
+
+CASE_COUNTS = web.AppKey("case_counts", CaseCounts)
+
+
 async def case_sla_counts(request: web.Request) -> dict[str, int] | None:
-    """Open cases at risk and overdue (the store's one definition); None when the store does
-    not answer quickly: the board still shows the calls."""
-    store = request.app.get(CASE_STORE)
-    if store is None:
-        return None
-    try:
-        return await asyncio.wait_for(store.sla_counts(), SLA_COUNT_TIMEOUT)
-    except Exception as exc:  # a dead or slow database must not take the wallboard down
-        log.warning("case SLA counts unavailable: %r", exc)
-        return None
+    return await request.app[CASE_COUNTS].get(request)
+
+
+@require_role(*STAFF)
+async def wallboard_cases(request: web.Request) -> web.Response:
+    """The board's "cases at risk N, overdue M", refreshed by wallboard.js every minute."""
+    counts = await case_sla_counts(request)
+    if counts is None:
+        return web.json_response({"error": "case counts unavailable"}, status=503)
+    return web.json_response(counts)
 
 
 @require_role(*STAFF)
@@ -245,9 +277,11 @@ async def summary_csv(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app[CASE_COUNTS] = CaseCounts()
     r = app.router
     r.add_get("/wallboard", wallboard_page, name="wallboard")
     r.add_get("/wallboard/ws", wallboard_ws, name="wallboard_ws")
+    r.add_get("/wallboard/cases", wallboard_cases, name="wallboard_cases")
     r.add_post("/wallboard/agents/{action}", agent_action, name="wallboard_agent_action")
     r.add_post("/wallboard/broadcast", broadcast, name="wallboard_broadcast")
     r.add_get("/reports", reports_page, name="reports")

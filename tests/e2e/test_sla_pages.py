@@ -20,6 +20,7 @@ from contactcenter.cases.store import NewCase
 from contactcenter.clock import FixedClock
 from contactcenter.keys import SESSIONS
 from contactcenter.notify.optout import make_token
+from contactcenter.supervisor.http import CASE_COUNTS
 from tests.conftest import SECRET_KEY, app_settings
 from tests.e2e.browser import launch
 
@@ -52,6 +53,7 @@ async def test_counts_agency_hours_and_opt_out_in_a_browser(
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(8000)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            await page.clock.install()  # to run the board's once-a-minute refresh now
             await page.goto(f"{base}/login")
             await page.fill("input[name=username]", "supervisor")
             await page.fill("input[name=password]", "supervisor")
@@ -61,9 +63,15 @@ async def test_counts_agency_hours_and_opt_out_in_a_browser(
             await expect(counts).to_contain_text("cases at risk 2")
             await expect(counts).to_contain_text("overdue 0")
             await shot(page, tmp_path, "wallboard-counts")
+            # a case closes: the board's next refresh (each minute) shows it without a reload
+            first = (await store.recent(3))[-1]
+            await store.close(first.number, actor="crew", reason="done")
+            app[CASE_COUNTS].at = -1e9  # the process's 15-second cache
+            await page.clock.run_for(61_000)
+            await expect(counts).to_contain_text("cases at risk 1")
             today = opened.date().isoformat()
             await page.goto(f"{base}/reports?from={today}&to={today}")
-            await expect(page.locator("#case-sla-counts")).to_contain_text("cases at risk 2")
+            await expect(page.locator("#case-sla-counts")).to_contain_text("cases at risk 1")
             await expect(page.locator("#sla")).to_contain_text("Open, not due")
             await shot(page, tmp_path, "reports-sla")
 

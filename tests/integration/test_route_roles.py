@@ -61,6 +61,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
     ("GET", "/wallboard/ws"): STAFF,
+    ("GET", "/wallboard/cases"): STAFF,
     ("POST", "/wallboard/agents/{action}"): STAFF,
     ("POST", "/wallboard/broadcast"): STAFF,
     ("GET", "/reports"): STAFF,

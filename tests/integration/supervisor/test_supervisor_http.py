@@ -265,6 +265,8 @@ async def test_reports_page_range_and_sla_by_agency(env: Any) -> None:
     assert "cases at risk <b>1</b>" in counts and "overdue <b>1</b>" in counts
     board = await (await client.get("/wallboard")).text()
     assert 'id="case-sla-counts"' in board and "cases at risk <b>1</b>" in board
+    live = await client.get("/wallboard/cases")  # what wallboard.js refreshes every minute
+    assert live.status == 200 and await live.json() == {"at_risk": 1, "overdue": 1}
     assert html.count("<svg") == 3 and "<script" not in html.split("<main>")[1].split(
         "</main>")[0]
     for bad, words in [("from=2026-02-30", "YYYY-MM-DD"), ("from=2026-03-02&to=2026-03-01",
