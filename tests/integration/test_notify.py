@@ -327,3 +327,53 @@ async def test_a_case_waiting_on_the_citizen_asks_them_and_shows_everywhere(
     assert record["status"] == "open" and record["status_notes"] == "Which side of the street?"
     listed = await (await client.get("/open311/v2/requests.json?status=open")).json()
     assert case.number in {r["service_request_id"] for r in listed}
+
+
+async def test_the_email_to_sms_gateway_sends_the_text_through_the_relay(
+    relay: Relay,
+) -> None:
+    from contactcenter.notify.senders import EmailSms, SendError
+    from contactcenter.notify.service import sms_gateway
+
+    gateway = EmailSms(MailRelay("127.0.0.1", relay.port, INTAKE), "sms.example.net")
+    await gateway.send("(555) 010-2000", "3-1-1: Your request 311-2026-000001 ...")
+    ((mail_from, rcpts, msg),) = relay.messages
+    assert rcpts == ["5550102000@sms.example.net"] and mail_from == INTAKE
+    assert msg.get_content().strip() == "3-1-1: Your request 311-2026-000001 ..."
+    with pytest.raises(SendError, match="no digits"):
+        await gateway.send("n/a", "x")
+    # which gateway the settings choose: the webhook wins, the e-mail one needs a relay
+    relay_ = MailRelay("127.0.0.1", relay.port, INTAKE)
+    both = load_settings(env={"CC_SMS_WEBHOOK_URL": "https://sms.city.example/send",
+                              "CC_SMS_EMAIL_DOMAIN": "sms.example.net"})
+    assert getattr(sms_gateway(both, relay_), "name", None) == "webhook"
+    mail_only = load_settings(env={"CC_SMS_EMAIL_DOMAIN": "sms.example.net"})
+    assert getattr(sms_gateway(mail_only, relay_), "name", None) == "email-gateway"
+    assert sms_gateway(mail_only, None) is None
+    assert sms_gateway(load_settings(env={}), relay_) is None
+
+
+async def test_a_webhook_that_refuses_is_retried(
+    sessions: async_sessionmaker[AsyncSession], sms: SmsHook,
+) -> None:
+    from contactcenter.notify.senders import WebhookSms
+
+    await seed_reference(sessions)
+    clock = FixedClock(datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    settings = load_settings(env={"CC_SECRET_KEY": SECRET_KEY})
+    store = CaseStore(sessions, None, clock=clock.now)
+    notifier = Notifier(sessions, settings, clock, sms=WebhookSms(sms.url))
+    case = await store.open_case(NewCase(service_code="pothole", phone="555 010 3000"),
+                                 actor="op")
+    sms.status = 500
+    await notifier.enqueue_change(CaseChanged(
+        number=case.number, status="acknowledged", citizen_id=case.citizen_id,
+        at=clock.now(), change="acknowledged", public=True))
+    assert await notifier.deliver_due() == 0
+    async with sessions() as s:
+        row = (await s.execute(select(NotifyOutbox))).scalar_one()
+    assert row.channel == "sms" and row.last_error == "SMS webhook answered HTTP 500"
+    sms.status = 200
+    clock.advance(30)
+    assert await notifier.deliver_due() == 1
+    assert len(sms.got) == 2 and sms.got[1]["to"] == "5550103000"
