@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import Agency, NotifyOptOut, NotifyOutbox
-from ..cases.store import CaseStore, CaseView
+from ..cases.models import Agency, AuditLog, Case, CaseNote, NotifyOptOut, NotifyOutbox
+from ..cases.store import CHANGE_OF, PUBLIC_STATUSES, CaseStore, CaseView
 from ..clock import Clock
 from ..config import Settings
 from ..events import CaseChanged, Event
@@ -37,6 +38,9 @@ POLL_SECONDS = 5.0  # the sender looks for due messages at least this often
 FIRST_RETRY = 30.0  # seconds; doubles per attempt, at most MAX_RETRY
 MAX_RETRY = 3600.0
 DIGEST_LIMIT = 500  # cases listed per agency
+CATCH_UP_EVERY = 60.0  # seconds between scans of the audit log for changes the bus lost
+CATCH_UP_OVERLAP = timedelta(minutes=10)  # re-read: a change's commit can lag its time
+CATCH_UP_MAX = timedelta(days=1)  # after a long stop, older changes are not told any more
 
 
 def base_url(settings: Settings) -> str:
@@ -77,6 +81,8 @@ class Notifier:
         self.stats = Stats()
         self.wake = asyncio.Event()
         self._digest_day: date | None = None
+        self._caught_up_to: datetime | None = None
+        self._catch_up_floor = datetime.min.replace(tzinfo=self.zone)
         self.last_error: str | None = None
 
     @classmethod
@@ -146,6 +152,62 @@ class Notifier:
                         index_elements=["key"]))
                 added += int(getattr(result, "rowcount", 0) or 0)
         return added
+
+    async def catch_up(self) -> int:
+        """Outbox rows for public changes the bus did not bring (this process was down or
+        behind; Redis pub/sub keeps nothing), rebuilt from the audit log and the notes, which
+        the store writes in the change's own transaction. The rebuilt key is the live one, so
+        a change already handled is not sent twice. The first run on an empty outbox starts
+        from now (a new installation does not tell citizens about old changes)."""
+        now = self.clock.now()
+        if self._caught_up_to is None:
+            async with self.sessions() as session:
+                newest = (await session.execute(
+                    select(func.max(NotifyOutbox.created_at)))).scalar_one_or_none()
+            if newest is None:
+                self._caught_up_to = self._catch_up_floor = now
+                return 0
+            self._catch_up_floor = now - CATCH_UP_MAX
+            self._caught_up_to = max(newest, self._catch_up_floor)
+        since = max(self._caught_up_to - CATCH_UP_OVERLAP, self._catch_up_floor)
+        added = 0
+        for event in await self._public_changes_since(since):
+            added += await self.enqueue_change(event)
+        self._caught_up_to = now
+        if added:
+            log.warning("notifier: %d message(s) for changes the bus did not bring", added)
+        return added
+
+    async def _public_changes_since(self, since: datetime) -> list[CaseChanged]:
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(AuditLog).where(
+                    AuditLog.at > since, AuditLog.entity == "case",
+                    AuditLog.action.in_(("case.status", "case.noted", "case.waiting")))
+                .order_by(AuditLog.at, AuditLog.id)
+            )).scalars().all()
+            out: list[CaseChanged] = []
+            for row in rows:
+                detail = row.detail or {}
+                number = row.entity_id or ""
+                if row.action == "case.status":
+                    change = CHANGE_OF.get(str(detail.get("to")), "")
+                    if detail.get("to") not in PUBLIC_STATUSES:
+                        continue
+                    note = str(detail.get("note") or detail.get("reason") or "")
+                else:
+                    if row.action == "case.noted" and not detail.get("public"):
+                        continue
+                    change = "noted" if row.action == "case.noted" else "waiting"
+                    note = (await session.execute(
+                        select(CaseNote.body).join(Case, Case.id == CaseNote.case_id)
+                        .where(Case.number == number, CaseNote.public.is_(True),
+                               CaseNote.created_at == row.at).limit(1)
+                    )).scalar_one_or_none() or ""
+                out.append(CaseChanged(number=number, status="", citizen_id=None, at=row.at,
+                                       change=change, public=True, note=note,
+                                       actor=row.actor))
+        return out
 
     # --- the sender ---------------------------------------------------------------------------
 
@@ -249,9 +311,14 @@ class Notifier:
     # --- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Deliver due messages, and the digest when it is time, until cancelled."""
+        """Deliver due messages, catch up on lost changes, and queue the digest when it is
+        time, until cancelled."""
+        caught_up = -1e9
         while True:
             try:
+                if time.monotonic() - caught_up >= CATCH_UP_EVERY:
+                    await self.catch_up()
+                    caught_up = time.monotonic()
                 day = self.digest_due(self.clock.now())
                 if day is not None:
                     await self.digest(day)

@@ -377,3 +377,48 @@ async def test_a_webhook_that_refuses_is_retried(
     clock.advance(30)
     assert await notifier.deliver_due() == 1
     assert len(sms.got) == 2 and sms.got[1]["to"] == "5550103000"
+
+
+async def test_changes_the_bus_lost_are_caught_up_from_the_audit_log(
+    sessions: async_sessionmaker[AsyncSession], relay: Relay,
+) -> None:
+    from contactcenter.bus import LocalBus
+
+    await seed_reference(sessions)
+    clock = FixedClock(datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
+    settings = load_settings(env={"CC_SECRET_KEY": SECRET_KEY, "CC_SMTP_INTAKE_ADDRESS": INTAKE})
+    mail = MailRelay("127.0.0.1", relay.port, INTAKE)
+    notifier = Notifier(sessions, settings, clock, relay=mail)
+    bus = LocalBus()
+    bus.subscribe(notifier.on_event, types=(CaseChanged,), name="notifier")
+    live = CaseStore(sessions, bus, clock=clock.now)
+    deaf = CaseStore(sessions, None, clock=clock.now)  # its events never reach the notifier
+
+    case = await deaf.open_case(NewCase(service_code="pothole", email="di@example.org"),
+                                actor="op")
+    await deaf.acknowledge(case.number, actor="crew")
+    clock.advance(3600)
+    # a new installation: an empty outbox, old changes are not told
+    assert await notifier.catch_up() == 0
+    clock.advance(60)
+    await live.add_note(case.number, "Heard live.", author="crew", public=True)
+    await bus.drain()
+    clock.advance(60)
+    await deaf.add_note(case.number, "Lost on the way.", author="crew", public=True)
+    clock.advance(1)
+    await deaf.add_note(case.number, "internal only", author="crew")
+    clock.advance(1)
+    await deaf.wait_on_citizen(case.number, actor="crew", note="Lost question?")
+    clock.advance(1)
+    await deaf.close(case.number, actor="crew", reason="Lost close.")
+    clock.advance(60)
+    assert await notifier.catch_up() == 3  # noted, waiting, closed; not the live one again
+    assert await notifier.catch_up() == 0
+    again = Notifier(sessions, settings, clock, relay=mail)  # a restart
+    assert await again.catch_up() == 0
+    assert await notifier.deliver_due() == 4
+    texts = [m.get_content() for _, _, m in relay.messages]
+    for words in ("Heard live.", "Lost on the way.", "Lost question?", "Lost close."):
+        assert sum(words in t for t in texts) == 1, words
+    assert not any("internal only" in t or "received by" in t for t in texts)
+    await bus.close()
