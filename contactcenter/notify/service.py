@@ -274,8 +274,8 @@ class Notifier:
 
     def digest_due(self, now: datetime) -> date | None:
         """The local day whose digest is due at `now` (after CC_SLA_DIGEST_TIME), else None."""
-        if not self.settings.sla_digest_time:
-            return None
+        if not self.settings.sla_digest_time or self.relay is None:
+            return None  # no digest time set, or no relay to send it by
         local = now.astimezone(self.zone)
         if local.strftime("%H:%M") < self.settings.sla_digest_time:
             return None

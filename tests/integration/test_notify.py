@@ -289,6 +289,7 @@ async def test_the_daily_digest_lists_each_agencys_at_risk_and_overdue_cases(
     assert day == date(2026, 6, 5)
     assert await notifier.digest(day) == 1  # SAN only: DPW's pothole is not at risk
     assert notifier.digest_due(clock.now()) is None  # once a day
+    assert Notifier(sessions, settings, clock).digest_due(clock.now()) is None  # no relay
     notifier2 = Notifier(sessions, settings, clock, relay=notifier.relay)  # after a restart
     assert await notifier2.digest(day) == 0
     assert await notifier.deliver_due() == 1
