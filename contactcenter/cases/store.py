@@ -59,7 +59,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 # what a status change is called on the bus, and whether the citizen is told of it
 CHANGE_OF = {"acknowledged": "acknowledged", "in_progress": "started", "closed": "closed"}
 PUBLIC_STATUSES = frozenset({"acknowledged", "closed"})
-LANGUAGES = ("en", "es")
 NUMBER_RE = re.compile(r"^311-(\d{4})-(\d{6,})$")
 MAX_NOTE = 4000
 MAX_REASON = 200
