@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .service import Notifier
+from .services import Notifier
 
 NOTIFIER = web.AppKey("notifier", Notifier)

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..events import CaseChanged
 from ..keys import BUS, CLOCK, HEALTH, SESSIONS, SETTINGS
 from .keys import NOTIFIER
-from .service import Notifier
+from .services import Notifier
 
 
 async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,6 +1,6 @@
 """How messages leave: e-mail through the relay (`CC_SMTP_RELAY_*`), SMS through one of two
 documented gateways. Each `send` raises `SendError` with a one-line reason on failure; the
-outbox (service.py) retries."""
+outbox (services.py) retries."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from contactcenter.notify import messages
 from contactcenter.notify.keys import NOTIFIER
 from contactcenter.notify.optout import make_token, read_token
 from contactcenter.notify.senders import MailRelay
-from contactcenter.notify.service import Notifier
+from contactcenter.notify.services import Notifier
 from contactcenter.seed import seed_reference
 from tests.conftest import HEALTH, HEALTH_KEY, SECRET_KEY, until
 from tests.integration.test_email_intake import INTAKE, Relay, free_port, message, send
@@ -334,7 +334,7 @@ async def test_the_email_to_sms_gateway_sends_the_text_through_the_relay(
     relay: Relay,
 ) -> None:
     from contactcenter.notify.senders import EmailSms, SendError
-    from contactcenter.notify.service import sms_gateway
+    from contactcenter.notify.services import sms_gateway
 
     gateway = EmailSms(MailRelay("127.0.0.1", relay.port, INTAKE), "sms.example.net")
     await gateway.send("(555) 010-2000", "3-1-1: Your request 311-2026-000001 ...")
