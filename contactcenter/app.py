@@ -32,7 +32,8 @@ PACKAGE = Path(__file__).resolve().parent
 # QueueMembersSynced happen at its start-up and must find them subscribed.
 PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
-    "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
+    "cases.plugin", "cases.email_plugin", "notify.plugin", "notify.sender_plugin",
+    "agents.plugin", "admin.plugin", "supervisor.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
     "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
     "cases.retention_plugin",
@@ -49,6 +50,9 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "queues.plugin": frozenset(ROLES),  # every process reads queue settings
     "cases.plugin": frozenset({"all", "web"}),  # Open311, case pages
     "cases.email_plugin": frozenset({"all", "bridge"}),  # the SMTP listener: one per site
+    "notify.plugin": frozenset({"all", "web"}),  # the citizens' opt-out pages
+    # citizens' e-mail/SMS outbox and the agencies' digest: one sender per site
+    "notify.sender_plugin": frozenset({"all", "bridge"}),
     "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages

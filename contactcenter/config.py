@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,14 @@ class Settings:
     smtp_relay_host: str = ""
     smtp_relay_port: int = 25
     smtp_max_bytes: int = 1_000_000
+    # citizens hear back (contactcenter/notify): SMS by a JSON webhook {to, text} a city points
+    # at its SMS provider, or by an e-mail-to-SMS gateway (digits@domain, through the relay)
+    sms_webhook_url: str = ""
+    sms_email_domain: str = ""
+    notify_attempts: int = 5  # tries per message before it is marked failed (logged)
+    # the agencies' daily digest of at-risk and overdue cases, local time (CC_TIMEZONE); empty:
+    # no digest
+    sla_digest_time: str = "07:00"
     retention_days: int = 0  # 0: keep personal data forever
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
     # browser apps on other sites that may call the Open311 API: "https://app.example,..." or *
@@ -269,6 +278,23 @@ def load_settings(
         raise SettingsError(
             f"CC_TIMEZONE: unknown time zone {settings.timezone!r} (use e.g. America/New_York)"
         ) from None
+    if settings.sms_webhook_url and not settings.sms_webhook_url.startswith(
+            ("http://", "https://")):
+        raise SettingsError(
+            f"CC_SMS_WEBHOOK_URL: expected http://... or https://..., got "
+            f"{settings.sms_webhook_url[:80]!r}")
+    if settings.sms_email_domain and not re.fullmatch(
+            r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", settings.sms_email_domain):
+        raise SettingsError(
+            f"CC_SMS_EMAIL_DOMAIN: expected a domain like sms.example.net, got "
+            f"{settings.sms_email_domain[:80]!r}")
+    if settings.notify_attempts < 1:
+        raise SettingsError("CC_NOTIFY_ATTEMPTS: at least 1")
+    if settings.sla_digest_time and not re.fullmatch(
+            r"([01]\d|2[0-3]):[0-5]\d", settings.sla_digest_time):
+        raise SettingsError(
+            f"CC_SLA_DIGEST_TIME: expected HH:MM (24-hour), or empty for no digest, got "
+            f"{settings.sla_digest_time[:20]!r}")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
     _check_security(settings)

@@ -13,6 +13,8 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contactcenter.cases.models import SLA_MODES
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
                                     "Saturday", "Sunday"), strict=True))
@@ -260,6 +262,10 @@ def parse_service_type(raw: Mapping[str, Any], *, creating: bool,
     form.text("group_name", max_len=80, label="Group")
     form.text("keywords", max_len=400, label="Keywords")
     form.integer("sla_hours", low=1, high=24 * 365, label="SLA hours")
+    if str(raw.get("sla_mode", "") or "").strip():
+        form.choice("sla_mode", SLA_MODES, label="SLA clock")
+    else:  # a client that does not know the field: the old rule, calendar hours
+        form.values["sla_mode"] = "calendar"
     for key, ids, label in (("agency_id", agency_ids, "Agency"), ("queue_id", queue_ids, "Queue")):
         value = str(raw.get(key, "") or "").strip()
         if not value:
@@ -288,8 +294,8 @@ def parse_service_type(raw: Mapping[str, Any], *, creating: bool,
     return form
 
 
-SERVICE_FIELDS = ("name", "description", "group_name", "keywords", "sla_hours", "agency_id",
-                  "queue_id", "active", "attributes")
+SERVICE_FIELDS = ("name", "description", "group_name", "keywords", "sla_hours", "sla_mode",
+                  "agency_id", "queue_id", "active", "attributes")
 
 
 # --- agencies -----------------------------------------------------------------------------------
@@ -306,10 +312,13 @@ def parse_agency(raw: Mapping[str, Any], *, creating: bool) -> Form:
     phone = form.pattern("phone", PHONE, label="Phone",
                          hint="digits, spaces and + - ( ) only.", required=False)
     form.values["phone"] = phone or None
+    # the business-hours SLA calendar (cases/sla.py): every day empty means Mon-Fri 08-17
+    parse_office_hours(form)
+    parse_holidays(form)
     return form
 
 
-AGENCY_FIELDS = ("name", "email", "phone")
+AGENCY_FIELDS = ("name", "email", "phone", "office_hours", "holidays")
 
 
 # --- users --------------------------------------------------------------------------------------

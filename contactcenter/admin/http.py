@@ -25,6 +25,8 @@ from . import forms, services
 from .services import FieldError
 
 admin_only = require_role("admin")
+SLA_MODE_NAMES = (("calendar", "Calendar hours (every hour counts)"),
+                  ("business", "Business hours of the agency's calendar"))
 
 _Row = TypeVar("_Row", Queue, ServiceType, Agency, User)
 _Create = Callable[[AsyncSession, str, dict[str, Any], Iterable[str]], Awaitable[Any]]
@@ -189,14 +191,15 @@ async def service_type_form(request: web.Request) -> web.Response:
     agencies, queue_rows = await _choices(request)
     if st is None:
         values: dict[str, Any] = {"code": "", "name": "", "description": "", "group_name": "",
-                                  "keywords": "", "sla_hours": 72, "agency_id": None,
+                                  "keywords": "", "sla_hours": 72, "sla_mode": "calendar",
+                                  "agency_id": None,
                                   "queue_id": None, "active": True, "attributes_text": "[]"}
     else:
         values = {k: getattr(st, k) for k in ("code", *forms.SERVICE_FIELDS)}
         values["attributes_text"] = json.dumps(st.attributes or [], indent=2)
     return _render(request, "service_form.html", {
         "service": st, "values": values, "errors": {}, "agencies": agencies,
-        "queues": queue_rows,
+        "queues": queue_rows, "sla_modes": SLA_MODE_NAMES,
     })
 
 
@@ -216,7 +219,7 @@ async def service_type_save(request: web.Request) -> web.Response:
               "queue_id": _int_or_none(raw.get("queue_id"))}
     return _render(request, "service_form.html", {
         "service": st, "values": values, "errors": form.errors, "agencies": agencies,
-        "queues": queue_rows,
+        "queues": queue_rows, "sla_modes": SLA_MODE_NAMES,
     }, status=400)
 
 
@@ -238,10 +241,16 @@ async def agencies(request: web.Request) -> web.Response:
 @admin_only
 async def agency_form(request: web.Request) -> web.Response:
     agency = await _row(request, Agency, "no such agency")
-    values = ({"code": "", "name": "", "email": "", "phone": ""} if agency is None else
-              {k: getattr(agency, k) or "" for k in ("code", *forms.AGENCY_FIELDS)})
+    values: dict[str, Any] = (
+        {"code": "", "name": "", "email": "", "phone": "", "office_hours": {}, "holidays": []}
+        if agency is None else
+        {k: getattr(agency, k) or "" for k in ("code", *forms.AGENCY_FIELDS)})
+    values["holidays_text"] = "\n".join(values.get("holidays") or [])
+    for day in forms.WEEKDAYS:
+        span = (values.get("office_hours") or {}).get(day) or ["", ""]
+        values[f"open_{day}"], values[f"close_{day}"] = span[0], span[1]
     return _render(request, "agency_form.html", {"agency": agency, "values": values,
-                                                 "errors": {}})
+                                                 "errors": {}, "weekdays": forms.WEEKDAY_NAMES})
 
 
 @admin_only
@@ -252,9 +261,11 @@ async def agency_save(request: web.Request) -> web.Response:
     agency = await _save(request, form, Agency, services.create_agency, services.update_agency,
                          forms.AGENCY_FIELDS, back="/admin/agencies", label=lambda r: r.code,
                          missing="no such agency")
-    values = {k: str(raw.get(k, "") or "") for k in ("code", *forms.AGENCY_FIELDS)}
+    values = {**form.values,
+              **{k: str(raw.get(k, "") or "") for k in ("code", "name", "email", "phone")}}
     return _render(request, "agency_form.html", {"agency": agency, "values": values,
-                                                 "errors": form.errors}, status=400)
+                                                 "errors": form.errors,
+                                                 "weekdays": forms.WEEKDAY_NAMES}, status=400)
 
 
 # --- users --------------------------------------------------------------------------------------

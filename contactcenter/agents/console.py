@@ -637,7 +637,7 @@ class ConsoleHub:
                 user, call_id=view.call_id, server=view.server, linkedid=view.linkedid,
                 caller_number=view.raw_number, caller_name=view.caller_name,
                 service=a["service"], address=a.get("address", ""),
-                description=a["description"], now=now,
+                description=a["description"], now=now, language=view.language,
             )
             view.cases.append(case.number)
             self.to_interface(user.interface or "", view.to_dict())

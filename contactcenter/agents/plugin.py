@@ -12,7 +12,7 @@ from aiohttp import web
 from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.cases.keys import CASE_STORE
 
-from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS
+from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY, QueueDirectory
 from . import http
 from .console import SUBSCRIBED, ConsoleHub
@@ -39,7 +39,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = ConsoleHub(
         presence,
         OperatorService(presence, lambda: app.get(PBX)),
-        CallerHistory(app[SESSIONS]),
+        CallerHistory(app[SESSIONS], timezone=app[SETTINGS].timezone),
         CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),
         publish=bus.publish,

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..cases import sla
 from ..cases.citizens import normalize_phone
-from ..cases.models import Call, Case, Citizen, ServiceType
+from ..cases.models import Agency, Call, Case, CaseSlaPause, Citizen, ServiceType
+from ..cases.store import sla_rule
 from ..cases.writer import handle_time
 
 LAST_CALLS = 5
@@ -56,40 +58,62 @@ async def calls_since(db: AsyncSession, caller_number: str, since: datetime,
     return int((await db.execute(q)).scalar_one())
 
 
-def _case_dict(case: Case, service_name: str | None) -> dict[str, Any]:
+def _case_dict(case: Case, stype: ServiceType, agency: Agency | None, now: datetime,
+               timezone: str, paused_since: datetime | None) -> dict[str, Any]:
+    # the SLA state by the one definition (cases/sla.py), as of the pop
+    state = sla.state(case.status, case.sla_due_at, now, sla_rule(stype, agency, timezone),
+                      paused_since)
     return {
-        "number": case.number, "status": case.status, "service": service_name,
+        "number": case.number, "status": case.status, "service": stype.name,
         "description": case.description[:300], "address": case.address,
         "sla_due_at": _iso(case.sla_due_at), "created_at": _iso(case.created_at),
+        "sla": state,
     }
 
 
-async def open_cases(db: AsyncSession, caller_number: str,
-                     limit: int = OPEN_CASES) -> list[dict[str, Any]]:
+async def _case_dicts(db: AsyncSession, rows: list[Any], now: datetime,
+                      timezone: str) -> list[dict[str, Any]]:
+    waiting = [case.id for case, _, _ in rows if case.status == "waiting_citizen"]
+    paused: dict[int, datetime] = {}
+    if waiting:
+        paused = {case_id: started for case_id, started in (await db.execute(
+            select(CaseSlaPause.case_id, CaseSlaPause.started_at)
+            .where(CaseSlaPause.case_id.in_(waiting), CaseSlaPause.ended_at.is_(None))
+        )).all()}
+    return [_case_dict(case, stype, agency, now, timezone, paused.get(case.id))
+            for case, stype, agency in rows]
+
+
+async def open_cases(db: AsyncSession, caller_number: str, *, now: datetime,
+                     timezone: str = "UTC", limit: int = OPEN_CASES) -> list[dict[str, Any]]:
     """Open cases of the citizen(s) with this phone number (ix_cases_citizen_status)."""
     phone = normalize_phone(caller_number)
     if phone is None:
         return []
     citizens = select(Citizen.id).where(Citizen.phone == phone).scalar_subquery()
     q = (
-        select(Case, ServiceType.name)
+        select(Case, ServiceType, Agency)
         .join(ServiceType, ServiceType.id == Case.service_type_id)
+        .outerjoin(Agency, Agency.id == Case.agency_id)
         .where(Case.citizen_id.in_(citizens), Case.status != "closed")
         .order_by(Case.sla_due_at.asc(), Case.id.asc())
         .limit(limit)
     )
-    return [_case_dict(case, name) for case, name in (await db.execute(q)).all()]
+    return await _case_dicts(db, list((await db.execute(q)).all()), now, timezone)
 
 
-async def case_by_number(db: AsyncSession, number: str) -> dict[str, Any] | None:
-    row = (
+async def case_by_number(db: AsyncSession, number: str, *, now: datetime,
+                         timezone: str = "UTC") -> dict[str, Any] | None:
+    rows = list((
         await db.execute(
-            select(Case, ServiceType.name)
+            select(Case, ServiceType, Agency)
             .join(ServiceType, ServiceType.id == Case.service_type_id)
+            .outerjoin(Agency, Agency.id == Case.agency_id)
             .where(Case.number == number)
         )
-    ).first()
-    return _case_dict(row[0], row[1]) if row else None
+    ).all())
+    found = await _case_dicts(db, rows, now, timezone)
+    return found[0] if found else None
 
 
 async def service_types(db: AsyncSession) -> list[dict[str, str]]:

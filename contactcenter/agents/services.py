@@ -218,9 +218,11 @@ class CallerHistory:
     """The pop's history, queried once per call: a ringall pop to several operators shares one
     query (the first asker's task; the others await it)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], size: int = HISTORY_CACHE):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], size: int = HISTORY_CACHE,
+                 *, timezone: str = "UTC"):
         self.sessions = sessions
         self.size = size
+        self.timezone = timezone  # the center's: business-hour SLA states of the cases
         self._cache: OrderedDict[str, asyncio.Task[dict[str, Any]]] = OrderedDict()
         self.queries = 0
 
@@ -265,9 +267,11 @@ class CallerHistory:
                                                    exclude_linkedid=linkedid)
                 out["recent_calls"] = recent + 1  # this call
                 out["repeat"] = recent + 1 >= REPEAT_CALLS
-                out["cases"] = await queries.open_cases(db, caller_number)
+                out["cases"] = await queries.open_cases(db, caller_number, now=now,
+                                                        timezone=self.timezone)
             if case_number:
-                out["keyed_case"] = await queries.case_by_number(db, case_number[:40])
+                out["keyed_case"] = await queries.case_by_number(
+                    db, case_number[:40], now=now, timezone=self.timezone)
         return out
 
 
@@ -304,11 +308,11 @@ class CallWork:
     async def create_case(
         self, user: Principal, *, call_id: str, server: str, linkedid: str,
         caller_number: str | None, caller_name: str | None, service: str, address: str,
-        description: str, now: datetime,
+        description: str, now: datetime, language: str | None = None,
     ) -> CaseView:
         data = NewCase(service_code=service, channel="phone", description=description,
                        address=address or None, phone=caller_number,
-                       origin={"call": call_id})
+                       origin={"call": call_id}, language=language)
         try:
             case = await self.store.open_case(data, actor=user.username)
         except UnknownServiceType:

@@ -7,6 +7,10 @@ a missing or invalid sender 501/553, undecodable or empty mail 554, automatic re
 database failure 451 (try again later). The case, its citizen and its audit entry are one
 transaction; the confirmation is sent after the commit, and a relay failure is logged, not
 fatal (the case exists and the SMTP reply already carries its number).
+
+A message whose subject names an existing case (`311-2026-000123`: a reply to a confirmation or
+to a notification, contactcenter/notify) becomes an internal note on that case, never a new
+case; the quoted part of the reply is left out.
 """
 
 from __future__ import annotations
@@ -35,9 +39,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "general-inquiry"
 SERVICE_TAG = re.compile(r"\[\s*([A-Za-z0-9][A-Za-z0-9_-]{0,79})\s*\]")
+# a reply to a confirmation or a notification names its case in the subject
+CASE_IN_SUBJECT = re.compile(r"(?<![\d-])(311-\d{4}-\d{6,})(?!\d)")
+_QUOTE_HEADER = re.compile(r"^(On .{0,300} wrote:|El .{0,300} escribió:)\s*$", re.M)
 _TAGS = re.compile(r"<[^>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CONFIRM_TIMEOUT = 10.0
+MAX_REPLY = 3500  # characters of a reply kept in its note (a note holds 4000)
 
 
 class MailRefused(Exception):
@@ -59,6 +67,17 @@ class IncomingMail:
         if len(text) > MAX_DESCRIPTION:
             text = text[: MAX_DESCRIPTION - 12].rstrip() + "\n[truncated]"
         return text
+
+    def case_number(self) -> str | None:
+        m = CASE_IN_SUBJECT.search(self.subject)
+        return m.group(1) if m else None
+
+    def reply_text(self) -> str:
+        """The new part of a reply: without the quoted message (> lines, "On ... wrote:")."""
+        head = _QUOTE_HEADER.split(self.body, maxsplit=1)[0]
+        lines = [ln for ln in head.splitlines() if not ln.lstrip().startswith(">")]
+        text = "\n".join(lines).strip() or self.subject
+        return text[:MAX_REPLY] + ("\n[truncated]" if len(text) > MAX_REPLY else "")
 
     def service_tag(self) -> str | None:
         m = SERVICE_TAG.search(self.subject)
@@ -170,6 +189,11 @@ class IntakeHandler:
             mail = read_message(raw, envelope.mail_from)
         except MailRefused as exc:
             return exc.reply
+        number = mail.case_number()
+        if number is not None:
+            noted = await self.reply_note(mail, number)
+            if noted is not None:
+                return noted
         code = mail.service_tag()
         if code is None or await self.store.service_type(code) is None:
             code = DEFAULT_SERVICE
@@ -189,6 +213,26 @@ class IntakeHandler:
         log.info("e-mail from %s became case %s (%s)", mail.sender, view.number, code)
         await self.confirm(mail, view)
         return f"250 OK case {view.number}"
+
+    async def reply_note(self, mail: IncomingMail, number: str) -> str | None:
+        """A reply about an existing case becomes an internal note on it (staff read it; it is
+        not shown publicly), never a new case. None: no such case, so the mail is a new one."""
+        try:
+            if await self.store.by_number(number) is None:
+                return None
+            await self.store.add_note(
+                number, f"E-mail from {mail.sender}:\n\n{mail.reply_text()}",
+                author="citizen", public=False)
+        except CaseError as exc:
+            log.error("e-mail reply to %s not noted (%s)", number, exc)
+            return "451 4.3.0 the reply cannot be recorded right now; try again later"
+        except Exception:
+            log.exception("e-mail intake: noting a reply to %s failed; the sender will retry",
+                          number)
+            return "451 4.3.0 the reply cannot be recorded right now; try again later"
+        self.stats["replies"] += 1
+        log.info("e-mail from %s became a note on %s", mail.sender, number)
+        return f"250 OK noted on case {number}"
 
     async def confirm(self, mail: IncomingMail, view: CaseView) -> None:
         if not self.settings.smtp_relay_host:
@@ -234,7 +278,8 @@ class EmailIntake:
 
     def __init__(self, store: CaseStore, settings: Settings) -> None:
         self.settings = settings
-        self.stats = {"accepted": 0, "refused": 0, "confirmed": 0, "confirm_failed": 0}
+        self.stats = {"accepted": 0, "refused": 0, "confirmed": 0, "confirm_failed": 0,
+                      "replies": 0}
         self.handler = IntakeHandler(store, settings, self.stats)
         self._server: asyncio.Server | None = None
         self._protocols: set[IntakeSMTP] = set()

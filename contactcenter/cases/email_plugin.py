@@ -22,7 +22,8 @@ async def email_intake_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     # `--role all` has the store of cases.plugin; a bridge process makes its own
-    store = app.get(CASE_STORE) or CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now)
+    store = app.get(CASE_STORE) or CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now,
+                                             timezone=settings.timezone)
     intake = EmailIntake(store, settings)
     await intake.start()
     app[EMAIL_INTAKE] = intake

@@ -209,7 +209,8 @@ async def get_requests(request: web.Request) -> web.Response:
             raise o3.bad_request(*(f"service_code {c[:80]!r} not found" for c in unknown))
     statuses: list[str] = []
     for s in query.statuses:
-        statuses.extend(["closed"] if s == "closed" else ["open", "acknowledged", "in_progress"])
+        statuses.extend(["closed"] if s == "closed" else
+                        ["open", "acknowledged", "in_progress", "waiting_citizen"])
     views = await store.search(
         numbers=query.numbers, service_codes=query.service_codes, statuses=statuses,
         start=query.start, end=query.end, limit=o3.MAX_RESULTS,
@@ -426,7 +427,9 @@ async def status_page(request: web.Request) -> web.StreamResponse:
         "case": view,
         "record": record,
         "status_label": {"open": "Open", "acknowledged": "Acknowledged",
-                         "in_progress": "In progress", "closed": "Closed"}[view.status],
+                         "in_progress": "In progress",
+                         "waiting_citizen": "Waiting for information from you",
+                         "closed": "Closed"}.get(view.status, view.status),
         "when": lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "",
         "notes": [
             {"at": o3.w3(n.created_at), "shown": n.created_at.strftime("%Y-%m-%d %H:%M UTC"),

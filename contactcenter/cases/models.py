@@ -63,7 +63,9 @@ class Base(AsyncAttrs, DeclarativeBase):
 
 
 ROLES = ("operator", "supervisor", "admin")
-CASE_STATUSES = ("open", "acknowledged", "in_progress", "closed")
+# waiting_citizen: the agency needs something from the citizen; the SLA clock is paused
+CASE_STATUSES = ("open", "acknowledged", "in_progress", "waiting_citizen", "closed")
+SLA_MODES = ("calendar", "business")  # cases/sla.py
 CHANNELS = ("phone", "web", "email")
 
 
@@ -74,6 +76,10 @@ class Agency(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
+    # the business-hours SLA calendar, read in CC_TIMEZONE (cases/sla.py):
+    # {"mon": ["08:00", "17:00"], ...}; empty: Monday to Friday 08:00-17:00
+    office_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    holidays: Mapped[list[Any]] = mapped_column(default=list)  # ["2026-12-25", ...]
 
 
 class Queue(Base):
@@ -106,6 +112,7 @@ class ServiceType(Base):
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
     sla_hours: Mapped[int] = mapped_column(Integer, default=72)
+    sla_mode: Mapped[str] = mapped_column(String(10), default="calendar")  # or "business"
     # Open311 attribute definitions: [{"code", "datatype", "required", "description", ...}]
     attributes: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -192,6 +199,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_citizen_status", "citizen_id", "status"),
         Index("ix_cases_created", "created_at"),
+        # sla_watch / the digest walk open cases in due order and stop after the first N
+        Index("ix_cases_sla_due", "sla_due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123
@@ -210,6 +219,7 @@ class Case(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     media_url: Mapped[str | None] = mapped_column(String(1000))
     sla_due_at: Mapped[datetime | None]
+    language: Mapped[str] = mapped_column(String(8), default="en")  # the citizen's: en, es
     created_by: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
@@ -253,6 +263,50 @@ class CaseMedia(Base):
     height: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CaseSlaPause(Base):
+    """A time the case waited on the citizen (status waiting_citizen): its SLA clock stood
+    still. ended_at is NULL while it waits; resume moves sla_due_at out by the paused time."""
+
+    __tablename__ = "case_sla_pauses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    resume_status: Mapped[str] = mapped_column(String(20))  # the status it returns to
+    actor: Mapped[str] = mapped_column(String(80))
+
+
+class NotifyOutbox(Base):
+    """A message to a citizen (or an agency's digest) waiting to be sent, or sent. Written in
+    the same process as the case change it tells of; the sender retries with back-off, so a
+    relay that is down delays a message but never loses it. `key` makes each message once."""
+
+    __tablename__ = "notify_outbox"
+    __table_args__ = (Index("ix_notify_outbox_due", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[str] = mapped_column(String(10))  # email, sms
+    recipient: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(400), default="")
+    body: Mapped[str] = mapped_column(Text)
+    case_number: Mapped[str | None] = mapped_column(String(40), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]  # gave up after the last attempt
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[datetime]
+
+
+class NotifyOptOut(Base):
+    """A citizen who asked for no more messages (the signed link in every message)."""
+
+    __tablename__ = "notify_optouts"
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime]
 
 
 class MenuVersion(Base):

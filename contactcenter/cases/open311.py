@@ -646,7 +646,8 @@ def open311_status(status: str) -> str:
     return "closed" if status == "closed" else "open"
 
 
-STATUS_NOTES = {"open": None, "acknowledged": "Acknowledged", "in_progress": "In progress"}
+STATUS_NOTES = {"open": None, "acknowledged": "Acknowledged", "in_progress": "In progress",
+                "waiting_citizen": "Waiting for information from the requester"}
 
 
 def _digits(text: str) -> str:

@@ -23,7 +23,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     # runs after the database and bus contexts, which create SESSIONS and BUS
     # discovery's changeset: the endpoints change only when the server (re)starts
     app[OPEN311_CHANGESET] = app[CLOCK].now().replace(microsecond=0)
-    app[CASE_STORE] = CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now)
+    app[CASE_STORE] = CaseStore(app[SESSIONS], app[BUS], clock=app[CLOCK].now,
+                                timezone=app[SETTINGS].timezone)
     app[API_KEYS] = ApiKeys(app[SESSIONS], app[CLOCK].now)
     app[MEDIA_STORE] = MediaStore(app[SESSIONS])
     yield

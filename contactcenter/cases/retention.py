@@ -2,7 +2,9 @@
 
 Records and figures stay (outcomes, timings, service, queue, status, dates), so reports keep
 adding up; what goes is the caller's number and name on calls, the citizen link on calls and
-closed cases, and citizens no record points to any more. `retention_days = 0` keeps everything.
+closed cases, citizens no record points to any more, and messages to citizens sent (or given
+up) that long ago (notify_outbox: their address and text). `retention_days = 0` keeps
+everything.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .models import AuditLog, Call, Case, Citizen
+from .models import AuditLog, Call, Case, Citizen, NotifyOutbox
 
 
 class PurgeResult(NamedTuple):
@@ -53,12 +55,18 @@ async def purge_personal_data(
                 ~exists(select(Case.id).where(Case.citizen_id == Citizen.id)),
             )
         ))
+        messages = cast("CursorResult[Any]", await session.execute(
+            delete(NotifyOutbox).where(
+                NotifyOutbox.created_at < cutoff,
+                or_(NotifyOutbox.sent_at.is_not(None), NotifyOutbox.failed_at.is_not(None)),
+            )
+        ))
         result = PurgeResult(calls.rowcount or 0, cases.rowcount or 0, orphans.rowcount or 0)
-        if result.calls or result.cases or result.citizens:
+        if result.calls or result.cases or result.citizens or messages.rowcount:
             session.add(AuditLog(
                 actor="system", action="retention.purge", entity="personal_data",
                 detail={"days": days, "calls": result.calls, "cases": result.cases,
-                        "citizens": result.citizens},
+                        "citizens": result.citizens, "messages": messages.rowcount or 0},
                 at=now,
             ))
     return result

@@ -12,10 +12,11 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, and_, exists, false, func, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -24,6 +25,7 @@ from ..bus import BaseBus
 from ..clock import SYSTEM
 from ..events import CaseChanged
 from ..security import hash_api_key, new_api_key
+from . import sla
 from .citizens import match_citizen
 from .models import (
     CASE_STATUSES,
@@ -35,6 +37,7 @@ from .models import (
     CaseMedia,
     CaseNote,
     CaseSequence,
+    CaseSlaPause,
     Citizen,
     ServiceType,
 )
@@ -49,10 +52,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"acknowledged", "in_progress", "closed"}),
     "acknowledged": frozenset({"in_progress", "closed"}),
     "in_progress": frozenset({"closed"}),
+    # left by resume() (back to the status it had) or by closing
+    "waiting_citizen": frozenset({"closed"}),
     "closed": frozenset(),
 }
-# A case is "at risk" when less than this fraction of its SLA time is left.
-AT_RISK_FRACTION = 0.25
+# what a status change is called on the bus, and whether the citizen is told of it
+CHANGE_OF = {"acknowledged": "acknowledged", "in_progress": "started", "closed": "closed"}
+PUBLIC_STATUSES = frozenset({"acknowledged", "closed"})
 NUMBER_RE = re.compile(r"^311-(\d{4})-(\d{6,})$")
 MAX_NOTE = 4000
 MAX_REASON = 200
@@ -106,25 +112,22 @@ def check_transition(current: str, target: str, reason: str | None) -> str | Non
     return None
 
 
-def sla_due(opened_at: datetime, sla_hours: int) -> datetime:
-    return opened_at + timedelta(hours=sla_hours)
+def sla_rule(stype: ServiceType, agency: Agency | None, timezone: str) -> sla.SlaRule:
+    """The service's SLA clock; a business-hours service of an agency whose calendar cannot be
+    read counts calendar hours (logged), so a typo never stops a case from being opened."""
+    try:
+        return sla.rule_for(stype.sla_hours, stype.sla_mode,
+                            agency.office_hours if agency else None,
+                            agency.holidays if agency else None, timezone)
+    except sla.SlaConfigError as exc:
+        log.error("SLA of %s: %s; counting calendar hours", stype.code, exc)
+        return sla.SlaRule(float(stype.sla_hours))
 
 
-def sla_state(
-    status: str, created_at: datetime, due: datetime | None, now: datetime
-) -> str:
-    """"closed", "none" (no SLA), "overdue" (past due), "at_risk" (less than 25% of the SLA
-    time left) or "ok"."""
-    if status == "closed":
-        return "closed"
-    if due is None:
-        return "none"
-    if now >= due:
-        return "overdue"
-    total = (due - created_at).total_seconds()
-    if total > 0 and (due - now).total_seconds() < AT_RISK_FRACTION * total:
-        return "at_risk"
-    return "ok"
+def language_of(value: str | None) -> str:
+    """en or es from whatever a channel knows ("es", "es-MX", "spa", "Spanish"...); else en."""
+    low = (value or "").strip().lower()
+    return "es" if low[:2] == "es" or low.startswith("spa") else "en"
 
 
 def format_number(year: int, seq: int) -> str:
@@ -159,6 +162,7 @@ class NewCase:
     origin: dict[str, Any] = field(default_factory=dict)  # device_id, api key id...: audit only
     staff_note: str | None = None  # written as an internal note (contact details not kept)
     media_key: str | None = None  # an uploaded photo (CaseMedia) this case takes
+    language: str | None = None  # the citizen's (the call's LANG, the form's): en or es
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +203,13 @@ class CaseView:
     notes: tuple[NoteView, ...] = ()
     citizen_phone: str | None = None  # personal: staff views only, never public output
     citizen_email: str | None = None
+    language: str = "en"
+    sla_rule: sla.SlaRule | None = None  # the service's clock (business hours or calendar)
+    paused_since: datetime | None = None  # waiting on the citizen since
 
     def sla(self, now: datetime) -> str:
-        return sla_state(self.status, self.created_at, self.sla_due_at, now)
+        """ok, at_risk, overdue, paused, closed or none: the one definition (cases/sla.py)."""
+        return sla.state(self.status, self.sla_due_at, now, self.sla_rule, self.paused_since)
 
     @property
     def public_notes(self) -> tuple[NoteView, ...]:
@@ -218,17 +226,23 @@ class CaseStore:
         bus: BaseBus | None = None,
         *,
         clock: Clock,
+        timezone: str = "UTC",  # the center's (CC_TIMEZONE): agencies' business hours
     ) -> None:
         self.sessions = sessions
         self.bus = bus
         self.clock = clock
+        self.tz = timezone
 
-    async def _publish(self, view: CaseView, change: str, at: datetime) -> None:
+    async def _publish(
+        self, view: CaseView, change: str, at: datetime, *, public: bool = False,
+        note: str = "", actor: str = "",
+    ) -> None:
         if self.bus is None:
             return
         await self.bus.publish(
             CaseChanged(number=view.number, status=view.status, citizen_id=view.citizen_id,
-                        at=at, change=change)
+                        at=at, change=change, public=public, note=note, actor=actor,
+                        agency=view.agency_code)
         )
 
     # --- writes ---
@@ -239,6 +253,7 @@ class CaseStore:
         now = self.clock()
         async with self.sessions() as session, session.begin():
             stype = await _service_type(session, data.service_code)
+            agency = None if stype.agency_id is None else await session.get(Agency, stype.agency_id)
             # The number first: on SQLite this takes the write lock before anything else.
             number = await next_case_number(session, now.year)
             citizen_id = data.citizen_id
@@ -263,7 +278,9 @@ class CaseStore:
                 long=data.long,
                 attributes=dict(data.attributes),
                 media_url=data.media_url,
-                sla_due_at=sla_due(now, stype.sla_hours),
+                sla_due_at=sla_rule(stype, agency, self.tz).due(now),
+                # the call's LANG, the web form's language (its origin), else English
+                language=language_of(data.language or data.origin.get("lang")),
                 created_by=actor,
                 created_at=now,
                 updated_at=now,
@@ -288,8 +305,8 @@ class CaseStore:
                 "service": stype.code, "channel": data.channel, "citizen_id": citizen_id,
                 **data.origin,
             })
-            view = await _view(session, case.id)
-        await self._publish(view, "created", now)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "created", now, actor=actor)
         return view
 
     async def transition(
@@ -303,11 +320,14 @@ class CaseStore:
             values: dict[str, Any] = {"status": target, "updated_at": now}
             if target == "closed":
                 values.update(close_reason=cleaned, closed_at=now)
+            if before == "waiting_citizen":  # closed while waiting: the pause ends here
+                values["sla_due_at"] = await _end_pause(session, case, now, self.tz)
             await _guarded_update(session, case.id, Case.status == before, values)
             _audit(session, actor, "case.status", number, now,
                    {"from": before, "to": target, "reason": cleaned})
-            view = await _view(session, case.id)
-        await self._publish(view, "closed" if target == "closed" else "updated", now)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, CHANGE_OF.get(target, "updated"), now,
+                            public=target in PUBLIC_STATUSES, note=cleaned or "", actor=actor)
         return view
 
     async def acknowledge(self, number: str, *, actor: str) -> CaseView:
@@ -318,6 +338,50 @@ class CaseStore:
 
     async def close(self, number: str, *, actor: str, reason: str) -> CaseView:
         return await self.transition(number, "closed", actor=actor, reason=reason)
+
+    async def wait_on_citizen(self, number: str, *, actor: str, note: str) -> CaseView:
+        """The agency needs something from the citizen (`note` says what; it is public, so the
+        citizen is told): the SLA clock stops until resume()."""
+        text = note.strip()
+        if not text:
+            raise InvalidCaseData("say what the citizen is asked for")
+        if len(text) > MAX_NOTE:
+            raise InvalidCaseData(f"a note is limited to {MAX_NOTE} characters")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            before = case.status
+            if before in ("closed", "waiting_citizen"):
+                raise IllegalTransition(f"a case that is {before} cannot wait on the citizen")
+            await _guarded_update(session, case.id, Case.status == before,
+                                  {"status": "waiting_citizen", "updated_at": now})
+            session.add(CaseSlaPause(case_id=case.id, started_at=now, resume_status=before,
+                                     actor=actor[:80]))
+            session.add(CaseNote(case_id=case.id, author=actor[:80], body=text, public=True,
+                                 created_at=now))
+            _audit(session, actor, "case.waiting", number, now, {"from": before})
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "waiting", now, public=True, note=text, actor=actor)
+        return view
+
+    async def resume(self, number: str, *, actor: str) -> CaseView:
+        """The citizen answered: back to the status before the wait, the due time moved out by
+        the paused time in the service's clock."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            if case.status != "waiting_citizen":
+                raise IllegalTransition(f"the case is {case.status}, not waiting on the citizen")
+            pause = await _open_pause(session, case.id)
+            back = pause.resume_status if pause is not None else "open"
+            due = await _end_pause(session, case, now, self.tz)
+            await _guarded_update(session, case.id, Case.status == "waiting_citizen",
+                                  {"status": back, "updated_at": now, "sla_due_at": due})
+            _audit(session, actor, "case.resumed", number, now,
+                   {"to": back, "sla_due_at": due.isoformat() if due else None})
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "resumed", now, actor=actor)
+        return view
 
     async def reassign(self, number: str, agency_code: str, *, actor: str) -> CaseView:
         now = self.clock()
@@ -340,8 +404,8 @@ class CaseStore:
             )
             _audit(session, actor, "case.reassigned", number, now,
                    {"from_agency_id": before, "to": agency.code})
-            view = await _view(session, case.id)
-        await self._publish(view, "updated", now)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "reassigned", now, actor=actor)
         return view
 
     async def add_note(
@@ -360,8 +424,9 @@ class CaseStore:
             case.updated_at = now
             await session.flush()
             _audit(session, author, "case.noted", number, now, {"public": public})
-            view = await _view(session, case.id)
-        await self._publish(view, "noted", now)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "noted", now, public=public, note=text if public else "",
+                            actor=author)
         return view
 
     # --- reads the console and the public pages need ---
@@ -371,14 +436,14 @@ class CaseStore:
             case_id = (
                 await session.execute(select(Case.id).where(Case.number == number))
             ).scalar_one_or_none()
-            return None if case_id is None else await _view(session, case_id)
+            return None if case_id is None else await _view(session, case_id, self.tz)
 
     async def by_token(self, token: str) -> CaseView | None:
         async with self.sessions() as session:
             case_id = (
                 await session.execute(select(Case.id).where(Case.token == token))
             ).scalar_one_or_none()
-            return None if case_id is None else await _view(session, case_id)
+            return None if case_id is None else await _view(session, case_id, self.tz)
 
     async def citizen_open_cases(self, citizen_id: int, limit: int = 50) -> list[CaseView]:
         async with self.sessions() as session:
@@ -388,7 +453,7 @@ class CaseStore:
                 .order_by(Case.created_at.desc(), Case.id.desc())
                 .limit(limit)
             )).scalars().all()
-            return await _views(session, ids)
+            return await _views(session, ids, self.tz)
 
     async def open_cases_for_contact(
         self, *, phone: str | None = None, email: str | None = None
@@ -408,21 +473,47 @@ class CaseStore:
             ids = (await session.execute(
                 select(Case.id).order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
             )).scalars().all()
-            return await _views(session, ids)
+            return await _views(session, ids, self.tz)
 
-    async def sla_watch(self, limit: int = 200) -> list[tuple[CaseView, str]]:
-        """Open cases that are overdue or at risk, soonest due first, with their SLA state."""
+    async def sla_watch(
+        self, limit: int = 200, *, agency: str | None = None
+    ) -> list[tuple[CaseView, str]]:
+        """Open cases that are overdue or at risk (cases/sla.py), soonest due first, with their
+        SLA state; `agency`: that agency's only (its code). Selected in SQL by the same rule."""
         now = self.clock()
         async with self.sessions() as session:
+            watch = await self._watch(session, now, agency)
             ids = (await session.execute(
-                select(Case.id)
-                .where(Case.status != "closed", Case.sla_due_at.is_not(None))
-                .order_by(Case.sla_due_at, Case.id)
-                .limit(limit * 4)
+                select(Case.id).where(*watch.scope, or_(watch.overdue, watch.at_risk))
+                .order_by(Case.sla_due_at, Case.id).limit(limit)
             )).scalars().all()
-            views = await _views(session, ids)
-        out = [(v, v.sla(now)) for v in views]
-        return [(v, state) for v, state in out if state in ("overdue", "at_risk")][:limit]
+            views = await _views(session, ids, self.tz)
+        return [(v, v.sla(now)) for v in views]
+
+    async def sla_counts(self, *, agency: str | None = None) -> dict[str, int]:
+        """{"at_risk": N, "overdue": M} over every open case (or one agency's), by the same
+        definition as `CaseView.sla`, counted in SQL."""
+        now = self.clock()
+        async with self.sessions() as session:
+            watch = await self._watch(session, now, agency)
+            # one pass over the open cases: both figures in the same scan
+            overdue, at_risk = (await session.execute(
+                select(sla_tally(watch.overdue), sla_tally(watch.at_risk))
+                .select_from(Case).where(*watch.scope, Case.status != "closed")
+            )).one()
+        return {"at_risk": int(at_risk or 0), "overdue": int(overdue or 0)}
+
+    async def _watch(
+        self, session: AsyncSession, now: datetime, agency: str | None
+    ) -> _Watch:
+        scope: list[Any] = []
+        if agency is not None:
+            agency_id = (await session.execute(
+                select(Agency.id).where(Agency.code == agency))).scalar_one_or_none()
+            if agency_id is None:
+                raise UnknownAgency(f"no agency {agency!r}")
+            scope.append(Case.agency_id == agency_id)
+        return await sla_conditions(session, now, self.tz, scope)
 
     async def search(
         self,
@@ -452,7 +543,7 @@ class CaseStore:
                     query = query.where(Case.created_at <= end)
             query = query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)
             ids = (await session.execute(query)).scalars().all()
-            return await _views(session, ids)
+            return await _views(session, ids, self.tz)
 
     async def service_types(self, *, active_only: bool = True) -> list[ServiceType]:
         async with self.sessions() as session:
@@ -466,6 +557,86 @@ class CaseStore:
             return (await session.execute(
                 select(ServiceType).where(ServiceType.code == code, ServiceType.active.is_(True))
             )).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    scope: list[Any]
+    overdue: Any  # SQL condition: open past due (or late already when the wait began)
+    at_risk: Any  # SQL condition: open, less than the fraction of the allowance left
+
+
+def sla_tally(condition: Any) -> Any:
+    """SUM(CASE WHEN condition THEN 1 ELSE 0 END): a count of one condition in an aggregate."""
+    return func.sum(sql_case((condition, 1), else_=0))
+
+
+async def sla_conditions(
+    session: AsyncSession, now: datetime, timezone: str, scope: list[Any] | None = None
+) -> _Watch:
+    """The one definition (cases/sla.py) as SQL conditions on `cases`, so no case has to be
+    loaded to be classified: each rule becomes its risk horizon (sla.risk_horizon), and a case
+    is at risk when due before its rule's horizon. Calendar-hour services need one horizon per
+    service; business-hour ones one per (service, agency) pair that has open cases."""
+    live = Case.status.not_in(("closed", "waiting_citizen"))
+    rules = await SlaRules.load(session, timezone)
+    by_horizon: dict[datetime, list[Any]] = {}
+    business: list[int] = []
+    for st in rules.types.values():
+        if st.sla_mode == "business":
+            business.append(st.id)
+        else:
+            horizon = sla.risk_horizon(rules.rule(st.id, None), now)
+            by_horizon.setdefault(horizon, []).append(Case.service_type_id == st.id)
+    if business:
+        pairs = (await session.execute(
+            select(Case.service_type_id, Case.agency_id)
+            .where(live, Case.service_type_id.in_(business), *(scope or ())).distinct()
+        )).all()
+        for st_id, ag_id in pairs:
+            horizon = sla.risk_horizon(rules.rule(st_id, ag_id), now)
+            by_horizon.setdefault(horizon, []).append(
+                and_(Case.service_type_id == st_id, _same(Case.agency_id, ag_id)))
+    risky = [and_(Case.sla_due_at < horizon, or_(*which))
+             for horizon, which in by_horizon.items()]
+    # waiting on the citizen: overdue only if it was late when the wait began
+    late_waiting = and_(Case.status == "waiting_citizen", exists(
+        select(CaseSlaPause.id).where(CaseSlaPause.case_id == Case.id,
+                                      CaseSlaPause.ended_at.is_(None),
+                                      CaseSlaPause.started_at >= Case.sla_due_at)))
+    return _Watch(
+        scope=[Case.sla_due_at.is_not(None), *(scope or ())],
+        overdue=or_(and_(live, Case.sla_due_at <= now), late_waiting),
+        at_risk=and_(live, Case.sla_due_at > now, or_(*risky)) if risky else false(),
+    )
+
+
+class SlaRules:
+    """Every (service type, agency) pair's SLA rule, read once (reports, counts)."""
+
+    def __init__(self, types: dict[int, ServiceType], agencies: dict[int, Agency],
+                 timezone: str) -> None:
+        self.types = types
+        self.agencies = agencies
+        self.tz = timezone
+        self._cache: dict[tuple[int, int | None], sla.SlaRule] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession, timezone: str) -> SlaRules:
+        types = {t.id: t for t in (await session.execute(select(ServiceType))).scalars()}
+        agencies = {a.id: a for a in (await session.execute(select(Agency))).scalars()}
+        return cls(types, agencies, timezone)
+
+    def rule(self, service_type_id: int, agency_id: int | None) -> sla.SlaRule:
+        key = (service_type_id, agency_id)
+        if key not in self._cache:
+            agency = self.agencies.get(agency_id) if agency_id is not None else None
+            self._cache[key] = sla_rule(self.types[service_type_id], agency, self.tz)
+        return self._cache[key]
+
+
+def _same(column: Any, value: int | None) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 # --- API keys -----------------------------------------------------------------------------------
@@ -614,7 +785,31 @@ def _audit(
                          detail={k: v for k, v in detail.items() if v is not None}, at=at))
 
 
-async def _views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
+async def _open_pause(session: AsyncSession, case_id: int) -> CaseSlaPause | None:
+    return (await session.execute(
+        select(CaseSlaPause).where(CaseSlaPause.case_id == case_id,
+                                   CaseSlaPause.ended_at.is_(None))
+        .order_by(CaseSlaPause.id.desc()).limit(1)
+    )).scalar_one_or_none()
+
+
+async def _end_pause(
+    session: AsyncSession, case: Case, now: datetime, timezone: str
+) -> datetime | None:
+    """Close the case's open pause; the due time moved out by the paused time of its clock."""
+    pause = await _open_pause(session, case.id)
+    if pause is None or case.sla_due_at is None:
+        return case.sla_due_at
+    pause.ended_at = now
+    stype = await session.get(ServiceType, case.service_type_id)
+    agency = None if case.agency_id is None else await session.get(Agency, case.agency_id)
+    assert stype is not None
+    return sla_rule(stype, agency, timezone).resume(case.sla_due_at, pause.started_at, now)
+
+
+async def _views(
+    session: AsyncSession, ids: Sequence[int], timezone: str = "UTC"
+) -> list[CaseView]:
     if not ids:
         return []
     rows = (await session.execute(
@@ -626,17 +821,26 @@ async def _views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
         .options(selectinload(Case.notes))
         .execution_options(populate_existing=True)
     )).all()
-    by_id = {row[0].id: _to_view(*row) for row in rows}
+    waiting = [row[0].id for row in rows if row[0].status == "waiting_citizen"]
+    paused: dict[int, datetime] = {}
+    if waiting:
+        for case_id, started in (await session.execute(
+            select(CaseSlaPause.case_id, CaseSlaPause.started_at)
+            .where(CaseSlaPause.case_id.in_(waiting), CaseSlaPause.ended_at.is_(None))
+        )).all():
+            paused[case_id] = started
+    by_id = {row[0].id: _to_view(*row, timezone, paused.get(row[0].id)) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
 
 
-async def _view(session: AsyncSession, case_id: int) -> CaseView:
-    (view,) = await _views(session, [case_id])
+async def _view(session: AsyncSession, case_id: int, timezone: str = "UTC") -> CaseView:
+    (view,) = await _views(session, [case_id], timezone)
     return view
 
 
 def _to_view(
-    case: Case, stype: ServiceType, agency: Agency | None, citizen: Citizen | None
+    case: Case, stype: ServiceType, agency: Agency | None, citizen: Citizen | None,
+    timezone: str = "UTC", paused_since: datetime | None = None,
 ) -> CaseView:
     return CaseView(
         id=case.id,
@@ -668,4 +872,7 @@ def _to_view(
         ),
         citizen_phone=citizen.phone if citizen else None,
         citizen_email=citizen.email if citizen else None,
+        language=case.language or "en",
+        sla_rule=sla_rule(stype, agency, timezone),
+        paused_since=paused_since,
     )

@@ -73,7 +73,7 @@ class IvrStore(Protocol):
 
     async def leave_request(
         self, *, caller_number: str | None, caller_name: str | None, queue: str,
-        service: str | None, at: datetime,
+        service: str | None, at: datetime, language: str | None = None,
     ) -> CaseInfo: ...
 
 
@@ -312,7 +312,7 @@ class IvrEngine:
             return _Exit("closed", queue, service)
         case = await self._store.leave_request(
             caller_number=call.info.caller_number, caller_name=call.info.caller_name,
-            queue=queue, service=service, at=self._clock(),
+            queue=queue, service=service, at=self._clock(), language=call.lang,
         )
         call.result.case_number = case.number
         await self._choice(call, "closed", digit, "leave_request", queue=queue,
@@ -361,8 +361,12 @@ class IvrEngine:
         call.result.case_number = case.number
         await self._choice(call, node.id, "", f"case_status:{case.status}",
                            service=case.service)
-        await self._play(call, action.status_prompts.get(case.status))
-        if case.expected and case.status != "closed" and self._prompt(
+        # waiting on the caller (cases/sla.py): said as "in progress" unless the menu has its
+        # own prompt, and without an expected date (its SLA clock is stopped)
+        waiting = case.status == "waiting_citizen"
+        await self._play(call, action.status_prompts.get(case.status) or (
+            action.status_prompts.get("in_progress") if waiting else None))
+        if case.expected and case.status not in ("closed", "waiting_citizen") and self._prompt(
                 call, action.prompts.get("expected_prompt")):
             await self._play(call, action.prompts.get("expected_prompt"))
             await channel.stream_file(f"digits/mon-{case.expected.month - 1}")

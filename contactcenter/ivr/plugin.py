@@ -22,7 +22,8 @@ SCRIPT = "/ivr"
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
-                           queues=app[QUEUE_DIRECTORY], bus=app[BUS])
+                           queues=app[QUEUE_DIRECTORY], bus=app[BUS],
+                           timezone=settings.timezone)
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
                        clock=app[CLOCK].now)
     app[IVR_ENGINE] = engine

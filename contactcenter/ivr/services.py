@@ -109,8 +109,10 @@ class IvrServices:
         menu_wait: float = 0.3,
         monotonic: Callable[[], float] = time.monotonic,
         queues: QueueDirectory | None = None,
+        timezone: str = "UTC",  # the center's: business-hour SLAs of requests left by phone
     ) -> None:
         self._sessions = sessions
+        self._timezone = timezone
         # The app hands in its directory (reloaded when an admin saves a queue); alone (tools,
         # tests) the IVR keeps one of its own, refreshed like its other short caches.
         self._directory = queues or QueueDirectory(sessions)
@@ -321,12 +323,13 @@ class IvrServices:
         queue: str,
         service: str | None,
         at: datetime,
+        language: str | None = None,
     ) -> CaseInfo:
         """A phone case (through the case store: numbering, citizen matching, audit and the
         `CaseChanged` event are its business) so someone calls the citizen back."""
         code = service or await self._default_service(queue)
         first, _, last = (caller_name or "").partition(" ")
-        store = CaseStore(self._sessions, self._bus, clock=lambda: at)
+        store = CaseStore(self._sessions, self._bus, clock=lambda: at, timezone=self._timezone)
         view = await store.open_case(
             NewCase(
                 service_code=code,
@@ -339,6 +342,7 @@ class IvrServices:
                 first_name=first or None,
                 last_name=last or None,
                 origin={"via": "ivr", "queue": queue},
+                language=language,
             ),
             actor="ivr",
         )

@@ -11,6 +11,8 @@
     logged_out: "Logged out", available: "Available", ringing: "Ringing", on_call: "On a call",
     wrapup: "Wrap-up", paused: "Paused", unavailable: "Phone unavailable"
   };
+  // the store's one SLA definition (cases/sla.py), sent with each case of the pop
+  var SLA_WORDS = { at_risk: "at risk", overdue: "overdue", paused: "waiting on citizen" };
   var CALL_LABELS = { ringing: "Ringing", connected: "Connected", wrapup: "Wrap-up", ended: "Call ended" };
 
   var ws = null;
@@ -146,7 +148,10 @@
     }
     if (!cases.length) { casesBody.appendChild(row(["No open cases", "", "", "", ""])); }
     cases.forEach(function (k) {
-      casesBody.appendChild(row([k.number, k.service, k.status, fmtTime(k.sla_due_at), k.address || ""]));
+      var due = fmtTime(k.sla_due_at) + (SLA_WORDS[k.sla] ? " (" + SLA_WORDS[k.sla] + ")" : "");
+      var tr = row([k.number, k.service, k.status, due, k.address || ""]);
+      if (k.sla === "overdue" || k.sla === "at_risk") { tr.classList.add("sla-" + k.sla); }
+      casesBody.appendChild(tr);
       var opt = document.createElement("option");
       opt.value = k.number;
       list.appendChild(opt);

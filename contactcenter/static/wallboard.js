@@ -267,4 +267,26 @@
   connect();
   setInterval(tick, 1000);
   tick();
+
+  // "cases at risk N, overdue M": the case store's count, refreshed every minute
+  const caseCounts = document.getElementById("case-sla-counts");
+  async function refreshCases() {
+    let counts = null;
+    try {
+      const resp = await fetch("/wallboard/cases", { credentials: "same-origin" });
+      if (resp.ok) counts = await resp.json();
+    } catch (e) { /* shown as unavailable */ }
+    caseCounts.replaceChildren();
+    if (!counts) {
+      caseCounts.appendChild(el("span", "muted", "Case SLA counts unavailable."));
+      return;
+    }
+    caseCounts.appendChild(document.createTextNode("Open cases now: "));
+    const risk = el("span", counts.at_risk ? "warn" : "", "cases at risk ");
+    risk.appendChild(el("b", "", counts.at_risk));
+    const late = el("span", counts.overdue ? "bad" : "", "overdue ");
+    late.appendChild(el("b", "", counts.overdue));
+    caseCounts.append(risk, document.createTextNode(", "), late);
+  }
+  if (caseCounts) setInterval(refreshCases, 60000);
 })();

@@ -8,14 +8,17 @@ session; neither carries personal data (no caller IDs, only counts and operators
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.keys import PBX, SESSIONS
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import current_user, origin_ok, require_role, require_user
@@ -28,6 +31,8 @@ from .stats import to_json
 log = logging.getLogger(__name__)
 
 STAFF = ("supervisor", "admin")
+SLA_COUNT_TIMEOUT = 2.0  # seconds the board waits for the case counts
+SLA_COUNT_TTL = 15.0  # seconds one count serves every board of the process
 PAUSE_REASONS = ("break", "lunch", "training", "case work", "meeting", "supervisor")
 
 
@@ -67,6 +72,49 @@ def _group(request: web.Request) -> tuple[str, list[str]]:
     return group, groups
 
 
+class CaseCounts:
+    """Open cases at risk and overdue (the store's one definition, counted in SQL), shared by
+    every board of this process for SLA_COUNT_TTL seconds: a wall of screens refreshing it
+    costs one query, not one each."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, int] | None = None
+        self.at = -1e9
+        self.lock = asyncio.Lock()
+
+    async def get(self, request: web.Request) -> dict[str, int] | None:
+        """None when the store does not answer quickly: the board still shows the calls."""
+        store = request.app.get(CASE_STORE)
+        if store is None:
+            return None
+        async with self.lock:
+            if time.monotonic() - self.at < SLA_COUNT_TTL:
+                return self.value
+            try:
+                self.value = await asyncio.wait_for(store.sla_counts(), SLA_COUNT_TIMEOUT)
+            except Exception as exc:  # a dead or slow database must not take the board down
+                log.warning("case SLA counts unavailable: %r", exc)
+                self.value = None
+            self.at = time.monotonic()
+            return self.value
+
+
+CASE_COUNTS = web.AppKey("case_counts", CaseCounts)
+
+
+async def case_sla_counts(request: web.Request) -> dict[str, int] | None:
+    return await request.app[CASE_COUNTS].get(request)
+
+
+@require_role(*STAFF)
+async def wallboard_cases(request: web.Request) -> web.Response:
+    """The board's "cases at risk N, overdue M", refreshed by wallboard.js every minute."""
+    counts = await case_sla_counts(request)
+    if counts is None:
+        return web.json_response({"error": "case counts unavailable"}, status=503)
+    return web.json_response(counts)
+
+
 @require_role(*STAFF)
 async def wallboard_page(request: web.Request) -> web.Response:
     group, groups = _group(request)
@@ -74,7 +122,8 @@ async def wallboard_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "supervisor/wallboard.html", request,
         {"group": group, "groups": groups, "snapshot": snapshot, "reasons": PAUSE_REASONS,
-         "tz": request.app[SUPERVISOR].service.settings.timezone},
+         "tz": request.app[SUPERVISOR].service.settings.timezone,
+         "cases": await case_sla_counts(request)},
     )
 
 
@@ -163,7 +212,8 @@ async def reports_page(request: web.Request) -> web.Response:
         )
     sessions = request.app[SESSIONS]
     report = await reports.call_report(sessions, rng, svc.stats)
-    sla = await reports.sla_report(sessions, rng, svc.tz, svc.clock())
+    sla = await reports.sla_report(sessions, rng, svc.tz, svc.clock(), svc.settings.timezone)
+    cases = await case_sla_counts(request)
     hours = [f"{h:02d}" for h in range(24)]
     days = list(report.by_day)
     charts = {
@@ -189,6 +239,7 @@ async def reports_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template(
         "supervisor/reports.html", request,
         {"error": None, "report": report, "sla": sla, "charts": charts, "rng": rng,
+         "cases": cases,
          "tz": svc.settings.timezone, "queues": svc.stats.queues,
          "query": {"from": rng.first.isoformat(), "to": rng.last.isoformat()}},
     )
@@ -226,9 +277,11 @@ async def summary_csv(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app[CASE_COUNTS] = CaseCounts()
     r = app.router
     r.add_get("/wallboard", wallboard_page, name="wallboard")
     r.add_get("/wallboard/ws", wallboard_ws, name="wallboard_ws")
+    r.add_get("/wallboard/cases", wallboard_cases, name="wallboard_cases")
     r.add_post("/wallboard/agents/{action}", agent_action, name="wallboard_agent_action")
     r.add_post("/wallboard/broadcast", broadcast, name="wallboard_broadcast")
     r.add_get("/reports", reports_page, name="reports")

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.models import Agency, Call, Case, ServiceType
+from contactcenter.cases.store import sla_conditions, sla_tally
 
 from .services import FACT_COLUMNS, facts_from_row
 from .stats import CallFacts, QueueStats, Tally, clean_text
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 7
-AT_RISK = timedelta(hours=24)  # an open case due within this is "at risk"
 CSV_TEXT_LIMIT = 200  # characters of any free text (caller name) in an export
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
@@ -143,54 +143,63 @@ async def call_report(
 
 @dataclass(slots=True)
 class SlaRow:
+    """Cases of one agency by SLA outcome (cases/sla.py `report_bucket`): a case is on time only
+    when it closed by its due time; an open case not yet due is "open, not due", never on time."""
+
     agency: str
     total: int = 0
-    on_time: int = 0  # closed by the due time, or open with more than AT_RISK left
-    at_risk: int = 0  # open, due within AT_RISK
-    overdue: int = 0  # closed after the due time, or open past it
+    on_time: int = 0  # closed by the due time
+    late: int = 0  # closed after the due time
+    overdue: int = 0  # open past the due time (already a breach)
+    at_risk: int = 0  # open, less than 20 % of the allowance left in the service's clock
+    open_not_due: int = 0  # open (or waiting on the citizen), not yet due
     no_sla: int = 0  # no due time set
 
     @property
+    def breached(self) -> int:
+        return self.late + self.overdue
+
+    @property
     def compliance(self) -> float | None:
-        """on time / cases with a due time."""
-        den = self.on_time + self.at_risk + self.overdue
+        """on time / (on time + closed late + open overdue): the cases whose SLA outcome is
+        known; cases still open and not yet due are left out until they close or fall due."""
+        den = self.on_time + self.late + self.overdue
         return self.on_time / den if den else None
 
 
-def sla_bucket(status: str, due: datetime | None, closed: datetime | None, now: datetime) -> str:
-    if due is None:
-        return "no_sla"
-    if status == "closed":
-        return "on_time" if closed is not None and closed <= due else "overdue"
-    if now > due:
-        return "overdue"
-    if due - now <= AT_RISK:
-        return "at_risk"
-    return "on_time"
-
-
 async def sla_report(
-    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo, now: datetime
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo, now: datetime,
+    zone: str = "UTC",
 ) -> list[SlaRow]:
-    """Cases created in `rng`, by agency."""
+    """Cases created in `rng`, by agency; `zone` is the center's (agencies' business hours).
+    Counted in SQL by the store's conditions (the one definition), one pass over the range."""
     start, end = rng.bounds(tz)
     async with sessions() as db:
+        watch = await sla_conditions(db, now, zone)
+        due = Case.sla_due_at
+        closed = Case.status == "closed"
         rows = (
             await db.execute(
-                select(Agency.name, Case.status, Case.sla_due_at, Case.closed_at)
+                select(Agency.name, func.count(),
+                       sla_tally(and_(closed, Case.closed_at <= due)),
+                       sla_tally(and_(closed, due.is_not(None),
+                                   or_(Case.closed_at.is_(None), Case.closed_at > due))),
+                       sla_tally(watch.overdue), sla_tally(watch.at_risk),
+                       sla_tally(due.is_(None)))
                 .select_from(Case)
                 .outerjoin(Agency, Agency.id == Case.agency_id)
                 .where(Case.created_at >= start, Case.created_at < end)
+                .group_by(Agency.name)
             )
         ).all()
-    out: dict[str, SlaRow] = {}
-    for agency, status, due, closed in rows:
-        name = agency or "(no agency)"
-        row = out.setdefault(name, SlaRow(name))
-        row.total += 1
-        bucket = sla_bucket(status, due, closed, now)
-        setattr(row, bucket, getattr(row, bucket) + 1)
-    return [out[k] for k in sorted(out)]
+    out: list[SlaRow] = []
+    for agency, total, on_time, late, overdue, at_risk, no_sla in rows:
+        row = SlaRow(agency or "(no agency)", int(total), int(on_time or 0), int(late or 0),
+                     int(overdue or 0), int(at_risk or 0), 0, int(no_sla or 0))
+        row.open_not_due = row.total - row.on_time - row.late - row.overdue - row.at_risk \
+            - row.no_sla
+        out.append(row)
+    return sorted(out, key=lambda r: r.agency)
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -282,7 +291,6 @@ __all__ = [
     "calls_csv",
     "csv_cell",
     "parse_range",
-    "sla_bucket",
     "sla_report",
     "summary_csv",
 ]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import AuditLog, Queue, ServiceType, User
+from contactcenter.cases.models import Agency, AuditLog, Queue, ServiceType, User
 from contactcenter.security import verify_password
 from tests.conftest import app_settings, login
 
@@ -179,6 +179,40 @@ async def test_agency_create_and_validation(client: Any, seeded: Any) -> None:
         "_csrf": token}, allow_redirects=False)
     assert resp.status == 302
     assert [r.entity_id for r in await audit_rows(seeded, "agency")] == ["PRK"]
+
+
+async def test_agency_business_hours_and_a_services_sla_clock(client: Any, seeded: Any) -> None:
+    token = await login(client, "admin")
+    async with seeded() as db:
+        dpw = (await db.execute(select(Agency).where(Agency.code == "DPW"))).scalar_one()
+        st = (await db.execute(select(ServiceType).where(ServiceType.code == "pothole"))
+              ).scalar_one()
+    base = {"name": dpw.name, "email": dpw.email or "", "phone": "", "_csrf": token}
+    resp = await client.post(f"/admin/agencies/{dpw.id}", data={
+        **base, "open_mon": "09:00", "close_mon": "", "holidays": "2026-12-25 christmas"})
+    page = await resp.text()
+    assert resp.status == 400 and "both the opening and the closing" in page
+    assert "christmas" in field_error(page, "holidays")
+    resp = await client.post(f"/admin/agencies/{dpw.id}", data={
+        **base, "open_mon": "07:00", "close_mon": "15:30", "open_sat": "09:00",
+        "close_sat": "12:00", "holidays": "2026-12-25\n2026-11-26"}, allow_redirects=False)
+    assert resp.status == 302, await resp.text()
+    page = await (await client.get(f"/admin/agencies/{dpw.id}")).text()
+    assert 'value="07:00"' in page and "2026-11-26" in page
+    form = {"name": st.name, "sla_hours": "9", "queue_id": str(st.queue_id),
+            "agency_id": str(st.agency_id), "attributes": "[]", "active": "on",
+            "_csrf": token}
+    resp = await client.post(f"/admin/services/{st.id}", data={**form, "sla_mode": "weekly"})
+    assert resp.status == 400 and "SLA clock" in field_error(await resp.text(), "sla_mode")
+    resp = await client.post(f"/admin/services/{st.id}", data={**form, "sla_mode": "business"},
+                             allow_redirects=False)
+    assert resp.status == 302
+    async with seeded() as db:
+        dpw = await db.get(Agency, dpw.id)
+        st = await db.get(ServiceType, st.id)
+    assert dpw.office_hours == {"mon": ["07:00", "15:30"], "sat": ["09:00", "12:00"]}
+    assert dpw.holidays == ["2026-11-26", "2026-12-25"]
+    assert (st.sla_mode, st.sla_hours) == ("business", 9)
 
 
 async def test_users_create_role_disable_and_last_admin(client: Any, seeded: Any) -> None:

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
 from contactcenter.bus import LocalBus
+from contactcenter.cases import sla
 from contactcenter.cases.citizens import match_citizen
 from contactcenter.cases.models import AuditLog, Case, CaseSequence, Citizen
 from contactcenter.cases.store import (
-    AT_RISK_FRACTION,
     ApiKeys,
     CaseNotFound,
     CaseStore,
@@ -26,7 +26,6 @@ from contactcenter.cases.store import (
     UnknownAgency,
     UnknownServiceType,
     check_transition,
-    sla_state,
 )
 from contactcenter.events import CaseChanged, Event
 from contactcenter.seed import seed_reference
@@ -164,8 +163,13 @@ async def test_lifecycle_transitions_notes_reassignment_and_illegal_moves(
                        "case.noted", "case.noted", "case.status"]
     await the_bus.drain()
     changes = [e.change for e in seen if isinstance(e, CaseChanged)]
-    assert changes == ["created", "updated", "updated", "updated", "noted", "noted", "closed"]
+    assert changes == ["created", "acknowledged", "started", "reassigned", "noted", "noted",
+                       "closed"]
     assert isinstance(seen[-1], CaseChanged) and seen[-1].status == "closed"
+    # what the citizen is told: acknowledged, the public note, the close with its note
+    told = [(e.change, e.note) for e in seen if isinstance(e, CaseChanged) and e.public]
+    assert told == [("acknowledged", ""), ("noted", "crew dispatched"), ("closed", "filled")]
+    assert seen[-1].actor == "crew" and seen[-1].agency == "SAN"
 
 
 def test_transition_table_and_sla_states() -> None:
@@ -175,13 +179,14 @@ def test_transition_table_and_sla_states() -> None:
         check_transition("acknowledged", "open", None)
     with pytest.raises(IllegalTransition):
         check_transition("open", "closed", "x" * 201)
-    due = T0 + timedelta(hours=100)
-    assert sla_state("open", T0, due, T0 + timedelta(hours=74)) == "ok"  # 26% left
-    assert AT_RISK_FRACTION == 0.25
-    assert sla_state("open", T0, due, T0 + timedelta(hours=76)) == "at_risk"  # 24% left
-    assert sla_state("in_progress", T0, due, due) == "overdue"
-    assert sla_state("closed", T0, due, due + timedelta(days=9)) == "closed"
-    assert sla_state("open", T0, None, T0) == "none"
+    rule = sla.SlaRule(100)
+    due = rule.due(T0)
+    assert sla.state("open", due, T0 + timedelta(hours=79), rule) == "ok"  # 21% left
+    assert sla.AT_RISK_FRACTION == 0.2
+    assert sla.state("open", due, T0 + timedelta(hours=81), rule) == "at_risk"  # 19% left
+    assert sla.state("in_progress", due, due, rule) == "overdue"
+    assert sla.state("closed", due, due + timedelta(days=9), rule) == "closed"
+    assert sla.state("open", None, T0, rule) == "none"
 
 
 async def test_failed_case_writes_nothing_and_keeps_the_number(

@@ -111,6 +111,7 @@ async def test_a_filed_report_and_its_confirmation(client: TestClient, clock: Cl
     assert view.attributes == {"container": "trash"} and view.address == "Calle 50 y Vía España"
     assert view.description == "No pasó el camión <hoy>" and view.media_url
     assert view.citizen_phone == "61234567" and view.citizen_email is None
+    assert view.language == "es"  # the form's language: updates come in Spanish
     assert (await client.get(view.media_url)).status == 200
     # a forged or unknown confirmation link goes back to the form
     resp = await client.get("/report/sent/nope", allow_redirects=False)

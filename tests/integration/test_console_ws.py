@@ -171,13 +171,14 @@ async def test_pop_history_case_note_disposition_and_the_next_pop(client: Any, a
     await receive_until(ws, lambda m: m["type"] == "state" and m["state"] == "available")
 
     await bus.publish(ringing("PJSIP/1001", "1700.5", number=NUMBER, at=at,
-                              service="pothole", language="en", ivr_path=("lang:en", "menu:2")))
+                              service="pothole", language="es", ivr_path=("lang:es", "menu:2")))
     pop = await receive_until(ws, lambda m: m["type"] == "call" and m["history"])
     assert pop["status"] == "ringing" and pop["caller_number"] == NUMBER
-    assert pop["ivr_path"] == ["lang:en", "menu:2"]
+    assert pop["ivr_path"] == ["lang:es", "menu:2"]
     h = pop["history"]
     assert [c["number"] for c in h["cases"]] == [old_case]
     assert h["cases"][0]["status"] == "open" and h["cases"][0]["sla_due_at"]
+    assert h["cases"][0]["sla"] == "ok"  # the store's one definition (cases/sla.py)
     assert [(c["outcome"], c["disposition"]) for c in h["calls"]] == [("answered", "information")]
     assert h["repeat"] is False and h["recent_calls"] == 2
 
@@ -191,6 +192,8 @@ async def test_pop_history_case_note_disposition_and_the_next_pop(client: Any, a
                       description="deep hole <script>", address="5 Main St")
     assert r["ok"] is True, r
     new_case = r["message"].split()[1]
+    opened = await app[CASE_STORE].by_number(new_case)
+    assert opened is not None and opened.language == "es"  # the call's LANG: replies in Spanish
     r = await command(ws, "c", type="add_note", call_id="default:1700.5", case=old_case,
                       body="caller says still not collected")
     assert r["ok"] is True, r

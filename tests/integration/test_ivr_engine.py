@@ -188,6 +188,23 @@ async def test_case_status_found_says_status_and_expected_date(store: FakeStore)
     assert any(isinstance(e, IvrChoice) and e.case_number == CASE.number for e in rec.events)
 
 
+async def test_a_case_waiting_on_the_caller_is_in_progress_without_a_date(
+    store: FakeStore,
+) -> None:
+    waiting = CaseInfo("311-2026-000424", "waiting_citizen", date(2026, 12, 3), "pothole")
+    store.cases[waiting.number] = waiting
+    caller = Caller(inputs=["1", "9", "424"])
+    await call(store, caller)
+    plays = caller.without_trace()
+    tail = plays[plays.index("GET DATA 311/en/enter-case-number 5000 6"):]
+    assert tail[:4] == [
+        "GET DATA 311/en/enter-case-number 5000 6",
+        'SAY DIGITS 424 ""',
+        'STREAM FILE 311/en/status-in-progress ""',
+        "GET DATA 311/en/press-0-operator 5000 1",
+    ]
+
+
 async def test_case_status_then_operator(store: FakeStore) -> None:
     store.cases[CASE.number] = CASE
     caller = Caller(inputs=["1", "9", "000423", "0"])

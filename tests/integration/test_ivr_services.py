@@ -258,7 +258,8 @@ async def test_leave_request_creates_a_phone_case(
     bus.subscribe(on_change, types=(CaseChanged,))
     services = IvrServices(seeded, bus=bus)
     first = await services.leave_request(caller_number="7875550101", caller_name="Maria Lopez",
-                                         queue="sanitation", service="missed-pickup", at=NOW)
+                                         queue="sanitation", service="missed-pickup", at=NOW,
+                                         language="es")
     second = await services.leave_request(caller_number=None, caller_name=None,
                                           queue="potholes", service=None, at=NOW)
     assert first.number == "311-2026-000001" and second.number == "311-2026-000002"
@@ -271,6 +272,7 @@ async def test_leave_request_creates_a_phone_case(
     assert citizen is not None and citizen.phone == "7875550101"
     assert citizen.first_name == "Maria" and "7875550101" in case.description
     assert case.sla_due_at == NOW + timedelta(hours=48)
+    assert case.language == "es"  # the caller's LANG: the citizen hears back in Spanish
     await bus.drain()
     assert [(e.number, e.change, e.citizen_id) for e in changes if isinstance(e, CaseChanged)] \
         == [(first.number, "created", citizen.id), (second.number, "created", None)]

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contactcenter.cases import open311
-from contactcenter.cases.store import sla_due, sla_state
+from contactcenter.cases.sla import SlaRule, state
 from contactcenter.clock import SYSTEM, FixedClock, ShiftedClock
 from contactcenter.events import CallEnded, CallRecord
 from contactcenter.ivr.services import is_open
@@ -205,14 +205,14 @@ def test_a_holiday_is_a_local_date() -> None:
 def test_sla_due_counts_elapsed_hours_across_dst_and_leap_day() -> None:
     # calendar hours (elapsed time): 48 h from Saturday 12:00 EST is Monday 13:00 EDT
     opened = datetime(2026, 3, 7, 12, 0, tzinfo=NY)
-    due = sla_due(opened.astimezone(UTC), 48)
+    due = SlaRule(48).due(opened.astimezone(UTC))
     assert due.astimezone(NY) == datetime(2026, 3, 9, 13, 0, tzinfo=NY)
-    leap = sla_due(datetime(2028, 2, 28, 12, tzinfo=UTC), 24)
+    leap = SlaRule(24).due(datetime(2028, 2, 28, 12, tzinfo=UTC))
     assert leap == datetime(2028, 2, 29, 12, tzinfo=UTC)
     clock = FixedClock(due - timedelta(seconds=1))
-    assert sla_state("open", opened, due, clock.now()) == "at_risk"
+    assert state("open", due, clock.now(), SlaRule(48)) == "at_risk"
     clock.advance(1)
-    assert sla_state("open", opened, due, clock.now()) == "overdue"
+    assert state("open", due, clock.now(), SlaRule(48)) == "overdue"
 
 
 def test_open311_default_window_ends_at_the_clocks_now() -> None:

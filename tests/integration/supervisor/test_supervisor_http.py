@@ -243,11 +243,11 @@ async def test_reports_page_range_and_sla_by_agency(env: Any) -> None:
         st = (await db.execute(select(ServiceType).where(ServiceType.code == "pothole")))\
             .scalar_one()
         hour = timedelta(hours=1)
-        cases = [  # (agency, status, due, closed)
+        cases = [  # (agency, status, due, closed); pothole: 72 calendar hours
             (san.id, "closed", now + hour, now - hour),  # closed on time
-            (san.id, "closed", now - 2 * hour, now - hour),  # closed late: overdue
-            (san.id, "open", now + 48 * hour, None),  # on track: on time
-            (san.id, "open", now + 3 * hour, None),  # due within 24 h: at risk
+            (san.id, "closed", now - 2 * hour, now - hour),  # closed late
+            (san.id, "open", now + 48 * hour, None),  # on track: open, not due (never on time)
+            (san.id, "open", now + 3 * hour, None),  # under 20 % of 72 h left: at risk
             (san.id, "open", now - hour, None),  # past due: overdue
             (None, "open", None, None),  # no SLA, no agency
         ]
@@ -257,9 +257,16 @@ async def test_reports_page_range_and_sla_by_agency(env: Any) -> None:
                         created_at=now - timedelta(minutes=10)))
     today = now.astimezone(ZoneInfo(env.tz)).date().isoformat()
     html = await (await client.get(f"/reports?from={today}&to={today}")).text()
+    # agency, cases, on time, late, overdue, at risk, open not due, no SLA, compliance
     assert table_row(html, "sla", "Department of Sanitation") == \
-        ["Department of Sanitation", "5", "2", "1", "2", "0", "40.0%"]
-    assert table_row(html, "sla", "(no agency)")[1:6] == ["1", "0", "0", "0", "1"]
+        ["Department of Sanitation", "5", "1", "1", "1", "1", "1", "0", "33.3%"]
+    assert table_row(html, "sla", "(no agency)")[1:8] == ["1", "0", "0", "0", "0", "0", "1"]
+    counts = " ".join(html.split('id="case-sla-counts"')[1].split("</p>")[0].split())
+    assert "cases at risk <b>1</b>" in counts and "overdue <b>1</b>" in counts
+    board = await (await client.get("/wallboard")).text()
+    assert 'id="case-sla-counts"' in board and "cases at risk <b>1</b>" in board
+    live = await client.get("/wallboard/cases")  # what wallboard.js refreshes every minute
+    assert live.status == 200 and await live.json() == {"at_risk": 1, "overdue": 1}
     assert html.count("<svg") == 3 and "<script" not in html.split("<main>")[1].split(
         "</main>")[0]
     for bad, words in [("from=2026-02-30", "YYYY-MM-DD"), ("from=2026-03-02&to=2026-03-01",
