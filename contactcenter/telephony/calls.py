@@ -47,6 +47,7 @@ from contactcenter.events import (
     Event,
     QueueJoined,
     QueueLeft,
+    QueueLeg,
 )
 from contactcenter.telephony.frames import AmiEvent
 from contactcenter.telephony.numbers import (
@@ -69,6 +70,10 @@ JSON_DECIMALS = 3
 
 _UNKNOWN = frozenset({"", "<unknown>"})
 
+# QUEUESTATUS values (app_queue.c queue_results) that end a visit without an operator.
+_STATUS_OUTCOME = {"TIMEOUT": "timed_out", "LEAVEEMPTY": "left_empty",
+                   "LEAVEUNAVAIL": "left_empty"}
+
 
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
@@ -86,6 +91,44 @@ def _since(at: float, start: float | None) -> float | None:
 def _uid_of(event: AmiEvent) -> str:
     # Old Asterisk spelled it UniqueID in CoreShowChannel.
     return event.get("Uniqueid") or event.get("UniqueID") or ""
+
+
+class _Leg:
+    """Mutable state of one queue visit of an open call (private to the tracker)."""
+
+    __slots__ = (
+        "agent",
+        "agent_interface",
+        "answered_at",
+        "connected",
+        "ended_at",
+        "joined_at",
+        "left_at",
+        "outcome",
+        "queue",
+        "ring",
+        "talk",
+        "target",
+        "transferred_at",
+        "wait",
+    )
+
+    def __init__(self, queue: str, joined_at: float) -> None:
+        self.queue = queue
+        self.joined_at = joined_at
+        self.left_at: float | None = None  # QueueCallerLeave/Abandon: out of the queue
+        self.ended_at: float | None = None  # the leg is over (abandon, complete, transfer)
+        # Set when Asterisk says how the visit ended; None: decided when the call closes.
+        self.outcome: str | None = None
+        self.connected = False
+        self.answered_at: float | None = None
+        self.agent: str | None = None
+        self.agent_interface: str | None = None
+        self.wait: float | None = None
+        self.ring: float | None = None
+        self.talk: float | None = None
+        self.target: str | None = None
+        self.transferred_at: float | None = None
 
 
 class _Call:
@@ -117,6 +160,7 @@ class _Call:
         "key",
         "language",
         "left_at",
+        "legs",
         "linkedid",
         "opened",
         "partial",
@@ -176,6 +220,14 @@ class _Call:
         self.held: set[str] = set()  # channels on hold now
         self.hold_since: float | None = None
         self.hold_total = 0.0
+        self.legs: list[_Leg] = []  # queue visits in order
+
+    def leg_in(self, queue: str | None) -> _Leg | None:
+        """The latest visit of `queue` (any queue when None or unknown)."""
+        for leg in reversed(self.legs):
+            if not queue or leg.queue == queue:
+                return leg
+        return None
 
 
 class CallTracker:
@@ -399,25 +451,58 @@ class CallTracker:
         self._remember_closed(call)
         out.append(CallEnded(record=self._record(call)))
 
+    def _legs(self, call: _Call, end: float) -> list[QueueLeg]:
+        """The call's visits as records, each decided (see QueueLeg), plus the outside transfer
+        that ended the call when the last visit was transferred and no queue followed."""
+        legs: list[QueueLeg] = []
+        for leg in call.legs:
+            outcome, wait, talk = leg.outcome, leg.wait, leg.talk
+            if leg.connected:
+                outcome = outcome or "answered"
+                if talk is None and leg.answered_at is not None:  # no AgentComplete (partial)
+                    talk = max((leg.transferred_at or leg.ended_at or end) - leg.answered_at, 0.0)
+            else:
+                if outcome is None:
+                    # Still waiting when the call ended: a hang-up. Left without an operator or
+                    # an abandon: Queue() gave up (an Asterisk that sends no abandon for it).
+                    outcome = "abandoned" if leg.left_at is None else "timed_out"
+                if wait is None:
+                    wait = _since(leg.left_at or end, leg.joined_at)
+                if outcome == "abandoned" and wait is not None \
+                        and wait < self.short_abandon_seconds(leg.queue):
+                    outcome = "short_abandoned"
+            left = leg.ended_at or leg.transferred_at or (None if leg.connected else leg.left_at)
+            legs.append(QueueLeg(
+                queue=leg.queue, joined_at=_ts(leg.joined_at), left_at=_ts(left or end),
+                outcome=outcome, wait_seconds=wait, ring_seconds=leg.ring, talk_seconds=talk,
+                agent=leg.agent, agent_interface=leg.agent_interface, target=leg.target,
+            ))
+        last = call.legs[-1] if call.legs else None
+        if last is not None and last.outcome == "transferred":
+            at = last.transferred_at if last.transferred_at is not None else end
+            legs.append(QueueLeg(queue=None, kind="transfer", joined_at=_ts(at),
+                                 left_at=_ts(max(end, at)), outcome="transferred",
+                                 target=last.target))
+        return legs
+
     def _record(self, call: _Call) -> CallRecord:
         end = call.ended
-        wait = call.wait
-        talk = call.talk
-        if call.transferred:
+        legs = self._legs(call, end)
+        queued = [leg for leg in legs if leg.kind == "queue"]
+        waits = [leg.wait_seconds for leg in queued if leg.wait_seconds is not None]
+        talks = [leg.talk_seconds for leg in queued if leg.talk_seconds is not None]
+        wait = min(sum(waits), MAX_DURATION) if waits else None
+        talk = min(sum(talks), MAX_DURATION) if talks else None
+        if legs:
+            # How the call ended: its last leg's outcome (a queue that emptied is, for the
+            # call, a timeout: the center's limit, not the caller's choice).
+            outcome = legs[-1].outcome
+            if outcome == "left_empty":
+                outcome = "timed_out"
+        elif call.transferred:
             outcome = "transferred"
         elif call.connected:
             outcome = "answered"
-            if talk is None and call.answered_at is not None:
-                talk = max(end - call.answered_at, 0.0)  # no AgentComplete seen (partial)
-        elif call.abandoned or (call.in_queue and call.joined_at is not None):
-            if wait is None and call.joined_at is not None:
-                wait = (call.left_at or end) - call.joined_at
-            threshold = self.short_abandon_seconds(call.queue or "")
-            outcome = "short_abandoned" if wait is not None and wait < threshold else "abandoned"
-        elif call.joined_at is not None:
-            outcome = "timed_out"  # left the queue with neither an agent nor an abandon
-            if wait is None:
-                wait = (call.left_at or end) - call.joined_at
         elif call.self_served:
             outcome = "ivr_self_served"
         else:
@@ -453,8 +538,10 @@ class CallTracker:
             hold_seconds=hold,
             case_number=call.case_number,
             ivr_path=call.ivr_path,
-            abandon_position=call.abandon_position,
+            abandon_position=call.abandon_position if call.abandoned and outcome in (
+                "abandoned", "short_abandoned", "timed_out") else None,
             partial=call.partial,
+            legs=tuple(legs),
         )
 
     def _adopt(self, lid: str, chans: list[AmiEvent], at: float, out: list[Event]) -> _Call:
@@ -477,9 +564,13 @@ class CallTracker:
                 call.queue = call.queue or queue
                 call.current_queue = queue
                 call.joined_at = call.started if call.joined_at is None else call.joined_at
+                leg = _Leg(queue or "", call.started)
+                call.legs.append(leg)
                 if c.get("BridgeId"):
                     call.connected = True  # the queue caller is bridged to an operator
                     call.answered_at = at
+                    leg.connected = True
+                    leg.answered_at = leg.left_at = at
                 else:
                     call.in_queue = True
         self._announce(call, out)
@@ -544,7 +635,25 @@ class CallTracker:
             call.ivr_path = tuple(p for p in (value or "").split(",") if p)
         elif var == "IVROUTCOME":
             call.self_served = value == "self_served"
+        elif var == "QUEUESTATUS":
+            self._queue_status(call, value or "", event.timestamp)
         # QUEUE is the IVR's routing target; the record's queue is the queue actually joined.
+
+    def _queue_status(self, call: _Call, status: str, at: float) -> None:
+        """``QUEUESTATUS`` as ``Queue()`` returns to the dialplan. Asterisk 22 sends
+        ``QueueCallerAbandon`` for a queue timeout and for leavewhenempty too (app_queue.c
+        calls record_abandoned() there); only this variable, set on the caller's channel after
+        QueueCallerLeave, tells them from a caller who hung up (then it is not set at all)."""
+        leg = call.legs[-1] if call.legs else None
+        outcome = _STATUS_OUTCOME.get(status)
+        if leg is None or outcome is None or leg.connected or leg.outcome not in (
+                None, "abandoned"):
+            return
+        leg.outcome = outcome
+        leg.left_at = leg.left_at if leg.left_at is not None else at
+        leg.ended_at = leg.ended_at if leg.ended_at is not None else at
+        if leg.wait is None:
+            leg.wait = _since(leg.left_at, leg.joined_at)
 
     def _queue_join(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
@@ -560,6 +669,7 @@ class CallTracker:
             call.joined_at = at
         call.current_queue = queue
         call.in_queue = True
+        call.legs.append(_Leg(queue, at))
         out.append(
             QueueJoined(
                 server=self.server,
@@ -582,6 +692,9 @@ class CallTracker:
         self._announce(call, out)
         call.in_queue = False
         call.left_at = event.timestamp
+        leg = call.leg_in(event.get("Queue"))
+        if leg is not None and leg.left_at is None:
+            leg.left_at = event.timestamp
         out.append(
             QueueLeft(
                 server=self.server,
@@ -599,10 +712,14 @@ class CallTracker:
         wait = self._figure(event, "HoldTime", _since(event.timestamp, call.joined_at))
         position = count(event, "Position", self._bad)
         call.in_queue = False
-        if not call.connected:  # after a transfer into a queue the first answer still counts
-            call.abandoned = True
-            call.wait = wait
-            call.abandon_position = position
+        call.abandoned = True
+        call.abandon_position = position
+        leg = call.leg_in(event.get("Queue"))
+        if leg is not None and not leg.connected and leg.outcome is None:
+            # A timeout or leavewhenempty sends this too: QUEUESTATUS may still correct it.
+            leg.outcome = "abandoned"
+            leg.wait = wait
+            leg.left_at = leg.ended_at = event.timestamp
         out.append(
             CallAbandoned(
                 server=self.server,
@@ -670,6 +787,17 @@ class CallTracker:
         member = event.get("MemberName") or None
         call.talking[interface] = at
         call.in_queue = False
+        queue = event.get("Queue") or call.current_queue or ""
+        leg = call.leg_in(queue)
+        if leg is None or leg.connected:  # joined before we listened (adopted), or a rejoin
+            leg = _Leg(queue, at - wait if wait is not None else at)
+            call.legs.append(leg)
+        leg.connected = True
+        leg.answered_at = at
+        leg.agent, leg.agent_interface = member, interface
+        leg.wait, leg.ring = wait, ring
+        if leg.left_at is None:
+            leg.left_at = at
         if not call.connected:
             # The first operator to answer is the call's agent; a later queue (after a
             # transfer) does not rewrite the record's figures.
@@ -702,6 +830,11 @@ class CallTracker:
                             _since(event.timestamp, call.talking.get(interface)))
         if call.talk is None and interface == call.agent_interface:
             call.talk = talk
+        for leg in reversed(call.legs):
+            if leg.connected and leg.agent_interface == interface and leg.talk is None:
+                leg.talk = talk
+                leg.ended_at = event.timestamp
+                break
         out.append(
             AgentCallCompleted(
                 server=self.server,
@@ -763,6 +896,18 @@ class CallTracker:
         self._announce(call, out)
         if call.connected:
             call.transferred = True
+        # The visit the caller is transferred out of: the operator's (the latest answered one
+        # still undecided), else a caller redirected while waiting. A QueueCallerJoin of the
+        # target queue arriving first does not confuse it: that visit is not answered yet.
+        open_legs = [leg for leg in call.legs if leg.outcome is None]
+        answered = [leg for leg in open_legs if leg.connected]
+        leg = answered[-1] if answered else (open_legs[-1] if open_legs else None)
+        if leg is not None:
+            leg.outcome = "transferred"
+            leg.target = target
+            leg.transferred_at = at
+            if leg.left_at is None:
+                leg.left_at = at
         out.append(
             CallTransferred(
                 server=self.server, linkedid=call.linkedid, kind=kind, target=target, at=_ts(at)
