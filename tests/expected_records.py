@@ -13,17 +13,41 @@ Rules used for every figure (DESIGN.md's metrics):
 - wait_seconds: `HoldTime` of `AgentConnect` (answered) or `QueueCallerAbandon` (abandoned).
 - ring_seconds: `RingTime` of `AgentConnect` (seconds; `AgentRingNoAnswer`'s is in ms, not used).
 - talk_seconds: `TalkTime` of `AgentComplete`.
+- legs: one per queue visit, from the same events: joined_at = `QueueCallerJoin`, left_at =
+  `AgentComplete` (answered) or `QueueCallerAbandon` (abandoned); wait/ring/talk as above, for
+  that visit. final_queue/final_agent: the last leg's queue and the last operator who answered.
 Epoch 1795406102 is 2026-11-23T03:55:02Z; the ISO strings below count on from there.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 Record = dict[str, Any]
 
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def leg(queue: str | None, joined: float, left: float, outcome: str, wait: float | None,
+        ring: float | None = None, talk: float | None = None, agent: str | None = None,
+        target: str | None = None, kind: str = "queue") -> Record:
+    """One leg as `leg_to_json` writes it; `joined`/`left` are the events' Timestamps."""
+    return {"kind": kind, "queue": queue, "joined_at": _iso(joined), "left_at": _iso(left),
+            "outcome": outcome, "wait_seconds": wait, "ring_seconds": ring,
+            "talk_seconds": talk, "agent": agent, "target": target}
+
+
+def with_legs(record: Record, *legs: Record) -> Record:
+    queues = [x["queue"] for x in legs if x["queue"]]
+    agents = [x["agent"] for x in legs if x["agent"]]
+    return {**record, "final_queue": queues[-1] if queues else record["queue"],
+            "final_agent": agents[-1] if agents else record["agent"], "legs": list(legs)}
+
 CALL_ANSWERED: list[Record] = [
-    {
+    with_legs({
         "linkedid": "1795406102.0",  # Newchannel Local/311@from-citizen-00000000;1 Linkedid
         "caller_number": "7875550101",  # NewCallerid ;1 @1795406102.144838
         "caller_name": "Maria Lopez",  # same NewCallerid
@@ -38,11 +62,12 @@ CALL_ANSWERED: list[Record] = [
         "ring_seconds": 2.0,  # AgentConnect RingTime: 2
         "talk_seconds": 6.0,  # AgentComplete TalkTime: 6 @1795406112.860883
         "outcome": "answered",  # AgentConnect, no transfer
-    }
+    }, leg("sanitation", 1795406104.349221, 1795406112.860883, "answered", 2.0, 2.0, 6.0,
+            "Ana Operator")),
 ]
 
 CALL_ABANDONED: list[Record] = [
-    {
+    with_legs({
         "linkedid": "1795406136.10",  # Newchannel Local/311@from-citizen-00000005;1
         "caller_number": "7875550103",  # NewCallerid ;1
         "caller_name": "Luz Ortiz",  # NewCallerid ;1
@@ -57,11 +82,11 @@ CALL_ABANDONED: list[Record] = [
         "ring_seconds": None,  # never rang anyone
         "talk_seconds": None,
         "outcome": "abandoned",  # QueueCallerAbandon, 8 s >= the 5 s short-abandon threshold
-    }
+    }, leg("sanitation", 1795406138.714767, 1795406146.973945, "abandoned", 8.0)),
 ]
 
 AGENT_RINGNOANSWER: list[Record] = [
-    {
+    with_legs({
         "linkedid": "1795406311.162",  # Newchannel Local/311@from-citizen-00000051;1
         "caller_number": "7875550104",  # NewCallerid ;1
         "caller_name": "Pedro Diaz",  # NewCallerid ;1
@@ -77,11 +102,12 @@ AGENT_RINGNOANSWER: list[Record] = [
         "ring_seconds": 1.0,  # AgentConnect RingTime: 1 (Carla's, the answering agent)
         "talk_seconds": 3.0,  # AgentComplete TalkTime: 3 @1795406323.671761
         "outcome": "answered",
-    }
+    }, leg("general-311", 1795406314.158341, 1795406323.671761, "answered", 6.0, 1.0, 3.0,
+            "Carla Operator")),
 ]
 
 IVR_HANGUP: list[Record] = [
-    {
+    with_legs({
         "linkedid": "1795406173.16",  # Newchannel Local/311@from-citizen-00000008;1
         "caller_number": "7875550105",  # NewCallerid ;1
         "caller_name": "Ana Cruz",  # NewCallerid ;1
@@ -98,13 +124,13 @@ IVR_HANGUP: list[Record] = [
         "ring_seconds": None,
         "talk_seconds": None,
         "outcome": "ivr_hangup",
-    }
+    }),
 ]
 
 # restart-before: the call is hung up by `core restart now`; every Hangup and the AgentComplete
 # arrive before `Shutdown`, so it closes normally. restart-after holds no call (no channel).
 RESTART: list[Record] = [
-    {
+    with_legs({
         "linkedid": "1795408958.386",  # Newchannel Local/311@from-citizen-000000c1;1
         "caller_number": "7875550107",  # NewCallerid ;1 @1795408958.587438
         "caller_name": "Marta Soto",  # NewCallerid ;1
@@ -119,12 +145,13 @@ RESTART: list[Record] = [
         "ring_seconds": 1.0,  # AgentConnect RingTime: 1
         "talk_seconds": 6.0,  # AgentComplete TalkTime: 6, Reason: caller @1795408967.612381
         "outcome": "answered",
-    }
+    }, leg("general-311", 1795408960.791367, 1795408967.612381, "answered", 1.0, 1.0, 6.0,
+            "Eve Operator")),
 ]
 
 # burst-40: four calls checked fully by hand; the rest by totals (see BURST_TOTALS).
 BURST_CHECKED: list[Record] = [
-    {
+    with_legs({
         # potholes is ringall: Dan and Carla ring together (AgentCalled @1795406211.157695 and
         # .157754); Dan answers, Carla's channels hang up.
         "linkedid": "1795406208.22",
@@ -141,8 +168,9 @@ BURST_CHECKED: list[Record] = [
         "ring_seconds": 2.0,  # AgentConnect RingTime: 2
         "talk_seconds": 5.0,  # AgentComplete TalkTime: 5 @1795406218.667792
         "outcome": "answered",
-    },
-    {
+    }, leg("potholes", 1795406211.157626, 1795406218.667792, "answered", 2.0, 2.0, 5.0,
+            "Dan Operator")),
+    with_legs({
         # Carla rings (AgentCalled @1795406213.311693) but the caller gives up first.
         "linkedid": "1795406209.28",
         "caller_number": "7875552003",
@@ -158,8 +186,8 @@ BURST_CHECKED: list[Record] = [
         "ring_seconds": None,
         "talk_seconds": None,
         "outcome": "abandoned",  # 5 s is not below the 5 s threshold
-    },
-    {
+    }, leg("potholes", 1795406211.310451, 1795406216.565101, "abandoned", 5.0)),
+    with_legs({
         "linkedid": "1795406209.62",
         "caller_number": "7875552020",
         "caller_name": "Caller 20",
@@ -174,8 +202,9 @@ BURST_CHECKED: list[Record] = [
         "ring_seconds": 1.0,  # AgentConnect RingTime: 1
         "talk_seconds": 3.0,  # AgentComplete TalkTime: 3 @1795406221.701147
         "outcome": "answered",
-    },
-    {
+    }, leg("general-311", 1795406212.187325, 1795406221.701147, "answered", 6.0, 1.0, 3.0,
+            "Eve Operator")),
+    with_legs({
         # Carla does not answer (AgentRingNoAnswer RingTime: 4000 @1795406229.309388), Dan
         # does; the caller hangs up 0.2 s later (AgentComplete Reason: caller, TalkTime: 0).
         "linkedid": "1795406210.66",
@@ -192,7 +221,8 @@ BURST_CHECKED: list[Record] = [
         "ring_seconds": 2.0,  # AgentConnect RingTime: 2
         "talk_seconds": 0.0,  # AgentComplete TalkTime: 0 @1795406232.539925
         "outcome": "answered",
-    },
+    }, leg("potholes", 1795406212.289492, 1795406232.539925, "answered", 20.0, 2.0, 0.0,
+            "Dan Operator")),
 ]
 
 # From the capture's README and its 40 Originates (caller IDs 7875552000..7875552039).

@@ -991,7 +991,26 @@ def record_to_json(record: CallRecord) -> dict[str, Any]:
         "ring_seconds": _round(record.ring_seconds),
         "talk_seconds": _round(record.talk_seconds),
         "outcome": record.outcome,
+        "final_queue": record.final_queue,
+        "final_agent": record.final_agent,
+        "legs": [leg_to_json(leg) for leg in record.legs],
     }
 
 
-__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "CallTracker", "record_to_json"]
+def leg_to_json(leg: QueueLeg) -> dict[str, Any]:
+    """One leg in the `replay-ami` output shape (as `record_to_json`)."""
+    return {
+        "kind": leg.kind,
+        "queue": leg.queue,
+        "joined_at": leg.joined_at.astimezone(UTC).isoformat(),
+        "left_at": leg.left_at.astimezone(UTC).isoformat(),
+        "outcome": leg.outcome,
+        "wait_seconds": _round(leg.wait_seconds),
+        "ring_seconds": _round(leg.ring_seconds),
+        "talk_seconds": _round(leg.talk_seconds),
+        "agent": leg.agent,
+        "target": leg.target,
+    }
+
+
+__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "CallTracker", "leg_to_json", "record_to_json"]
