@@ -1,4 +1,5 @@
-"""The case writer: every finished call (`CallEnded`) becomes exactly one row of `calls`.
+"""The case writer: every finished call (`CallEnded`) becomes exactly one row of `calls`, and
+its legs (each queue visit, an outside transfer) rows of `call_legs`, in the same transaction.
 
 - Exactly once: rows are inserted with "on conflict (server, linkedid) do nothing" on both
   SQLite and PostgreSQL, so a record seen twice (a replay, a restart, a spool replayed after a
@@ -34,9 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
-from ..events import CallEnded, CallRecord, Event, event_from_dict
+from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
 from .citizens import normalize_phone
-from .models import Call, Case, Citizen
+from .models import Call, CallLeg, Case, Citizen
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,33 @@ def handle_seconds(record: CallRecord) -> float | None:
     return handle_time(record.talk_seconds, None)
 
 
+LEG_DURATIONS = ("wait_seconds", "ring_seconds", "talk_seconds")
+
+
+def leg_rows(record: CallRecord) -> list[dict[str, Any]]:
+    """The `call_legs` rows of a record (without call_id); a record without legs gets the one
+    its columns describe (`CallRecord.queue_legs`)."""
+    rows = []
+    for seq, leg in enumerate(record.queue_legs):
+        durations = {name: _leg_duration(record, leg, name) for name in LEG_DURATIONS}
+        rows.append({
+            "seq": seq, "kind": leg.kind, "queue": _fit(leg.queue, 80),
+            "joined_at": leg.joined_at, "left_at": leg.left_at, "outcome": leg.outcome,
+            **durations, "agent": _fit(leg.agent, 200),
+            "agent_interface": _fit(leg.agent_interface, 120), "target": _fit(leg.target, 200),
+        })
+    return rows
+
+
+def _leg_duration(record: CallRecord, leg: QueueLeg, name: str) -> float | None:
+    value: float | None = getattr(leg, name)
+    if value is None or (math.isfinite(value) and value >= 0):
+        return value
+    log.warning("case writer: call %s leg in %s has %s=%r; stored as NULL", record.call_id,
+                leg.queue, name, value)
+    return None
+
+
 def record_row(record: CallRecord) -> dict[str, Any]:
     durations = {name: _duration(record, name) for name in DURATIONS}
     return {
@@ -87,6 +115,9 @@ def record_row(record: CallRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "queue": _fit(record.queue, 80),
+        "first_queue": _fit(record.first_queue, 80),
+        "final_queue": _fit(record.final_queue, 80),
+        "final_agent": _fit(record.final_agent, 200),
         "service": _fit(record.service, 80),
         "language": _fit(record.language, 8),
         "agent": _fit(record.agent, 200),
@@ -433,13 +464,24 @@ class CallWriter:
                 return
             await self._link(session, rows)
             conn = await session.connection()
-            result = await conn.execute(_insert_ignore(conn.dialect.name), rows)
-            inserted = result.rowcount if result.rowcount is not None else -1
-        if inserted >= 0:
-            self.written += inserted
-            self.duplicates += len(rows) - inserted
-        else:
-            self.written += len(rows)
+            # RETURNING names the rows this statement inserted (a concurrent writer's are
+            # skipped by the conflict clause), so only their legs are added.
+            result = await conn.execute(
+                _insert_ignore(conn.dialect.name).returning(Call.id, Call.server, Call.linkedid),
+                rows,
+            )
+            ids = {(server, lid): call_id for call_id, server, lid in result.all()}
+            by_key = {(r.server, r.linkedid): r for r in unique}
+            legs = [
+                {**leg, "call_id": call_id}
+                for key, call_id in ids.items()
+                for leg in leg_rows(by_key[key])
+            ]
+            if legs:
+                await conn.execute(insert(CallLeg), legs)
+            inserted = len(ids)
+        self.written += inserted
+        self.duplicates += len(rows) - inserted
         now = self.clock.timestamp()
         self.last_write_lag = max(0.0, now - records[-1].ended_at.timestamp())
 
