@@ -619,7 +619,8 @@ def test_record_to_json_rounds_and_formats() -> None:
     assert j["ivr_seconds"] == 3.877 and j["wait_seconds"] is None
     assert list(j) == ["linkedid", "caller_number", "caller_name", "started_at", "ended_at",
                        "queue", "service", "language", "agent", "ivr_seconds", "wait_seconds",
-                       "ring_seconds", "talk_seconds", "outcome"]
+                       "ring_seconds", "talk_seconds", "outcome", "final_queue", "final_agent",
+                       "legs"]
 
 
 def test_first_connect_resync_spares_calls_seen_after_the_request() -> None:
