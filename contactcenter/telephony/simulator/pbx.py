@@ -756,6 +756,9 @@ class Pbx:
             self._abandon(call, q, start)
             return
         if result in ("timeout", "leaveempty"):
+            # As app_queue.c: record_abandoned() (ABANDONED=TRUE, QueueCallerAbandon) runs for
+            # a timeout and leavewhenempty too; then leave_queue() and QUEUESTATUS.
+            self._abandon_event(call, q, self.clock.now() - start)
             self._leave(call, q)
             self.varset(two, "QUEUESTATUS", "TIMEOUT" if result == "timeout" else "LEAVEEMPTY")
             call.outcome = "timed_out"
@@ -807,20 +810,7 @@ class Pbx:
         self.varset(two, "DIALEDTIME_MS", str(int((now - two.created) * 1000)))
         self.varset(two, "ANSWEREDTIME", "0")
         self.varset(two, "ANSWEREDTIME_MS", "0")
-        self.varset(two, "ABANDONED", "TRUE")
-        pos = q.callers.index(call) + 1
-        q.abandoned += 1
-        self.ev_chan(
-            "QueueCallerAbandon",
-            two,
-            [
-                ("Queue", q.config.name),
-                ("Position", str(pos)),
-                ("OriginalPosition", str(call.original_position)),
-                ("HoldTime", str(int(wait))),
-            ],
-            AGENT,
-        )
+        pos = self._abandon_event(call, q, wait)
         q.callers.remove(call)
         if not q.callers:
             self.dsc(f"Queue:{q.config.name}", "NOT_INUSE")
@@ -835,6 +825,24 @@ class Pbx:
             other.position = i + 1
         call.outcome = "abandoned"
         self._end_caller_leg(call, "")
+
+    def _abandon_event(self, call: CitizenCall, q: QueueState, wait: float) -> int:
+        """app_queue.c's record_abandoned(): the caller's position, now."""
+        self.varset(call.ch2, "ABANDONED", "TRUE")
+        pos = q.callers.index(call) + 1
+        q.abandoned += 1
+        self.ev_chan(
+            "QueueCallerAbandon",
+            call.ch2,
+            [
+                ("Queue", q.config.name),
+                ("Position", str(pos)),
+                ("OriginalPosition", str(call.original_position)),
+                ("HoldTime", str(int(wait))),
+            ],
+            AGENT,
+        )
+        return pos
 
     async def _after_queue(
         self, call: CitizenCall, prio: int, start: float, app_end: bool = True
