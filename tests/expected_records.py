@@ -237,3 +237,91 @@ EXPECTED: dict[tuple[str, ...], list[Record]] = {
     ("ami-ivr-hangup.raw",): IVR_HANGUP,
     ("ami-restart-before.raw", "ami-restart-after.raw"): RESTART,
 }
+
+
+# --- issue 19's own captures (tests/data/asterisk/, Asterisk 22.10.1) ------------------------
+# Epoch 1795533976 is 2026-11-24T15:26:16Z. Caller ID "Maria Lopez" <7875550101>; no IVR (the
+# Originate sets QUEUE), so no service or language; the caller's queue channel is the ;2 half.
+
+BLIND_TRANSFER: list[Record] = [
+    with_legs({
+        "linkedid": "1795533976.6",  # Newchannel Local/311@from-citizen-00000003;1
+        "caller_number": "7875550101",  # NewCallerid ;1 @1795533976.632822
+        "caller_name": "Maria Lopez",
+        "started_at": _iso(1795533976.632482),  # Newchannel ;1
+        "ended_at": _iso(1795533991.652412),  # last Hangup (;1)
+        "queue": "general-311",  # the first QueueCallerJoin @1795533977.134174
+        "service": None,
+        "language": None,
+        "agent": "Eve",  # the first AgentConnect's MemberName @1795533978.139819
+        "ivr_seconds": 0.502,  # 1795533977.134174 - 1795533976.632482 = 0.501692
+        "wait_seconds": 3.0,  # HoldTime 1 (Eve's AgentConnect) + 2 (Ana's)
+        "ring_seconds": 1.0,  # the first answering operator's RingTime (Eve)
+        "talk_seconds": 11.0,  # TalkTime 5 (Eve, Reason: transfer) + 6 (Ana)
+        "outcome": "answered",  # the last leg: Ana answered
+    },
+        # BlindTransfer @1795533983.140543 (Extension sanitation, Context transfers), then Eve's
+        # AgentComplete @1795533983.141061: HoldTime 1, TalkTime 5, Reason transfer
+        leg("general-311", 1795533977.134174, 1795533983.141061, "transferred", 1.0, 1.0, 5.0,
+            "Eve", target="sanitation@transfers"),
+        # QueueCallerJoin sanitation @1795533983.142588; AgentConnect Ana HoldTime 2 RingTime 2;
+        # AgentComplete @1795533991.651155 TalkTime 6
+        leg("sanitation", 1795533983.142588, 1795533991.651155, "answered", 2.0, 2.0, 6.0,
+            "Ana"),
+    ),
+]
+
+TIMEOUT_FALLBACK: list[Record] = [
+    with_legs({
+        "linkedid": "1795533993.12",  # Newchannel Local/311@from-citizen-00000006;1
+        "caller_number": "7875550101",
+        "caller_name": "Maria Lopez",
+        "started_at": _iso(1795533993.659164),  # Newchannel ;1
+        "ended_at": _iso(1795534009.690709),  # last Hangup (Carla's ;1)
+        "queue": "sanitation",  # the first QueueCallerJoin @1795533994.160241
+        "service": None,
+        "language": None,
+        "agent": "Carla",  # the only AgentConnect @1795534004.185096
+        "ivr_seconds": 0.501,  # 1795533994.160241 - 1795533993.659164 = 0.501077
+        "wait_seconds": 10.0,  # QueueCallerAbandon HoldTime 8 + AgentConnect HoldTime 2
+        "ring_seconds": 2.0,  # Carla's RingTime
+        "talk_seconds": 5.0,  # Carla's AgentComplete TalkTime 5
+        "outcome": "answered",
+    },
+        # QueueCallerAbandon @1795534002.181470 (HoldTime 8), QueueCallerLeave, then
+        # VarSet QUEUESTATUS=TIMEOUT @1795534002.181789: timed out, not abandoned
+        leg("sanitation", 1795533994.160241, 1795534002.181470, "timed_out", 8.0),
+        # the dialplan's fallback: QueueCallerJoin general-311 @1795534002.182329; Carla
+        # AgentConnect HoldTime 2 RingTime 2; AgentComplete @1795534009.689875 TalkTime 5
+        leg("general-311", 1795534002.182329, 1795534009.689875, "answered", 2.0, 2.0, 5.0,
+            "Carla"),
+    ),
+]
+
+CALLER_ABANDON: list[Record] = [
+    with_legs({
+        "linkedid": "1795534011.16",  # Newchannel Local/311@from-citizen-00000008;1
+        "caller_number": "7875550101",
+        "caller_name": "Maria Lopez",
+        "started_at": _iso(1795534011.697618),  # Newchannel ;1
+        "ended_at": _iso(1795534017.703140),  # last Hangup (;2)
+        "queue": "sanitation",  # QueueCallerJoin @1795534012.201027
+        "service": None,
+        "language": None,
+        "agent": None,
+        "ivr_seconds": 0.503,  # 1795534012.201027 - 1795534011.697618 = 0.503409
+        "wait_seconds": 5.0,  # QueueCallerAbandon HoldTime 5 (5.50 s, truncated by Asterisk)
+        "ring_seconds": None,
+        "talk_seconds": None,
+        "outcome": "abandoned",  # HangupRequest first, no QUEUESTATUS; 5 s >= the 5 s threshold
+    },
+        leg("sanitation", 1795534012.201027, 1795534017.703117, "abandoned", 5.0),
+    ),
+]
+
+# tests/data/asterisk capture -> its records (issue 19: legs, timeout vs abandon)
+OWN_EXPECTED: dict[str, list[Record]] = {
+    "ami-blind-transfer.raw": BLIND_TRANSFER,
+    "ami-queue-timeout-fallback.raw": TIMEOUT_FALLBACK,
+    "ami-caller-abandon-queue.raw": CALLER_ABANDON,
+}
