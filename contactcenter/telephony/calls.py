@@ -669,6 +669,11 @@ class CallTracker:
             call.joined_at = at
         call.current_queue = queue
         call.in_queue = True
+        prev = call.legs[-1] if call.legs else None
+        if prev is not None and prev.outcome == "abandoned" and not prev.connected:
+            # A caller who hung up joins no other queue: Queue() gave up on them (a timeout
+            # whose QUEUESTATUS an older event filter kept from us).
+            prev.outcome = "timed_out"
         call.legs.append(_Leg(queue, at))
         out.append(
             QueueJoined(

@@ -90,6 +90,18 @@ def test_asterisk_side_filters_keep_queuestatus() -> None:
     assert re.search(r"^eventfilter=\^Event: VarSet.*\|QUEUESTATUS\)", conf, re.M)
 
 
+def test_a_timeout_without_queuestatus_is_still_told_by_the_next_queue() -> None:
+    """An Asterisk whose event filter drops QUEUESTATUS (the shipped one did): the caller
+    joining the fallback queue right after the abandon cannot have hung up."""
+    data = (CAPTURES / "ami-queue-timeout-fallback.raw").read_bytes()
+    blocks = [b + b"\r\n\r\n" for b in data.split(b"\r\n\r\n") if b]
+    kept = [b for b in blocks if b"Variable: QUEUESTATUS" not in b]
+    assert len(kept) == len(blocks) - 1
+    (record,) = asyncio.run(replay([b"".join(kept)]))
+    assert [(x.queue, x.outcome, x.wait_seconds) for x in record.legs] == [
+        ("sanitation", "timed_out", 8.0), ("general-311", "answered", 2.0)]
+
+
 @pytest.mark.store
 def test_the_store_holds_the_legs_and_counts_each_queue_s_own(
     migrated_url: str, capsys: pytest.CaptureFixture[str]
