@@ -29,7 +29,8 @@ channels are followed the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from contactcenter.events import (
     AgentCallCompleted,
     AgentRinging,
     AgentRingNoAnswer,
+    AgentStateChanged,
     CallAbandoned,
     CallAnswered,
     CallEnded,
@@ -138,6 +140,7 @@ class _Call:
         "abandon_position",
         "abandoned",
         "adopted",
+        "aged",
         "agent",
         "agent_interface",
         "announced",
@@ -156,6 +159,7 @@ class _Call:
         "hold_total",
         "in_queue",
         "ivr_path",
+        "join_known",
         "joined_at",
         "key",
         "language",
@@ -188,6 +192,8 @@ class _Call:
         self.first_uid = first_uid
         self.partial = partial
         self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
+        self.join_known = False  # adopted, yet its queue join time was learnt since
+        self.aged = False  # adopted by a resync: `started` is now - the channel's Duration
         self.channels: set[str] = set()
         self.touched = 0  # the tracker's `seq` when an event last reached this call
         self.opened = 0  # the tracker's `seq` when the call was first seen
@@ -230,6 +236,31 @@ class _Call:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """A call adopted by the last `resync` (live before we listened): what the bridge can ask
+    Asterisk about it (Getvar on `channel`; `channels` to find its operator)."""
+
+    key: str  # the tracker's key (Asterisk's Linkedid)
+    channel: str  # the caller's channel: the one running Queue(), else the first
+    channels: tuple[str, ...]  # every live channel of the call
+
+
+def _interface_base(name: str) -> str:
+    """What a channel and its queue member interface share: ``PJSIP/1001-0000000a`` and
+    ``PJSIP/1001`` -> ``PJSIP/1001``; ``Local/2001@agents-00000005;1`` and
+    ``Local/2001@agents/n`` -> ``Local/2001@agents``."""
+    tech, _, rest = name.partition("/")
+    if tech.lower() == "local":
+        rest = rest.split("/", 1)[0].split(";", 1)[0]
+        head, dash, tail = rest.rpartition("-")
+        if dash and len(tail) == 8 and all(ch in "0123456789abcdef" for ch in tail):
+            rest = head
+        return f"{tech}/{rest}"
+    head, dash, tail = rest.rpartition("-")
+    return f"{tech}/{head if dash else rest}"
+
+
 class CallTracker:
     """Follows calls across their channels and emits domain events (see module doc)."""
 
@@ -255,6 +286,7 @@ class CallTracker:
         # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
         self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
+        self.adoptions: list[Adoption] = []  # calls the last resync adopted (see adopt_*)
         self.bad_fields = 0  # number fields refused (numbers.py), since start
         # One line per event with refused fields; the owner logs them and clears the list.
         self.warnings: list[str] = []
@@ -327,6 +359,7 @@ class CallTracker:
         """
         if since is None:
             since = self._link_seq
+        self.adoptions = []
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
         seen: set[str] = set()
@@ -509,7 +542,10 @@ class CallTracker:
             outcome = "ivr_hangup"
         ivr: float | None
         if call.adopted:
-            ivr = None
+            # unknown, unless Asterisk told us when the caller joined (QueueEntry's Wait, or
+            # AgentComplete's HoldTime + TalkTime); start and join are then whole seconds
+            joined = call.joined_at if call.join_known and call.aged else None
+            ivr = None if joined is None else max(joined - call.started, 0.0)
         elif call.joined_at is not None:
             ivr = max(call.joined_at - call.started, 0.0)
         else:
@@ -554,6 +590,7 @@ class CallTracker:
                 self._report(c)
         uid = _uid_of(first) or lid
         call = self._open(lid, at - age, uid, partial=True)
+        call.aged = True
         self._caller_id(call, first, authoritative=True)
         if call.caller_number is None:
             for c in chans:
@@ -573,8 +610,94 @@ class CallTracker:
                     leg.answered_at = leg.left_at = at
                 else:
                     call.in_queue = True
+        queue_chan = next((c for c in chans if (c.get("Application") or "").lower() == "queue"),
+                          first)
+        self.adoptions.append(Adoption(
+            key=lid, channel=queue_chan.get("Channel") or "",
+            channels=tuple(c.get("Channel") or "" for c in chans if c.get("Channel")),
+        ))
         self._announce(call, out)
         return call
+
+    # --- adoption: what Asterisk can still tell about a call we did not see begin -----------
+
+    def adopt_variables(self, key: str, values: Mapping[str, str]) -> None:
+        """The channel variables of an adopted call (the bridge's Getvar of QUEUE, SERVICE,
+        LANG, IVRPATH, CASE on its caller's channel); empty values are ignored."""
+        call = self._calls.get(key)
+        if call is None:
+            return
+        for var, value in values.items():
+            if not value:
+                continue
+            if var == "SERVICE":
+                call.service = call.service or value
+            elif var == "LANG":
+                call.language = call.language or value
+            elif var == "CASE":
+                call.case_number = call.case_number or value
+            elif var == "IVRPATH" and not call.ivr_path:
+                call.ivr_path = tuple(p for p in value.split(",") if p)
+            elif var == "QUEUE" and call.queue is None:
+                call.queue = value  # routed there by the IVR; Queue() not seen running
+
+    def adopt_queue_entries(self, entries: Sequence[AmiEvent], at: float) -> None:
+        """`QueueStatus`'s ``QueueEntry`` items: a caller still waiting has waited ``Wait``
+        seconds, so the visit began then (and the IVR time before it is known)."""
+        for entry in entries:
+            if entry.name != "QueueEntry":
+                continue
+            key = self._uid.get(_uid_of(entry))
+            call = self._calls.get(key) if key else None
+            if call is None or not call.adopted:
+                continue
+            waited = duration(entry, "Wait", self._bad)
+            if self._bad:
+                self._report(entry)
+                continue
+            if waited is None:
+                continue
+            queue = entry.get("Queue") or call.current_queue or ""
+            leg = call.leg_in(queue)
+            if leg is None:
+                leg = _Leg(queue, at)
+                call.legs.append(leg)
+                call.in_queue = True
+            if leg.connected:
+                continue
+            leg.joined_at = max(at - waited, call.started)
+            if call.legs[0] is leg:
+                call.joined_at = leg.joined_at
+                call.join_known = True
+
+    def adopt_operators(self, members: Sequence[AgentStateChanged], at: float) -> list[Event]:
+        """Adopted calls bridged to an operator: the member whose interface owns one of the
+        call's channels (``PJSIP/1001-0000000a`` is ``PJSIP/1001``'s) answered it. Each gives
+        a `CallAnswered`, so that operator's console gets the call back."""
+        out: list[Event] = []
+        for adoption in self.adoptions:
+            call = self._calls.get(adoption.key)
+            if call is None:
+                continue
+            bases = {_interface_base(ch) for ch in adoption.channels if ch != adoption.channel}
+            for leg in call.legs:
+                if not leg.connected or leg.agent_interface is not None:
+                    continue
+                found = [m for m in members if m.queue == leg.queue
+                         and _interface_base(m.interface) in bases]
+                if len(found) != 1:
+                    continue  # nobody, or ambiguous: AgentComplete will name them
+                member = found[0]
+                leg.agent, leg.agent_interface = member.member_name, member.interface
+                if call.agent is None:
+                    call.agent, call.agent_interface = member.member_name, member.interface
+                call.talking.setdefault(member.interface, at)
+                out.append(CallAnswered(
+                    server=self.server, linkedid=call.linkedid, queue=leg.queue,
+                    interface=member.interface, member_name=member.member_name,
+                    wait_seconds=None, ring_seconds=None, at=_ts(at),
+                ))
+        return out
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -801,6 +924,10 @@ class CallTracker:
         leg.answered_at = at
         leg.agent, leg.agent_interface = member, interface
         leg.wait, leg.ring = wait, ring
+        if call.adopted and wait is not None and not call.join_known:
+            leg.joined_at = max(at - wait, call.started)  # adopted while waiting
+            if call.legs[0] is leg:
+                call.joined_at, call.join_known = leg.joined_at, True
         if leg.left_at is None:
             leg.left_at = at
         if not call.connected:
@@ -839,7 +966,12 @@ class CallTracker:
             if leg.connected and leg.agent_interface == interface and leg.talk is None:
                 leg.talk = talk
                 leg.ended_at = event.timestamp
+                if call.adopted and leg.wait is None:  # connected before we listened
+                    self._adopted_complete(call, event, interface, talk, leg)
                 break
+        else:
+            if call.adopted:
+                self._adopted_complete(call, event, interface, talk)
         out.append(
             AgentCallCompleted(
                 server=self.server,
@@ -850,6 +982,38 @@ class CallTracker:
                 at=_ts(event.timestamp),
             )
         )
+
+    def _adopted_complete(self, call: _Call, event: AmiEvent, interface: str,
+                          talk: float | None, leg: _Leg | None = None) -> None:
+        """AgentComplete of a call adopted mid-way: the operator we could not name yet, and
+        Asterisk's own HoldTime and TalkTime for the visit (the connect we never saw)."""
+        queue = event.get("Queue") or call.current_queue or ""
+        at = event.timestamp
+        if leg is None:
+            leg = next((x for x in reversed(call.legs) if x.queue == queue and x.talk is None
+                        and x.agent_interface is None), None)
+        if leg is None:  # the call was first seen at this event
+            leg = _Leg(queue, call.started)
+            leg.connected = True
+            call.legs.append(leg)
+            call.connected = True
+        member = event.get("MemberName") or None
+        wait = self._figure(event, "HoldTime", None)
+        leg.agent, leg.agent_interface = member, interface
+        leg.talk, leg.ended_at = talk, at
+        if leg.wait is None:
+            leg.wait = wait
+        if talk is not None:
+            leg.answered_at = at - talk
+            leg.left_at = leg.answered_at
+            if wait is not None:
+                leg.joined_at = max(leg.answered_at - wait, call.started)
+                if call.legs[0] is leg:
+                    call.joined_at = leg.joined_at
+                    call.join_known = True
+        if call.agent is None:
+            call.agent, call.agent_interface = member, interface
+            call.answered_at = leg.answered_at
 
     def _hold(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
@@ -1018,4 +1182,5 @@ def leg_to_json(leg: QueueLeg) -> dict[str, Any]:
     }
 
 
-__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "CallTracker", "leg_to_json", "record_to_json"]
+__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "Adoption", "CallTracker", "leg_to_json",
+           "record_to_json"]

@@ -197,3 +197,63 @@ def test_a_record_without_legs_has_the_one_its_columns_describe() -> None:
     ivr_only = CallRecord(server="s", linkedid="2", caller_number=None, caller_name=None,
                           started_at=t, ended_at=t, outcome="ivr_hangup")
     assert ivr_only.queue_legs == () and ivr_only.final_queue is None
+
+
+# --- adoption (a product restart mid-call) ---------------------------------------------------
+
+
+def test_an_adopted_call_takes_asterisk_s_talk_time_not_the_time_since_the_restart() -> None:
+    """Issue 19: adopted 13 s into a 31 s conversation, the record said talk 18 s. The
+    AgentComplete that comes later carries MemberName, HoldTime and TalkTime."""
+    from tests.unit.test_calls import core_show_channel, member
+
+    tracker = CallTracker()
+    tracker.resync([core_show_channel(CIT, app="Queue", data="sanitation,t,,,60",
+                                      bridge="b-1", duration="00:00:20")], at=T0 + 20)
+    (adoption,) = tracker.adoptions
+    assert (adoption.key, adoption.channel) == (CIT["Linkedid"], CIT["Channel"])
+    tracker.adopt_variables(adoption.key, {"SERVICE": "missed-pickup", "LANG": "es",
+                                           "IVRPATH": "main,1", "CASE": "", "QUEUE": "x"})
+    rec = one(run(tracker, [
+        ev("AgentComplete", T0 + 38, **CIT, **member(1), HoldTime="3", TalkTime="31",
+           Reason="caller"),
+        hangup(T0 + 38, CIT),
+    ]))
+    assert rec.partial and (rec.agent, rec.agent_interface) == ("Agent 1", "PJSIP/1001")
+    assert (rec.wait_seconds, rec.talk_seconds) == (3.0, 31.0)
+    assert (rec.service, rec.language, rec.ivr_path, rec.case_number) == (
+        "missed-pickup", "es", ("main", "1"), None)
+    assert rec.queue == "sanitation"  # the queue it was in, not the IVR's variable
+    # joined = complete - talk - hold = T0 + 4; started = now - Duration = T0
+    assert rec.legs[0].joined_at == datetime.fromtimestamp(T0 + 4, UTC)
+    assert rec.ivr_seconds == 4.0
+
+
+def test_an_adopted_waiting_caller_gets_its_wait_from_queuestatus() -> None:
+    from tests.unit.test_calls import core_show_channel
+
+    tracker = CallTracker()
+    tracker.resync([core_show_channel(CIT, app="Queue", data="sanitation,t,,,60",
+                                      duration="00:00:30")], at=T0 + 30)
+    tracker.adopt_queue_entries([
+        ev("QueueEntry", T0 + 30, Queue="sanitation", Position="1", Wait="26", **CIT),
+        ev("QueueEntry", T0 + 30, Queue="sanitation", Position="2", Wait="5",
+           Channel="PJSIP/other", Uniqueid="9.9"),  # not ours
+    ], T0 + 30)
+    rec = one(run(tracker, [*abandon(T0 + 40, 36), hangup(T0 + 40, CIT)]))
+    assert rec.legs[0].joined_at == datetime.fromtimestamp(T0 + 4, UTC)
+    assert (rec.outcome, rec.wait_seconds, rec.ivr_seconds) == ("abandoned", 36.0, 4.0)
+
+
+def test_a_call_first_seen_at_its_agent_complete() -> None:
+    """No resync at all (the stream starts mid-call): the AgentComplete alone gives the leg."""
+    from tests.unit.test_calls import member
+
+    rec = one(run(CallTracker(), [
+        ev("AgentComplete", T0 + 38, **CIT, **member(1), HoldTime="3", TalkTime="31",
+           Reason="agent"),
+        hangup(T0 + 38, CIT),
+    ]))
+    assert [(x.queue, x.outcome, x.agent, x.wait_seconds, x.talk_seconds) for x in rec.legs] == [
+        ("sanitation", "answered", "Agent 1", 3.0, 31.0)]
+    assert rec.ivr_seconds is None  # its start is unknown
