@@ -202,6 +202,17 @@ class CallFacts:
         )
 
 
+def _with_wrap(f: CallFacts, wrap: float | None) -> CallFacts:
+    """`f` with the call's wrap-up `wrap` (on its last answered leg); unchanged when `wrap` is
+    not a usable figure."""
+    if not _usable(wrap) or wrap is None:
+        return f
+    i = f.wrap_leg
+    legs = f.legs if i is None else (
+        *f.legs[:i], replace(f.legs[i], wrap_seconds=wrap), *f.legs[i + 1:])
+    return replace(f, wrap_seconds=wrap, legs=legs)
+
+
 def _last_answered(legs: tuple[LegFacts, ...]) -> int | None:
     for i in range(len(legs) - 1, -1, -1):
         if legs[i].kind == "answered":
@@ -507,29 +518,32 @@ class QueueStats:
 
     def _on_wrapup(self, e: WrapUpEnded) -> None:
         """Wrap-up completes an answered call's handle time (talk + wrap), live as after a
-        rebuild from the calls table. Repeats (one per web process) change nothing."""
+        rebuild from the calls table, where the call's last wrap-up stays (a transferred
+        call's second operator finishes last). Repeats (one per web process) change nothing."""
         call_id = f"{e.server}:{e.linkedid}"
         # Only the call's own queues' lists (not every queue's: that was a scan of the whole
         # day per wrap-up); from the end, where a call that just ended is.
         queues = self._fact_queue.get(call_id, ())
         lists = [self._today_facts[q] for q in queues if q in self._today_facts]
+        old: CallFacts | None = None
         done: CallFacts | None = None
         for facts in [*lists, self._recent]:
             for i in range(len(facts) - 1, -1, -1):
                 f = facts[i]
                 if f.call_id != call_id:
                     continue
-                if f.wrap_seconds is not None:
-                    return
                 if done is None:
-                    done = replace(f, wrap_seconds=e.wrap_seconds)  # refused if not finite
+                    old, done = f, _with_wrap(f, e.wrap_seconds)
+                    if done.wrap_seconds == f.wrap_seconds:
+                        return  # a repeat, or refused (not finite)
                 facts[i] = done
                 break
         j = done.wrap_leg if done is not None and lists else None
-        if done is not None and j is not None:
+        if old is not None and done is not None and j is not None:
             leg = done.legs[j]
             if leg.talk_seconds is not None and leg.queue in self._today:
-                self._today[leg.queue].handle_sum += leg.wrap_seconds or 0.0
+                before = old.legs[j].wrap_seconds or 0.0
+                self._today[leg.queue].handle_sum += (leg.wrap_seconds or 0.0) - before
 
     # --- events -------------------------------------------------------------------------------
 

@@ -388,10 +388,18 @@ def test_each_queue_counts_its_own_legs_and_wrap_goes_to_the_last_answered_leg()
     assert (gen["asa_seconds"], gen["aht_seconds"]) == (1.5, 4.5)  # Eve's wrap is not Ana's
     assert figures(live, "sanitation", now, "hour")["aht_seconds"] == 17.0
 
+    # Ana finishes her wrap-up after Eve's: the call's last wrap-up stays, as in the store
+    live.apply(WrapUpEnded(server="default", linkedid="m2", interface="PJSIP/1002",
+                           wrap_seconds=20.0, at=t0 + 80 * s))
+    live.apply(WrapUpEnded(server="default", linkedid="m2", interface="PJSIP/1002",
+                           wrap_seconds=20.0, at=t0 + 80 * s))  # another web process's copy
+    assert figures(live, "sanitation", now)["aht_seconds"] == 27.0
+    assert figures(live, "sanitation", now, "hour")["aht_seconds"] == 27.0
+
     rebuilt = QueueStats(QUEUES, tz=UTC)
     for c in calls:
         facts = CallFacts.from_record(c)
-        wrap = 10.0 if c.linkedid == "m2" else None
+        wrap = 20.0 if c.linkedid == "m2" else None
         rebuilt.add_call(CallFacts(
             call_id=facts.call_id, started_at=facts.started_at, outcome=facts.outcome,
             queue=facts.queue, agent=facts.agent, wrap_seconds=wrap,
