@@ -254,3 +254,21 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
     assert [e["Queue"] for e in rec.named("QueueCallerLeave")] == ["general-311", "sanitation"]
     assert rec.named("QueueCallerAbandon")[0]["Queue"] == "sanitation"
     assert not pbx.transfer("Local/nobody-00000000;2", "transfers", "sanitation")
+
+
+async def test_a_timeout_then_the_shipped_dialplan_s_fallback_queue() -> None:
+    """With the shipped dialplan's fallback (asterisk-config/extensions.conf), a caller whose
+    queue times out is queued again: two legs, timed out then answered."""
+    pbx, rec = make("ringall", {"Local/2001@agents/n": AgentBehaviour(0.5, 2)})
+    pbx.fallback_queue = "potholes"
+    pbx.add_queue(QueueConfig("potholes", "ringall"))
+    pbx.queue_add("potholes", "Local/2001@agents/n", "Op 2001", 0, "Local/2001@agents")
+    pbx.originate_citizen("7875550101", "Maria Lopez", "", 120)  # no IVR: general-311, empty
+    assert await wait_idle(pbx, 10)
+    assert [e["Queue"] for e in rec.named("QueueCallerJoin")] == ["general-311", "potholes"]
+    (record,) = rec.records().values()
+    assert [(x.queue, x.outcome, x.agent, x.wait_seconds) for x in record.legs] == [
+        ("general-311", "timed_out", None, 60.0),
+        ("potholes", "answered", "Op 2001", record.legs[1].wait_seconds)]
+    assert record.outcome == "answered" and record.final_queue == "potholes"
+    assert record.wait_seconds == 60.0 + (record.legs[1].wait_seconds or 0.0)

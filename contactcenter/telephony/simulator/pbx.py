@@ -202,8 +202,13 @@ class Pbx:
         agi_path: str = "ivr",
         seed: int | None = None,
         sound_files: frozenset[str] | None = None,
+        fallback_queue: str | None = None,
     ) -> None:
         self.clock = clock or VirtualClock()
+        # The shipped dialplan (asterisk-config/extensions.conf): a caller that times out of
+        # (or is sent out of an emptied) queue is queued again in this one. None: the capture
+        # config's dialplan, which hangs up.
+        self.fallback_queue = fallback_queue
         self.agi_host, self.agi_port, self.agi_path = agi_host, agi_port, agi_path
         # the sound files that exist (names as the AGI commands give them, e.g.
         # "311/en/main-menu"); None: every file exists. A missing one gets Asterisk's -1.
@@ -762,6 +767,14 @@ class Pbx:
             self._leave(call, q)
             self.varset(two, "QUEUESTATUS", "TIMEOUT" if result == "timeout" else "LEAVEEMPTY")
             call.outcome = "timed_out"
+            fallback = self.fallback_queue
+            if fallback and fallback != queue and fallback in self.queues:
+                self.cel(two, "APP_END")
+                self.newexten(two, "NoOp", "IVR fallback", 1, exten="fallback")
+                self.varset(two, "QUEUE", fallback)
+                self.newexten(two, "Queue", f"{fallback},t,,,60", 3)
+                await self._queue_body(call, fallback, 3)
+                return
             await self._after_queue(call, prio, start)
             return
         if await self._talk(call, q, start) == "transfer":
