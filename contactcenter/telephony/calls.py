@@ -673,7 +673,8 @@ class CallTracker:
     def adopt_operators(self, members: Sequence[AgentStateChanged], at: float) -> list[Event]:
         """Adopted calls bridged to an operator: the member whose interface owns one of the
         call's channels (``PJSIP/1001-0000000a`` is ``PJSIP/1001``'s) answered it. Each gives
-        a `CallAnswered`, so that operator's console gets the call back."""
+        the events of a screen pop (`AgentRinging`, with what the call's variables told) and of
+        the answer (`CallAnswered`), so that operator's console gets the call back whole."""
         out: list[Event] = []
         for adoption in self.adoptions:
             call = self._calls.get(adoption.key)
@@ -692,6 +693,13 @@ class CallTracker:
                 if call.agent is None:
                     call.agent, call.agent_interface = member.member_name, member.interface
                 call.talking.setdefault(member.interface, at)
+                out.append(AgentRinging(
+                    server=self.server, linkedid=call.linkedid, queue=leg.queue,
+                    interface=member.interface, member_name=member.member_name,
+                    caller_number=call.caller_number, caller_name=call.caller_name,
+                    at=_ts(at), service=call.service, language=call.language,
+                    case_number=call.case_number, ivr_path=call.ivr_path,
+                ))
                 out.append(CallAnswered(
                     server=self.server, linkedid=call.linkedid, queue=leg.queue,
                     interface=member.interface, member_name=member.member_name,

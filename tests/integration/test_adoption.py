@@ -11,17 +11,21 @@ from the same capture's events."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from contactcenter.app import create_app
 from contactcenter.bus import LocalBus
 from contactcenter.clock import FixedClock
 from contactcenter.config import Settings
-from contactcenter.events import CallAnswered, CallEnded, Event
+from contactcenter.events import AgentRinging, CallAnswered, CallEnded, Event
 from contactcenter.telephony.bridge import Bridge
 from contactcenter.telephony.replay import ReplayServer, event_blocks
-from tests.conftest import transcript, until
+from tests.conftest import app_settings, login, transcript, until
 from tests.expected_records import CALL_ANSWERED
 
 AT = 1795406107.0  # the bridge (re)starts 0.65 s after Ana's AgentConnect (1795406106.352446)
@@ -76,7 +80,7 @@ async def _adopt(variables: dict[tuple[str, str], str]) -> tuple[list[Event], li
     async def collect(event: Event) -> None:
         seen.append(event)
 
-    sub = bus.subscribe(collect, types=(CallEnded, CallAnswered))
+    sub = bus.subscribe(collect, types=(CallEnded, CallAnswered, AgentRinging))
     bridge = Bridge(Settings(ami_port=port, ami_username="replay", ami_secret="replay"), bus,
                     clock=FixedClock(datetime.fromtimestamp(AT, UTC)))
     await bridge.start()
@@ -99,10 +103,15 @@ async def test_a_call_adopted_mid_talk_gets_back_what_asterisk_knows() -> None:
     assert actions[:4] == ["Challenge", "Login", "Filter", "CoreShowChannels"]
     assert sorted(actions[4:9]) == ["Getvar"] * 5 and actions[9] == "QueueStatus"
 
-    # the console of the operator on the call gets it back at once
+    # the console of the operator on the call gets it back at once: the screen pop (with what
+    # Getvar told) and the answer
+    (pop,) = [e for e in seen if isinstance(e, AgentRinging)]
+    assert (pop.interface, pop.caller_number, pop.caller_name, pop.service, pop.language) == (
+        "Local/2001@agents/n", "7875550101", "Maria Lopez", "missed-pickup", "en")
     (answered,) = [e for e in seen if isinstance(e, CallAnswered)]
     assert (answered.linkedid, answered.interface, answered.member_name, answered.queue) == (
         "1795406102.0", "Local/2001@agents/n", "Ana Operator", "sanitation")
+    assert seen.index(pop) < seen.index(answered)
 
     (rec,) = [e.record for e in seen if isinstance(e, CallEnded)]
     truth = CALL_ANSWERED[0]
@@ -142,3 +151,58 @@ def test_a_channel_belongs_to_its_member_interface(channel_name: str, interface:
     from contactcenter.telephony.calls import _interface_base
 
     assert (_interface_base(channel_name) == _interface_base(interface)) is same
+
+
+@pytest.mark.store
+async def test_the_operator_s_console_gets_the_call_back_after_a_restart(
+    aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path
+) -> None:
+    """The whole product starts while the seeded operator (PJSIP/1001) talks to a caller:
+    their console shows the call, connected, with the caller and the IVR's service, so a
+    disposition or a case can be attached."""
+    caller = [("CallerIDNum", "7875550101"), ("CallerIDName", "Maria Lopez")]
+    live = {
+        "CoreShowChannels": [
+            [("Event", "CoreShowChannel"), ("Channel", "PJSIP/trunk-00000007"),
+             ("Uniqueid", "1795500000.7"), ("Linkedid", "1795500000.7"), *caller,
+             ("Application", "Queue"), ("ApplicationData", "potholes,t,,,300"),
+             ("BridgeId", "b-7"), ("Duration", "00:01:10")],
+            [("Event", "CoreShowChannel"), ("Channel", "PJSIP/1001-00000008"),
+             ("Uniqueid", "1795500040.8"), ("Linkedid", "1795500000.7"), *caller,
+             ("Application", "AppQueue"), ("ApplicationData", "(Outgoing Line)"),
+             ("BridgeId", "b-7"), ("Duration", "00:00:30")],
+        ],
+        "QueueStatus": [
+            [("Event", "QueueMember"), ("Queue", "potholes"), ("Name", "Operator"),
+             ("Location", "PJSIP/1001"), ("StateInterface", "PJSIP/1001"),
+             ("Membership", "dynamic"), ("InCall", "1"), ("Status", "2"), ("Paused", "0"),
+             ("PausedReason", ""), ("Wrapuptime", "0")],
+        ],
+    }
+    variables = {("PJSIP/trunk-00000007", "SERVICE"): "pothole",
+                 ("PJSIP/trunk-00000007", "LANG"): "es"}
+    server = ReplayServer([], username="cc", secret="s3", items=live, variables=variables)
+    port = await server.start()
+    settings = app_settings(migrated_url, ami_enabled="true", ami_port=str(port),
+                            ami_username="cc", ami_secret="s3",
+                            spool_dir=str(tmp_path / "spool"))
+    try:
+        client = await aiohttp_client(create_app(settings))
+        await login(client, "operator")
+        ws = await client.ws_connect("/console/ws", headers={
+            "Origin": f"http://{client.host}:{client.port}"})
+        try:
+            async def the_call() -> dict[str, Any] | None:
+                msg = await ws.receive(timeout=5)
+                data = json.loads(msg.data)
+                return data if data.get("type") == "call" and \
+                    data.get("status") == "connected" else None
+
+            view = await until(the_call, 10)
+            assert (view["call_id"], view["queue"], view["caller_number"], view["service"],
+                    view["language"]) == ("default:1795500000.7", "potholes", "7875550101",
+                                          "pothole", "es")
+        finally:
+            await ws.close()
+    finally:
+        await server.close()
