@@ -439,6 +439,7 @@ class CallWriter:
             "duplicates": self.duplicates,
             "pending": len(self._pending) + len(self._inflight),
             "spool_depth": self.spool.depth,
+            "journal_depth": self.journal.lines,  # accepted, fsynced, not yet stored/spooled
             "spooled": self.spooled,
             "spilled": self.spilled,  # queued in memory past max_pending, moved to the spool
             "rejected": self.rejected,

@@ -149,3 +149,20 @@ async def test_the_migration_gives_existing_calls_one_leg(db_url: str) -> None:
     assert (calls["a"].first_queue, calls["a"].final_queue, calls["a"].final_agent) == (
         "sanitation", "sanitation", "Ana")
     assert calls["c"].first_queue is None
+
+
+async def test_the_migration_goes_down_and_up_again(db_url: str) -> None:
+    from alembic import command
+
+    await asyncio.to_thread(db.upgrade, db_url)
+    await asyncio.to_thread(command.downgrade, db.alembic_config(db_url), "0003_web_sessions")
+    engine = db.make_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+            columns = await conn.run_sync(
+                lambda c: {x["name"] for x in sa.inspect(c).get_columns("calls")})
+    finally:
+        await engine.dispose()
+    assert "call_legs" not in tables and "final_queue" not in columns
+    await asyncio.to_thread(db.upgrade, db_url)
