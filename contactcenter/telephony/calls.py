@@ -111,6 +111,7 @@ class _Leg:
         "ring",
         "talk",
         "target",
+        "transfer_seen",
         "transferred_at",
         "wait",
     )
@@ -130,6 +131,7 @@ class _Leg:
         self.ring: float | None = None
         self.talk: float | None = None
         self.target: str | None = None
+        self.transfer_seen = False  # a BlindTransfer/AttendedTransfer named this visit's end
         self.transferred_at: float | None = None
 
 
@@ -801,10 +803,17 @@ class CallTracker:
         call.current_queue = queue
         call.in_queue = True
         prev = call.legs[-1] if call.legs else None
-        if prev is not None and prev.outcome == "abandoned" and not prev.connected:
-            # A caller who hung up joins no other queue: Queue() gave up on them (a timeout
-            # whose QUEUESTATUS an older event filter kept from us).
-            prev.outcome = "timed_out"
+        if prev is not None and prev.outcome in (None, "abandoned"):
+            # The caller is in another queue now, so did not hang up: moved on by someone (a
+            # Redirect sends QueueCallerAbandon too, and no QUEUESTATUS) or, answered, sent
+            # on by the operator (a transfer event, if any, names the target more exactly).
+            # A timeout said so already (QUEUESTATUS=TIMEOUT before this join).
+            prev.outcome = "transferred"
+            prev.target = prev.target or queue
+            if prev.transferred_at is None:
+                prev.transferred_at = at
+            if prev.left_at is None:
+                prev.left_at = at
         call.legs.append(_Leg(queue, at))
         out.append(
             QueueJoined(
@@ -1077,12 +1086,15 @@ class CallTracker:
         # still undecided), else a caller redirected while waiting. A QueueCallerJoin of the
         # target queue arriving first does not confuse it: that visit is not answered yet.
         open_legs = [leg for leg in call.legs if leg.outcome is None]
-        answered = [leg for leg in open_legs if leg.connected]
+        answered = [leg for leg in call.legs if leg.connected and not leg.transfer_seen
+                    and leg.outcome in (None, "transferred")]
         leg = answered[-1] if answered else (open_legs[-1] if open_legs else None)
         if leg is not None:
             leg.outcome = "transferred"
-            leg.target = target
-            leg.transferred_at = at
+            leg.target = target or leg.target
+            leg.transfer_seen = True
+            leg.transferred_at = at if leg.transferred_at is None else min(
+                leg.transferred_at, at)
             if leg.left_at is None:
                 leg.left_at = at
         out.append(

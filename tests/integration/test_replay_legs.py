@@ -90,16 +90,20 @@ def test_asterisk_side_filters_keep_queuestatus() -> None:
     assert re.search(r"^eventfilter=\^Event: VarSet.*\|QUEUESTATUS\)", conf, re.M)
 
 
-def test_a_timeout_without_queuestatus_is_still_told_by_the_next_queue() -> None:
+def test_without_queuestatus_the_caller_joining_another_queue_was_moved_not_abandoned(
+) -> None:
     """An Asterisk whose event filter drops QUEUESTATUS (the shipped one did): the caller
-    joining the fallback queue right after the abandon cannot have hung up."""
+    joining another queue right after the abandon event cannot have hung up; without
+    QUEUESTATUS=TIMEOUT it looks like a Redirect (which app_queue also reports as an abandon),
+    so the visit counts as transferred: neither an abandon nor a timeout."""
     data = (CAPTURES / "ami-queue-timeout-fallback.raw").read_bytes()
     blocks = [b + b"\r\n\r\n" for b in data.split(b"\r\n\r\n") if b]
     kept = [b for b in blocks if b"Variable: QUEUESTATUS" not in b]
     assert len(kept) == len(blocks) - 1
     (record,) = asyncio.run(replay([b"".join(kept)]))
-    assert [(x.queue, x.outcome, x.wait_seconds) for x in record.legs] == [
-        ("sanitation", "timed_out", 8.0), ("general-311", "answered", 2.0)]
+    assert [(x.queue, x.outcome, x.wait_seconds, x.target) for x in record.legs] == [
+        ("sanitation", "transferred", 8.0, "general-311"),
+        ("general-311", "answered", 2.0, None)]
 
 
 @pytest.mark.store

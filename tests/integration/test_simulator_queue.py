@@ -254,6 +254,11 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
     assert [e["Queue"] for e in rec.named("QueueCallerLeave")] == ["general-311", "sanitation"]
     assert rec.named("QueueCallerAbandon")[0]["Queue"] == "sanitation"
     assert not pbx.transfer("Local/nobody-00000000;2", "transfers", "sanitation")
+    # moved, not abandoned nor timed out, in general-311; the caller gave up in sanitation
+    (moved,) = rec.records().values()
+    assert [(x.queue, x.outcome, x.agent, x.target) for x in moved.legs] == [
+        ("general-311", "transferred", None, "sanitation"),
+        ("sanitation", "abandoned", None, None)]
 
 
 async def test_a_timeout_then_the_shipped_dialplan_s_fallback_queue() -> None:

@@ -257,3 +257,18 @@ def test_a_call_first_seen_at_its_agent_complete() -> None:
     assert [(x.queue, x.outcome, x.agent, x.wait_seconds, x.talk_seconds) for x in rec.legs] == [
         ("sanitation", "answered", "Agent 1", 3.0, 31.0)]
     assert rec.ivr_seconds is None  # its start is unknown
+
+
+def test_an_answered_caller_redirected_to_another_queue_was_transferred() -> None:
+    """An AMI Redirect of the caller's channel sends no transfer event: the next queue's join
+    says the answered visit was transferred there."""
+    rec = one(run(CallTracker(), [
+        *ivr(), *ring(T0 + 5, 1), *connect(T0 + 6, 1, 2, 1),
+        complete(T0 + 16, 1, 2, 10), hangup(T0 + 16, agent(1)),
+        join(T0 + 16.1, "potholes"), *ring(T0 + 17, 2, "potholes"),
+        *connect(T0 + 18, 2, 2, 1, "potholes"), complete(T0 + 28, 2, 2, 10, "potholes"),
+        hangup(T0 + 28, agent(2)), hangup(T0 + 28, CIT),
+    ]))
+    assert [(x.queue, x.outcome, x.agent, x.target) for x in rec.legs] == [
+        ("sanitation", "transferred", "Agent 1", "potholes"),
+        ("potholes", "answered", "Agent 2", None)]
