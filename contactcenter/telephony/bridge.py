@@ -62,6 +62,7 @@ def ami_filter() -> str:
 # for how many calls at most (five actions each; a resync must not take minutes).
 ADOPT_VARIABLES = ("QUEUE", "SERVICE", "LANG", "IVRPATH", "CASE")
 ADOPT_GETVAR_CALLS = 200
+ADOPT_GETVAR_SECONDS = 10.0  # a slow Asterisk: the rest are adopted without their variables
 
 HIGH_WATER = 20_000
 LOW_WATER = 2_000
@@ -168,8 +169,14 @@ class ServerLink:
 
     async def ask_variables(self, client: AmiClient, adoptions: Sequence[Adoption]) -> None:
         """`Getvar` of the IVR's variables on each adopted call's caller channel (at most
-        `ADOPT_GETVAR_CALLS` calls; a channel gone meanwhile simply answers nothing)."""
+        `ADOPT_GETVAR_CALLS` calls and `ADOPT_GETVAR_SECONDS`; a channel gone meanwhile simply
+        answers nothing)."""
+        deadline = time.monotonic() + ADOPT_GETVAR_SECONDS
         for adoption in adoptions[:ADOPT_GETVAR_CALLS]:
+            if time.monotonic() > deadline:
+                log.warning("AMI %s: no time left to ask the variables of every adopted call",
+                            self.name)
+                break
             if not adoption.channel:
                 continue
             replies = await asyncio.gather(*(
