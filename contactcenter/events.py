@@ -15,7 +15,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 _REGISTRY: dict[str, type[Event]] = {}
@@ -50,6 +50,52 @@ OUTCOMES = (
 )
 
 
+# How one queue visit (leg) ended. ``short_abandoned`` is an abandon under the queue's
+# short-abandon threshold; ``left_empty``: Asterisk sent the caller out because the queue had no
+# usable member (leavewhenempty); ``transferred``: an operator transferred the caller on.
+LEG_OUTCOMES = (
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "timed_out",
+    "transferred",
+    "left_empty",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeg:
+    """One part of a call, in order: a queue visit (``kind="queue"``), or a transfer to a line
+    outside the queues (``kind="transfer"``: an outside number, an agency line) that ended it.
+
+    Figures are Asterisk's for that visit: wait = HoldTime of its AgentConnect or
+    QueueCallerAbandon, ring = the answering operator's RingTime, talk = TalkTime of its
+    AgentComplete. A leg that was transferred names where to in `target`."""
+
+    queue: str | None
+    joined_at: datetime
+    left_at: datetime
+    outcome: str  # one of LEG_OUTCOMES
+    wait_seconds: float | None = None
+    ring_seconds: float | None = None
+    talk_seconds: float | None = None
+    agent: str | None = None
+    agent_interface: str | None = None
+    target: str | None = None  # transferred: "exten@context" or the target channel
+    kind: str = "queue"
+
+
+# A record written before calls had legs (or built without them) has one leg from its columns;
+# the migration 0004 maps the stored rows the same way.
+_LEG_OF_OUTCOME = {
+    "answered": "answered",
+    "abandoned": "abandoned",
+    "short_abandoned": "short_abandoned",
+    "timed_out": "timed_out",
+    "transferred": "transferred",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One finished call with the metrics of DESIGN.md; written once per (server, linkedid)."""
@@ -75,10 +121,43 @@ class CallRecord:
     ivr_path: tuple[str, ...] = ()
     abandon_position: int | None = None
     partial: bool = False  # closed by a resync: some figures may be missing
+    # Every queue visit and outside transfer, in order. `queue` is the first queue and `agent`
+    # the first operator who answered; wait and talk are the sums over the legs.
+    legs: tuple[QueueLeg, ...] = ()
 
     @property
     def call_id(self) -> str:
         return f"{self.server}:{self.linkedid}"
+
+    @property
+    def queue_legs(self) -> tuple[QueueLeg, ...]:
+        """`legs`, or for a record without them, the one leg its columns describe."""
+        if self.legs or self.queue is None or self.outcome not in _LEG_OF_OUTCOME:
+            return self.legs
+        joined = self.started_at
+        if self.ivr_seconds is not None:
+            joined = min(self.started_at + timedelta(seconds=self.ivr_seconds), self.ended_at)
+        return (QueueLeg(
+            queue=self.queue, joined_at=joined, left_at=self.ended_at,
+            outcome=_LEG_OF_OUTCOME[self.outcome], wait_seconds=self.wait_seconds,
+            ring_seconds=self.ring_seconds, talk_seconds=self.talk_seconds, agent=self.agent,
+            agent_interface=self.agent_interface,
+        ),)
+
+    @property
+    def first_queue(self) -> str | None:
+        return next((leg.queue for leg in self.queue_legs if leg.queue), self.queue)
+
+    @property
+    def final_queue(self) -> str | None:
+        queues = [leg.queue for leg in self.queue_legs if leg.queue]
+        return queues[-1] if queues else self.queue
+
+    @property
+    def final_agent(self) -> str | None:
+        """The last operator who talked with the caller."""
+        agents = [leg.agent for leg in self.queue_legs if leg.agent]
+        return agents[-1] if agents else self.agent
 
 
 # --- calls -------------------------------------------------------------------------------------
@@ -431,6 +510,7 @@ def event_from_json(raw: str | bytes) -> Event:
 
 
 __all__ = [
+    "LEG_OUTCOMES",
     "OUTCOMES",
     "AgentCallCompleted",
     "AgentRingNoAnswer",
@@ -453,6 +533,7 @@ __all__ = [
     "PbxError",
     "QueueJoined",
     "QueueLeft",
+    "QueueLeg",
     "QueueMembersSynced",
     "QueuesChanged",
     "SessionEnded",

@@ -128,7 +128,7 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
 
     from sqlalchemy import func, insert
 
-    from .cases.models import Call, Case, CaseSequence, Citizen
+    from .cases.models import Call, CallLeg, Case, CaseSequence, Citizen
     from .cases.store import format_number
 
     rng = random.Random(seed)
@@ -223,6 +223,22 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
                     row["case_id"] = case.id
                     row["case_number"] = case.number
                 rows.append(row)
+        for row in rows:  # one queue visit each (cases/models.py Call)
+            row.update(first_queue=row["queue"], final_queue=row["queue"],
+                       final_agent=row.get("agent"))
         keys = sorted({k for r in rows for k in r})
-        await session.execute(insert(Call), [{k: r.get(k) for k in keys} for r in rows])
+        ids = dict((await session.execute(
+            insert(Call).returning(Call.linkedid, Call.id),
+            [{k: r.get(k) for k in keys} for r in rows])).all())
+        legs = [{
+            "call_id": ids[r["linkedid"]], "seq": 0, "kind": "queue", "queue": r["queue"],
+            "joined_at": min(r["started_at"] + timedelta(seconds=r["ivr_seconds"]),
+                             r["ended_at"]),
+            "left_at": r["ended_at"], "outcome": r["outcome"],
+            "wait_seconds": r.get("wait_seconds"), "ring_seconds": r.get("ring_seconds"),
+            "talk_seconds": r.get("talk_seconds"), "agent": r.get("agent"),
+            "agent_interface": r.get("agent_interface"), "target": None,
+        } for r in rows if r["queue"]]
+        if legs:
+            await session.execute(insert(CallLeg), legs)
     return len(rows)

@@ -157,6 +157,12 @@ class Citizen(Base):
 
 
 class Call(Base):
+    """One call. Its queue visits are `CallLeg` rows; here: `queue` is the first queue joined
+    (= first_queue) and `agent`/`agent_interface`/`ring_seconds` the first operator who
+    answered; `wait_seconds` and `talk_seconds` are the sums over the legs; `outcome` is how
+    the call ended (its last leg's outcome). first_queue, final_queue and final_agent name the
+    first and last queue and the last operator who answered."""
+
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("server", "linkedid", name="uq_calls_server_linkedid"),
@@ -173,10 +179,13 @@ class Call(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime]
     queue: Mapped[str | None] = mapped_column(String(80))
+    first_queue: Mapped[str | None] = mapped_column(String(80))
+    final_queue: Mapped[str | None] = mapped_column(String(80))
     service: Mapped[str | None] = mapped_column(String(80))
     language: Mapped[str | None] = mapped_column(String(8))
     agent: Mapped[str | None] = mapped_column(String(200))
     agent_interface: Mapped[str | None] = mapped_column(String(120))
+    final_agent: Mapped[str | None] = mapped_column(String(200))
     ivr_seconds: Mapped[float | None] = mapped_column(Float)
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     ring_seconds: Mapped[float | None] = mapped_column(Float)
@@ -192,6 +201,32 @@ class Call(Base):
     disposition: Mapped[str | None] = mapped_column(String(80))
     partial: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class CallLeg(Base):
+    """One queue visit of a call (kind ``queue``), or the transfer to a line outside the queues
+    that ended it (kind ``transfer``, queue NULL), in order (`seq` from 0). Each queue's
+    figures count its own legs. Outcomes: events.LEG_OUTCOMES."""
+
+    __tablename__ = "call_legs"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq", name="uq_call_legs_call_id_seq"),
+        Index("ix_call_legs_queue_joined", "queue", "joined_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="queue")
+    queue: Mapped[str | None] = mapped_column(String(80))
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20))
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    agent: Mapped[str | None] = mapped_column(String(200))
+    agent_interface: Mapped[str | None] = mapped_column(String(120))
+    target: Mapped[str | None] = mapped_column(String(200))  # where a transfer went
 
 
 class Case(Base):

@@ -1,4 +1,5 @@
-"""The case writer: every finished call (`CallEnded`) becomes exactly one row of `calls`.
+"""The case writer: every finished call (`CallEnded`) becomes exactly one row of `calls`, and
+its legs (each queue visit, an outside transfer) rows of `call_legs`, in the same transaction.
 
 - Exactly once: rows are inserted with "on conflict (server, linkedid) do nothing" on both
   SQLite and PostgreSQL, so a record seen twice (a replay, a restart, a spool replayed after a
@@ -11,6 +12,11 @@
   spool is read again at start, so it survives a restart.
 - Bounded: the in-memory queue spills to the spool above `max_pending` (a slow database must
   not eat memory; `/health` shows it).
+- Durable: every record the writer accepts is appended to a journal (`journal.jsonl` beside
+  the spool, fsynced once per event-loop turn for all records of that turn) before it waits in
+  memory, and the journal is emptied once everything in it is in the database or the spool.
+  After a kill -9 at any moment, the next start moves the journal into the spool: nothing the
+  writer accepted is lost, and the unique key makes any record written twice harmless.
 """
 
 from __future__ import annotations
@@ -34,13 +40,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
-from ..events import CallEnded, CallRecord, Event, event_from_dict
+from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
 from .citizens import normalize_phone
-from .models import Call, Case, Citizen
+from .models import Call, CallLeg, Case, Citizen
 
 log = logging.getLogger(__name__)
 
 SPOOL_NAME = "calls.jsonl"
+JOURNAL_NAME = "journal.jsonl"
+# Rewrite the journal without its finished head when it holds this many lines (a writer that
+# is never idle must not grow it without end); an idle writer simply empties it.
+JOURNAL_COMPACT = 10_000
 
 # Errors that mean "the database is not there", as opposed to a bad record.
 DB_DOWN = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
@@ -77,6 +87,33 @@ def handle_seconds(record: CallRecord) -> float | None:
     return handle_time(record.talk_seconds, None)
 
 
+LEG_DURATIONS = ("wait_seconds", "ring_seconds", "talk_seconds")
+
+
+def leg_rows(record: CallRecord) -> list[dict[str, Any]]:
+    """The `call_legs` rows of a record (without call_id); a record without legs gets the one
+    its columns describe (`CallRecord.queue_legs`)."""
+    rows = []
+    for seq, leg in enumerate(record.queue_legs):
+        durations = {name: _leg_duration(record, leg, name) for name in LEG_DURATIONS}
+        rows.append({
+            "seq": seq, "kind": leg.kind, "queue": _fit(leg.queue, 80),
+            "joined_at": leg.joined_at, "left_at": leg.left_at, "outcome": leg.outcome,
+            **durations, "agent": _fit(leg.agent, 200),
+            "agent_interface": _fit(leg.agent_interface, 120), "target": _fit(leg.target, 200),
+        })
+    return rows
+
+
+def _leg_duration(record: CallRecord, leg: QueueLeg, name: str) -> float | None:
+    value: float | None = getattr(leg, name)
+    if value is None or (math.isfinite(value) and value >= 0):
+        return value
+    log.warning("case writer: call %s leg in %s has %s=%r; stored as NULL", record.call_id,
+                leg.queue, name, value)
+    return None
+
+
 def record_row(record: CallRecord) -> dict[str, Any]:
     durations = {name: _duration(record, name) for name in DURATIONS}
     return {
@@ -87,6 +124,9 @@ def record_row(record: CallRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "queue": _fit(record.queue, 80),
+        "first_queue": _fit(record.first_queue, 80),
+        "final_queue": _fit(record.final_queue, 80),
+        "final_agent": _fit(record.final_agent, 200),
         "service": _fit(record.service, 80),
         "language": _fit(record.language, 8),
         "agent": _fit(record.agent, 200),
@@ -202,6 +242,63 @@ class Spool:
         self.depth = 0
 
 
+class Journal:
+    """The write-ahead journal: JSON lines of accepted records (see module doc)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / JOURNAL_NAME
+        self.lines = 0
+
+    def append(self, records: Iterable[CallRecord]) -> int:
+        lines = [CallEnded(r).to_json() + "\n" for r in records]
+        if not lines:
+            return 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.lines += len(lines)
+        return len(lines)
+
+    def reset(self, records: Iterable[CallRecord] = ()) -> None:
+        """Only `records` stay (atomically: the old journal or the new one, never half)."""
+        lines = [CallEnded(r).to_json() + "\n" for r in records]
+        if not lines:
+            if self.lines or self.path.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            self.lines = 0
+            return
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self.lines = len(lines)
+
+    def recover(self) -> list[CallRecord]:
+        """What a writer killed before finishing left in the journal (a torn last line, cut
+        by the kill mid-write, was never accepted and is skipped)."""
+        if not self.path.is_file():
+            return []
+        out: list[CallRecord] = []
+        with self.path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    event = event_from_dict(json.loads(line))
+                except ValueError:
+                    log.warning("case writer: a torn journal line skipped (%s)", self.path)
+                    continue
+                if isinstance(event, CallEnded):
+                    out.append(event.record)
+        return out
+
+
 class CallWriter:
     def __init__(
         self,
@@ -218,6 +315,10 @@ class CallWriter:
         self.sessions = sessions
         self.clock = clock  # for the write lag: business time, like the records' stamps
         self.spool = Spool(spool_dir)
+        self.journal = Journal(spool_dir)
+        self._unjournaled = 0  # the last records of `_pending`, not in the journal yet
+        self._journal_soon = False
+        self.journaled = 0  # records made durable in the journal since start
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.retry_initial, self.retry_max = retry_initial, retry_max
@@ -244,20 +345,60 @@ class CallWriter:
             self.submit(event.record)
 
     def submit(self, record: CallRecord) -> None:
+        """Accept a finished call: durable in the journal by the end of this event-loop turn
+        (one fsync for every record of the turn), then written or spooled."""
         self._pending.append(record)
+        self._unjournaled += 1
         self._idle.clear()
         if len(self._pending) > self.max_pending:
             # The database is slow: keep memory bounded by moving the oldest to disk, in order.
             batch = [self._pending.popleft() for _ in range(len(self._pending))]
             self.spool.append(batch)
+            self._unjournaled = 0  # in the spool now: durable
             self.spilled += len(batch)
             log.warning("case writer: %d records queued in memory; moved to the spool",
                         len(batch))
+            self._settle()
+        elif not self._journal_soon:
+            self._journal_soon = True
+            try:
+                asyncio.get_running_loop().call_soon(self._journal_now)
+            except RuntimeError:  # no loop (a plain call): now
+                self._journal_now()
         self._wake.set()
+
+    def _journal_now(self) -> None:
+        self._journal_soon = False
+        n = self._unjournaled
+        if not n:
+            return
+        tail = list(self._pending)[len(self._pending) - n:] if n <= len(self._pending) else []
+        self.journaled += self.journal.append(tail)
+        self._unjournaled = 0
+
+    def _settle(self) -> None:
+        """Empty the journal when all it holds is in the database or the spool (or compact
+        it when it has grown): the rest is still in memory, waiting or being written."""
+        if not self.journal.lines:
+            return
+        waiting = [*self._inflight,
+                   *list(self._pending)[: max(len(self._pending) - self._unjournaled, 0)]]
+        if not waiting:
+            self.journal.reset()
+        elif self.journal.lines >= JOURNAL_COMPACT and len(waiting) * 2 < self.journal.lines:
+            self.journal.reset(waiting)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, bus: BaseBus | None = None) -> None:
+        left = self.journal.recover()
+        if left:
+            # killed before these were written or spooled (or after, before the journal was
+            # emptied: the unique key makes a second write harmless)
+            self.spool.append(left)
+            log.warning("case writer: %d records from an interrupted run's journal; spooled",
+                        len(left))
+        self.journal.reset()
         if bus is not None:
             self._sub = bus.subscribe(self.on_event, types=(CallEnded,), name="case-writer")
         if self.spool.depth:
@@ -284,6 +425,8 @@ class CallWriter:
             self.spool.append(self._pending)
             self.spooled += len(self._pending)
             self._pending.clear()
+        self._unjournaled = 0
+        self._settle()
 
     async def flushed(self) -> None:
         """Everything submitted so far is in the database (or the loop is retrying the spool)."""
@@ -296,6 +439,7 @@ class CallWriter:
             "duplicates": self.duplicates,
             "pending": len(self._pending) + len(self._inflight),
             "spool_depth": self.spool.depth,
+            "journal_depth": self.journal.lines,  # accepted, fsynced, not yet stored/spooled
             "spooled": self.spooled,
             "spilled": self.spilled,  # queued in memory past max_pending, moved to the spool
             "rejected": self.rejected,
@@ -317,17 +461,17 @@ class CallWriter:
                 if self.spool.depth:
                     # Order: whatever is new goes behind what is already spooled.
                     if self._pending:
-                        batch = list(self._pending)
-                        self._pending.clear()
-                        self.spool.append(batch)
+                        self._spool_pending()
                     await self._replay_spool()
                 while self._pending and not self.spool.depth:  # spilled meanwhile: spool first
                     n = min(len(self._pending), self.batch_size)
                     # Out of `_pending` before the await, so a spill in `submit` meanwhile
                     # cannot take (and a popleft after cannot drop) the wrong records.
+                    self._journal_now()  # nothing waits on the database undurable
                     self._inflight = [self._pending.popleft() for _ in range(n)]
                     await self._write(self._inflight)
                     self._inflight = []
+                    self._settle()
                 if self.spool.depth:
                     continue  # spilled while writing: the spool (older) goes next
                 self._up()
@@ -344,10 +488,8 @@ class CallWriter:
                     self.spooled += len(self._inflight)
                     self._inflight = []
                 if self._pending:
-                    batch = list(self._pending)
-                    self._pending.clear()
-                    self.spool.append(batch)
-                    self.spooled += len(batch)
+                    self.spooled += self._spool_pending()
+                self._settle()
                 await self._sleep_or_wake(delay)
                 delay = min(delay * 2, self.retry_max)
 
@@ -360,10 +502,16 @@ class CallWriter:
                     await self._wake.wait()
             self._wake.clear()
             if self._pending:
-                batch = list(self._pending)
-                self._pending.clear()
-                self.spool.append(batch)
-                self.spooled += len(batch)
+                self.spooled += self._spool_pending()
+
+    def _spool_pending(self) -> int:
+        """Every waiting record to the spool (fsynced): durable, so out of the journal."""
+        batch = list(self._pending)
+        self._pending.clear()
+        self.spool.append(batch)
+        self._unjournaled = 0
+        self._settle()
+        return len(batch)
 
     def _up(self) -> None:
         if not self.db_ok:
@@ -433,13 +581,24 @@ class CallWriter:
                 return
             await self._link(session, rows)
             conn = await session.connection()
-            result = await conn.execute(_insert_ignore(conn.dialect.name), rows)
-            inserted = result.rowcount if result.rowcount is not None else -1
-        if inserted >= 0:
-            self.written += inserted
-            self.duplicates += len(rows) - inserted
-        else:
-            self.written += len(rows)
+            # RETURNING names the rows this statement inserted (a concurrent writer's are
+            # skipped by the conflict clause), so only their legs are added.
+            result = await conn.execute(
+                _insert_ignore(conn.dialect.name).returning(Call.id, Call.server, Call.linkedid),
+                rows,
+            )
+            ids = {(server, lid): call_id for call_id, server, lid in result.all()}
+            by_key = {(r.server, r.linkedid): r for r in unique}
+            legs = [
+                {**leg, "call_id": call_id}
+                for key, call_id in ids.items()
+                for leg in leg_rows(by_key[key])
+            ]
+            if legs:
+                await conn.execute(insert(CallLeg), legs)
+            inserted = len(ids)
+        self.written += inserted
+        self.duplicates += len(rows) - inserted
         now = self.clock.timestamp()
         self.last_write_lag = max(0.0, now - records[-1].ended_at.timestamp())
 

@@ -75,6 +75,8 @@
     tiles.appendChild(tile("Offered today", today.offered, "", "offered"));
     tiles.appendChild(tile("Answered", today.answered, "", "answered"));
     tiles.appendChild(tile("Abandoned (short)", today.abandoned + " (" + today.short_abandoned + ")", "", "abandoned"));
+    // the queue gave up on the caller (its timeout): not in the abandon rate
+    tiles.appendChild(tile("Timed out", today.timed_out, today.timed_out ? "warn" : "", "timed_out"));
     tiles.appendChild(tile("ASA", secs(today.asa_seconds), "", "asa"));
     tiles.appendChild(tile("AHT", secs(today.aht_seconds), "", "aht"));
     tiles.appendChild(tile("Abandon rate", pct(today.abandon_rate), "", "abandon_rate"));
@@ -82,7 +84,8 @@
 
     const hr = el("p", "wb-hour");
     hr.textContent = "Last hour: offered " + hour.offered + ", answered " + hour.answered +
-      ", abandoned " + hour.abandoned + " (+" + hour.short_abandoned + " short), service level " +
+      ", abandoned " + hour.abandoned + " (+" + hour.short_abandoned + " short), timed out " +
+      hour.timed_out + ", service level " +
       pct(hour.service_level) + ", ASA " + secs(hour.asa_seconds) + ", longest wait " +
       duration(hour.longest_wait_seconds) + ". Today's longest wait " + duration(today.longest_wait_seconds) + ".";
     hr.dataset.figure = "hour";

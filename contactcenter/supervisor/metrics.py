@@ -52,7 +52,8 @@ class _LiveCollector(Collector):
         )
         today = GaugeMetricFamily(
             "cc_queue_calls_today",
-            "Calls that started today (center time zone) and ended, by queue and outcome",
+            "Queue legs of calls that started today (center time zone) and ended, by queue and "
+            "how the leg ended (each queue counts its own legs)",
             labels=["queue", "outcome"],
         )
         sl = GaugeMetricFamily(
@@ -68,7 +69,8 @@ class _LiveCollector(Collector):
             "cc_queue_asa_seconds", "Mean wait of answered calls", labels=["queue", "window"]
         )
         abandon = GaugeMetricFamily(
-            "cc_queue_abandon_rate_ratio", "abandoned / (answered + abandoned)",
+            "cc_queue_abandon_rate_ratio",
+            "abandoned / (answered + abandoned) over the queue's legs; timeouts are not in it",
             labels=["queue", "window"],
         )
         agents = GaugeMetricFamily(
@@ -119,8 +121,12 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry()
         self.calls = Counter(
-            "cc_calls", "Finished calls seen by this process, by queue and outcome",
+            "cc_calls", "Finished calls seen by this process, by their first queue and outcome",
             ["queue", "outcome"], registry=self.registry,
+        )
+        self.legs = Counter(
+            "cc_queue_legs", "Queue legs of the finished calls seen by this process, by queue "
+            "and how the leg ended", ["queue", "outcome"], registry=self.registry,
         )
         self.events = Counter(
             "cc_events", "Domain events handled by the statistics", ["type"],
@@ -142,6 +148,9 @@ class Metrics:
         self.lag.observe(lag)
         if isinstance(event, CallEnded):
             self.calls.labels(event.record.queue or "", event.record.outcome).inc()
+            for leg in event.record.queue_legs:
+                if leg.queue:
+                    self.legs.labels(leg.queue, leg.outcome).inc()
 
 
 __all__ = ["Metrics"]

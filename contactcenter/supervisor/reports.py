@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter.cases.models import Agency, Call, Case, ServiceType
 from contactcenter.cases.store import sla_conditions, sla_tally
 
-from .services import FACT_COLUMNS, facts_from_row
+from .services import load_facts
 from .stats import CallFacts, QueueStats, Tally, clean_text
 
 MAX_DAYS = 366
@@ -74,7 +74,7 @@ def parse_range(query: Any, today: date) -> DateRange:
 
 @dataclass(slots=True)
 class Bucket:
-    """One hour or day: every call (IVR-only too), and the queue figures of those that queued."""
+    """One hour or day: every call (IVR-only too), and the queue figures of their queue legs."""
 
     calls: int = 0
     queued: Tally = field(default_factory=Tally)
@@ -96,14 +96,7 @@ async def call_facts(
 ) -> list[tuple[CallFacts, Any]]:
     start, end = rng.bounds(tz)
     async with sessions() as db:
-        rows = (
-            await db.execute(
-                select(*FACT_COLUMNS)
-                .where(Call.started_at >= start, Call.started_at < end)
-                .order_by(Call.started_at)
-            )
-        ).all()
-    return [(facts_from_row(r), r) for r in rows]
+        return await load_facts(db, start, end)
 
 
 async def call_report(
@@ -124,13 +117,12 @@ async def call_report(
         buckets = [by_hour[local.hour], by_day.setdefault(local.date(), Bucket()), total]
         for b in buckets:
             b.calls += 1
-        if not f.queue:
-            continue
-        sl = stats.config(f.queue).service_level_seconds
-        by_queue.setdefault(f.queue, Tally()).add(f, sl)
-        by_service.setdefault(f.service or "", Tally()).add(f, sl)
-        for b in buckets:
-            b.queued.add(f, sl)
+        for leg in f.legs:  # each queue counts its own legs, as the wallboard
+            sl = stats.config(leg.queue).service_level_seconds
+            by_queue.setdefault(leg.queue, Tally()).add(leg, sl)
+            by_service.setdefault(f.service or "", Tally()).add(leg, sl)
+            for b in buckets:
+                b.queued.add(leg, sl)
     return CallReport(
         range=rng, by_queue=dict(sorted(by_queue.items())),
         by_service=dict(sorted(by_service.items())), by_hour=by_hour, by_day=by_day,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.bus import BaseBus
-from contactcenter.cases.models import AuditLog, Call, User
+from contactcenter.cases.models import AuditLog, Call, CallLeg, User
 from contactcenter.config import Settings
 from contactcenter.events import (
     BroadcastMessage,
@@ -25,7 +25,15 @@ from contactcenter.events import (
 )
 from contactcenter.queues.directory import QueueDirectory, QueueInfo
 
-from .stats import EVENT_TYPES, CallFacts, Operator, QueueConfig, QueueStats, clean_text
+from .stats import (
+    EVENT_TYPES,
+    CallFacts,
+    LegFacts,
+    Operator,
+    QueueConfig,
+    QueueStats,
+    clean_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +42,43 @@ PAUSE_REASON_MAX = 40
 
 # The columns of `calls` the figures read (never the whole row: rebuilds stay cheap).
 FACT_COLUMNS = (
-    Call.server, Call.linkedid, Call.started_at, Call.outcome, Call.queue, Call.service,
-    Call.agent, Call.wait_seconds, Call.talk_seconds, Call.wrap_seconds,
+    Call.id, Call.server, Call.linkedid, Call.started_at, Call.ended_at, Call.outcome,
+    Call.queue, Call.service, Call.agent, Call.wait_seconds, Call.talk_seconds,
+    Call.wrap_seconds,
+)
+LEG_COLUMNS = (
+    CallLeg.call_id, CallLeg.queue, CallLeg.outcome, CallLeg.agent, CallLeg.wait_seconds,
+    CallLeg.talk_seconds,
 )
 
 
-def facts_from_row(row: Any) -> CallFacts:
+def facts_from_row(row: Any, legs: Sequence[LegFacts] = ()) -> CallFacts:
+    """A calls row and its queue legs (none: the one leg its columns describe)."""
     return CallFacts(
         call_id=f"{row.server}:{row.linkedid}", started_at=row.started_at, outcome=row.outcome,
         queue=row.queue, service=row.service, agent=row.agent, wait_seconds=row.wait_seconds,
-        talk_seconds=row.talk_seconds, wrap_seconds=row.wrap_seconds,
+        talk_seconds=row.talk_seconds, wrap_seconds=row.wrap_seconds, legs=tuple(legs),
     )
+
+
+async def load_facts(
+    db: AsyncSession, start: datetime, end: datetime | None = None
+) -> list[tuple[CallFacts, Any]]:
+    """The calls that started in [start, end), in order, with their queue legs."""
+    where = [Call.started_at >= start, *([Call.started_at < end] if end is not None else [])]
+    rows = (
+        await db.execute(select(*FACT_COLUMNS).where(*where).order_by(Call.started_at, Call.id))
+    ).all()
+    legs: dict[int, list[LegFacts]] = {}
+    found = await db.execute(
+        select(*LEG_COLUMNS).join(Call, Call.id == CallLeg.call_id)
+        .where(*where, CallLeg.kind == "queue", CallLeg.queue.is_not(None))
+        .order_by(CallLeg.call_id, CallLeg.seq)
+    )
+    for leg in found.all():
+        legs.setdefault(leg.call_id, []).append(LegFacts(
+            leg.queue, leg.outcome, leg.agent, leg.wait_seconds, leg.talk_seconds))
+    return [(facts_from_row(row, legs.get(row.id, ())), row) for row in rows]
 
 
 def queue_config(q: QueueInfo) -> QueueConfig:
@@ -151,15 +185,9 @@ class SupervisorService:
         day_start = self.stats.day_start(self.stats.local_day(now))
         since = min(day_start, now - timedelta(hours=1))
         async with self.sessions() as db:
-            rows = (
-                await db.execute(
-                    select(*FACT_COLUMNS, Call.ended_at)
-                    .where(Call.started_at >= since)
-                    .order_by(Call.started_at)
-                )
-            ).all()
-        for row in rows:
-            self.stats.add_call(facts_from_row(row), ended_at=row.ended_at)
+            rows = await load_facts(db, since)
+        for facts, row in rows:
+            self.stats.add_call(facts, ended_at=row.ended_at)
         self.rebuilt_at = now
         self.rebuilt_calls = len(rows)
         log.info("wallboard figures rebuilt from %d calls since %s", len(rows), since)
@@ -183,6 +211,7 @@ class SupervisorService:
                 "answered": fig["answered"],
                 "abandoned": fig["abandoned"],
                 "short_abandoned": fig["short_abandoned"],
+                "timed_out": fig["timed_out"],
                 "service_level": fig["service_level"],
                 "asa_seconds": fig["asa_seconds"],
                 "aht_seconds": fig["aht_seconds"],
@@ -258,4 +287,4 @@ def _event_time(event: Event, now: datetime) -> datetime:
 
 SUBSCRIBED: tuple[type[Event], ...] = EVENT_TYPES
 
-__all__ = ["ActionError", "SupervisorService", "facts_from_row", "queue_config"]
+__all__ = ["ActionError", "SupervisorService", "facts_from_row", "load_facts", "queue_config"]

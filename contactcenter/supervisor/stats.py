@@ -12,23 +12,32 @@ Two kinds of figures, kept apart on purpose:
   setting, UTC by default) in which the call started; "the last hour" holds the calls that
   started within 60 minutes before now and have ended.
 
-Definitions (DESIGN.md), each with its denominator:
+Each queue counts its own **legs** (issue 19): a call that timed out of sanitation and was
+answered in general-311 is offered once to each, timed out in one and answered in the other; a
+call transferred from general-311 to sanitation is answered in both. A call visiting one queue
+twice counts twice there. A leg belongs to the period of its call's ``started_at``.
+
+Definitions (DESIGN.md), each with its denominator, per queue over its legs:
 
 =================  =========================================================================
-offered            calls whose record names the queue (they entered it), every outcome.
-answered           outcome ``answered``, and ``transferred`` calls an operator had answered
-                   (the record names an agent) before the transfer.
-abandoned          outcome ``abandoned``: the caller hung up after waiting at least the
+offered            legs in the queue, every outcome.
+answered           legs ``answered``, and legs ``transferred`` after an operator answered
+                   (the leg names an agent).
+abandoned          legs ``abandoned``: the caller hung up after waiting at least the
                    queue's short-abandon threshold (the call tracker applies it).
-short_abandoned    outcome ``short_abandoned``: hung up before that threshold.
-timed_out          left the queue with neither an operator nor a hang-up (queue timeout).
+short_abandoned    legs ``short_abandoned``: hung up before that threshold.
+timed_out          legs ``timed_out``: Queue() gave up on the caller (the queue's timeout;
+                   Asterisk 22 sends QueueCallerAbandon for it too, QUEUESTATUS tells them
+                   apart). Never in the abandon rate: the center's limit, not the caller's.
+other              any other leg (``left_empty``: no usable member; transferred unanswered).
 service level      answered within T seconds (wait <= T, T = the queue's
                    ``service_level_seconds``) / (answered + abandoned). Short abandons and
                    time-outs are in neither part; an answered call without a known wait counts
                    in the denominator only. None when the denominator is 0.
 ASA                sum of wait_seconds of answered calls / answered calls with a known wait.
 AHT                sum of handle seconds / answered calls with a known talk time, where handle
-                   = talk_seconds + wrap_seconds (wrap when recorded). Asterisk's TalkTime runs
+                   = talk_seconds + wrap_seconds (wrap when recorded; a call's wrap-up belongs
+                   to its last answered leg). Asterisk's TalkTime runs
                    from connect to complete, so it already includes time on hold: adding
                    hold_seconds again would count it twice.
 abandon rate       abandoned / (answered + abandoned); short abandons excluded.
@@ -95,7 +104,7 @@ def clean_text(value: str | None, limit: int = CALLER_ID_LIMIT) -> str:
 
 
 def classify(outcome: str, agent: str | None) -> str:
-    """The period bucket of a finished call (see the module's table)."""
+    """The period bucket of a finished leg (see the module's table)."""
     if outcome == "answered" or (outcome == "transferred" and agent):
         return "answered"
     if outcome in ("abandoned", "short_abandoned", "timed_out"):
@@ -107,14 +116,11 @@ def classify(outcome: str, agent: str | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class CallFacts:
-    """What the figures need of one finished call; built from a CallRecord or a calls row."""
+class LegFacts:
+    """What the figures need of one queue visit (a `QueueLeg` or a `call_legs` row)."""
 
-    call_id: str
-    started_at: datetime
+    queue: str
     outcome: str
-    queue: str | None = None
-    service: str | None = None
     agent: str | None = None
     wait_seconds: float | None = None
     talk_seconds: float | None = None
@@ -137,13 +143,81 @@ class CallFacts:
             return None
         return self.talk_seconds + (self.wrap_seconds or 0.0)
 
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the figures need of one finished call; built from a CallRecord or a calls row with
+    its call_legs rows. Without `legs`, a call that names a queue has the one leg its own
+    fields describe (rows written before legs, or by another path). `wrap_seconds`, the
+    call's wrap-up, goes to its last answered leg."""
+
+    call_id: str
+    started_at: datetime
+    outcome: str
+    queue: str | None = None
+    service: str | None = None
+    agent: str | None = None
+    wait_seconds: float | None = None
+    talk_seconds: float | None = None
+    wrap_seconds: float | None = None
+    legs: tuple[LegFacts, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("wait_seconds", "talk_seconds", "wrap_seconds"):
+            if not _usable(getattr(self, name)):
+                object.__setattr__(self, name, None)
+        legs = self.legs
+        if not legs and self.queue:
+            legs = (LegFacts(self.queue, self.outcome, self.agent, self.wait_seconds,
+                             self.talk_seconds),)
+        i = _last_answered(legs)
+        if self.wrap_seconds is not None and i is not None and legs[i].wrap_seconds is None:
+            legs = (*legs[:i], replace(legs[i], wrap_seconds=self.wrap_seconds), *legs[i + 1:])
+        object.__setattr__(self, "legs", tuple(leg for leg in legs if leg.queue))
+
+    @property
+    def kind(self) -> str:
+        return classify(self.outcome, self.agent)
+
+    @property
+    def wrap_leg(self) -> int | None:
+        """The index of the leg the call's wrap-up belongs to: its last answered one."""
+        return _last_answered(self.legs)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The queues the call visited, each once, in order."""
+        return tuple(dict.fromkeys(leg.queue for leg in self.legs))
+
     @classmethod
     def from_record(cls, rec: CallRecord) -> CallFacts:
         return cls(
             call_id=rec.call_id, started_at=rec.started_at, outcome=rec.outcome,
             queue=rec.queue, service=rec.service, agent=rec.agent,
             wait_seconds=rec.wait_seconds, talk_seconds=rec.talk_seconds,
+            legs=tuple(
+                LegFacts(leg.queue, leg.outcome, leg.agent, leg.wait_seconds, leg.talk_seconds)
+                for leg in rec.queue_legs if leg.queue
+            ),
         )
+
+
+def _with_wrap(f: CallFacts, wrap: float | None) -> CallFacts:
+    """`f` with the call's wrap-up `wrap` (on its last answered leg); unchanged when `wrap` is
+    not a usable figure."""
+    if not _usable(wrap) or wrap is None:
+        return f
+    i = f.wrap_leg
+    legs = f.legs if i is None else (
+        *f.legs[:i], replace(f.legs[i], wrap_seconds=wrap), *f.legs[i + 1:])
+    return replace(f, wrap_seconds=wrap, legs=legs)
+
+
+def _last_answered(legs: tuple[LegFacts, ...]) -> int | None:
+    for i in range(len(legs) - 1, -1, -1):
+        if legs[i].kind == "answered":
+            return i
+    return None
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -193,7 +267,7 @@ class Tally:
     handle_n: int = 0
     longest_wait: float = 0.0  # over calls that queued
 
-    def add(self, f: CallFacts, sl_seconds: float) -> None:
+    def add(self, f: LegFacts, sl_seconds: float) -> None:
         kind = f.kind
         self.offered += 1
         if kind == "answered":
@@ -257,10 +331,13 @@ class Tally:
         }
 
 
-def tally(facts: Iterable[CallFacts], sl_seconds: float) -> Tally:
+def tally(calls: Iterable[CallFacts], sl_seconds: float, queue: str | None = None) -> Tally:
+    """The legs of `calls` in `queue` (every queue's when None)."""
     out = Tally()
-    for f in facts:
-        out.add(f, sl_seconds)
+    for f in calls:
+        for leg in f.legs:
+            if queue is None or leg.queue == queue:
+                out.add(leg, sl_seconds)
     return out
 
 
@@ -349,7 +426,8 @@ class QueueStats:
         self._today: dict[str, Tally] = {}
         self._today_facts: dict[str, list[CallFacts]] = {}
         self._recent: list[CallFacts] = []  # started within the last hour (pruned lazily)
-        self._fact_queue: dict[str, str] = {}  # today's call id -> its queue's facts list
+        # today's call id -> the queues it visited (the facts lists it is in)
+        self._fact_queue: dict[str, tuple[str, ...]] = {}
         self._seen: set[str] = set()  # call ids counted today or in the recent hour
         self._waiting: dict[str, dict[str, _Waiting]] = {}
         self._members: dict[tuple[str, str], _Member] = {}
@@ -373,7 +451,7 @@ class QueueStats:
         for name, seconds in before.items():
             now_seconds = self.config(name).service_level_seconds
             if now_seconds != seconds:
-                self._today[name] = tally(self._today_facts[name], now_seconds)
+                self._today[name] = tally(self._today_facts[name], now_seconds, name)
 
     def set_operators(self, operators: Iterable[Operator]) -> None:
         self.operators = {o.interface: o for o in operators}
@@ -421,12 +499,14 @@ class QueueStats:
         counted = False
         assert self.latest is not None
         if self.local_day(f.started_at) == self.day:
-            if f.queue:
-                self._today.setdefault(f.queue, Tally()).add(
-                    f, self.config(f.queue).service_level_seconds
+            for leg in f.legs:
+                self._today.setdefault(leg.queue, Tally()).add(
+                    leg, self.config(leg.queue).service_level_seconds
                 )
-                self._today_facts.setdefault(f.queue, []).append(f)
-                self._fact_queue[f.call_id] = f.queue
+            for queue in f.queues:
+                self._today_facts.setdefault(queue, []).append(f)
+            if f.legs:
+                self._fact_queue[f.call_id] = f.queues
             counted = True
         if f.started_at > self.latest - HOUR:
             self._recent.append(f)
@@ -438,26 +518,32 @@ class QueueStats:
 
     def _on_wrapup(self, e: WrapUpEnded) -> None:
         """Wrap-up completes an answered call's handle time (talk + wrap), live as after a
-        rebuild from the calls table. Repeats (one per web process) change nothing."""
+        rebuild from the calls table, where the call's last wrap-up stays (a transferred
+        call's second operator finishes last). Repeats (one per web process) change nothing."""
         call_id = f"{e.server}:{e.linkedid}"
-        # Only the call's own queue list (not every queue's: that was a scan of the whole day
-        # per wrap-up); from the end, where a call that just ended is.
-        queue = self._fact_queue.get(call_id)
-        today = self._today_facts.get(queue) if queue is not None else None
-        lists = [today, self._recent] if today is not None else [self._recent]
-        for facts in lists:
+        # Only the call's own queues' lists (not every queue's: that was a scan of the whole
+        # day per wrap-up); from the end, where a call that just ended is.
+        queues = self._fact_queue.get(call_id, ())
+        lists = [self._today_facts[q] for q in queues if q in self._today_facts]
+        old: CallFacts | None = None
+        done: CallFacts | None = None
+        for facts in [*lists, self._recent]:
             for i in range(len(facts) - 1, -1, -1):
                 f = facts[i]
                 if f.call_id != call_id:
                     continue
-                if f.wrap_seconds is not None:
-                    return
-                done = replace(f, wrap_seconds=e.wrap_seconds)  # refused if not finite
+                if done is None:
+                    old, done = f, _with_wrap(f, e.wrap_seconds)
+                    if done.wrap_seconds == f.wrap_seconds:
+                        return  # a repeat, or refused (not finite)
                 facts[i] = done
-                if facts is not self._recent and f.queue in self._today:
-                    if f.kind == "answered" and f.talk_seconds is not None:
-                        self._today[f.queue].handle_sum += done.wrap_seconds or 0.0
                 break
+        j = done.wrap_leg if done is not None and lists else None
+        if old is not None and done is not None and j is not None:
+            leg = done.legs[j]
+            if leg.talk_seconds is not None and leg.queue in self._today:
+                before = old.legs[j].wrap_seconds or 0.0
+                self._today[leg.queue].handle_sum += (leg.wrap_seconds or 0.0) - before
 
     # --- events -------------------------------------------------------------------------------
 
@@ -625,9 +711,7 @@ class QueueStats:
     def hour(self, queue: str, now: datetime) -> Tally:
         cutoff = now - HOUR
         sl = self.config(queue).service_level_seconds
-        return tally(
-            (f for f in self._recent if f.queue == queue and cutoff < f.started_at <= now), sl
-        )
+        return tally((f for f in self._recent if cutoff < f.started_at <= now), sl, queue)
 
     def known_queues(self) -> list[str]:
         names = set(self.queues) | set(self._today) | set(self._waiting)
@@ -778,6 +862,7 @@ __all__ = [
     "AGENT_STATES",
     "EVENT_TYPES",
     "CallFacts",
+    "LegFacts",
     "Operator",
     "QueueConfig",
     "QueueStats",

@@ -513,8 +513,15 @@ class AmiClient:
 
     async def action(
         self, name: str, headers: Mapping[str, str | list[str]] | None = None, *,
-        timeout: float | None = None,
+        timeout: float | None = None, during_resync: bool = False,
     ) -> AmiResponse:
+        """One action's reply. `during_resync` sends before the link is marked ready (the
+        resync's own questions, e.g. Getvar of an adopted call)."""
+        if during_resync:
+            resp, _ = await self._send_raw(name, headers or {}, timeout=timeout)
+            if not resp.ok:
+                raise PbxError(f"{name}: {resp.message or resp.status}")
+            return resp
         return (await self.send(name, headers, timeout=timeout))[0]
 
     async def list_action(

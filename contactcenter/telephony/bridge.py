@@ -17,17 +17,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..bus import BaseBus
 from ..clock import SYSTEM, Clock
 from ..config import AmiEndpoint, Settings
-from ..events import AmiLinkChanged, Event
+from ..events import AmiLinkChanged, Event, PbxError
 from ..queues.directory import QueueDirectory
 from .ami import AmiClient, AmiPbx
-from .calls import CallTracker
-from .frames import IVR_VARIABLES, AmiEvent
+from .calls import Adoption, CallTracker
+from .frames import IVR_VARIABLES, AmiEvent, AmiResponse
 from .members import MemberTracker
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,12 @@ def ami_filter() -> str:
     return (f"^Event: ({'|'.join(sorted(names))})[^A-Za-z]"
             f"|Variable: ({variables})[^A-Za-z0-9_]")
 
+
+# What a resync asks Asterisk about each call it adopts (Getvar on the caller's channel), and
+# for how many calls at most (five actions each; a resync must not take minutes).
+ADOPT_VARIABLES = ("QUEUE", "SERVICE", "LANG", "IVRPATH", "CASE")
+ADOPT_GETVAR_CALLS = 200
+ADOPT_GETVAR_SECONDS = 10.0  # a slow Asterisk: the rest are adopted without their variables
 
 HIGH_WATER = 20_000
 LOW_WATER = 2_000
@@ -95,6 +101,7 @@ class ServerLink:
                "clock": bridge.clock.timestamp, **client_options},
         )
         self.resyncs = 0
+        self.adopted = 0  # calls adopted by resyncs (live before we listened)
         self.last_timestamp = 0.0
         self._bad_window = -BAD_LOG_WINDOW  # monotonic start of the current log window
         self._bad_logged = 0
@@ -142,13 +149,47 @@ class ServerLink:
         clock = self.bridge.clock
         channels = await client.list_action("CoreShowChannels", during_resync=True)
         self.bridge.emit(list(self.calls.resync(channels, at=clock.timestamp(), since=since)))
+        adoptions = list(self.calls.adoptions)
+        await self.ask_variables(client, adoptions)
         status = await client.list_action("QueueStatus", during_resync=True)
-        self.bridge.emit(list(self.members.from_queue_status(status, at=clock.timestamp())))
+        at = clock.timestamp()
+        self.bridge.emit(list(self.members.from_queue_status(status, at=at)))
+        if adoptions:
+            # Calls live before we listened: how long each waiting caller has waited, and
+            # which operator each bridged one is talking to (their console gets it back).
+            self.calls.adopt_queue_entries(status, at)
+            self.bridge.emit(self.calls.adopt_operators(self.members.members(), at))
+            self.adopted += len(adoptions)
+            log.info("AMI %s: adopted %d calls already under way", self.name, len(adoptions))
         if self.calls.warnings or self.members.warnings:
             self.log_bad_fields()
         self.resyncs += 1
         log.info("AMI %s: resynced (%d channels, %d queue status events, %d calls open)",
                  self.name, len(channels), len(status), self.calls.open_calls())
+
+    async def ask_variables(self, client: AmiClient, adoptions: Sequence[Adoption]) -> None:
+        """`Getvar` of the IVR's variables on each adopted call's caller channel (at most
+        `ADOPT_GETVAR_CALLS` calls and `ADOPT_GETVAR_SECONDS`; a channel gone meanwhile simply
+        answers nothing)."""
+        deadline = time.monotonic() + ADOPT_GETVAR_SECONDS
+        for adoption in adoptions[:ADOPT_GETVAR_CALLS]:
+            if time.monotonic() > deadline:
+                log.warning("AMI %s: no time left to ask the variables of every adopted call",
+                            self.name)
+                break
+            if not adoption.channel:
+                continue
+            replies = await asyncio.gather(*(
+                client.action("Getvar", {"Channel": adoption.channel, "Variable": var},
+                              during_resync=True)
+                for var in ADOPT_VARIABLES), return_exceptions=True)
+            values = {var: r.headers.get("Value", "") for var, r in zip(ADOPT_VARIABLES, replies,
+                                                                        strict=True)
+                      if isinstance(r, AmiResponse)}
+            failed = [r for r in replies if not isinstance(r, AmiResponse | PbxError)]
+            if failed:
+                raise failed[0]  # the link dropped: the next connect resyncs again
+            self.calls.adopt_variables(adoption.key, values)
 
     def on_link(self, client: AmiClient, connected: bool, detail: str) -> None:
         now = self.bridge.clock.timestamp()
@@ -291,6 +332,7 @@ class Bridge:
     def health(self) -> dict[str, Any]:
         servers = {name: link.client.health() | {"open_calls": link.calls.open_calls(),
                                                  "resyncs": link.resyncs,
+                                                 "adopted": link.adopted,
                                                  "bad_fields": link.bad_fields}
                    for name, link in self.links.items()}
         return {

@@ -29,7 +29,8 @@ channels are followed the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from contactcenter.events import (
     AgentCallCompleted,
     AgentRinging,
     AgentRingNoAnswer,
+    AgentStateChanged,
     CallAbandoned,
     CallAnswered,
     CallEnded,
@@ -47,6 +49,7 @@ from contactcenter.events import (
     Event,
     QueueJoined,
     QueueLeft,
+    QueueLeg,
 )
 from contactcenter.telephony.frames import AmiEvent
 from contactcenter.telephony.numbers import (
@@ -69,6 +72,10 @@ JSON_DECIMALS = 3
 
 _UNKNOWN = frozenset({"", "<unknown>"})
 
+# QUEUESTATUS values (app_queue.c queue_results) that end a visit without an operator.
+_STATUS_OUTCOME = {"TIMEOUT": "timed_out", "LEAVEEMPTY": "left_empty",
+                   "LEAVEUNAVAIL": "left_empty"}
+
 
 def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
@@ -88,6 +95,46 @@ def _uid_of(event: AmiEvent) -> str:
     return event.get("Uniqueid") or event.get("UniqueID") or ""
 
 
+class _Leg:
+    """Mutable state of one queue visit of an open call (private to the tracker)."""
+
+    __slots__ = (
+        "agent",
+        "agent_interface",
+        "answered_at",
+        "connected",
+        "ended_at",
+        "joined_at",
+        "left_at",
+        "outcome",
+        "queue",
+        "ring",
+        "talk",
+        "target",
+        "transfer_seen",
+        "transferred_at",
+        "wait",
+    )
+
+    def __init__(self, queue: str, joined_at: float) -> None:
+        self.queue = queue
+        self.joined_at = joined_at
+        self.left_at: float | None = None  # QueueCallerLeave/Abandon: out of the queue
+        self.ended_at: float | None = None  # the leg is over (abandon, complete, transfer)
+        # Set when Asterisk says how the visit ended; None: decided when the call closes.
+        self.outcome: str | None = None
+        self.connected = False
+        self.answered_at: float | None = None
+        self.agent: str | None = None
+        self.agent_interface: str | None = None
+        self.wait: float | None = None
+        self.ring: float | None = None
+        self.talk: float | None = None
+        self.target: str | None = None
+        self.transfer_seen = False  # a BlindTransfer/AttendedTransfer named this visit's end
+        self.transferred_at: float | None = None
+
+
 class _Call:
     """Mutable state of one open call (private to the tracker)."""
 
@@ -95,6 +142,7 @@ class _Call:
         "abandon_position",
         "abandoned",
         "adopted",
+        "aged",
         "agent",
         "agent_interface",
         "announced",
@@ -113,10 +161,12 @@ class _Call:
         "hold_total",
         "in_queue",
         "ivr_path",
+        "join_known",
         "joined_at",
         "key",
         "language",
         "left_at",
+        "legs",
         "linkedid",
         "opened",
         "partial",
@@ -144,6 +194,8 @@ class _Call:
         self.first_uid = first_uid
         self.partial = partial
         self.adopted = partial  # first seen mid-call: its start (and IVR time) are unknown
+        self.join_known = False  # adopted, yet its queue join time was learnt since
+        self.aged = False  # adopted by a resync: `started` is now - the channel's Duration
         self.channels: set[str] = set()
         self.touched = 0  # the tracker's `seq` when an event last reached this call
         self.opened = 0  # the tracker's `seq` when the call was first seen
@@ -176,6 +228,39 @@ class _Call:
         self.held: set[str] = set()  # channels on hold now
         self.hold_since: float | None = None
         self.hold_total = 0.0
+        self.legs: list[_Leg] = []  # queue visits in order
+
+    def leg_in(self, queue: str | None) -> _Leg | None:
+        """The latest visit of `queue` (any queue when None or unknown)."""
+        for leg in reversed(self.legs):
+            if not queue or leg.queue == queue:
+                return leg
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """A call adopted by the last `resync` (live before we listened): what the bridge can ask
+    Asterisk about it (Getvar on `channel`; `channels` to find its operator)."""
+
+    key: str  # the tracker's key (Asterisk's Linkedid)
+    channel: str  # the caller's channel: the one running Queue(), else the first
+    channels: tuple[str, ...]  # every live channel of the call
+
+
+def _interface_base(name: str) -> str:
+    """What a channel and its queue member interface share: ``PJSIP/1001-0000000a`` and
+    ``PJSIP/1001`` -> ``PJSIP/1001``; ``Local/2001@agents-00000005;1`` and
+    ``Local/2001@agents/n`` -> ``Local/2001@agents``."""
+    tech, _, rest = name.partition("/")
+    if tech.lower() == "local":
+        rest = rest.split("/", 1)[0].split(";", 1)[0]
+        head, dash, tail = rest.rpartition("-")
+        if dash and len(tail) == 8 and all(ch in "0123456789abcdef" for ch in tail):
+            rest = head
+        return f"{tech}/{rest}"
+    head, dash, tail = rest.rpartition("-")
+    return f"{tech}/{head if dash else rest}"
 
 
 class CallTracker:
@@ -203,6 +288,7 @@ class CallTracker:
         # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
         self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
+        self.adoptions: list[Adoption] = []  # calls the last resync adopted (see adopt_*)
         self.bad_fields = 0  # number fields refused (numbers.py), since start
         # One line per event with refused fields; the owner logs them and clears the list.
         self.warnings: list[str] = []
@@ -275,6 +361,7 @@ class CallTracker:
         """
         if since is None:
             since = self._link_seq
+        self.adoptions = []
         out: list[Event] = []
         live: dict[str, list[AmiEvent]] = {}
         seen: set[str] = set()
@@ -399,32 +486,68 @@ class CallTracker:
         self._remember_closed(call)
         out.append(CallEnded(record=self._record(call)))
 
+    def _legs(self, call: _Call, end: float) -> list[QueueLeg]:
+        """The call's visits as records, each decided (see QueueLeg), plus the outside transfer
+        that ended the call when the last visit was transferred and no queue followed."""
+        legs: list[QueueLeg] = []
+        for leg in call.legs:
+            outcome, wait, talk = leg.outcome, leg.wait, leg.talk
+            if leg.connected:
+                outcome = outcome or "answered"
+                if talk is None and leg.answered_at is not None:  # no AgentComplete (partial)
+                    talk = max((leg.transferred_at or leg.ended_at or end) - leg.answered_at, 0.0)
+            else:
+                if outcome is None:
+                    # Still waiting when the call ended: a hang-up. Left without an operator or
+                    # an abandon: Queue() gave up (an Asterisk that sends no abandon for it).
+                    outcome = "abandoned" if leg.left_at is None else "timed_out"
+                if wait is None:
+                    wait = _since(leg.left_at or end, leg.joined_at)
+                if outcome == "abandoned" and wait is not None \
+                        and wait < self.short_abandon_seconds(leg.queue):
+                    outcome = "short_abandoned"
+            left = leg.ended_at or leg.transferred_at or (None if leg.connected else leg.left_at)
+            legs.append(QueueLeg(
+                queue=leg.queue, joined_at=_ts(leg.joined_at), left_at=_ts(left or end),
+                outcome=outcome, wait_seconds=wait, ring_seconds=leg.ring, talk_seconds=talk,
+                agent=leg.agent, agent_interface=leg.agent_interface, target=leg.target,
+            ))
+        last = call.legs[-1] if call.legs else None
+        if last is not None and last.outcome == "transferred":
+            at = last.transferred_at if last.transferred_at is not None else end
+            legs.append(QueueLeg(queue=None, kind="transfer", joined_at=_ts(at),
+                                 left_at=_ts(max(end, at)), outcome="transferred",
+                                 target=last.target))
+        return legs
+
     def _record(self, call: _Call) -> CallRecord:
         end = call.ended
-        wait = call.wait
-        talk = call.talk
-        if call.transferred:
+        legs = self._legs(call, end)
+        queued = [leg for leg in legs if leg.kind == "queue"]
+        waits = [leg.wait_seconds for leg in queued if leg.wait_seconds is not None]
+        talks = [leg.talk_seconds for leg in queued if leg.talk_seconds is not None]
+        wait = min(sum(waits), MAX_DURATION) if waits else None
+        talk = min(sum(talks), MAX_DURATION) if talks else None
+        if legs:
+            # How the call ended: its last leg's outcome (a queue that emptied is, for the
+            # call, a timeout: the center's limit, not the caller's choice).
+            outcome = legs[-1].outcome
+            if outcome == "left_empty":
+                outcome = "timed_out"
+        elif call.transferred:
             outcome = "transferred"
         elif call.connected:
             outcome = "answered"
-            if talk is None and call.answered_at is not None:
-                talk = max(end - call.answered_at, 0.0)  # no AgentComplete seen (partial)
-        elif call.abandoned or (call.in_queue and call.joined_at is not None):
-            if wait is None and call.joined_at is not None:
-                wait = (call.left_at or end) - call.joined_at
-            threshold = self.short_abandon_seconds(call.queue or "")
-            outcome = "short_abandoned" if wait is not None and wait < threshold else "abandoned"
-        elif call.joined_at is not None:
-            outcome = "timed_out"  # left the queue with neither an agent nor an abandon
-            if wait is None:
-                wait = (call.left_at or end) - call.joined_at
         elif call.self_served:
             outcome = "ivr_self_served"
         else:
             outcome = "ivr_hangup"
         ivr: float | None
         if call.adopted:
-            ivr = None
+            # unknown, unless Asterisk told us when the caller joined (QueueEntry's Wait, or
+            # AgentComplete's HoldTime + TalkTime); start and join are then whole seconds
+            joined = call.joined_at if call.join_known and call.aged else None
+            ivr = None if joined is None else max(joined - call.started, 0.0)
         elif call.joined_at is not None:
             ivr = max(call.joined_at - call.started, 0.0)
         else:
@@ -453,8 +576,10 @@ class CallTracker:
             hold_seconds=hold,
             case_number=call.case_number,
             ivr_path=call.ivr_path,
-            abandon_position=call.abandon_position,
+            abandon_position=call.abandon_position if call.abandoned and outcome in (
+                "abandoned", "short_abandoned", "timed_out") else None,
             partial=call.partial,
+            legs=tuple(legs),
         )
 
     def _adopt(self, lid: str, chans: list[AmiEvent], at: float, out: list[Event]) -> _Call:
@@ -467,6 +592,7 @@ class CallTracker:
                 self._report(c)
         uid = _uid_of(first) or lid
         call = self._open(lid, at - age, uid, partial=True)
+        call.aged = True
         self._caller_id(call, first, authoritative=True)
         if call.caller_number is None:
             for c in chans:
@@ -477,13 +603,111 @@ class CallTracker:
                 call.queue = call.queue or queue
                 call.current_queue = queue
                 call.joined_at = call.started if call.joined_at is None else call.joined_at
+                leg = _Leg(queue or "", call.started)
+                call.legs.append(leg)
                 if c.get("BridgeId"):
                     call.connected = True  # the queue caller is bridged to an operator
                     call.answered_at = at
+                    leg.connected = True
+                    leg.answered_at = leg.left_at = at
                 else:
                     call.in_queue = True
+        queue_chan = next((c for c in chans if (c.get("Application") or "").lower() == "queue"),
+                          first)
+        self.adoptions.append(Adoption(
+            key=lid, channel=queue_chan.get("Channel") or "",
+            channels=tuple(c.get("Channel") or "" for c in chans if c.get("Channel")),
+        ))
         self._announce(call, out)
         return call
+
+    # --- adoption: what Asterisk can still tell about a call we did not see begin -----------
+
+    def adopt_variables(self, key: str, values: Mapping[str, str]) -> None:
+        """The channel variables of an adopted call (the bridge's Getvar of QUEUE, SERVICE,
+        LANG, IVRPATH, CASE on its caller's channel); empty values are ignored."""
+        call = self._calls.get(key)
+        if call is None:
+            return
+        for var, value in values.items():
+            if not value:
+                continue
+            if var == "SERVICE":
+                call.service = call.service or value
+            elif var == "LANG":
+                call.language = call.language or value
+            elif var == "CASE":
+                call.case_number = call.case_number or value
+            elif var == "IVRPATH" and not call.ivr_path:
+                call.ivr_path = tuple(p for p in value.split(",") if p)
+            elif var == "QUEUE" and call.queue is None:
+                call.queue = value  # routed there by the IVR; Queue() not seen running
+
+    def adopt_queue_entries(self, entries: Sequence[AmiEvent], at: float) -> None:
+        """`QueueStatus`'s ``QueueEntry`` items: a caller still waiting has waited ``Wait``
+        seconds, so the visit began then (and the IVR time before it is known)."""
+        for entry in entries:
+            if entry.name != "QueueEntry":
+                continue
+            key = self._uid.get(_uid_of(entry))
+            call = self._calls.get(key) if key else None
+            if call is None or not call.adopted:
+                continue
+            waited = duration(entry, "Wait", self._bad)
+            if self._bad:
+                self._report(entry)
+                continue
+            if waited is None:
+                continue
+            queue = entry.get("Queue") or call.current_queue or ""
+            leg = call.leg_in(queue)
+            if leg is None:
+                leg = _Leg(queue, at)
+                call.legs.append(leg)
+                call.in_queue = True
+            if leg.connected:
+                continue
+            leg.joined_at = max(at - waited, call.started)
+            if call.legs[0] is leg:
+                call.joined_at = leg.joined_at
+                call.join_known = True
+
+    def adopt_operators(self, members: Sequence[AgentStateChanged], at: float) -> list[Event]:
+        """Adopted calls bridged to an operator: the member whose interface owns one of the
+        call's channels (``PJSIP/1001-0000000a`` is ``PJSIP/1001``'s) answered it. Each gives
+        the events of a screen pop (`AgentRinging`, with what the call's variables told) and of
+        the answer (`CallAnswered`), so that operator's console gets the call back whole."""
+        out: list[Event] = []
+        for adoption in self.adoptions:
+            call = self._calls.get(adoption.key)
+            if call is None:
+                continue
+            bases = {_interface_base(ch) for ch in adoption.channels if ch != adoption.channel}
+            for leg in call.legs:
+                if not leg.connected or leg.agent_interface is not None:
+                    continue
+                found = [m for m in members if m.queue == leg.queue
+                         and _interface_base(m.interface) in bases]
+                if len(found) != 1:
+                    continue  # nobody, or ambiguous: AgentComplete will name them
+                member = found[0]
+                leg.agent, leg.agent_interface = member.member_name, member.interface
+                if call.agent is None:
+                    call.agent, call.agent_interface = member.member_name, member.interface
+                call.talking.setdefault(member.interface, at)
+                out.append(AgentRinging(
+                    server=self.server, linkedid=call.linkedid, queue=leg.queue,
+                    interface=member.interface, member_name=member.member_name,
+                    caller_number=call.caller_number, caller_name=call.caller_name,
+                    at=_ts(at), service=call.service, language=call.language,
+                    case_number=call.case_number, ivr_path=call.ivr_path,
+                ))
+                out.append(CallAnswered(
+                    server=self.server, linkedid=call.linkedid, queue=leg.queue,
+                    interface=member.interface, member_name=member.member_name,
+                    wait_seconds=None, ring_seconds=None, at=_ts(at),
+                ))
+        return out
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -544,7 +768,25 @@ class CallTracker:
             call.ivr_path = tuple(p for p in (value or "").split(",") if p)
         elif var == "IVROUTCOME":
             call.self_served = value == "self_served"
+        elif var == "QUEUESTATUS":
+            self._queue_status(call, value or "", event.timestamp)
         # QUEUE is the IVR's routing target; the record's queue is the queue actually joined.
+
+    def _queue_status(self, call: _Call, status: str, at: float) -> None:
+        """``QUEUESTATUS`` as ``Queue()`` returns to the dialplan. Asterisk 22 sends
+        ``QueueCallerAbandon`` for a queue timeout and for leavewhenempty too (app_queue.c
+        calls record_abandoned() there); only this variable, set on the caller's channel after
+        QueueCallerLeave, tells them from a caller who hung up (then it is not set at all)."""
+        leg = call.legs[-1] if call.legs else None
+        outcome = _STATUS_OUTCOME.get(status)
+        if leg is None or outcome is None or leg.connected or leg.outcome not in (
+                None, "abandoned"):
+            return
+        leg.outcome = outcome
+        leg.left_at = leg.left_at if leg.left_at is not None else at
+        leg.ended_at = leg.ended_at if leg.ended_at is not None else at
+        if leg.wait is None:
+            leg.wait = _since(leg.left_at, leg.joined_at)
 
     def _queue_join(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
@@ -560,6 +802,19 @@ class CallTracker:
             call.joined_at = at
         call.current_queue = queue
         call.in_queue = True
+        prev = call.legs[-1] if call.legs else None
+        if prev is not None and prev.outcome in (None, "abandoned"):
+            # The caller is in another queue now, so did not hang up: moved on by someone (a
+            # Redirect sends QueueCallerAbandon too, and no QUEUESTATUS) or, answered, sent
+            # on by the operator (a transfer event, if any, names the target more exactly).
+            # A timeout said so already (QUEUESTATUS=TIMEOUT before this join).
+            prev.outcome = "transferred"
+            prev.target = prev.target or queue
+            if prev.transferred_at is None:
+                prev.transferred_at = at
+            if prev.left_at is None:
+                prev.left_at = at
+        call.legs.append(_Leg(queue, at))
         out.append(
             QueueJoined(
                 server=self.server,
@@ -582,6 +837,9 @@ class CallTracker:
         self._announce(call, out)
         call.in_queue = False
         call.left_at = event.timestamp
+        leg = call.leg_in(event.get("Queue"))
+        if leg is not None and leg.left_at is None:
+            leg.left_at = event.timestamp
         out.append(
             QueueLeft(
                 server=self.server,
@@ -599,10 +857,14 @@ class CallTracker:
         wait = self._figure(event, "HoldTime", _since(event.timestamp, call.joined_at))
         position = count(event, "Position", self._bad)
         call.in_queue = False
-        if not call.connected:  # after a transfer into a queue the first answer still counts
-            call.abandoned = True
-            call.wait = wait
-            call.abandon_position = position
+        call.abandoned = True
+        call.abandon_position = position
+        leg = call.leg_in(event.get("Queue"))
+        if leg is not None and not leg.connected and leg.outcome is None:
+            # A timeout or leavewhenempty sends this too: QUEUESTATUS may still correct it.
+            leg.outcome = "abandoned"
+            leg.wait = wait
+            leg.left_at = leg.ended_at = event.timestamp
         out.append(
             CallAbandoned(
                 server=self.server,
@@ -670,6 +932,21 @@ class CallTracker:
         member = event.get("MemberName") or None
         call.talking[interface] = at
         call.in_queue = False
+        queue = event.get("Queue") or call.current_queue or ""
+        leg = call.leg_in(queue)
+        if leg is None or leg.connected:  # joined before we listened (adopted), or a rejoin
+            leg = _Leg(queue, at - wait if wait is not None else at)
+            call.legs.append(leg)
+        leg.connected = True
+        leg.answered_at = at
+        leg.agent, leg.agent_interface = member, interface
+        leg.wait, leg.ring = wait, ring
+        if call.adopted and wait is not None and not call.join_known:
+            leg.joined_at = max(at - wait, call.started)  # adopted while waiting
+            if call.legs[0] is leg:
+                call.joined_at, call.join_known = leg.joined_at, True
+        if leg.left_at is None:
+            leg.left_at = at
         if not call.connected:
             # The first operator to answer is the call's agent; a later queue (after a
             # transfer) does not rewrite the record's figures.
@@ -702,6 +979,16 @@ class CallTracker:
                             _since(event.timestamp, call.talking.get(interface)))
         if call.talk is None and interface == call.agent_interface:
             call.talk = talk
+        for leg in reversed(call.legs):
+            if leg.connected and leg.agent_interface == interface and leg.talk is None:
+                leg.talk = talk
+                leg.ended_at = event.timestamp
+                if call.adopted and leg.wait is None:  # connected before we listened
+                    self._adopted_complete(call, event, interface, talk, leg)
+                break
+        else:
+            if call.adopted:
+                self._adopted_complete(call, event, interface, talk)
         out.append(
             AgentCallCompleted(
                 server=self.server,
@@ -712,6 +999,38 @@ class CallTracker:
                 at=_ts(event.timestamp),
             )
         )
+
+    def _adopted_complete(self, call: _Call, event: AmiEvent, interface: str,
+                          talk: float | None, leg: _Leg | None = None) -> None:
+        """AgentComplete of a call adopted mid-way: the operator we could not name yet, and
+        Asterisk's own HoldTime and TalkTime for the visit (the connect we never saw)."""
+        queue = event.get("Queue") or call.current_queue or ""
+        at = event.timestamp
+        if leg is None:
+            leg = next((x for x in reversed(call.legs) if x.queue == queue and x.talk is None
+                        and x.agent_interface is None), None)
+        if leg is None:  # the call was first seen at this event
+            leg = _Leg(queue, call.started)
+            leg.connected = True
+            call.legs.append(leg)
+            call.connected = True
+        member = event.get("MemberName") or None
+        wait = self._figure(event, "HoldTime", None)
+        leg.agent, leg.agent_interface = member, interface
+        leg.talk, leg.ended_at = talk, at
+        if leg.wait is None:
+            leg.wait = wait
+        if talk is not None:
+            leg.answered_at = at - talk
+            leg.left_at = leg.answered_at
+            if wait is not None:
+                leg.joined_at = max(leg.answered_at - wait, call.started)
+                if call.legs[0] is leg:
+                    call.joined_at = leg.joined_at
+                    call.join_known = True
+        if call.agent is None:
+            call.agent, call.agent_interface = member, interface
+            call.answered_at = leg.answered_at
 
     def _hold(self, event: AmiEvent, out: list[Event]) -> None:
         call = self._lookup(event, out)
@@ -763,6 +1082,21 @@ class CallTracker:
         self._announce(call, out)
         if call.connected:
             call.transferred = True
+        # The visit the caller is transferred out of: the operator's (the latest answered one
+        # still undecided), else a caller redirected while waiting. A QueueCallerJoin of the
+        # target queue arriving first does not confuse it: that visit is not answered yet.
+        open_legs = [leg for leg in call.legs if leg.outcome is None]
+        answered = [leg for leg in call.legs if leg.connected and not leg.transfer_seen
+                    and leg.outcome in (None, "transferred")]
+        leg = answered[-1] if answered else (open_legs[-1] if open_legs else None)
+        if leg is not None:
+            leg.outcome = "transferred"
+            leg.target = target or leg.target
+            leg.transfer_seen = True
+            leg.transferred_at = at if leg.transferred_at is None else min(
+                leg.transferred_at, at)
+            if leg.left_at is None:
+                leg.left_at = at
         out.append(
             CallTransferred(
                 server=self.server, linkedid=call.linkedid, kind=kind, target=target, at=_ts(at)
@@ -846,7 +1180,27 @@ def record_to_json(record: CallRecord) -> dict[str, Any]:
         "ring_seconds": _round(record.ring_seconds),
         "talk_seconds": _round(record.talk_seconds),
         "outcome": record.outcome,
+        "final_queue": record.final_queue,
+        "final_agent": record.final_agent,
+        "legs": [leg_to_json(leg) for leg in record.legs],
     }
 
 
-__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "CallTracker", "record_to_json"]
+def leg_to_json(leg: QueueLeg) -> dict[str, Any]:
+    """One leg in the `replay-ami` output shape (as `record_to_json`)."""
+    return {
+        "kind": leg.kind,
+        "queue": leg.queue,
+        "joined_at": leg.joined_at.astimezone(UTC).isoformat(),
+        "left_at": leg.left_at.astimezone(UTC).isoformat(),
+        "outcome": leg.outcome,
+        "wait_seconds": _round(leg.wait_seconds),
+        "ring_seconds": _round(leg.ring_seconds),
+        "talk_seconds": _round(leg.talk_seconds),
+        "agent": leg.agent,
+        "target": leg.target,
+    }
+
+
+__all__ = ["JSON_DECIMALS", "RECENTLY_CLOSED", "Adoption", "CallTracker", "leg_to_json",
+           "record_to_json"]

@@ -25,8 +25,12 @@ MAX_FRAME = 64 * 1024
 # endless bytes after the prefix grew memory with quadratic copying until the timeout).
 MAX_GREETING = 256
 
-# Channel variables that carry the IVR's result; every other VarSet is dropped early.
-IVR_VARIABLES = frozenset({"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME"})
+# Channel variables the call tracker reads; every other VarSet is dropped early: the IVR's
+# result, and QUEUESTATUS, which Queue() sets as it returns (TIMEOUT tells a queue timeout from
+# a caller's hang-up: Asterisk 22 sends QueueCallerAbandon for both).
+IVR_VARIABLES = frozenset(
+    {"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME", "QUEUESTATUS"}
+)
 
 # Events the product never reads: dropped on their first line.
 NOISE_EVENTS = frozenset(

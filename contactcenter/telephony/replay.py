@@ -23,7 +23,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -81,8 +81,16 @@ class ReplayServer:
         start_after: float = 2.0,
         verbatim: bool = False,
         silent_actions: frozenset[str] = frozenset(),
+        items: Mapping[str, Sequence[Sequence[tuple[str, str]]]] | None = None,
+        variables: Mapping[tuple[str, str], str] | None = None,
+        stream_delay: float = 0.0,
     ) -> None:
         self.streams = list(streams)
+        # what a list action lists (lower-case action -> each item's headers, `Event` first)
+        # and Getvar's answers ((channel, variable) -> value): a live Asterisk's state (tests)
+        self.items = {k.lower(): list(v) for k, v in (items or {}).items()}
+        self.variables = dict(variables or {})
+        self.stream_delay = stream_delay  # seconds between the resync's answers and the stream
         self.verbatim = verbatim  # stream the bytes as given (e.g. cut mid-frame), not blocks
         self.silent_actions = silent_actions  # lower-case names never answered (tests)
         self.username, self.secret = username, secret
@@ -204,15 +212,28 @@ class ReplayServer:
             message, complete = LISTS[action]
             writer.write(_reply([("Response", "Success"), *aid, ("EventList", "start"),
                                  ("Message", message)]))
+            listed = self.items.get(action, [])
+            for item in listed:
+                writer.write(_reply([*item[:1], *aid, *item[1:]]))
             writer.write(_reply([("Event", complete), *aid, ("EventList", "Complete"),
-                                 ("ListItems", "0")]))
+                                 ("ListItems", str(len(listed)))]))
             state["resync"].add(action)
+        elif action == "getvar":
+            channel, var = h.get("channel", ""), h.get("variable", "")
+            if self.variables and not any(c == channel for c, _ in self.variables):
+                writer.write(_reply([("Response", "Error"), *aid,
+                                     ("Message", "No such channel")]))
+            else:
+                writer.write(_reply([("Response", "Success"), *aid, ("Variable", var),
+                                     ("Value", self.variables.get((channel, var), ""))]))
         else:
             writer.write(_reply([("Response", "Success"), *aid,
                                  ("Message", f"{h.get('action', '')} accepted (replay)")]))
         return True
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        if self.stream_delay:
+            await asyncio.sleep(self.stream_delay)
         for raw in self.streams:
             data = raw if self.verbatim else b"".join(event_blocks(raw))
             pos = 0

@@ -126,6 +126,21 @@ async def test_wallboard_updates_live(
             await expect(san.locator('[data-figure="service_level"] .tile-value')) \
                 .to_have_text("50.0%")
             await expect(san.locator('[data-figure="service_level"]')).to_have_class("tile bad")
+            await expect(san.locator('[data-figure="abandon_rate"] .tile-value')) \
+                .to_have_text("50.0%")
+            # a queue timeout (issue 19) is shown on its own, in neither the service level
+            # nor the abandon rate
+            to = record("to1", now - timedelta(seconds=90), "timed_out", "sanitation",
+                        wait_seconds=60)
+            await store(seeded, [to])
+            await publish_ended(app, [to])
+            await expect(san.locator('[data-figure="timed_out"] .tile-value')).to_have_text("1")
+            await expect(san.locator('[data-figure="offered"] .tile-value')).to_have_text("3")
+            await expect(san.locator('[data-figure="abandon_rate"] .tile-value')) \
+                .to_have_text("50.0%")
+            await expect(san.locator('[data-figure="service_level"] .tile-value')) \
+                .to_have_text("50.0%")
+            await san.screenshot(path=str(tmp_path / "timed-out.png"))
 
             # the supervisor pauses Ana from the wallboard (CSRF token from the meta tag)
             await page.select_option("#pause-reason", "training")

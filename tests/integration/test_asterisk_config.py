@@ -219,7 +219,8 @@ def test_event_filters_drop_the_noise_but_keep_the_ivr_variables() -> None:
             ivr_vars.add(match.group(1))
     assert "Newexten" in dropped and "Newexten" not in kept
     assert dropped.get("VarSet", 0) > 10
-    assert ivr_vars and ivr_vars <= {"QUEUE", "SERVICE", "LANG", "CASE", "IVROUTCOME"}
+    assert ivr_vars and ivr_vars <= {"QUEUE", "SERVICE", "LANG", "CASE", "IVROUTCOME",
+                                     "QUEUESTATUS"}
     assert {"QUEUE", "SERVICE", "LANG"} <= ivr_vars
     for needed in ("Newchannel", "Hangup", "QueueCallerJoin", "AgentCalled", "AgentConnect",
                    "AgentComplete", "NewCallerid"):

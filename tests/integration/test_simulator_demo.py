@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from contactcenter.agents.keys import SIM_PHONES
-from contactcenter.cases.models import Call, Case, CaseSequence
+from contactcenter.cases.models import Call, CallLeg, Case, CaseSequence
 from contactcenter.cli import main
 from contactcenter.config import Settings
 from contactcenter.keys import SETTINGS
@@ -40,6 +40,15 @@ async def test_seed_history_once_with_cases(sessions) -> None:  # type: ignore[n
         assert cases > 0
         seq = (await s.execute(select(CaseSequence))).scalars().one()
         assert seq.last == cases  # new cases continue after the seeded numbers
+        # each queued call has its one leg (issue 19), with the call's figures
+        legs = {leg.call_id: leg for leg in (await s.execute(select(CallLeg))).scalars()}
+        queued = [c for c in calls if c.queue]
+        assert len(legs) == len(queued) > 0
+        for c in queued:
+            leg = legs[c.id]
+            assert (leg.queue, leg.outcome, leg.wait_seconds, leg.agent) == (
+                c.queue, c.outcome, c.wait_seconds, c.agent)
+            assert (c.first_queue, c.final_queue, c.final_agent) == (c.queue, c.queue, c.agent)
 
 
 @pytest.mark.asyncio

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from contactcenter.events import CallEnded, CallRecord
+from contactcenter.telephony.calls import CallTracker
+from contactcenter.telephony.frames import AmiEvent, iter_frames
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
 from contactcenter.telephony.simulator.pbx import AgentBehaviour, Member, Pbx, QueueConfig
@@ -18,9 +21,20 @@ SCALE = 50.0  # fast, yet a loaded machine's 10 ms hiccup is only 0.5 virtual se
 class Recorder:
     def __init__(self, pbx: Pbx) -> None:
         self.events: list[dict[str, str]] = []
+        self.raw: list[bytes] = []
         pbx.listeners.append(self.feed)
 
+    def records(self) -> dict[str, CallRecord]:
+        """The stream through the real call tracker: caller name -> its record."""
+        tracker = CallTracker()
+        out = []
+        for frame in iter_frames(b"".join(self.raw)):
+            if isinstance(frame, AmiEvent):
+                out.extend(e.record for e in tracker.feed(frame) if isinstance(e, CallEnded))
+        return {r.caller_name or "": r for r in out}
+
     def feed(self, data: bytes) -> None:
+        self.raw.append(data)
         ev: dict[str, str] = {}
         for line in data.decode().split("\r\n"):
             k, sep, v = line.partition(": ")
@@ -155,11 +169,27 @@ async def test_positions_abandon_and_queue_timeout() -> None:
     assert await wait_idle(pbx, 10)
     joins = [(e["CallerIDName"], e["Position"]) for e in rec.named("QueueCallerJoin")]
     assert joins == [("First", "1"), ("Second", "1"), ("Third", "2")]
-    ab = rec.named("QueueCallerAbandon")[0]
+    ab, timeout = rec.named("QueueCallerAbandon")
     assert (ab["CallerIDName"], ab["Position"], ab["OriginalPosition"]) == ("Third", "2", "2")
+    # As Asterisk 22's app_queue.c: a timeout sends QueueCallerAbandon too, then
+    # QueueCallerLeave, then QUEUESTATUS=TIMEOUT on the caller's channel
+    assert (timeout["CallerIDName"], timeout["HoldTime"]) == ("Second", "60")
+    second = [e.get("Event") + ":" + e.get("Variable", "") for e in rec.events
+              if e.get("CallerIDName") == "Second" and e.get("Event") in (
+                  "QueueCallerAbandon", "QueueCallerLeave", "VarSet")]
+    assert [x for x in second if x in ("QueueCallerAbandon:", "QueueCallerLeave:",
+                                       "VarSet:QUEUESTATUS")][-3:] == [
+        "QueueCallerAbandon:", "QueueCallerLeave:", "VarSet:QUEUESTATUS"]
     assert [c.outcome for c in pbx.calls] == ["answered", "timed_out", "abandoned"]
     status = [e["Value"] for e in rec.named("VarSet") if e.get("Variable") == "QUEUESTATUS"]
     assert status == ["TIMEOUT"]
+    # ...and the tracker tells the timeout from the hang-up
+    records = rec.records()
+    assert {name: [(leg.queue, leg.outcome, leg.wait_seconds) for leg in r.legs]
+            for name, r in records.items() if name != "First"} == {
+        "Second": [("general-311", "timed_out", 60.0)],
+        "Third": [("general-311", "abandoned", float(ab["HoldTime"]))]}
+    assert records["Second"].outcome == "timed_out"
 
 
 async def test_joinempty_no_and_leavewhenempty() -> None:
@@ -209,6 +239,10 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
     assert joins == ["general-311", "sanitation"]
     moved = [e for e in rec.named("Newexten") if e.get("Context") == "transfers"]
     assert moved[0]["AppData"] == "sanitation,t,,,60"
+    (record,) = rec.records().values()
+    assert [(leg.queue, leg.outcome, leg.agent) for leg in record.legs] == [
+        ("general-311", "transferred", "Op 2001"), ("sanitation", "answered", "Op 2002")]
+    assert record.outcome == "answered"
 
     # Redirect of a waiting caller: it leaves the queue and joins the target queue
     pbx, rec = make("ringall")
@@ -220,3 +254,26 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
     assert [e["Queue"] for e in rec.named("QueueCallerLeave")] == ["general-311", "sanitation"]
     assert rec.named("QueueCallerAbandon")[0]["Queue"] == "sanitation"
     assert not pbx.transfer("Local/nobody-00000000;2", "transfers", "sanitation")
+    # moved, not abandoned nor timed out, in general-311; the caller gave up in sanitation
+    (moved,) = rec.records().values()
+    assert [(x.queue, x.outcome, x.agent, x.target) for x in moved.legs] == [
+        ("general-311", "transferred", None, "sanitation"),
+        ("sanitation", "abandoned", None, None)]
+
+
+async def test_a_timeout_then_the_shipped_dialplan_s_fallback_queue() -> None:
+    """With the shipped dialplan's fallback (asterisk-config/extensions.conf), a caller whose
+    queue times out is queued again: two legs, timed out then answered."""
+    pbx, rec = make("ringall", {"Local/2001@agents/n": AgentBehaviour(0.5, 2)})
+    pbx.fallback_queue = "potholes"
+    pbx.add_queue(QueueConfig("potholes", "ringall"))
+    pbx.queue_add("potholes", "Local/2001@agents/n", "Op 2001", 0, "Local/2001@agents")
+    pbx.originate_citizen("7875550101", "Maria Lopez", "", 120)  # no IVR: general-311, empty
+    assert await wait_idle(pbx, 10)
+    assert [e["Queue"] for e in rec.named("QueueCallerJoin")] == ["general-311", "potholes"]
+    (record,) = rec.records().values()
+    assert [(x.queue, x.outcome, x.agent, x.wait_seconds) for x in record.legs] == [
+        ("general-311", "timed_out", None, 60.0),
+        ("potholes", "answered", "Op 2001", record.legs[1].wait_seconds)]
+    assert record.outcome == "answered" and record.final_queue == "potholes"
+    assert record.wait_seconds == 60.0 + (record.legs[1].wait_seconds or 0.0)

@@ -428,9 +428,17 @@ def test_blind_transfer() -> None:
     (tr,) = [e for e in out if isinstance(e, CallTransferred)]
     assert tr.kind == "blind" and tr.target == "potholes@transfers"
     rec = one(out)
-    assert rec.outcome == "transferred"
-    assert rec.queue == "sanitation"  # the first queue joined
-    assert (rec.agent, rec.wait_seconds, rec.talk_seconds) == ("Agent 1", 3.0, 5.0)
+    # Two legs: answered in sanitation then transferred; the caller gave up in potholes.
+    assert [(leg.queue, leg.outcome, leg.agent, leg.wait_seconds, leg.talk_seconds)
+            for leg in rec.legs] == [("sanitation", "transferred", "Agent 1", 3.0, 5.0),
+                                     ("potholes", "abandoned", None, 8.0, None)]
+    assert rec.legs[0].target == "potholes@transfers"
+    assert rec.outcome == "abandoned"  # how the call ended: its last leg
+    assert (rec.queue, rec.first_queue, rec.final_queue) == ("sanitation", "sanitation",
+                                                             "potholes")
+    # the first answering operator; wait and talk are the sums over the legs
+    assert (rec.agent, rec.final_agent, rec.wait_seconds, rec.talk_seconds) == (
+        "Agent 1", "Agent 1", 11.0, 5.0)
     assert [e.queue for e in out if isinstance(e, QueueJoined)] == ["sanitation", "potholes"]
 
 
@@ -611,7 +619,8 @@ def test_record_to_json_rounds_and_formats() -> None:
     assert j["ivr_seconds"] == 3.877 and j["wait_seconds"] is None
     assert list(j) == ["linkedid", "caller_number", "caller_name", "started_at", "ended_at",
                        "queue", "service", "language", "agent", "ivr_seconds", "wait_seconds",
-                       "ring_seconds", "talk_seconds", "outcome"]
+                       "ring_seconds", "talk_seconds", "outcome", "final_queue", "final_agent",
+                       "legs"]
 
 
 def test_first_connect_resync_spares_calls_seen_after_the_request() -> None:

@@ -202,8 +202,13 @@ class Pbx:
         agi_path: str = "ivr",
         seed: int | None = None,
         sound_files: frozenset[str] | None = None,
+        fallback_queue: str | None = None,
     ) -> None:
         self.clock = clock or VirtualClock()
+        # The shipped dialplan (asterisk-config/extensions.conf): a caller that times out of
+        # (or is sent out of an emptied) queue is queued again in this one. None: the capture
+        # config's dialplan, which hangs up.
+        self.fallback_queue = fallback_queue
         self.agi_host, self.agi_port, self.agi_path = agi_host, agi_port, agi_path
         # the sound files that exist (names as the AGI commands give them, e.g.
         # "311/en/main-menu"); None: every file exists. A missing one gets Asterisk's -1.
@@ -756,9 +761,20 @@ class Pbx:
             self._abandon(call, q, start)
             return
         if result in ("timeout", "leaveempty"):
+            # As app_queue.c: record_abandoned() (ABANDONED=TRUE, QueueCallerAbandon) runs for
+            # a timeout and leavewhenempty too; then leave_queue() and QUEUESTATUS.
+            self._abandon_event(call, q, self.clock.now() - start)
             self._leave(call, q)
             self.varset(two, "QUEUESTATUS", "TIMEOUT" if result == "timeout" else "LEAVEEMPTY")
             call.outcome = "timed_out"
+            fallback = self.fallback_queue
+            if fallback and fallback != queue and fallback in self.queues:
+                self.cel(two, "APP_END")
+                self.newexten(two, "NoOp", "IVR fallback", 1, exten="fallback")
+                self.varset(two, "QUEUE", fallback)
+                self.newexten(two, "Queue", f"{fallback},t,,,60", 3)
+                await self._queue_body(call, fallback, 3)
+                return
             await self._after_queue(call, prio, start)
             return
         if await self._talk(call, q, start) == "transfer":
@@ -807,20 +823,7 @@ class Pbx:
         self.varset(two, "DIALEDTIME_MS", str(int((now - two.created) * 1000)))
         self.varset(two, "ANSWEREDTIME", "0")
         self.varset(two, "ANSWEREDTIME_MS", "0")
-        self.varset(two, "ABANDONED", "TRUE")
-        pos = q.callers.index(call) + 1
-        q.abandoned += 1
-        self.ev_chan(
-            "QueueCallerAbandon",
-            two,
-            [
-                ("Queue", q.config.name),
-                ("Position", str(pos)),
-                ("OriginalPosition", str(call.original_position)),
-                ("HoldTime", str(int(wait))),
-            ],
-            AGENT,
-        )
+        pos = self._abandon_event(call, q, wait)
         q.callers.remove(call)
         if not q.callers:
             self.dsc(f"Queue:{q.config.name}", "NOT_INUSE")
@@ -835,6 +838,24 @@ class Pbx:
             other.position = i + 1
         call.outcome = "abandoned"
         self._end_caller_leg(call, "")
+
+    def _abandon_event(self, call: CitizenCall, q: QueueState, wait: float) -> int:
+        """app_queue.c's record_abandoned(): the caller's position, now."""
+        self.varset(call.ch2, "ABANDONED", "TRUE")
+        pos = q.callers.index(call) + 1
+        q.abandoned += 1
+        self.ev_chan(
+            "QueueCallerAbandon",
+            call.ch2,
+            [
+                ("Queue", q.config.name),
+                ("Position", str(pos)),
+                ("OriginalPosition", str(call.original_position)),
+                ("HoldTime", str(int(wait))),
+            ],
+            AGENT,
+        )
+        return pos
 
     async def _after_queue(
         self, call: CitizenCall, prio: int, start: float, app_end: bool = True

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Call
-from contactcenter.cases.writer import record_row
+from contactcenter.cases.models import Call, CallLeg
+from contactcenter.cases.writer import leg_rows, record_row
 from contactcenter.events import CallEnded, CallRecord, PbxError
 
 
@@ -79,9 +79,13 @@ def row(rec: CallRecord) -> Call:
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], records: Sequence[CallRecord]) -> None:
-    """What the case writer does with each CallEnded."""
+    """What the case writer does with each CallEnded: the row and its legs."""
     async with sessions() as db, db.begin():
-        db.add_all(row(r) for r in records)
+        for r in records:
+            call = row(r)
+            db.add(call)
+            await db.flush()
+            db.add_all(CallLeg(call_id=call.id, **leg) for leg in leg_rows(r))
 
 
 async def publish_ended(app: Any, records: Sequence[CallRecord]) -> None:

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,14 +15,21 @@ import pytest
 from sqlalchemy import func, select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call
-from contactcenter.events import AgentStateChanged, AmiLinkChanged, QueueMembersSynced
+from contactcenter.cases.models import Call, CallLeg
+from contactcenter.events import (
+    AgentStateChanged,
+    AmiLinkChanged,
+    CallRecord,
+    QueueLeg,
+    QueueMembersSynced,
+)
 from contactcenter.keys import BUS
 from contactcenter.supervisor.keys import SUPERVISOR
 from tests.conftest import HEALTH, app_settings, login, until
 from tests.integration.supervisor.conftest import (
     origin,
     publish_ended,
+    record,
     simulated_day,
     store,
     table_row,
@@ -30,19 +37,46 @@ from tests.integration.supervisor.conftest import (
 
 pytestmark = pytest.mark.store
 
-FIELDS = ("offered", "answered", "abandoned", "short_abandoned", "service_level",
+FIELDS = ("offered", "answered", "abandoned", "short_abandoned", "timed_out", "service_level",
           "asa_seconds", "aht_seconds", "abandon_rate")
 
 
+def multi_leg_calls(now: datetime) -> list[CallRecord]:
+    """Issue 19's two calls of several legs, two hours ago (today, not in the last hour).
+
+    m1: timed out of sanitation after 8 s; the fallback general-311, Carla answers (wait 2,
+        talk 3). m2: general-311, Eve answers (wait 1, talk 6) and transfers to sanitation,
+        where Ana answers (wait 2, talk 7)."""
+    t = now - timedelta(hours=2)
+    s = timedelta(seconds=1)
+
+    def leg(queue: str, at: int, until: int, outcome: str, wait: float,
+            talk: float | None = None, agent: str | None = None) -> QueueLeg:
+        return QueueLeg(queue=queue, joined_at=t + at * s, left_at=t + until * s,
+                        outcome=outcome, wait_seconds=wait, talk_seconds=talk, agent=agent)
+
+    return [
+        record("m1", t, "answered", "sanitation", agent="Carla", wait_seconds=10,
+               talk_seconds=3, service="other", duration=30, legs=(
+                   leg("sanitation", 4, 12, "timed_out", 8),
+                   leg("general-311", 12, 17, "answered", 2, 3, "Carla"))),
+        record("m2", t + 60 * s, "answered", "general-311", agent="Eve", wait_seconds=3,
+               talk_seconds=13, service="other", duration=30, legs=(
+                   leg("general-311", 4, 11, "transferred", 1, 6, "Eve"),
+                   leg("sanitation", 11, 20, "answered", 2, 7, "Ana"))),
+    ]
+
+
 async def table_counts(sessions: Any, tz: str) -> dict[str, Counter[str]]:
-    """The plain SQL count: today's calls per queue and outcome."""
+    """The plain SQL count: today's queue legs per queue and outcome."""
     local = datetime.now(UTC).astimezone(ZoneInfo(tz))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     async with sessions() as db:
         rows = (await db.execute(
-            select(Call.queue, Call.outcome, func.count())
-            .where(Call.started_at >= midnight, Call.queue.is_not(None))
-            .group_by(Call.queue, Call.outcome)
+            select(CallLeg.queue, CallLeg.outcome, func.count())
+            .join(Call, Call.id == CallLeg.call_id)
+            .where(Call.started_at >= midnight, CallLeg.queue.is_not(None))
+            .group_by(CallLeg.queue, CallLeg.outcome)
         )).all()
     out: dict[str, Counter[str]] = {}
     for queue, outcome, n in rows:
@@ -71,7 +105,7 @@ async def test_figures_agree_everywhere_and_survive_a_restart(
     client = await aiohttp_client(app)
     await login(client, "supervisor")
     now = datetime.now(UTC)
-    day = simulated_day(now)
+    day = simulated_day(now) + multi_leg_calls(now)
     # the case writer stores each call; the bridge publishes it; the wallboard counts the event
     await store(seeded, day)
     await publish_ended(app, day)
@@ -85,15 +119,19 @@ async def test_figures_agree_everywhere_and_survive_a_restart(
     q = by_name(api)
     assert set(q["sanitation"]) == {
         "name", "waiting", "longest_wait_seconds", "offered", "answered", "abandoned",
-        "short_abandoned", "service_level", "asa_seconds", "aht_seconds", "abandon_rate",
-        "agents"}
-    # the hand count of simulated_day()
-    assert [q["sanitation"][k] for k in FIELDS] == [6, 3, 2, 1, 0.4, 18.7, 160.0, 0.4]
-    assert [q["potholes"][k] for k in FIELDS] == [3, 2, 0, 0, 0.5, 15.5, 60.0, 0.0]
-    assert [q["general-311"][k] for k in FIELDS] == [1, 0, 0, 1, None, None, None, None]
+        "short_abandoned", "timed_out", "service_level", "asa_seconds", "aht_seconds",
+        "abandon_rate", "agents"}
+    # the hand count of simulated_day() and, leg by leg, multi_leg_calls():
+    # sanitation + m1's timed-out leg + m2's answered leg (Ana: wait 2, talk 7):
+    #   answered 4 (3 within 15 s), abandoned 2, SL 3/6, ASA 58/4, AHT 487/4, abandon 2/6
+    #   (the timeout is in neither part of the abandon rate)
+    # general-311 + m1's answered leg (Carla: 2, 3) + m2's transferred leg (Eve: 1, 6)
+    assert [q["sanitation"][k] for k in FIELDS] == [8, 4, 2, 1, 1, 0.5, 14.5, 121.8, 0.3333]
+    assert [q["potholes"][k] for k in FIELDS] == [3, 2, 0, 0, 1, 0.5, 15.5, 60.0, 0.0]
+    assert [q["general-311"][k] for k in FIELDS] == [3, 2, 0, 1, 0, 1.0, 1.5, 4.5, 0.0]
     assert q["sanitation"]["agents"]["paused"] == 1  # the seeded operator, on lunch
     hour = by_name(await (await client.get("/api/queues?window=hour")).json())
-    assert [hour["sanitation"][k] for k in FIELDS[:5]] == [2, 0, 1, 1, 0.0]
+    assert [hour["sanitation"][k] for k in FIELDS[:6]] == [2, 0, 1, 1, 0, 0.0]
     assert hour["potholes"]["offered"] == 1 and hour["general-311"]["offered"] == 1
 
     # the calls table, counted in SQL
@@ -104,6 +142,7 @@ async def test_figures_agree_everywhere_and_survive_a_restart(
         assert figures["answered"] == c["answered"] + c["transferred"], name
         assert figures["abandoned"] == c["abandoned"], name
         assert figures["short_abandoned"] == c["short_abandoned"], name
+        assert figures["timed_out"] == c["timed_out"], name
 
     # the wallboard's websocket
     snap = await wallboard_snapshot(client)
@@ -116,8 +155,8 @@ async def test_figures_agree_everywhere_and_survive_a_restart(
     today = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
     html = await (await client.get(f"/reports?from={today}&to={today}")).text()
     cells = table_row(html, "by-queue", "Sanitation")
-    assert cells[1:6] == ["6", "3", "2", "1", "0"]
-    assert cells[6] == "40.0%" and cells[7] == "18.7 s" and cells[8] == "160.0 s"
+    assert cells[1:6] == ["8", "4", "2", "1", "1"]
+    assert cells[6] == "50.0%" and cells[7] == "14.5 s" and cells[8] == "121.8 s"
     resp = await client.get(f"/reports/summary.csv?from={today}&to={today}")
     summary = {(r["by"], r["name"]): r for r in csv.DictReader(io.StringIO(await resp.text()))}
     for name, figures in q.items():
@@ -152,8 +191,8 @@ async def test_figures_agree_everywhere_and_survive_a_restart(
     snap2 = await wallboard_snapshot(client2)
     assert {x["name"]: x["today"] for x in snap2["queues"]} == wb
     # a call ending after the restart counts once, even if its row was rebuilt already
-    await publish_ended(app2, day[1:2])
-    assert by_name(await (await client2.get("/api/queues")).json())["sanitation"]["offered"] == 6
+    await publish_ended(app2, day[1:2] + day[-1:])
+    assert by_name(await (await client2.get("/api/queues")).json())["sanitation"]["offered"] == 8
 
 
 async def test_stale_badge_and_api_flag_follow_the_ami_link(

@@ -19,7 +19,13 @@ from sqlalchemy import select
 
 from contactcenter.app import create_app
 from contactcenter.cases.models import Agency, ApiKey, AuditLog, Case, ServiceType
-from contactcenter.events import AgentStateChanged, BroadcastMessage, Event, QueueJoined
+from contactcenter.events import (
+    AgentStateChanged,
+    BroadcastMessage,
+    Event,
+    QueueJoined,
+    QueueLeg,
+)
 from contactcenter.keys import BUS, PBX, SETTINGS
 from contactcenter.security import hash_api_key
 from contactcenter.supervisor.keys import SUPERVISOR
@@ -182,6 +188,14 @@ async def test_metrics_in_prometheus_format(env: Any) -> None:
     await login(client, "supervisor")
     now = datetime.now(UTC)
     day = simulated_day(now)
+    # issue 19: timed out of general-311, answered in potholes (two legs, two queues)
+    t = now - timedelta(hours=3)
+    day.append(record("m1", t, "answered", "general-311", agent="Dan", legs=(
+        QueueLeg(queue="general-311", joined_at=t, left_at=t + timedelta(seconds=8),
+                 outcome="timed_out", wait_seconds=8),
+        QueueLeg(queue="potholes", joined_at=t + timedelta(seconds=8),
+                 left_at=t + timedelta(seconds=30), outcome="answered", wait_seconds=2,
+                 talk_seconds=20, agent="Dan"))))
     await publish_ended(app, day)
     await app[BUS].publish(QueueJoined(server="default", linkedid="w1", queue="potholes",
                                        position=1, caller_number="1", caller_name="A",
@@ -196,6 +210,12 @@ async def test_metrics_in_prometheus_format(env: Any) -> None:
     text = await resp.text()
     assert 'cc_queue_calls_today{outcome="answered",queue="sanitation"} 3.0' in text
     assert 'cc_calls_total{outcome="answered",queue="sanitation"} 4.0' in text  # y1 too
+    # each queue's own legs: m1 timed out in general-311 and was answered in potholes
+    assert 'cc_queue_legs_total{outcome="timed_out",queue="general-311"} 1.0' in text
+    assert 'cc_queue_legs_total{outcome="answered",queue="potholes"} 3.0' in text
+    assert 'cc_queue_calls_today{outcome="timed_out",queue="general-311"} 1.0' in text
+    assert 'cc_queue_calls_today{outcome="answered",queue="potholes"} 3.0' in text
+    assert 'cc_calls_total{outcome="answered",queue="general-311"} 1.0' in text  # first queue
     assert 'cc_queue_waiting_callers{queue="potholes"} 1.0' in text
     assert 'cc_queue_service_level_ratio{queue="sanitation",window="today"} 0.4' in text
     assert 'cc_queue_service_level_ratio{queue="general-311"' not in text  # 0/0: absent

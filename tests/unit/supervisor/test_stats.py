@@ -346,3 +346,65 @@ def test_wrap_up_completes_handle_time_live_as_after_a_rebuild() -> None:
     rebuilt.add_call(CallFacts(**{**{s: getattr(facts, s) for s in facts.__slots__},
                                   "wrap_seconds": 10.0}), ended_at=rec.ended_at)
     assert figures(rebuilt, "sanitation", now) == figures(live, "sanitation", now)
+
+
+def test_each_queue_counts_its_own_legs_and_wrap_goes_to_the_last_answered_leg() -> None:
+    """Issue 19: a timeout in sanitation then an answer in general-311 (Carla), and a transfer
+    from general-311 (Eve) to sanitation (Ana); live events, then a rebuild from facts as the
+    store gives them (legs plus the call's wrap), agree."""
+    from contactcenter.events import QueueLeg, WrapUpEnded
+    from contactcenter.supervisor.stats import LegFacts
+
+    t0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    s = timedelta(seconds=1)
+
+    def leg(queue: str, outcome: str, wait: float, talk: float | None = None,
+            agent: str | None = None) -> QueueLeg:
+        return QueueLeg(queue=queue, joined_at=t0, left_at=t0 + 30 * s, outcome=outcome,
+                        wait_seconds=wait, talk_seconds=talk, agent=agent)
+
+    def call(lid: str, *legs: QueueLeg) -> CallRecord:
+        return CallRecord(server="default", linkedid=lid, caller_number="1", caller_name=None,
+                          started_at=t0, ended_at=t0 + 60 * s, outcome=legs[-1].outcome,
+                          queue=legs[0].queue, agent=next((x.agent for x in legs if x.agent),
+                                                          None), legs=legs)
+
+    calls = [
+        call("m1", leg("sanitation", "timed_out", 8), leg("general-311", "answered", 2, 3,
+                                                            "Carla")),
+        call("m2", leg("general-311", "transferred", 1, 6, "Eve"),
+             leg("sanitation", "answered", 2, 7, "Ana")),
+    ]
+    live = QueueStats(QUEUES, tz=UTC)
+    for c in calls:
+        live.apply(CallEnded(record=c))
+    live.apply(WrapUpEnded(server="default", linkedid="m2", interface="PJSIP/1001",
+                           wrap_seconds=10.0, at=t0 + 70 * s))
+    now = t0 + 120 * s
+    san, gen = figures(live, "sanitation", now), figures(live, "general-311", now)
+    assert [san[k] for k in ("offered", "answered", "abandoned", "timed_out")] == [2, 1, 0, 1]
+    assert (san["asa_seconds"], san["aht_seconds"], san["abandon_rate"]) == (2.0, 17.0, 0.0)
+    assert [gen[k] for k in ("offered", "answered", "abandoned", "timed_out")] == [2, 2, 0, 0]
+    assert (gen["asa_seconds"], gen["aht_seconds"]) == (1.5, 4.5)  # Eve's wrap is not Ana's
+    assert figures(live, "sanitation", now, "hour")["aht_seconds"] == 17.0
+
+    # Ana finishes her wrap-up after Eve's: the call's last wrap-up stays, as in the store
+    live.apply(WrapUpEnded(server="default", linkedid="m2", interface="PJSIP/1002",
+                           wrap_seconds=20.0, at=t0 + 80 * s))
+    live.apply(WrapUpEnded(server="default", linkedid="m2", interface="PJSIP/1002",
+                           wrap_seconds=20.0, at=t0 + 80 * s))  # another web process's copy
+    assert figures(live, "sanitation", now)["aht_seconds"] == 27.0
+    assert figures(live, "sanitation", now, "hour")["aht_seconds"] == 27.0
+
+    rebuilt = QueueStats(QUEUES, tz=UTC)
+    for c in calls:
+        facts = CallFacts.from_record(c)
+        wrap = 20.0 if c.linkedid == "m2" else None
+        rebuilt.add_call(CallFacts(
+            call_id=facts.call_id, started_at=facts.started_at, outcome=facts.outcome,
+            queue=facts.queue, agent=facts.agent, wrap_seconds=wrap,
+            legs=tuple(LegFacts(x.queue, x.outcome, x.agent, x.wait_seconds, x.talk_seconds)
+                       for x in facts.legs)), ended_at=c.ended_at)
+    for q in ("sanitation", "general-311"):
+        assert figures(rebuilt, q, now) == figures(live, q, now), q
+        assert figures(rebuilt, q, now, "hour") == figures(live, q, now, "hour"), q
