@@ -1,7 +1,7 @@
 """call legs: each queue visit of a call as a row of call_legs; first/final queue, final agent
 
 Revision ID: 0004_call_legs
-Revises: 0003_web_sessions
+Revises: 0006_sla_notify
 Create Date: 2026-11-24 15:25:00
 
 Existing calls get one leg each from their own columns (a call written before legs visited one
@@ -22,7 +22,7 @@ from alembic import op
 import contactcenter.cases.models
 
 revision: str = '0004_call_legs'
-down_revision: str | None = '0003_web_sessions'
+down_revision: str | None = '0006_sla_notify'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
