@@ -551,8 +551,14 @@ async def preview(request: web.Request) -> web.Response:
         queue_rows = {q.name: q for q in (await db.execute(select(Queue))).scalars()}
         anns = await ivs.announcements(db)
     at = request.app[CLOCK].now()
-    menu, problems = parse_menu(row.data, _general(request))
+    # each prompt stands for its slot while walking: what is heard is then shown as its words
+    # (in the language the caller has at that point) with a player of its audio
+    all_slots = {slot.id: slot for slot in pslots.slots(row.data)}
+    langs = menu_edit.languages(row.data)
+    tokens = {sid: {lang: {"file": f"@{sid}"} for lang in langs} for sid in all_slots}
+    menu, problems = parse_menu(pslots.apply_sounds(row.data, tokens), _general(request))
     result = None
+    heard: list[dict[str, Any]] = []
     announcement = next((a.prompts for a in anns
                          if a.enabled and a.starts_at <= at < a.ends_at and a.prompts), None)
     if menu is not None:
@@ -561,9 +567,22 @@ async def preview(request: web.Request) -> web.Response:
             return q is None or is_open(q.office_hours, q.holidays, q.timezone, at)
 
         result = walk(menu, keys, announcement=announcement, queue_open=queue_open)
+        for h in result.heard:
+            lang = (menu.default_language if h.what == "language menu"
+                    else result.language or menu.default_language)
+            slot = all_slots.get(h.file[1:]) if h.file.startswith("@") else None
+            if slot is None:
+                heard.append({"what": h.what, "words": h.file, "slot": None, "lang": lang})
+            elif slot.id == "language":  # every language's part, in turn
+                heard.append({"what": h.what, "slot": slot.id, "lang": lang,
+                              "words": " / ".join(slot.words.get(x, "") for x in langs)})
+            else:
+                heard.append({"what": h.what, "words": slot.words.get(lang, ""),
+                              "slot": slot.id, "lang": lang})
     return _render(request, "ivr_preview.html", {
         "row": row, "keys": keys[: result.used] if result else [], "result": result,
-        "problems": problems, "back_keys": keys[: max(0, (result.used if result else 0) - 1)],
+        "heard": heard, "problems": problems,
+        "back_keys": keys[: max(0, (result.used if result else 0) - 1)],
     })
 
 

@@ -26,13 +26,8 @@ def build(settings: Settings,
 
 
 async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
-    service = build(app[SETTINGS], app[SESSIONS])
-    try:
-        service.library.ensure()
-    except OSError as exc:
-        raise RuntimeError(f"CC_PROMPTS_DIR: cannot create {service.library.root}: "
-                           f"{exc.strerror}") from None
-    app[PROMPTS] = service
+    # its directories are made on first use (a process that never speaks writes nothing)
+    app[PROMPTS] = build(app[SETTINGS], app[SESSIONS])
     yield
 
 

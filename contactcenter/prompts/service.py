@@ -86,7 +86,11 @@ class PromptService:
 
     async def record(self, data: bytes, filename: str = "") -> str:
         """Convert an upload and keep it; `AudioError` says why it cannot be a prompt."""
-        await asyncio.to_thread(self.library.ensure)
+        try:
+            await asyncio.to_thread(self.library.ensure)
+        except OSError as exc:
+            raise AudioError(f"cannot write to {self.library.root} (CC_PROMPTS_DIR): "
+                             f"{exc.strerror}") from None
         async with self._slots:
             wav = await asyncio.to_thread(convert_upload, data, filename,
                                           tmp_dir=self.library.tmp_dir)
