@@ -208,7 +208,8 @@ class PromptService:
         files = []
         for per in (sounds or {}).values():
             for lang, entry in per.items():
-                files.append((lang, entry["file"], entry["sha256"]))
+                if entry.get("sha256"):  # else a sound file of old, not ours to write
+                    files.append((lang, entry["file"], entry["sha256"]))
         return await asyncio.to_thread(write_sounds, sounds_dir or self.sounds_dir, files,
                                        self.library.get)
 
