@@ -169,7 +169,7 @@ async def test_publish_refuses_missing_or_stale_audio_then_asterisk_plays_the_ne
 
     # `contactcenter prompts sync DIR`: the same layout elsewhere, for a remote Asterisk
     remote = tmp_path / "remote"
-    written, removed = await sync(app[PROMPTS], remote)
+    written, _ = await sync(app[PROMPTS], remote)
     assert written == len({(lang, e["file"]) for s in (row.sounds, v3.sounds)
                            for per in s.values() for lang, e in per.items()})
     assert (remote / "es" / f"{v3.sounds['main']['es']['file']}.wav").read_bytes() == (
@@ -181,7 +181,7 @@ async def test_a_simulated_asterisk_without_the_files_says_they_are_missing(
     seeded: Any, tmp_path: Path
 ) -> None:
     """The seeded menu's sound files of old do not exist in an empty sounds dir: -1."""
-    pbx, recorder = await call(seeded, tmp_path / "empty", ["1", "1"])
+    _, recorder = await call(seeded, tmp_path / "empty", ["1", "1"])
     assert recorder.engine.missing_prompts == 1
     assert recorder.results[0].queue == "general-311"
 
