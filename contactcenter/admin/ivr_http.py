@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
@@ -391,7 +391,7 @@ async def _upload_bytes(request: web.Request) -> tuple[bytes, str]:
             buf += chunk
             if len(buf) > MAX_UPLOAD_BYTES:
                 raise AudioError(f"the file is larger than {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-        return bytes(buf), request.headers.get("X-Filename", "")[:200]
+        return bytes(buf), unquote(request.headers.get("X-Filename", ""))[:200]
     form = await request.post()
     upload = form.get("file")
     if not isinstance(upload, web.FileField) or not upload.filename:

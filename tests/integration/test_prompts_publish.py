@@ -224,3 +224,31 @@ async def test_the_announcement_is_typed_spoken_and_played_on_the_next_call(
     played = list(pbx.played)
     assert played[:3] == [("en", "311/choose-language"), ("es", es), ("es", "311/es/main-menu")]
     assert recorder.engine.missing_prompts == 0
+
+
+async def test_a_recording_larger_than_a_form_arrives_as_the_file_itself(
+    aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path
+) -> None:
+    """The editor's script sends the file as the body (CSRF token in a header): a 30-second
+    44.1 kHz stereo WAV (5 MB, over the app's 2 MB form limit) becomes an 8 kHz mono prompt."""
+    client = await aiohttp_client(create_app(app_settings(migrated_url)))
+    token = await login(client, "admin")
+    await client.post("/admin/ivr/drafts", data={"_csrf": token})
+    big = tmp_path / "big.wav"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(big), "synth", "30", "sine",
+                    "300"], check=True, capture_output=True)
+    assert big.stat().st_size > 5_000_000
+    url = "/admin/ivr/versions/2/prompts/menu.goodbye_prompt/es/recording"
+    resp = await client.post(url, data=big.read_bytes(), allow_redirects=False, headers={
+        "X-CSRF-Token": token, "Content-Type": "audio/wav",
+        "X-Filename": "adi%C3%B3s.wav"})
+    assert resp.status == 302, unescape(await resp.text())[-500:]
+    rec = (await version(seeded, 2)).data["recordings"]["menu.goodbye_prompt/es"]
+    assert rec["filename"] == "adiós.wav"
+    out = client.server.app[PROMPTS].library.path(rec["sha256"])
+    info = subprocess.run(["soxi", "-r", str(out)], capture_output=True, text=True).stdout
+    assert info.strip() == "8000"
+    # without the token: refused, nothing stored
+    resp = await client.post(url.replace("/es/", "/en/"), data=b"RIFF", headers={
+        "Content-Type": "audio/wav"})
+    assert resp.status == 403
