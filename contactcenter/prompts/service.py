@@ -124,7 +124,7 @@ class PromptService:
                 else:
                     sha = self.cached_speech(words, lang)
                     per[lang] = PromptAudio("synthesized", sha is not None, sha,
-                                            "" if sha else "made on publish or play")
+                                            "" if sha else "not spoken yet: on publish or play")
             out[slot.id] = per
         return out
 
