@@ -146,7 +146,8 @@ class PiperEngine(_FileEngine):
         binary = shutil.which(self.binary)
         if binary is None:
             raise SpeechError(f"the piper program {self.binary!r} is not installed")
-        return [binary, "--model", model, "--output_file", str(out)], text.encode("utf-8")
+        # -m and -f: the same in the C++ piper and in piper-tts's Python one
+        return [binary, "-m", model, "-f", str(out)], text.encode("utf-8")
 
 
 ENGINES = ("espeak-ng", "piper")

@@ -143,3 +143,26 @@ async def test_sounds_are_written_atomically_in_the_asterisk_layout_and_pruned(
     removed = prune(target, {("en", name)})
     assert [p.name for p in removed] == [f"main-{sha_es[:16]}.wav"]
     assert en.is_file() and (target / "en" / "311" / "custom-greeting.wav").is_file()
+
+
+async def test_the_piper_engine_runs_the_program_with_the_language_model(tmp_path: Path) -> None:
+    """A stand-in `piper` (speaking with espeak-ng) checks the plumbing: the model of the
+    caller's language, the words on stdin, its WAV converted to 8 kHz mono."""
+    from contactcenter.prompts.voice import make_engine
+
+    fake = tmp_path / "piper"
+    log = tmp_path / "args"
+    fake.write_text("#!/bin/sh\n"
+                    f'echo "$@" >> {log}\n'
+                    'while [ $# -gt 0 ]; do case "$1" in -f) out="$2"; shift;; esac; shift; done\n'
+                    'exec espeak-ng -w "$out" --stdin\n')
+    fake.chmod(0o755)
+    model = tmp_path / "es_MX-claude-high.onnx"
+    model.write_bytes(b"model")
+    engine = make_engine("piper", f"es={model}", str(fake), tmp_dir=tmp_path)
+    info = wav_info(engine.synthesize("Hola a todos", "es"))
+    assert (info.rate, info.channels) == (8000, 1) and info.seconds > 0.3
+    assert log.read_text().startswith(f"-m {model} -f ")
+    assert engine.voice("es") == "es_MX-claude-high.onnx"
+    with pytest.raises(SpeechError, match="no piper voice model for 'en'"):
+        engine.synthesize("Hello", "en")
