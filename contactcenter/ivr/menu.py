@@ -22,10 +22,11 @@ A menu (stored in `menu_versions.data`, exported and imported as JSON)::
 
 A prompt is the words a caller hears, one text per language (`{"en": "For missed trash
 pickup, press 1.", "es": "..."}`). A published version carries, beside its words, the sound file
-each prompt plays in each language (`menu_versions.sounds`, see `ivr/prompts.py`); a version
-published before prompts were words (or a menu made for tests) plays the texts themselves as
-sound file names. An admin's recordings of prompts are kept in the menu under "recordings"
-(`ivr/prompts.py`). Actions:
+each prompt plays in each language (`menu_versions.sounds`, see `ivr/prompts.py`); in a version
+without them (published before prompts were words, or a menu made for tests) a text that is a
+sound file name (`311/en/main-menu`) is played as such (`prompts.placeholder_sounds`). An
+admin's recordings of prompts are kept in the menu under "recordings" (`ivr/prompts.py`).
+Actions:
 `submenu` (node), `queue` (queue, optional service), `case_status` (self-service, see
 `CASE_STATUS_PROMPTS`), `message_hangup` (prompt), `transfer_external` (prompt, optional number),
 `repeat`, `back`.

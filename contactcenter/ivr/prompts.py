@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .menu import CASE_STATUS_PROMPTS, MENU_PROMPTS
+from .menu import CASE_STATUS_PROMPTS, MENU_PROMPTS, PROMPT_RE
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -160,6 +160,20 @@ def apply_sounds(data: Any, sounds: dict[str, Any]) -> dict[str, Any]:
         if prompt:
             holder[key] = prompt
     return dict(out)
+
+
+def placeholder_sounds(data: Any) -> dict[str, Any]:
+    """For a version that has words but no published audio (seeded and never built, or
+    published before prompts were words): a prompt whose text is already a sound file name
+    (`311/en/main-menu`) plays that file; any other plays `311/<slot>`, a file no publish
+    writes, so Asterisk reports it missing and the IVR counts it (/health degraded) instead of
+    failing on words it cannot send as a file name."""
+    out: dict[str, Any] = {}
+    for slot in slots(data):
+        for lang, words in slot.words.items():
+            file = words if PROMPT_RE.match(words) else f"311/{slot.slug}"
+            out.setdefault(slot.id, {})[lang] = {"file": file}
+    return out
 
 
 def sound_files(sounds: Any) -> set[tuple[str, str]]:

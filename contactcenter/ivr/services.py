@@ -26,7 +26,7 @@ from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, Serv
 from ..cases.store import CaseStore, NewCase
 from ..queues.directory import QueueDirectory
 from .menu import Menu, Prompt, load_menu
-from .prompts import apply_sounds
+from .prompts import apply_sounds, placeholder_sounds
 
 log = logging.getLogger(__name__)
 # a caller keying the last digits of a case: how many of their own open cases are searched
@@ -198,9 +198,10 @@ class IvrServices:
         if sounds:  # published with audio: play its sound files, not its words
             data = apply_sounds(data, sounds)
         else:
-            log.warning("IVR menu version %d has no published audio: its prompts are played "
-                        "as sound file names (publish it again, or `contactcenter prompts "
-                        "build`)", row.version)
+            data = apply_sounds(data, placeholder_sounds(data))
+            log.warning("IVR menu version %d has no published audio: its prompts that are not "
+                        "sound file names play 311/<prompt>, which Asterisk will not find "
+                        "(publish it again, or run `contactcenter prompts build`)", row.version)
         active = ActiveMenu(row.id, row.version, load_menu(data, self._general_queue))
         log.info("IVR menu version %d is now active", row.version)
         return active

@@ -6,6 +6,7 @@ from contactcenter.ivr.menu import DEFAULT_WORDS, default_menu, load_menu, valid
 from contactcenter.ivr.prompts import (
     apply_sounds,
     find_slot,
+    placeholder_sounds,
     recordings,
     set_words,
     slots,
@@ -54,3 +55,13 @@ def test_set_words_changes_one_slot_and_a_legacy_language_prompt_is_read() -> No
     assert find_slot(legacy, "language").words == {"en": "311/choose-language"}  # type: ignore[union-attr]
     assert recordings({"recordings": {"main/en": {"sha256": "ab"}, "bad": 3}}) == {
         "main/en": {"sha256": "ab"}}
+
+
+def test_a_version_without_audio_plays_file_names_of_old_or_a_name_asterisk_will_miss() -> None:
+    data = default_menu()
+    data["nodes"][0]["prompt"]["en"] = "311/en/main-menu"  # a sound file name, as of old
+    menu = load_menu(apply_sounds(data, placeholder_sounds(data)))
+    assert menu.prompt(menu.node("main").prompt, "en") == "311/en/main-menu"
+    # words cannot be sent as a file: a name no publish writes, reported missing by Asterisk
+    assert menu.prompt(menu.node("main").prompt, "es") == "311/main"
+    assert menu.prompt(menu.prompts["goodbye_prompt"], "es") == "311/menu-goodbye-prompt"
