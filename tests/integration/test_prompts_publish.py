@@ -35,6 +35,7 @@ from tests.ivr_support import Recorder, running_ivr
 
 pytestmark = pytest.mark.store
 HTML = {"Accept": "text/html"}
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "asterisk"
 
 
 async def version(sessions: Any, number: int) -> MenuVersion:
@@ -254,3 +255,33 @@ async def test_a_recording_larger_than_a_form_arrives_as_the_file_itself(
     resp = await client.post(url.replace("/es/", "/en/"), data=b"RIFF", headers={
         "Content-Type": "audio/wav"})
     assert resp.status == 403
+
+
+async def test_the_capture_of_a_real_asterisk_playing_synced_prompts_replays_byte_for_byte(
+    sessions: Any,
+) -> None:
+    """tests/data/asterisk/agi-prompts-es.raw: Asterisk 22.10.1 played our synced prompts (the
+    language menu in en, the main menu from es/311/ after CHANNEL(language)) with no missing
+    file. Replayed against the same published version, our IVR sends exactly those commands."""
+    import json
+
+    from sqlalchemy import update
+
+    from contactcenter.seed import seed_reference
+    from tests.agi_fake import parse_capture, replay
+
+    sounds = json.loads((CAPTURES / "agi-prompts-es.sounds.json").read_text())
+    await seed_reference(sessions)
+    async with sessions() as db, db.begin():
+        await db.execute(update(MenuVersion).where(MenuVersion.version == 1)
+                         .values(sounds=sounds))
+    rec = parse_capture((CAPTURES / "agi-prompts-es.raw").read_bytes())
+    recorder = Recorder()
+    async with running_ivr(IvrServices(sessions), recorder) as server:
+        sent = await replay(server.port, rec)
+    assert f"GET DATA {sounds['main']['es']['file']} 5000 1" in sent
+    assert sent.index('SET VARIABLE CHANNEL(language) "es"') < sent.index(
+        f"GET DATA {sounds['main']['es']['file']} 5000 1")
+    (result,) = recorder.results
+    assert (result.outcome, result.queue, result.service, result.language) == (
+        "queued", "sanitation", "missed-pickup", "es")
