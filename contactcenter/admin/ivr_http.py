@@ -82,6 +82,7 @@ async def _index_context(request: web.Request) -> dict[str, Any]:
         anns = await ivs.announcements(db)
     general = _general(request)
     counts = {r.version: len(validate(r.data, queues, services, general_queue=general))
+              + len(pslots.recording_problems(r.data))
               for r in rows}
     return {"versions": rows, "problem_counts": counts, "announcements": anns,
             "now": request.app[CLOCK].now(), "import_problems": None,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr.menu import Problem, validate
+from ..ivr.prompts import recording_problems
 from .services import audit
 
 
@@ -44,8 +45,11 @@ async def known(session: AsyncSession) -> tuple[set[str], set[str]]:
 
 
 async def problems_of(session: AsyncSession, data: Any, general_queue: str) -> list[Problem]:
+    """What keeps the menu from being published, audio aside: validate()'s problems and the
+    recordings older than their words (the rest of the audio is known only when it is made)."""
     queues, services = await known(session)
-    return validate(data, queues, services, general_queue=general_queue)
+    return validate(data, queues, services, general_queue=general_queue) \
+        + recording_problems(data)
 
 
 async def versions(session: AsyncSession) -> list[MenuVersion]:
@@ -113,7 +117,8 @@ async def publish(
     row = await get_version(session, number)
     if row.status != "draft":
         raise VersionError(f"version {number} is {row.status}: only a draft can be published")
-    problems = await problems_of(session, row.data, general_queue) + list(audio_problems or [])
+    problems = await problems_of(session, row.data, general_queue)
+    problems += [p for p in audio_problems or [] if p not in problems]
     if problems:
         raise InvalidMenu(problems, list(audio_problems or []))
     row.sounds = sounds
@@ -128,8 +133,8 @@ async def rollback(session: AsyncSession, actor: str, number: int,
     source = await get_version(session, number)
     if source.status == "active":
         raise VersionError(f"version {number} is already the active one")
-    problems = await problems_of(session, source.data, general_queue) \
-        + list(audio_problems or [])
+    problems = await problems_of(session, source.data, general_queue)
+    problems += [p for p in audio_problems or [] if p not in problems]
     if problems:
         # the store changed since (a queue or service type went away): it must not go live
         raise InvalidMenu(problems, list(audio_problems or []))

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .menu import CASE_STATUS_PROMPTS, MENU_PROMPTS, PROMPT_RE
+from .menu import CASE_STATUS_PROMPTS, MENU_PROMPTS, PROMPT_RE, Problem
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -141,6 +141,29 @@ def recordings(data: Any) -> dict[str, dict[str, Any]]:
 
 def recording_key(slot_id: str, lang: str) -> str:
     return f"{slot_id}/{lang}"
+
+
+def stale_problem(slot: Slot, lang: str, recording: dict[str, Any]) -> Problem | None:
+    """The problem of a recording made for other words than the prompt has now (None: current)."""
+    if recording.get("words") == slot.words.get(lang, ""):
+        return None
+    return Problem(slot.node_id, (
+        f"{slot.label}: the {lang} recording is older than its words (recorded for "
+        f"“{str(recording.get('words', ''))[:60]}”): record it again or remove the recording"))
+
+
+def recording_problems(data: Any) -> list[Problem]:
+    """Stale recordings keep a menu from being published (shown next to their node). A
+    recording of a prompt that no longer exists is ignored."""
+    recs = recordings(data)
+    out: list[Problem] = []
+    for slot in slots(data):
+        for lang in sorted(slot.words.keys() | {k.rpartition("/")[2] for k in recs
+                                                 if k.rpartition("/")[0] == slot.id}):
+            rec = recs.get(recording_key(slot.id, lang))
+            if rec is not None and (problem := stale_problem(slot, lang, rec)):
+                out.append(problem)
+    return out
 
 
 def apply_sounds(data: Any, sounds: dict[str, Any]) -> dict[str, Any]:

@@ -157,11 +157,8 @@ class PromptService:
                 words = slot.words.get(lang, "")
                 rec = recs.get(slots_.recording_key(slot.id, lang))
                 if rec is not None:
-                    if rec.get("words") != words:
-                        problems.append(Problem(slot.node_id, (
-                            f"{slot.label}: the {lang} recording is older than its words "
-                            f"(recorded for “{str(rec.get('words', ''))[:60]}”): record it "
-                            "again or remove the recording")))
+                    if stale := slots_.stale_problem(slot, lang, rec):
+                        problems.append(stale)
                     elif not self.library.has(rec["sha256"]):
                         problems.append(Problem(slot.node_id, (
                             f"{slot.label}: the {lang} recording's audio is missing from "

@@ -124,6 +124,13 @@ async def test_publish_refuses_missing_or_stale_audio_then_asterisk_plays_the_ne
         "_csrf": token, "words_en": "If this is an emergency, hang up and dial 9 1 1.",
         "words_es": ""}, allow_redirects=False)
     assert resp.status == 302
+    # the editor says so next to the node, before any publish
+    page = unescape(await (await client.get(f"{base}?node=main", headers=HTML)).text())
+    problems = re.search(r'<ul class="problems" data-node="main">(.*?)</ul>', page)
+    assert problems is not None
+    assert "<li>menu main: the es recording is older than its words" in problems.group(1)
+    assert re.search(r'data-slot="main" data-lang="es">\s*<span class="badge audio-stale">'
+                     r"recorded · stale", page)
     resp = await client.post(f"{base}/publish", data={"_csrf": token})
     text = unescape(await resp.text())
     assert resp.status == 400
