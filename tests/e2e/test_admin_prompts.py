@@ -8,6 +8,7 @@ Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,6 +125,24 @@ async def test_admin_changes_the_spanish_words_hears_them_publishes_and_the_next
     await expect(table).to_contain_text("status in_progress")
     await expect(page.locator("#w-main-es")).to_have_value(NEW_ES)
     await screenshot("prompts-table")
+    # a recording (a 44.1 kHz stereo MP3) for the English goodbye, through the editor's script
+    mp3 = tmp_path / "goodbye.mp3"
+    proc = await asyncio.create_subprocess_exec(
+        "sox", "-n", "-r", "44100", "-c", "2", str(mp3), "synth", "2", "sine", "440")
+    assert await proc.wait() == 0
+    row = page.locator("#prompt-menu-goodbye_prompt")
+    await row.locator('input[type="file"]').first.set_input_files(str(mp3))
+    async with page.expect_request(lambda r: r.method == "POST"
+                                   and r.url.endswith("/recording")) as sent:
+        await row.locator("text=Upload recording").first.click()
+    request = await sent.value
+    # the script sent the file itself, the token in a header (no 2 MB form limit)
+    headers = await request.all_headers()
+    assert headers.get("x-filename") == "goodbye.mp3" and "x-csrf-token" in headers
+    await expect(page.locator(".notice")).to_contain_text(
+        "Saved: recording of goodbye prompt (en)")
+    badge = page.locator('.prompt-audio[data-slot="menu.goodbye_prompt"][data-lang="en"] .badge')
+    await expect(badge).to_have_text("recorded · current")
     await page.click('#outline a.node-link[href$="node=main"]')
 
     # the preview speaks the words too
