@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_ADMIN ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test test-fast lint bench bench-quick services chromium clean constraints
+.PHONY: demo test test-fast lint bench bench-quick services chromium audio clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ constraints:
 	rm -rf .venv-pin
 	@echo "constraints.txt refreshed: run make test, then commit it"
 
-demo: $(VENV)/.base
+demo: $(VENV)/.base audio
 	mkdir -p var
 	$(BIN)/contactcenter demo
 
@@ -37,13 +37,17 @@ services:
 chromium:
 	./scripts/ensure-chromium.sh
 
+# The IVR's prompts: Debian's espeak-ng speaks the words, sox converts (and reads MP3 uploads).
+audio:
+	./scripts/ensure-audio.sh
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # The whole suite on SQLite, then the store tests again on PostgreSQL. Both halves always run
 # (CI shows every failure at once); the target fails at the end if either failed.
-test: $(VENV)/.test services chromium lint
+test: $(VENV)/.test services chromium audio lint
 	@sqlite=0; pg=0; \
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15 || sqlite=$$?; \
 	CCTEST_STORE_PG=1 CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/pytest -q -p no:cacheprovider -m store || pg=$$?; \
@@ -51,13 +55,13 @@ test: $(VENV)/.test services chromium lint
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
 # The quick tier while working: unit and integration tests, no browser, no soak (SQLite only).
-test-fast: $(VENV)/.test services lint
+test-fast: $(VENV)/.test services audio lint
 	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e and not slow"
 
-bench: $(VENV)/.test services
+bench: $(VENV)/.test services audio
 	$(BIN)/python -m bench.run $(ARGS)
 
-bench-quick: $(VENV)/.test services
+bench-quick: $(VENV)/.test services audio
 	$(BIN)/python -m bench.run --quick
 
 clean:

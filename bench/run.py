@@ -19,6 +19,8 @@ operators' consoles):
   IVR sessions are in progress.
 - `case_write_lag_ms`: `calls.recorded_at - calls.ended_at` of the 25 calls/s step.
 - `rss_mb`: each product process's resident memory with 1,000 calls in progress.
+- `prompts`: the IVR prompts: speech of a 25-word prompt, publishing 40 prompts x 2 languages
+  new and unchanged (bench/prompts.py).
 
 Prints one JSON object on stdout and saves it under bench/results/<timestamp>.json. Only
 127.0.0.1 is used; every loop and wait is bounded. Progress goes to stderr.
@@ -43,6 +45,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, update
 
+from bench import prompts as prompts_bench
 from bench import stack as S
 from bench.amifeed import bare_splitter_rate, stream
 from contactcenter import db
@@ -393,8 +396,10 @@ def _clean(value: Any) -> Any:
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--quick", action="store_true", help="short steps (a couple of minutes)")
-    parser.add_argument("--shape", choices=("embedded", "production"), action="append",
-                        help="only this shape (default: both)")
+    parser.add_argument("--shape", choices=("embedded", "production", "prompts"),
+                        action="append",
+                        help="only this part (default: embedded, production and prompts: the "
+                             "IVR prompts' speech and publish, bench/prompts.py)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     plan = Plan(args.quick)
@@ -406,8 +411,11 @@ async def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
     }
     with tempfile.TemporaryDirectory(prefix="ccbench-") as tmp:
-        for shape in args.shape or ["embedded", "production"]:
+        for shape in args.shape or ["embedded", "production", "prompts"]:
             say(f"{shape}: starting")
+            if shape == "prompts":
+                result[shape] = await prompts_bench.run(Path(tmp), rounds=3 if plan.quick else 5)
+                continue
             result[shape] = await shape_run(shape, plan, Path(tmp) / shape)
     result["duration_s"] = round(time.time() - started, 1)
     result = _clean(result)

@@ -33,7 +33,9 @@ PACKAGE = Path(__file__).resolve().parent
 PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "notify.plugin", "notify.sender_plugin",
-    "agents.plugin", "admin.plugin", "supervisor.plugin",
+    "agents.plugin",
+    "prompts.plugin",  # before admin: the menu editor speaks, records and publishes through it
+    "admin.plugin", "supervisor.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
     "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
     "cases.retention_plugin",
@@ -56,6 +58,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
+    "prompts.plugin": frozenset({"all", "web"}),  # speech, recordings, sounds for Asterisk
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr

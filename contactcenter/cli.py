@@ -23,7 +23,7 @@ log = logging.getLogger("contactcenter")
 # subparser it adds sets `func(args) -> int`.
 COMMAND_MODULES: list[str] = [
     "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
-    "telephony.simulator.cli",
+    "telephony.simulator.cli", "prompts.commands",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
@@ -74,6 +74,8 @@ def demo_settings(base: Settings, explicit: set[str]) -> Settings:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .app import create_app
+    from .prompts.commands import build_active
+    from .prompts.plugin import build as build_prompts
     from .seed import seed_demo_users, seed_history, seed_reference
     from .web import edge
 
@@ -89,6 +91,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             await seed_reference(sessions)
             logins = await seed_demo_users(sessions)
             await seed_history(sessions)
+            # the default menu's words spoken into CC_SOUNDS_DIR (cached: instant after once)
+            version, written, problems = await build_active(build_prompts(settings, sessions),
+                                                            sessions)
+            if problems:
+                print("IVR prompts have no audio: " + "; ".join(map(str, problems[:3])),
+                      file=sys.stderr)
+            elif written:
+                print(f"IVR menu version {version}: {written} prompt sound file(s) in "
+                      f"{settings.sounds_dir}", flush=True)
             return logins
         finally:
             await engine.dispose()

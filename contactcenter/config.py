@@ -77,6 +77,15 @@ class Settings:
     short_abandon_seconds: int = 5
     timezone: str = "UTC"  # the center's: where "today" starts for the wallboard and reports
     spool_dir: str = "var/spool"
+    # Prompts (contactcenter/prompts/): where Asterisk reads sounds (<dir>/<lang>/311/...), and
+    # the product's own audio (recordings, the synthesis cache), content-addressed.
+    sounds_dir: str = "var/sounds"
+    prompts_dir: str = "var/prompts"
+    tts_engine: str = "espeak-ng"  # or "piper"
+    # per language: espeak-ng voice names ("en=en-us,es=es-419", the default) or, for piper,
+    # voice model files ("en=/srv/voices/en_US-amy-medium.onnx,es=...")
+    tts_voices: str = ""
+    piper_binary: str = "piper"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
     smtp_intake_address: str = "311@localhost"
@@ -295,6 +304,16 @@ def load_settings(
         raise SettingsError(
             f"CC_SLA_DIGEST_TIME: expected HH:MM (24-hour), or empty for no digest, got "
             f"{settings.sla_digest_time[:20]!r}")
+    if settings.tts_engine not in ("espeak-ng", "piper"):
+        raise SettingsError(f"CC_TTS_ENGINE: {settings.tts_engine!r} is not espeak-ng or piper")
+    for item in filter(None, (x.strip() for x in settings.tts_voices.split(","))):
+        lang, sep, voice = item.partition("=")
+        if not sep or not lang.strip() or not voice.strip():
+            raise SettingsError(f"CC_TTS_VOICES: {item!r} is not language=voice "
+                                "(e.g. en=en-us,es=es-419)")
+        if settings.tts_engine == "piper" and not Path(voice.strip()).is_file():
+            raise SettingsError(f"CC_TTS_VOICES: the piper voice model {voice.strip()!r} "
+                                "does not exist")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
     _check_security(settings)

@@ -4,8 +4,11 @@ stores in a temp dir, the captured Asterisk transcripts, and `until()` for polli
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -226,6 +229,12 @@ def redis_url() -> str:
 # --- web helpers --------------------------------------------------------------------------------
 
 
+# Prompts' audio: one synthesis cache for the whole run (speech is the same for the same words),
+# and a sounds directory of its own for each app (what Asterisk would read).
+AUDIO_TMP = tempfile.mkdtemp(prefix="cc-test-audio-")
+atexit.register(shutil.rmtree, AUDIO_TMP, True)
+
+
 def app_settings(database_url: str, **overrides: str) -> Any:
     """Settings for an app under test: AMI/AGI off unless a test turns them on."""
     from contactcenter.config import load_settings
@@ -236,6 +245,8 @@ def app_settings(database_url: str, **overrides: str) -> Any:
         "CC_HEALTH_API_KEY": HEALTH_KEY,
         "CC_AMI_ENABLED": "false",
         "CC_AGI_ENABLED": "false",
+        "CC_PROMPTS_DIR": os.path.join(AUDIO_TMP, "library"),
+        "CC_SOUNDS_DIR": tempfile.mkdtemp(prefix="sounds-", dir=AUDIO_TMP),
         **{f"CC_{k.upper()}": v for k, v in overrides.items()},
     }
     return load_settings(env=env)
@@ -245,11 +256,20 @@ def app_settings(database_url: str, **overrides: str) -> Any:
 async def seeded(
     sessions: async_sessionmaker[AsyncSession],
 ) -> async_sessionmaker[AsyncSession]:
-    """A migrated store with the reference data and the three demo users (password = name)."""
+    """A migrated store with the reference data and the three demo users (password = name).
+    The seeded menu (version 1) plays the sound files of old (`311/en/main-menu`...) as if
+    published with them: making its audio is the prompts tests' business, not every test's."""
+    from sqlalchemy import update
+
+    from contactcenter.cases.models import MenuVersion
     from contactcenter.seed import seed_demo_users, seed_reference
+    from tests.ivr_support import file_sounds
 
     await seed_reference(sessions)
     await seed_demo_users(sessions)
+    async with sessions() as session, session.begin():
+        await session.execute(update(MenuVersion).where(MenuVersion.version == 1)
+                              .values(sounds=file_sounds()))
     return sessions
 
 

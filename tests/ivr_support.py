@@ -14,6 +14,8 @@ from contactcenter.cases.models import MenuVersion
 from contactcenter.clock import SYSTEM, Clock
 from contactcenter.events import Event
 from contactcenter.ivr.engine import IvrEngine, IvrResult, IvrStore
+from contactcenter.ivr.menu import default_menu
+from contactcenter.ivr.prompts import apply_sounds, slots
 from contactcenter.ivr.services import IvrServices
 from contactcenter.telephony.agi import AgiChannel, FastAgiServer
 
@@ -43,6 +45,38 @@ CAPTURE_MENU: dict[str, Any] = {
         }
     ],
 }
+
+
+# The default menu as published before prompts were words: each prompt a fixed sound file name
+# (`311/<lang>/main-menu`...). The engine's tests are about its rules, not about the words.
+OLD_NAMES = {
+    "menu.invalid_prompt": "invalid-option", "menu.closed_prompt": "office-closed",
+    "menu.leave_request_prompt": "press-1-leave-request",
+    "menu.request_taken_prompt": "request-taken-your-number-is",
+    "menu.goodbye_prompt": "goodbye", "main": "main-menu", "main.9": "enter-case-number",
+    "main.9.not_found": "case-not-found", "main.9.open_case":
+    "press-1-status-of-request-ending-in", "main.9.other_case": "press-2-other-case",
+    "main.9.expected": "expected-by", "main.9.operator": "press-0-operator",
+    "main.9.status.open": "status-open", "main.9.status.acknowledged": "status-acknowledged",
+    "main.9.status.in_progress": "status-in-progress", "main.9.status.closed": "status-closed",
+    "main.7": "emergency-dial-911",
+}
+
+
+def file_sounds() -> dict[str, Any]:
+    """The `sounds` of a default menu published with the sound files of old."""
+    sounds: dict[str, Any] = {}
+    for slot in slots(default_menu()):
+        for lang in ("en", "es"):
+            file = ("311/choose-language" if slot.id == "language"
+                    else f"311/{lang}/{OLD_NAMES[slot.id]}")
+            sounds.setdefault(slot.id, {})[lang] = {"file": file, "sha256": ""}
+    return sounds
+
+
+def file_menu(general_queue: str = "general-311") -> dict[str, Any]:
+    """`default_menu()` with the sound file names of old instead of its words."""
+    return apply_sounds(default_menu(general_queue), file_sounds())
 
 
 async def activate(

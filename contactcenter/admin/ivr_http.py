@@ -3,27 +3,43 @@ the preview walk, publish / roll back, export / import, and the announcement of 
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
 from ..cases.models import Announcement, Queue, ServiceType
-from ..ivr.menu import PROMPT_RE, Problem, default_menu, load_menu_json, parse_menu, validate
+from ..ivr import prompts as pslots
+from ..ivr.menu import (
+    LANG_RE,
+    Problem,
+    default_menu,
+    load_menu_json,
+    parse_menu,
+    validate,
+    words_problem,
+)
 from ..ivr.preview import walk
 from ..ivr.services import is_open
 from ..keys import CLOCK, SESSIONS, SETTINGS
+from ..prompts.audio import MAX_UPLOAD_BYTES, AudioError
+from ..prompts.keys import PROMPTS
+from ..prompts.voice import SpeechError
 from ..web.auth import require_role, require_user
 from . import ivr_services as ivs
 from . import menu_edit
 from .menu_edit import ACTION_LABELS, EditError
 
+log = logging.getLogger(__name__)
 admin_only = require_role("admin")
 MAX_IMPORT_BYTES = 1_000_000
 
@@ -66,9 +82,11 @@ async def _index_context(request: web.Request) -> dict[str, Any]:
         anns = await ivs.announcements(db)
     general = _general(request)
     counts = {r.version: len(validate(r.data, queues, services, general_queue=general))
+              + len(pslots.recording_problems(r.data))
               for r in rows}
     return {"versions": rows, "problem_counts": counts, "announcements": anns,
             "now": request.app[CLOCK].now(), "import_problems": None,
+            "tz": _zone(request), "zone": _zone(request).key,
             "message": request.query.get("msg"), "error": None}
 
 
@@ -151,6 +169,7 @@ async def _editor(request: web.Request, number: int, *, errors: Mapping[str, str
         "langs": langs, "node_ids": node_ids, "queues": queues,
         "services": services, "actions": ACTION_LABELS, "forms": forms,
         "form_errors": form_errors, "error": error, "message": q.get("msg"),
+        "audio_status": request.app[PROMPTS].status(data), "prompt_slots": pslots.slots(data),
     }, status=status)
 
 
@@ -170,7 +189,9 @@ def form_defaults(data: Mapping[str, Any], node: Mapping[str, Any] | None,
                  "default_language": data.get("default_language", langs[0]),
                  "timeout_ms": data.get("timeout_ms", 5000), "retries": data.get("retries", 3),
                  "after_retries_queue": after.get("queue", ""),
-                 "language_prompt": lm.get("prompt", ""),
+                 **_prompt_fields("language_prompt", lm.get("prompt")
+                                  if isinstance(lm.get("prompt"), dict)
+                                  else {langs[0]: lm.get("prompt", "")}, langs),
                  "language_keys": ", ".join(f"{k}={v}" for k, v in
                                             (lm.get("options") or {}).items()),
                  **_prompt_fields("invalid_prompt", data.get("invalid_prompt"), langs)},
@@ -307,6 +328,132 @@ async def move_option(request: web.Request) -> web.Response:
                         redirect={"node": node_id})
 
 
+# --- prompts: words, audio, recordings -----------------------------------------------------------
+
+
+def _slot_lang(request: web.Request) -> tuple[str, str]:
+    slot, lang = request.match_info["slot"], request.match_info.get("lang", "")
+    if lang and not LANG_RE.fullmatch(lang):
+        raise web.HTTPNotFound(text="no such language")
+    return slot, lang
+
+
+@admin_only
+async def save_words(request: web.Request) -> web.Response:
+    """One prompt's words in every language (the editor's prompts table)."""
+    slot_id, _ = _slot_lang(request)
+
+    def change(d: Any, f: Any) -> tuple[Any, None]:
+        if pslots.find_slot(d, slot_id) is None:
+            raise EditError("slot", f"this menu has no prompt {slot_id!r}")
+        words = menu_edit.parse_prompt(f, "words", menu_edit.languages(d))
+        return pslots.set_words(d, slot_id, words), None
+
+    return await _apply(request, f"words of {slot_id}", change,
+                        panel={"edit": "prompts", "node": "", "option": ""},
+                        redirect={"edit": "prompts"})
+
+
+@admin_only
+async def prompt_audio(request: web.Request) -> web.StreamResponse:
+    """A prompt's audio as the caller would hear it (the editor's and preview's players): the
+    recording, else the words spoken (made now if they never were)."""
+    number = _number(request)
+    slot_id, lang = _slot_lang(request)
+    async with request.app[SESSIONS]() as db:
+        try:
+            row = await ivs.get_version(db, number)
+        except ivs.VersionError as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+    prompts = request.app[PROMPTS]
+    try:
+        sha = await prompts.slot_audio(row.data, slot_id, lang)
+    except LookupError as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    except SpeechError as exc:
+        raise web.HTTPServiceUnavailable(text=f"the words could not be spoken: {exc}") from None
+    return _wav(prompts.library.path(sha))
+
+
+def _wav(path: Any) -> web.FileResponse:
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav",
+                                           "Cache-Control": "private, max-age=3600"})
+
+
+async def _upload_bytes(request: web.Request) -> tuple[bytes, str]:
+    """The uploaded file: a raw body (the editor's script: the CSRF token in a header, no size
+    limit but ours) or a multipart form (no script: the app's body limit applies)."""
+    if request.content_type.startswith(("audio/", "application/octet-stream")):
+        if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
+            raise AudioError(f"the file is {request.content_length / 1e6:.1f} MB; at most "
+                             f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+        buf = bytearray()
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            buf += chunk
+            if len(buf) > MAX_UPLOAD_BYTES:
+                raise AudioError(f"the file is larger than {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+        return bytes(buf), unquote(request.headers.get("X-Filename", ""))[:200]
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        raise AudioError("choose a WAV, MP3 or OGG file to upload")
+    return upload.file.read(MAX_UPLOAD_BYTES + 1), upload.filename
+
+
+@admin_only
+async def upload_recording(request: web.Request) -> web.Response:
+    actor = require_user(request).username
+    number = _number(request)
+    slot_id, lang = _slot_lang(request)
+    panel = {"edit": "prompts", "node": "", "option": ""}
+    try:
+        payload, filename = await _upload_bytes(request)
+        sha = await request.app[PROMPTS].record(payload, filename)
+    except AudioError as exc:
+        return await _editor(request, number, status=400, panel=panel,
+                             error=f"Recording not saved: {exc}.")
+    try:
+        async with request.app[SESSIONS]() as db, db.begin():
+            try:
+                row = await ivs.get_version(db, number)
+            except ivs.VersionError as exc:
+                raise web.HTTPNotFound(text=str(exc)) from None
+            slot = pslots.find_slot(row.data, slot_id)
+            if slot is None or lang not in menu_edit.languages(row.data):
+                raise web.HTTPNotFound(text=f"this menu has no prompt {slot_id!r} in {lang!r}")
+            data = copy.deepcopy(row.data)
+            found = data.get("recordings")
+            recs: dict[str, Any] = found if isinstance(found, dict) else {}
+            recs[pslots.recording_key(slot_id, lang)] = {
+                "sha256": sha, "words": slot.words.get(lang, ""), "filename": filename[:200],
+                "at": request.app[CLOCK].now().isoformat()}
+            data["recordings"] = recs
+            await ivs.save_draft(db, actor, row, data, f"recording of {slot_id} ({lang})",
+                                 {"sha256": sha, "filename": filename[:200]})
+    except ivs.VersionError as exc:
+        return await _editor(request, number, error=str(exc), status=409, panel=panel)
+    raise web.HTTPFound(_editor_url(number, edit="prompts",
+                                    msg=f"Saved: recording of {slot.label} ({lang})."))
+
+
+@admin_only
+async def delete_recording(request: web.Request) -> web.Response:
+    slot_id, lang = _slot_lang(request)
+
+    def change(d: Any, f: Any) -> tuple[Any, None]:
+        out = copy.deepcopy(d)
+        recs = out.get("recordings")
+        key = pslots.recording_key(slot_id, lang)
+        if not isinstance(recs, dict) or key not in recs:
+            raise EditError("recording", "there is no such recording")
+        del recs[key]
+        return out, None
+
+    return await _apply(request, f"remove recording of {slot_id} ({lang})", change,
+                        panel={"edit": "prompts", "node": "", "option": ""},
+                        redirect={"edit": "prompts"})
+
+
 # --- publish, roll back, discard -----------------------------------------------------------------
 
 
@@ -314,24 +461,58 @@ async def move_option(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     actor, number = require_user(request).username, _number(request)
     try:
-        async with request.app[SESSIONS]() as db, db.begin():
-            await ivs.publish(db, actor, number, _general(request), request.app[CLOCK].now())
+        await publish_version(request.app, actor, number)
     except ivs.InvalidMenu as exc:
+        audio = [str(p) for p in exc.audio]
         return await _editor(request, number, status=400, error=(
             f"Not published: {len(exc.problems)} problem(s) must be fixed first "
-            "(listed next to their node)."))
+            "(listed next to their node)." + (" Audio: " + "; ".join(audio[:8]) if audio else "")))
     except ivs.VersionError as exc:
         return await _editor(request, number, error=str(exc), status=409)
     raise web.HTTPFound(f"/admin/ivr?msg=Version+{number}+is+now+active.")
 
 
+async def publish_version(app: web.Application, actor: str, number: int) -> None:
+    """Publish a draft with its audio: speech made where needed, every file written where
+    Asterisk reads sounds *before* the version becomes active (the next call finds them), the
+    file names stored with the version; then files nothing in use plays are pruned."""
+    prompts = app[PROMPTS]
+    async with app[SESSIONS]() as db:
+        row = await ivs.get_version(db, number)
+        data = row.data
+    if row.status != "draft":
+        raise ivs.VersionError(f"version {number} is {row.status}: only a draft can be published")
+    sounds, audio_problems = await prompts.prepare(data)
+    if not audio_problems:
+        await prompts.deliver(sounds)
+    async with app[SESSIONS]() as db, db.begin():
+        await ivs.publish(db, actor, number, app[SETTINGS].general_queue, app[CLOCK].now(),
+                          sounds=sounds, audio_problems=audio_problems)
+    await _prune(app)
+
+
+async def _prune(app: web.Application) -> None:
+    try:
+        await app[PROMPTS].prune_unused(app[CLOCK].now())
+    except Exception:  # a full disk or a permission: the publish itself is done
+        log.exception("prompts: pruning old sound files failed")
+
+
 @admin_only
 async def rollback(request: web.Request) -> web.Response:
     actor, number = require_user(request).username, _number(request)
+    prompts = request.app[PROMPTS]
     try:
+        async with request.app[SESSIONS]() as db:
+            source = await ivs.get_version(db, number)
+        # its files may have been pruned since: written again before it goes live
+        sounds, audio_problems = await prompts.prepare(source.data)
+        if not audio_problems:
+            await prompts.deliver(sounds)
         async with request.app[SESSIONS]() as db, db.begin():
             row = await ivs.rollback(db, actor, number, _general(request),
-                                    request.app[CLOCK].now())
+                                    request.app[CLOCK].now(), sounds=sounds,
+                                    audio_problems=audio_problems)
     except ivs.InvalidMenu as exc:
         context = await _index_context(request)
         context["error"] = (f"Version {number} cannot go live again: "
@@ -371,8 +552,14 @@ async def preview(request: web.Request) -> web.Response:
         queue_rows = {q.name: q for q in (await db.execute(select(Queue))).scalars()}
         anns = await ivs.announcements(db)
     at = request.app[CLOCK].now()
-    menu, problems = parse_menu(row.data, _general(request))
+    # each prompt stands for its slot while walking: what is heard is then shown as its words
+    # (in the language the caller has at that point) with a player of its audio
+    all_slots = {slot.id: slot for slot in pslots.slots(row.data)}
+    langs = menu_edit.languages(row.data)
+    tokens = {sid: {lang: {"file": f"@{sid}"} for lang in langs} for sid in all_slots}
+    menu, problems = parse_menu(pslots.apply_sounds(row.data, tokens), _general(request))
     result = None
+    heard: list[dict[str, Any]] = []
     announcement = next((a.prompts for a in anns
                          if a.enabled and a.starts_at <= at < a.ends_at and a.prompts), None)
     if menu is not None:
@@ -381,9 +568,22 @@ async def preview(request: web.Request) -> web.Response:
             return q is None or is_open(q.office_hours, q.holidays, q.timezone, at)
 
         result = walk(menu, keys, announcement=announcement, queue_open=queue_open)
+        for h in result.heard:
+            lang = (menu.default_language if h.what == "language menu"
+                    else result.language or menu.default_language)
+            slot = all_slots.get(h.file[1:]) if h.file.startswith("@") else None
+            if slot is None:
+                heard.append({"what": h.what, "words": h.file, "slot": None, "lang": lang})
+            elif slot.id == "language":  # every language's part, in turn
+                heard.append({"what": h.what, "slot": slot.id, "lang": lang,
+                              "words": " / ".join(slot.words.get(x, "") for x in langs)})
+            else:
+                heard.append({"what": h.what, "words": slot.words.get(lang, ""),
+                              "slot": slot.id, "lang": lang})
     return _render(request, "ivr_preview.html", {
         "row": row, "keys": keys[: result.used] if result else [], "result": result,
-        "problems": problems, "back_keys": keys[: max(0, (result.used if result else 0) - 1)],
+        "heard": heard, "problems": problems,
+        "back_keys": keys[: max(0, (result.used if result else 0) - 1)],
     })
 
 
@@ -452,37 +652,45 @@ async def import_menu(request: web.Request) -> web.Response:
 # --- announcements ------------------------------------------------------------------------------
 
 
-def _parse_when(form: Mapping[str, Any], name: str, errors: dict[str, str]) -> datetime | None:
+def _parse_when(form: Mapping[str, Any], name: str, errors: dict[str, str],
+                tz: ZoneInfo) -> datetime | None:
+    """A date and time typed in the center's time zone (CC_TIMEZONE) -> UTC."""
     raw = str(form.get(name, "") or "").strip()
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        errors[name] = "a date and time like 2026-11-23 08:00 (UTC)"
+        errors[name] = f"a date and time like 2026-11-23 08:00 ({tz.key})"
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return (value.replace(tzinfo=tz) if value.tzinfo is None else value).astimezone(UTC)
 
 
-def parse_announcement(form: Mapping[str, Any], langs: list[str]) -> tuple[dict[str, Any],
-                                                                           dict[str, str]]:
+def parse_announcement(form: Mapping[str, Any], langs: list[str], tz: ZoneInfo | None = None,
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values (the words per language; start and end in `tz`, stored in UTC)."""
+    tz = tz or ZoneInfo("UTC")
     errors: dict[str, str] = {}
     name = str(form.get("name", "") or "").strip()
     if not name or len(name) > 120:
         errors["name"] = "a short name is required (at most 120 characters)"
     prompts: dict[str, str] = {}
     for lang in langs:
-        value = str(form.get(f"prompt_{lang}", "") or "").strip()
+        value = " ".join(str(form.get(f"prompt_{lang}", "") or "").split())
         if not value:
-            errors[f"prompt_{lang}"] = f"the {lang} prompt is required: every caller hears it"
-        elif not PROMPT_RE.fullmatch(value):
-            errors[f"prompt_{lang}"] = f"{value!r} is not a sound file name"
+            errors[f"prompt_{lang}"] = f"the {lang} words are required: every caller hears them"
+        elif problem := words_problem(value):
+            errors[f"prompt_{lang}"] = problem
         prompts[lang] = value
-    starts = _parse_when(form, "starts_at", errors)
-    ends = _parse_when(form, "ends_at", errors)
+    starts = _parse_when(form, "starts_at", errors, tz)
+    ends = _parse_when(form, "ends_at", errors, tz)
     if starts and ends and ends <= starts:
         errors["ends_at"] = "the end must be after the start"
     enabled = str(form.get("enabled", "") or "") in ("on", "1", "true")
     return ({"name": name, "prompts": prompts, "starts_at": starts, "ends_at": ends,
              "enabled": enabled}, errors)
+
+
+def _zone(request: web.Request) -> ZoneInfo:
+    return ZoneInfo(request.app[SETTINGS].timezone)
 
 
 async def _languages(request: web.Request) -> list[str]:
@@ -502,13 +710,15 @@ async def announcement_form(request: web.Request) -> web.Response:
         if ann is None:
             raise web.HTTPNotFound(text="no such announcement")
     values: dict[str, Any] = {"name": "", "enabled": True, "starts_at": "", "ends_at": ""}
+    tz = _zone(request)
     if ann is not None:
         values = {"name": ann.name, "enabled": ann.enabled,
-                  "starts_at": ann.starts_at.strftime("%Y-%m-%dT%H:%M"),
-                  "ends_at": ann.ends_at.strftime("%Y-%m-%dT%H:%M"),
+                  "starts_at": ann.starts_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+                  "ends_at": ann.ends_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
                   **{f"prompt_{k}": v for k, v in (ann.prompts or {}).items()}}
     return _render(request, "ivr_announcement.html", {"ann": ann, "values": values,
-                                                      "errors": {}, "langs": langs})
+                                                      "errors": {}, "langs": langs,
+                                                      "zone": tz.key})
 
 
 @admin_only
@@ -516,11 +726,17 @@ async def announcement_save(request: web.Request) -> web.Response:
     actor = require_user(request).username
     langs = await _languages(request)
     form = await request.post()
-    values, errors = parse_announcement(form, langs)
+    values, errors = parse_announcement(form, langs, _zone(request))
     raw = request.match_info.get("id")
     ann_id = int(raw) if raw and raw.isdigit() else None
     if raw and ann_id is None:
         raise web.HTTPNotFound(text="no such announcement")
+    if not errors:
+        # spoken and written for Asterisk before it is saved: live on the next call
+        try:
+            values["sounds"] = await request.app[PROMPTS].speak_announcement(values["prompts"])
+        except (SpeechError, OSError) as exc:
+            errors["prompt_" + langs[0]] = f"the words could not be spoken: {exc}"
     if not errors:
         try:
             async with request.app[SESSIONS]() as db, db.begin():
@@ -530,7 +746,19 @@ async def announcement_save(request: web.Request) -> web.Response:
         raise web.HTTPFound("/admin/ivr?msg=Announcement+saved.")
     return _render(request, "ivr_announcement.html", {
         "ann": {"id": ann_id} if ann_id else None, "values": dict(form), "errors": errors,
-        "langs": langs}, status=400)
+        "langs": langs, "zone": _zone(request).key}, status=400)
+
+
+@admin_only
+async def announcement_audio(request: web.Request) -> web.StreamResponse:
+    raw, lang = request.match_info["id"], request.match_info["lang"]
+    async with request.app[SESSIONS]() as db:
+        ann = await db.get(Announcement, int(raw)) if raw.isdigit() else None
+    entry = (ann.sounds or {}).get(lang) if ann is not None else None
+    prompts = request.app[PROMPTS]
+    if not isinstance(entry, dict) or not prompts.library.has(str(entry.get("sha256"))):
+        raise web.HTTPNotFound(text="this announcement has no audio in that language")
+    return _wav(prompts.library.path(str(entry["sha256"])))
 
 
 @admin_only
@@ -567,8 +795,13 @@ def add_routes(app: web.Application) -> None:
     r.add_post(base + "/rollback", rollback)
     r.add_post(base + "/discard", discard)
     r.add_get(base + "/preview", preview)
+    r.add_post(base + "/prompts/{slot}", save_words)
+    r.add_get(base + "/prompts/{slot}/{lang}.wav", prompt_audio)
+    r.add_post(base + "/prompts/{slot}/{lang}/recording", upload_recording)
+    r.add_post(base + "/prompts/{slot}/{lang}/recording/delete", delete_recording)
     r.add_get("/admin/ivr/announcements/new", announcement_form)
     r.add_post("/admin/ivr/announcements/new", announcement_save)
     r.add_get("/admin/ivr/announcements/{id}", announcement_form)
     r.add_post("/admin/ivr/announcements/{id}", announcement_save)
     r.add_post("/admin/ivr/announcements/{id}/delete", announcement_delete)
+    r.add_get("/admin/ivr/announcements/{id}/audio/{lang}.wav", announcement_audio)

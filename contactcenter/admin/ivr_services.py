@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr.menu import Problem, validate
+from ..ivr.prompts import recording_problems
 from .services import audit
 
 
@@ -27,9 +28,12 @@ class VersionError(Exception):
 
 
 class InvalidMenu(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
+    """`problems`: all of them; `audio`: those about the prompts' audio (also in problems)."""
+
+    def __init__(self, problems: list[Problem], audio: list[Problem] | None = None) -> None:
         super().__init__("; ".join(str(p) for p in problems[:5]))
         self.problems = problems
+        self.audio = audio or []
 
 
 async def known(session: AsyncSession) -> tuple[set[str], set[str]]:
@@ -41,8 +45,11 @@ async def known(session: AsyncSession) -> tuple[set[str], set[str]]:
 
 
 async def problems_of(session: AsyncSession, data: Any, general_queue: str) -> list[Problem]:
+    """What keeps the menu from being published, audio aside: validate()'s problems and the
+    recordings older than their words (the rest of the audio is known only when it is made)."""
     queues, services = await known(session)
-    return validate(data, queues, services, general_queue=general_queue)
+    return validate(data, queues, services, general_queue=general_queue) \
+        + recording_problems(data)
 
 
 async def versions(session: AsyncSession) -> list[MenuVersion]:
@@ -101,31 +108,40 @@ async def _activate(session: AsyncSession, row: MenuVersion, at: datetime) -> in
 
 
 async def publish(
-    session: AsyncSession, actor: str, number: int, general_queue: str, at: datetime
+    session: AsyncSession, actor: str, number: int, general_queue: str, at: datetime, *,
+    sounds: dict[str, Any] | None, audio_problems: list[Problem] | None = None,
 ) -> None:
+    """`sounds`: the files the version plays (prompts.PromptService.prepare), `audio_problems`
+    what kept some prompt from having audio: any of them refuses the publish, like a menu
+    problem. `sounds=None` publishes without audio (a menu whose prompts are file names)."""
     row = await get_version(session, number)
     if row.status != "draft":
         raise VersionError(f"version {number} is {row.status}: only a draft can be published")
     problems = await problems_of(session, row.data, general_queue)
+    problems += [p for p in audio_problems or [] if p not in problems]
     if problems:
-        raise InvalidMenu(problems)
+        raise InvalidMenu(problems, list(audio_problems or []))
+    row.sounds = sounds
     replaced = await _activate(session, row, at)
     audit(session, actor, "publish", "menu", number, {"replaced": replaced})
 
 
 async def rollback(session: AsyncSession, actor: str, number: int,
-                   general_queue: str, at: datetime) -> MenuVersion:
+                   general_queue: str, at: datetime, *, sounds: dict[str, Any] | None,
+                   audio_problems: list[Problem] | None = None) -> MenuVersion:
     """Make an earlier version live again as a new version (history stays linear)."""
     source = await get_version(session, number)
     if source.status == "active":
         raise VersionError(f"version {number} is already the active one")
     problems = await problems_of(session, source.data, general_queue)
+    problems += [p for p in audio_problems or [] if p not in problems]
     if problems:
         # the store changed since (a queue or service type went away): it must not go live
-        raise InvalidMenu(problems)
+        raise InvalidMenu(problems, list(audio_problems or []))
     row = await create_draft(session, actor, source.data,
                              comment=f"roll back to version {number}", action="rollback_copy",
                              detail={"from_version": number})
+    row.sounds = sounds
     replaced = await _activate(session, row, at)
     audit(session, actor, "rollback", "menu", row.version,
           {"from_version": number, "replaced": replaced})

@@ -1,7 +1,7 @@
 """Pure edits of a draft menu's JSON (the shape of `ivr/menu.py`): one function per editor
 action, each returning a new dict and raising `EditError(field, message)` for malformed input.
 
-Only the shape of what was typed is checked here (a key, a node id, a sound file name); whether
+Only the shape of what was typed is checked here (a key, a node id, a prompt's words); whether
 the menu as a whole can be published is `ivr.menu.validate`'s job, shown next to each node.
 Keys this editor does not know are kept as they are.
 """
@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from ..ivr.menu import ACTIONS, DIGIT_RE, LANG_RE, LIMITS, NODE_ID_RE, NUMBER_RE, PROMPT_RE
+from ..ivr.menu import ACTIONS, DIGIT_RE, LANG_RE, LIMITS, NODE_ID_RE, NUMBER_RE, words_problem
 
 ACTION_LABELS = {
     "submenu": "go to a submenu",
@@ -68,16 +68,16 @@ def _option_at(node: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 def parse_prompt(form: Mapping[str, Any], prefix: str, langs: list[str]) -> dict[str, str]:
-    """Fields `<prefix>_<lang>` -> {lang: file}; empty ones are left out (validate() then says
+    """Fields `<prefix>_<lang>` -> {lang: words}; empty ones are left out (validate() then says
     which language is missing)."""
     out: dict[str, str] = {}
     for lang in langs:
-        value = str(form.get(f"{prefix}_{lang}", "") or "").strip()
+        value = " ".join(str(form.get(f"{prefix}_{lang}", "") or "").split())
         if not value:
             continue
-        if not PROMPT_RE.fullmatch(value):
-            raise EditError(f"{prefix}_{lang}", f"{value!r} is not a sound file name: letters, "
-                            "digits and _ . / - only, without the extension (e.g. 311/en/main)")
+        problem = words_problem(value)
+        if problem:
+            raise EditError(f"{prefix}_{lang}", problem)
         out[lang] = value
     return out
 
@@ -128,10 +128,8 @@ def update_settings(data: Mapping[str, Any], form: Mapping[str, Any]) -> dict[st
     if not queue:
         raise EditError("after_retries_queue", "choose where callers go after the last retry")
     out["after_retries"] = {"action": "queue", "queue": queue}
-    lm_prompt = str(form.get("language_prompt", "") or "").strip()
+    lm_prompt = parse_prompt(form, "language_prompt", langs)
     if lm_prompt:
-        if not PROMPT_RE.fullmatch(lm_prompt):
-            raise EditError("language_prompt", f"{lm_prompt!r} is not a sound file name")
         options: dict[str, str] = {}
         for pair in str(form.get("language_keys", "") or "").split(","):
             digit, sep, lang = (p.strip() for p in pair.partition("="))

@@ -356,6 +356,8 @@ class MenuVersion(Base):
     created_by: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     published_at: Mapped[datetime | None]
+    # what the IVR plays, set on publish: {slot: {lang: {"file", "sha256"}}} (ivr/prompts.py)
+    sounds: Mapped[dict[str, Any] | None]
 
 
 class Announcement(Base):
@@ -364,7 +366,9 @@ class Announcement(Base):
     __tablename__ = "announcements"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
-    prompts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"en": "...", "es": "..."}
+    prompts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"en": words, "es": words}
+    # the sound files of the words, made on save: {lang: {"file", "sha256"}}
+    sounds: Mapped[dict[str, Any] | None]
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -5,7 +5,7 @@ A menu (stored in `menu_versions.data`, exported and imported as JSON)::
     {
       "name": "3-1-1 main menu",
       "languages": ["en", "es"], "default_language": "en",
-      "language_menu": {"prompt": "311/choose-language", "options": {"1": "en", "2": "es"}},
+      "language_menu": {"prompt": {"en": "...", "es": "..."}, "options": {"1": "en", "2": "es"}},
       "start": "main",
       "timeout_ms": 5000, "retries": 3, "max_digits": 1,
       "invalid_prompt": {"en": "...", "es": "..."},
@@ -20,7 +20,13 @@ A menu (stored in `menu_versions.data`, exported and imported as JSON)::
       ]
     }
 
-Prompts are Asterisk sound file names (without extension), one per language. Actions:
+A prompt is the words a caller hears, one text per language (`{"en": "For missed trash
+pickup, press 1.", "es": "..."}`). A published version carries, beside its words, the sound file
+each prompt plays in each language (`menu_versions.sounds`, see `ivr/prompts.py`); in a version
+without them (published before prompts were words, or a menu made for tests) a text that is a
+sound file name (`311/en/main-menu`) is played as such (`prompts.placeholder_sounds`). An
+admin's recordings of prompts are kept in the menu under "recordings" (`ivr/prompts.py`).
+Actions:
 `submenu` (node), `queue` (queue, optional service), `case_status` (self-service, see
 `CASE_STATUS_PROMPTS`), `message_hangup` (prompt), `transfer_external` (prompt, optional number),
 `repeat`, `back`.
@@ -65,7 +71,9 @@ CASE_STATUS_PROMPTS = (
 )
 STATUSES = ("open", "acknowledged", "in_progress", "closed")
 
-PROMPT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
+PROMPT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")  # an Asterisk sound file name
+WORDS_MAX = 600  # characters of one prompt in one language (about a minute of speech)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 DIGIT_RE = re.compile(r"^[0-9*#]{1,4}$")
 LANG_RE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 NUMBER_RE = re.compile(r"^[0-9*#+]{1,20}$")
@@ -73,7 +81,7 @@ NODE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,60}$")
 
 LIMITS = {"timeout_ms": (500, 60_000), "retries": (1, 10), "max_digits": (1, 20)}
 
-Prompt = dict[str, str]  # language -> sound file
+Prompt = dict[str, str]  # language -> words (or, once published, the sound file to play)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +154,7 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class LanguageMenu:
-    prompt: str
+    prompt: Prompt  # played before the language is known: the default language's entry
     options: dict[str, str]  # digit -> language
     timeout_ms: int
 
@@ -227,16 +235,16 @@ class _Parser:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.err(node, f"{where}: a prompt is an object of language -> sound file")
+            self.err(node, f"{where}: a prompt is an object of language -> words")
             return None
         out: Prompt = {}
-        for lang, file in value.items():
-            if not isinstance(file, str) or (file and not PROMPT_RE.match(file)):
-                self.err(node, f"{where}: {lang}: {file!r} is not a sound file name "
-                               "(letters, digits, _ . / -)")
+        for lang, words in value.items():
+            problem = words_problem(words)
+            if problem:
+                self.err(node, f"{where}: {lang}: {problem}")
                 continue
-            if file:
-                out[str(lang)] = file
+            if words.strip():
+                out[str(lang)] = words.strip()
         return out
 
     def action(self, data: Any, node: str | None, where: str) -> Action | None:
@@ -311,10 +319,14 @@ class _Parser:
         language_menu = None
         lm = data.get("language_menu")
         if lm is not None:
-            if (not isinstance(lm, dict) or not isinstance(lm.get("prompt"), str)
-                    or not PROMPT_RE.match(lm["prompt"])
+            lm_prompt = lm.get("prompt") if isinstance(lm, dict) else None
+            if isinstance(lm_prompt, str):  # one text for every language
+                lm_prompt = {default: lm_prompt}
+            lm_words = (self.prompt(lm_prompt, None, "language_menu")
+                        if isinstance(lm_prompt, dict) else None)
+            if (not isinstance(lm, dict) or not lm_words
                     or not isinstance(lm.get("options"), dict)):
-                self.err(None, "language_menu needs a prompt (sound file) and options "
+                self.err(None, "language_menu needs a prompt (words) and options "
                                "(digit -> language)")
             else:
                 opts = {}
@@ -326,7 +338,7 @@ class _Parser:
                                        "which is not one of the languages")
                     else:
                         opts[str(digit)] = lang
-                language_menu = LanguageMenu(lm["prompt"], opts,
+                language_menu = LanguageMenu(lm_words, opts,
                                              self.int_field(lm, "timeout_ms", 4000, None))
         timeout = self.int_field(data, "timeout_ms", 5000, None)
         retries = self.int_field(data, "retries", 3, None)
@@ -406,6 +418,18 @@ class _Parser:
         )
 
 
+def words_problem(words: Any) -> str | None:
+    """Why `words` cannot be a prompt's text (None: fine; empty is fine here, validate() says
+    which language lacks words)."""
+    if not isinstance(words, str):
+        return f"{words!r} is not text"
+    if len(words) > WORDS_MAX:
+        return f"the words are {len(words)} characters long; at most {WORDS_MAX}"
+    if _CONTROL.search(words):
+        return "the words contain control characters"
+    return None
+
+
 def parse_menu(data: Any, general_queue: str = "general-311") -> tuple[Menu | None, list[Problem]]:
     """The typed menu, or None with the schema problems."""
     parser = _Parser()
@@ -449,6 +473,13 @@ def validate(
     for lang in required:
         if lang not in menu.languages:
             problems.append(Problem(None, f"language {lang!r} is required but not in languages"))
+    def check_prompt(node_id: str | None, where: str, prompt: Prompt | None) -> None:
+        if prompt is None:
+            return
+        missing = [lang for lang in required if not prompt.get(lang)]
+        if missing:
+            problems.append(Problem(node_id, f"{where}: no words in {', '.join(missing)}"))
+
     if len(menu.languages) > 1:
         if menu.language_menu is None:
             problems.append(Problem(None, "several languages need a language_menu"))
@@ -457,13 +488,7 @@ def validate(
             if missing:
                 problems.append(Problem(None, "language_menu offers no digit for "
                                               + ", ".join(sorted(missing))))
-
-    def check_prompt(node_id: str | None, where: str, prompt: Prompt | None) -> None:
-        if prompt is None:
-            return
-        missing = [lang for lang in required if not prompt.get(lang)]
-        if missing:
-            problems.append(Problem(node_id, f"{where}: no prompt in {', '.join(missing)}"))
+            check_prompt(None, "language_menu", menu.language_menu.prompt)
 
     for key, prompt in menu.prompts.items():
         check_prompt(None, key, prompt)
@@ -592,35 +617,83 @@ def references(data: Any) -> tuple[set[str], set[str]]:
 
 # --- the default 3-1-1 menu ----------------------------------------------------------------------
 
+# What a caller hears, in English and Spanish (README "The 3-1-1 IVR" lists them).
+DEFAULT_WORDS: dict[str, Prompt] = {
+    "language": {"en": "For English, press 1.", "es": "Para español, oprima 2."},
+    "invalid": {"en": "Sorry, that is not a valid option.",
+                "es": "Lo sentimos, esa opción no es válida."},
+    "closed": {"en": "Our office is closed right now. We are open Monday to Friday, "
+                     "from 8 in the morning to 5 in the afternoon.",
+               "es": "Nuestra oficina está cerrada en este momento. Atendemos de lunes a "
+                     "viernes, de 8 de la mañana a 5 de la tarde."},
+    "leave_request": {"en": "To leave a request so that we call you back, press 1.",
+                      "es": "Para dejar una solicitud y que le devolvamos la llamada, "
+                            "oprima 1."},
+    "request_taken": {"en": "Thank you. We have your request. Its number ends in",
+                      "es": "Gracias. Tenemos su solicitud. Su número termina en"},
+    "goodbye": {"en": "Thank you for calling 3-1-1. Goodbye.",
+                "es": "Gracias por llamar al 3-1-1. Adiós."},
+    "main": {"en": "Welcome to 3-1-1 city services. For a missed garbage pickup, press 1. "
+                   "To report a pothole, press 2. For anything else, press 3. For the status "
+                   "of a request, press 9. For an emergency, press 7. To speak to an operator, "
+                   "press 0. To hear these options again, press star.",
+             "es": "Bienvenido a los servicios municipales 3-1-1. Si no recogieron su basura, "
+                   "oprima 1. Para reportar un bache, oprima 2. Para cualquier otro asunto, "
+                   "oprima 3. Para el estado de una solicitud, oprima 9. Para una emergencia, "
+                   "oprima 7. Para hablar con un operador, oprima 0. Para escuchar estas "
+                   "opciones otra vez, oprima asterisco."},
+    "case_number": {"en": "Please key your case number, then press pound.",
+                    "es": "Por favor, marque su número de caso y luego la tecla numeral."},
+    "case_not_found": {"en": "We could not find that case.",
+                       "es": "No encontramos ese caso."},
+    "open_case": {"en": "For the status of your request ending in",
+                  "es": "Para el estado de su solicitud que termina en"},
+    "other_case": {"en": "press 1. To key another case number, press 2.",
+                   "es": "oprima 1. Para marcar otro número de caso, oprima 2."},
+    "expected": {"en": "It is expected to be resolved by",
+                 "es": "Esperamos resolverla para el"},
+    "operator": {"en": "To speak to an operator, press 0.",
+                 "es": "Para hablar con un operador, oprima 0."},
+    "status_open": {"en": "Your request is open.", "es": "Su solicitud está abierta."},
+    "status_acknowledged": {"en": "The agency has received your request.",
+                            "es": "La agencia recibió su solicitud."},
+    "status_in_progress": {"en": "Your request is being worked on.",
+                           "es": "Su solicitud está en proceso."},
+    "status_closed": {"en": "Your request is closed.", "es": "Su solicitud está cerrada."},
+    "emergency": {"en": "If this is an emergency, hang up and dial 9 1 1.",
+                  "es": "Si es una emergencia, cuelgue y marque 9 1 1."},
+}
+
 
 def _p(name: str) -> Prompt:
-    return {"en": f"311/en/{name}", "es": f"311/es/{name}"}
+    return dict(DEFAULT_WORDS[name])
 
 
 def default_menu(general_queue: str = "general-311") -> dict[str, Any]:
     """English and Spanish; 1 sanitation, 2 potholes, 3 general, 9 case status, 0 operator,
-    7 emergencies message. Prompt files live under sounds/311/{en,es}/ (see asterisk-config)."""
+    7 emergencies message. The words are `DEFAULT_WORDS`; publishing (or `contactcenter prompts
+    build`) turns them into sound files."""
     operator = {"action": "queue", "queue": general_queue, "service": "general-inquiry"}
     return {
         "name": "3-1-1 main menu",
         "languages": ["en", "es"],
         "default_language": "en",
-        "language_menu": {"prompt": "311/choose-language", "options": {"1": "en", "2": "es"},
+        "language_menu": {"prompt": _p("language"), "options": {"1": "en", "2": "es"},
                           "timeout_ms": 4000},
         "start": "main",
         "timeout_ms": 5000,
         "retries": 3,
         "max_digits": 1,
-        "invalid_prompt": _p("invalid-option"),
+        "invalid_prompt": _p("invalid"),
         "after_retries": {"action": "queue", "queue": general_queue},
-        "closed_prompt": _p("office-closed"),
-        "leave_request_prompt": _p("press-1-leave-request"),
-        "request_taken_prompt": _p("request-taken-your-number-is"),
+        "closed_prompt": _p("closed"),
+        "leave_request_prompt": _p("leave_request"),
+        "request_taken_prompt": _p("request_taken"),
         "goodbye_prompt": _p("goodbye"),
         "nodes": [
             {
                 "id": "main",
-                "prompt": _p("main-menu"),
+                "prompt": _p("main"),
                 "options": [
                     {"digit": "1", "action": "queue", "queue": "sanitation",
                      "service": "missed-pickup"},
@@ -628,19 +701,18 @@ def default_menu(general_queue: str = "general-311") -> dict[str, Any]:
                     {"digit": "3", "action": "queue", "queue": general_queue,
                      "service": "general-inquiry"},
                     {"digit": "9", "action": "case_status",
-                     "prompt": _p("enter-case-number"),
+                     "prompt": _p("case_number"),
                      "max_digits": 6,
                      "readback": True,
-                     "not_found_prompt": _p("case-not-found"),
-                     "open_case_prompt": _p("press-1-status-of-request-ending-in"),
-                     "other_case_prompt": _p("press-2-other-case"),
-                     "expected_prompt": _p("expected-by"),
-                     "operator_prompt": _p("press-0-operator"),
-                     "status_prompts": {s: _p(f"status-{s.replace('_', '-')}")
-                                        for s in STATUSES},
+                     "not_found_prompt": _p("case_not_found"),
+                     "open_case_prompt": _p("open_case"),
+                     "other_case_prompt": _p("other_case"),
+                     "expected_prompt": _p("expected"),
+                     "operator_prompt": _p("operator"),
+                     "status_prompts": {s: _p(f"status_{s}") for s in STATUSES},
                      "operator": operator},
                     {"digit": "7", "action": "transfer_external",
-                     "prompt": _p("emergency-dial-911")},
+                     "prompt": _p("emergency")},
                     {"digit": "0", "action": "queue", "queue": general_queue},
                     {"digit": "*", "action": "repeat"},
                 ],

@@ -26,6 +26,7 @@ from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, Serv
 from ..cases.store import CaseStore, NewCase
 from ..queues.directory import QueueDirectory
 from .menu import Menu, Prompt, load_menu
+from .prompts import apply_sounds, placeholder_sounds
 
 log = logging.getLogger(__name__)
 # a caller keying the last digits of a case: how many of their own open cases are searched
@@ -192,9 +193,17 @@ class IvrServices:
             cached = self._menu
             if cached is not None and cached.id == row.id:
                 return cached
-            data = (
-                await session.execute(select(MenuVersion.data).where(MenuVersion.id == row.id))
-            ).scalar_one()
+            data, sounds = (
+                await session.execute(select(MenuVersion.data, MenuVersion.sounds)
+                                      .where(MenuVersion.id == row.id))
+            ).one()
+        if sounds:  # published with audio: play its sound files, not its words
+            data = apply_sounds(data, sounds)
+        else:
+            data = apply_sounds(data, placeholder_sounds(data))
+            log.warning("IVR menu version %d has no published audio: its prompts that are not "
+                        "sound file names play 311/<prompt>, which Asterisk will not find "
+                        "(publish it again, or run `contactcenter prompts build`)", row.version)
         active = ActiveMenu(row.id, row.version, load_menu(data, self._general_queue))
         log.info("IVR menu version %d is now active", row.version)
         return active
@@ -217,6 +226,9 @@ class IvrServices:
                                 have=self._announcements_at > -1e9)
         for ann in self._announcements:
             if ann.starts_at <= at < ann.ends_at and ann.prompts:
+                if ann.sounds:  # its words spoken (the files written when it was saved)
+                    return {str(k): str(v["file"]) for k, v in ann.sounds.items()
+                            if isinstance(v, dict) and v.get("file")}
                 return {str(k): str(v) for k, v in ann.prompts.items() if v}
         return None
 

@@ -82,7 +82,8 @@ def steps(menu: Menu) -> Walker:
     lang = menu.default_language
     if len(menu.languages) > 1 and menu.language_menu is not None:
         lm = menu.language_menu
-        digit = (yield Ask(lm.prompt, lm.timeout_ms, 1, "language", "language menu")) or ""
+        digit = (yield Ask(menu.prompt(lm.prompt, menu.default_language) or "", lm.timeout_ms, 1,
+                           "language", "language menu")) or ""
         lang = lm.options.get(digit, lang)
         yield Language(lang)
         yield Choice("language", digit, f"language:{lang}")

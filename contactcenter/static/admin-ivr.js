@@ -16,6 +16,35 @@
     if (select) select.addEventListener("change", function () { syncOptionForm(form); });
   });
 
+  // Recordings: sent as the file itself (the CSRF token in a header), so a recording larger
+  // than a form may carry (2 MB) still arrives; the server converts it or says why not.
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+  document.querySelectorAll("form.recording-form").forEach(function (form) {
+    form.addEventListener("submit", function (ev) {
+      const input = form.querySelector('input[type="file"]');
+      const file = input && input.files && input.files[0];
+      if (!file || !csrf || !window.fetch) return;  // the plain form post
+      ev.preventDefault();
+      const status = form.querySelector(".upload-status");
+      if (status) status.textContent = "Uploading and converting…";
+      fetch(form.action, {
+        method: "POST", body: file, credentials: "same-origin",
+        headers: {"X-CSRF-Token": csrf.content,
+                  "Content-Type": file.type || "application/octet-stream",
+                  "X-Filename": encodeURIComponent(file.name)},
+      }).then(function (resp) {
+        if (resp.ok && resp.redirected) { window.location.assign(resp.url); return null; }
+        return resp.text().then(function (html) {
+          const page = new DOMParser().parseFromString(html, "text/html");
+          const err = page.getElementById("page-error");
+          if (status) status.textContent = err ? err.textContent : "Upload failed (" + resp.status + ").";
+        });
+      }).catch(function () {
+        if (status) status.textContent = "Upload failed: the server could not be reached.";
+      });
+    });
+  });
+
   // Destructive buttons ask first.
   document.querySelectorAll("form.confirm").forEach(function (form) {
     form.addEventListener("submit", function (ev) {

@@ -89,7 +89,7 @@ async def test_each_rule_is_listed_next_to_its_node(client: Any, seeded: Any) ->
     assert any("loop without an exit" in m for m in node_problems(page, "loop_a"))
     assert any("loop without an exit" in m for m in node_problems(page, "loop_b"))
     routes = " ".join(node_problems(page, "routes"))
-    assert "no prompt in es" in routes
+    assert "no words in es" in routes
     assert "queue 'no-such-queue' does not exist" in routes
     assert "service type 'no-such-service' does not exist" in routes
     assert "has no options" in " ".join(node_problems(page, "leaf"))
@@ -136,7 +136,7 @@ async def test_edit_fix_publish_and_the_invalid_never_goes_live(client: Any,
     # preview: language 1 (English), then 4
     page = await (await client.get("/admin/ivr/versions/2/preview?k=1&k=4", headers=HTML)).text()
     assert 'data-queue="sanitation"' in page and 'data-service="bulk-item"' in page
-    assert "311/en/main-menu" in page
+    assert "Welcome to 3-1-1 city services." in page  # the words, in English
     resp = await client.post("/admin/ivr/versions/2/publish", data={"_csrf": token},
                              allow_redirects=False)
     assert resp.status == 302
@@ -208,13 +208,15 @@ async def test_preview_walks_retries_submenus_and_timeouts(client: Any, seeded: 
     number = await add_version(seeded, data, status="draft")
     url = f"/admin/ivr/versions/{number}/preview"
     page = await (await client.get(url, headers=HTML)).text()
-    assert "311/choose-language" in page and "at the language menu" in page
+    # the words, not file names (the language menu: each language's part in turn)
+    assert "For English, press 1. / Para español, oprima 2." in unescape(page)
+    assert "at the language menu" in page
     page = await (await client.get(f"{url}?k=2&k=8&k=2", headers=HTML)).text()
     assert "311/es/more" in page and "311/es/hours" in page
     assert 'data-kind="self_served"' in page
     # three wrong keys: the menu-wide after_retries (general queue)
     page = await (await client.get(f"{url}?k=1&k=5&k=5&k=", headers=HTML)).text()
-    assert "311/en/invalid-option" in page and 'data-queue="general-311"' in page
+    assert "Sorry, that is not a valid option." in page and 'data-queue="general-311"' in page
 
 
 async def test_rollback_is_one_click_and_audited(client: Any, seeded: Any) -> None:
@@ -294,7 +296,7 @@ async def test_announcement_form_validates_and_audits(client: Any, seeded: Any) 
         "starts_at": "2026-11-23T08:00", "ends_at": "2026-11-23T07:00", "enabled": "on"})
     page = unescape(await resp.text())
     assert resp.status == 400
-    assert re.search(r'id="err-prompt_es"[^>]*>the es prompt is required', page)
+    assert re.search(r'id="err-prompt_es"[^>]*>the es words are required', page)
     assert re.search(r'id="err-ends_at"[^>]*>the end must be after the start', page)
     resp = await client.post("/admin/ivr/announcements/new", data={
         "_csrf": token, "name": "Storm", "prompt_en": "311/en/storm",

@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 
-from contactcenter.ivr.menu import default_menu
 from contactcenter.telephony.agi import AgiChannel, AgiCommandError, FastAgiServer
 from tests.agi_fake import Caller, agi_block
 from tests.conftest import until
-from tests.ivr_support import FakeStore, Recorder, running_ivr
+from tests.ivr_support import FakeStore, Recorder, file_menu, running_ivr
 
 
 @pytest.fixture
 async def ivr() -> AsyncIterator[tuple[FastAgiServer, Recorder]]:
     recorder = Recorder()
-    async with running_ivr(FakeStore(default_menu()), recorder, header_timeout=0.5,
+    async with running_ivr(FakeStore(file_menu()), recorder, header_timeout=0.5,
                            command_timeout=0.3, media_timeout=0.3) as server:
         yield server, recorder
 
@@ -149,7 +148,7 @@ async def test_get_variable_and_hangup_line_then_511() -> None:
 
 async def test_close_cancels_sessions_in_progress() -> None:
     recorder = Recorder()
-    async with running_ivr(FakeStore(default_menu()), recorder) as server:
+    async with running_ivr(FakeStore(file_menu()), recorder) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(agi_block())
         assert await reader.readline() == b"ANSWER\n"
@@ -161,7 +160,7 @@ async def test_close_cancels_sessions_in_progress() -> None:
 
 async def test_sessions_over_the_limit_are_refused() -> None:
     recorder = Recorder()
-    async with running_ivr(FakeStore(default_menu()), recorder, max_sessions=1) as server:
+    async with running_ivr(FakeStore(file_menu()), recorder, max_sessions=1) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(agi_block())
         assert await reader.readline() == b"ANSWER\n"

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 
 from contactcenter.events import Event, IvrChoice
-from contactcenter.ivr.menu import default_menu
 from contactcenter.ivr.services import CaseInfo
 from tests.agi_fake import Caller
 from tests.conftest import until
-from tests.ivr_support import FakeStore, Recorder, running_ivr
+from tests.ivr_support import FakeStore, Recorder, file_menu, running_ivr
 
 QUEUED_EN = ["QUEUE", "SERVICE", "LANG"]
 
@@ -31,7 +30,7 @@ async def call(store: FakeStore, caller: Caller, recorder: Recorder | None = Non
 
 @pytest.fixture
 def store() -> FakeStore:
-    return FakeStore(default_menu())
+    return FakeStore(file_menu())
 
 
 @pytest.mark.parametrize(
@@ -82,7 +81,7 @@ async def test_emergency_message_plays_and_ends(store: FakeStore) -> None:
 
 
 async def test_transfer_external_with_a_number_sets_transfer() -> None:
-    data = default_menu()
+    data = file_menu()
     data["nodes"][0]["options"].append({"digit": "8", "action": "transfer_external",
                                         "prompt": {"en": "a", "es": "b"}, "number": "911"})
     caller = Caller(inputs=["1", "8"])
@@ -92,7 +91,7 @@ async def test_transfer_external_with_a_number_sets_transfer() -> None:
 
 
 async def test_message_hangup() -> None:
-    data = default_menu()
+    data = file_menu()
     data["nodes"][0]["options"].append({"digit": "5", "action": "message_hangup",
                                         "prompt": {"en": "311/en/hours", "es": "311/es/hours"}})
     caller = Caller(inputs=["2", "5"])
@@ -109,7 +108,7 @@ async def test_repeat_plays_the_menu_again(store: FakeStore) -> None:
 
 
 def _with_submenu() -> dict[str, Any]:
-    data = default_menu()
+    data = file_menu()
     data["nodes"][0]["options"].append({"digit": "4", "action": "submenu", "node": "streets"})
     data["nodes"].append({
         "id": "streets", "prompt": {"en": "311/en/streets", "es": "311/es/streets"},
@@ -298,7 +297,7 @@ async def test_bus_failure_sends_the_caller_to_the_general_queue(store: FakeStor
 
 
 async def test_a_menu_bug_falls_back(store: FakeStore) -> None:
-    broken = copy.deepcopy(default_menu())
+    broken = copy.deepcopy(file_menu())
     broken["nodes"][0]["options"][0] = {"digit": "1", "action": "submenu", "node": "gone"}
     from contactcenter.ivr.menu import parse_menu
 
@@ -322,7 +321,7 @@ FLOWS = {
 async def test_hangup_at_every_step_ends_cleanly(flow: str, style: str) -> None:
     # first the whole call, to know its length; then hang up at each command in turn
     def make_store() -> FakeStore:
-        s = FakeStore(default_menu())
+        s = FakeStore(file_menu())
         s.cases[CASE.number] = CASE
         if flow == "closed":
             s.closed.add("sanitation")

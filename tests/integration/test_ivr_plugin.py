@@ -18,12 +18,14 @@ from contactcenter.seed import seed_reference
 from contactcenter.telephony.keys import AGI_SERVER
 from tests.agi_fake import Caller, agi_block
 from tests.conftest import HEALTH, HEALTH_KEY, until
+from tests.ivr_support import activate, file_menu
 
 
 @pytest.mark.store
 async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated_url: str) -> None:
     engine = db.make_engine(migrated_url)
     await seed_reference(db.make_sessionmaker(engine))
+    await activate(db.make_sessionmaker(engine), file_menu(), version=2)
     await engine.dispose()
     settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_PORT": "0",
                                   "CC_AMI_ENABLED": "0", "CC_HEALTH_API_KEY": HEALTH_KEY})

@@ -9,14 +9,13 @@ import logging
 import pytest
 
 from contactcenter.ivr.engine import TRACE_MAX, IvrEngine, trace_value
-from contactcenter.ivr.menu import default_menu
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
 from contactcenter.telephony.simulator.pbx import AgentBehaviour, Pbx, QueueConfig
 from tests.agi_fake import Caller
 from tests.conftest import until
 from tests.integration.test_simulator_queue import Recorder as PbxRecorder
-from tests.ivr_support import CAPTURE_MENU, FakeStore, Recorder, running_ivr
+from tests.ivr_support import CAPTURE_MENU, FakeStore, Recorder, file_menu, running_ivr
 
 MENU_EN = "311/en/main-menu"
 
@@ -35,7 +34,7 @@ async def session(store: FakeStore, caller: Caller) -> tuple[Recorder, IvrEngine
 
 async def test_lang_and_ivrpath_are_set_in_order_as_the_caller_goes() -> None:
     caller = Caller(inputs=["2", "1"])  # Spanish, then sanitation
-    recorder, _ = await session(FakeStore(default_menu()), caller)
+    recorder, _ = await session(FakeStore(file_menu()), caller)
     assert caller.sets == [
         ("CHANNEL(language)", "es"),
         ("LANG", "es"),  # before the menu is even played
@@ -54,7 +53,7 @@ async def test_lang_and_ivrpath_are_set_in_order_as_the_caller_goes() -> None:
 async def test_a_caller_who_hangs_up_mid_menu_already_has_language_and_path() -> None:
     # English, a timeout at the main menu, then gone during the second main-menu prompt
     caller = Caller(inputs=["1", ""], hangup_at=6)
-    recorder, _ = await session(FakeStore(default_menu()), caller)
+    recorder, _ = await session(FakeStore(file_menu()), caller)
     assert caller.commands[6] == "GET DATA 311/en/main-menu 5000 1", caller.commands
     assert caller.variables == {"LANG": "en", "IVRPATH": "lang:1,main:-"}
     assert "QUEUE" not in caller.variables  # gone: no fallback set on a dead channel
@@ -80,7 +79,7 @@ async def test_a_missing_menu_prompt_is_an_error_and_the_caller_reaches_the_gene
 ) -> None:
     caller = Caller(inputs=["1", "1"], missing={MENU_EN})
     with caplog.at_level(logging.ERROR, logger="contactcenter.ivr.engine"):
-        recorder, engine = await session(FakeStore(default_menu()), caller)
+        recorder, engine = await session(FakeStore(file_menu()), caller)
     i = caller.commands.index(f"GET DATA {MENU_EN} 5000 1")
     assert caller.commands[i + 1] == "CHANNEL STATUS"  # -1: is the caller still there?
     assert caller.variables["QUEUE"] == "general-311"
@@ -96,7 +95,7 @@ async def test_a_missing_menu_prompt_is_an_error_and_the_caller_reaches_the_gene
 
 async def test_a_missing_invalid_input_prompt_is_skipped_and_the_menu_goes_on() -> None:
     caller = Caller(inputs=["1", "8", "1"], missing={"311/en/invalid-option"})
-    recorder, engine = await session(FakeStore(default_menu()), caller)
+    recorder, engine = await session(FakeStore(file_menu()), caller)
     assert caller.commands.count(f"GET DATA {MENU_EN} 5000 1") == 2  # asked again
     assert caller.variables["QUEUE"] == "sanitation"
     assert caller.variables["IVRPATH"] == "lang:1,main:8,main:1,sanitation"
@@ -106,7 +105,7 @@ async def test_a_missing_invalid_input_prompt_is_skipped_and_the_menu_goes_on() 
 
 async def test_a_real_hang_up_is_not_counted_as_a_missing_prompt() -> None:
     caller = Caller(inputs=["1"], hangup_at=4)  # -1 on the main menu, then HANGUP
-    recorder, engine = await session(FakeStore(default_menu()), caller)
+    recorder, engine = await session(FakeStore(file_menu()), caller)
     assert caller.commands[4:] == [f"GET DATA {MENU_EN} 5000 1", "CHANNEL STATUS"]
     assert recorder.results[0].outcome == "hangup"
     assert engine.missing_prompts == 0 and not engine.prompts_failing()
@@ -123,7 +122,7 @@ async def test_the_channel_status_decides_between_missing_prompt_and_hang_up(
     status: str, outcome: str,
 ) -> None:
     caller = Caller(inputs=["1"], missing={MENU_EN}, status_reply=status)
-    recorder, engine = await session(FakeStore(default_menu()), caller)
+    recorder, engine = await session(FakeStore(file_menu()), caller)
     assert recorder.results[0].outcome == outcome
     assert engine.missing_prompts == (1 if outcome == "fallback" else 0)
     assert ("QUEUE" in caller.variables) == (outcome == "fallback")

@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from contactcenter.ivr.menu import default_menu, load_menu
+from contactcenter.ivr.menu import load_menu
 from contactcenter.ivr.preview import walk
 from tests.agi_fake import Caller
-from tests.ivr_support import FakeStore, Recorder, running_ivr
+from tests.ivr_support import FakeStore, Recorder, file_menu, running_ivr
 
 
 def menu_with_submenu() -> dict:
-    data = default_menu()
+    data = file_menu()
     data["nodes"][0]["options"].append({"digit": "8", "action": "submenu", "node": "more"})
     data["nodes"].append({
         "id": "more", "prompt": {"en": "311/en/more", "es": "311/es/more"}, "retries": 2,

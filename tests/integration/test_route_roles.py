@@ -76,7 +76,7 @@ ADMIN_PREFIX = "/admin/"
 
 FILL = {"id": "1", "version": "1", "node": "start", "index": "0", "action": "pause",
         "number": "311-2026-000001", "ext": ".json", "tail": "x.json",
-        "key_id": "1", "name": "x.jpg", "token": "x"}
+        "key_id": "1", "name": "x.jpg", "token": "x", "slot": "main", "lang": "en"}
 
 
 def expected(method: str, route: str) -> frozenset[str] | str:

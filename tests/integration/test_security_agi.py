@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from contactcenter.ivr.menu import default_menu
 from contactcenter.telephony.agi import AgiChannel, FastAgiServer
 from tests.agi_fake import Caller, agi_block
 from tests.conftest import until
-from tests.ivr_support import FakeStore, Recorder, running_ivr
+from tests.ivr_support import FakeStore, Recorder, file_menu, running_ivr
 
 ASTERISK = (ipaddress.ip_network("127.0.0.1/32"),)
 
@@ -52,7 +51,7 @@ async def silent_at_first_media(port: int, source: str = "127.0.0.1") -> asyncio
 
 @pytest.fixture
 async def small_ivr() -> AsyncIterator[FastAgiServer]:
-    async with running_ivr(FakeStore(default_menu()), Recorder(), max_sessions=20,
+    async with running_ivr(FakeStore(file_menu()), Recorder(), max_sessions=20,
                            media_timeout=1.0, allowed=ASTERISK) as server:
         yield server
 

@@ -30,7 +30,7 @@ def test_add_option_keeps_the_original_untouched_and_validates() -> None:
     ({"digit": "4", "action": "queue"}, "queue"),
     ({"digit": "4", "action": "submenu"}, "node"),
     ({"digit": "4", "action": "submenu", "new_node": "bad id!"}, "new_node"),
-    ({"digit": "4", "action": "message_hangup", "prompt_en": "bad file.wav"}, "prompt_en"),
+    ({"digit": "4", "action": "message_hangup", "prompt_en": "bad\x01words"}, "prompt_en"),
     ({"digit": "4", "action": "transfer_external", "number": "call-me"}, "number"),
 ])
 def test_malformed_option_forms_name_their_field(form: dict[str, str], field: str) -> None:
@@ -77,11 +77,15 @@ def test_move_options_within_and_across_nodes() -> None:
 def test_settings_form() -> None:
     form = {"name": "Storm menu", "languages": "en, es", "default_language": "es",
             "timeout_ms": "4000", "retries": "2", "after_retries_queue": "general-311",
-            "language_prompt": "311/choose-language", "language_keys": "1=en, 2=es",
-            "invalid_prompt_en": "311/en/invalid", "invalid_prompt_es": "311/es/invalid"}
+            "language_prompt_en": "For English, press 1.",
+            "language_prompt_es": "Para  español,\n oprima 2.", "language_keys": "1=en, 2=es",
+            "invalid_prompt_en": "Not a choice.", "invalid_prompt_es": "No es una opción."}
     out = menu_edit.update_settings(default_menu(), form)
     assert out["default_language"] == "es" and out["retries"] == 2
     assert out["language_menu"]["options"] == {"1": "en", "2": "es"}
+    # words as typed, white space made single
+    assert out["language_menu"]["prompt"] == {"en": "For English, press 1.",
+                                              "es": "Para español, oprima 2."}
     assert validate(out, QUEUES, SERVICES) == []
     for bad, field in [({"retries": "99"}, "retries"), ({"languages": "English"}, "languages"),
                        ({"language_keys": "1=fr"}, "language_keys"),

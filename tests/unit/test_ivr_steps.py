@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from contactcenter.ivr.menu import Action, default_menu, load_menu
+from contactcenter.ivr.menu import Action, load_menu
 from contactcenter.ivr.steps import Announce, Ask, Choice, End, Language, MenuRunError, steps
+from tests.ivr_support import file_menu
 
 
 def drive(menu_data: dict, keys: list[str]) -> tuple[list[object], End]:
@@ -21,7 +22,7 @@ def drive(menu_data: dict, keys: list[str]) -> tuple[list[object], End]:
 
 
 def test_language_then_announcement_then_the_tree() -> None:
-    seen, end = drive(default_menu(), ["2", "1"])
+    seen, end = drive(file_menu(), ["2", "1"])
     assert isinstance(seen[0], Ask) and seen[0].at == "language"
     assert seen[1] == Language("es")
     assert seen[2] == Choice("language", "2", "language:es")
@@ -31,7 +32,7 @@ def test_language_then_announcement_then_the_tree() -> None:
 
 
 def test_retries_run_out_into_after_retries() -> None:
-    data = default_menu()
+    data = file_menu()
     retries = data["nodes"][0].get("retries", 3)
     seen, end = drive(data, ["1"] + [""] * retries)
     timeouts = [s for s in seen if isinstance(s, Choice) and s.action == "timeout"]
@@ -41,7 +42,7 @@ def test_retries_run_out_into_after_retries() -> None:
 
 
 def test_an_action_the_walker_cannot_run_is_an_error_not_a_loop() -> None:
-    menu = load_menu(default_menu())
+    menu = load_menu(file_menu())
     node = menu.node(menu.start)
     object.__setattr__(node.options[0], "action", Action(kind="submenu"))  # no target node
     walker = steps(menu)

@@ -233,7 +233,7 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         sound = args[0] if args else ""
         timeout = float(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         maxdigits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
-        if sound and not pbx.has_sound(sound):
+        if sound and not pbx.has_sound(sound, two.language):
             return "-1"  # ast_app_getdata_full: the stream failed, no digits are read
         await _play(pbx, call, sound, True, menu=True)
         got = ""
@@ -260,7 +260,7 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         escape = args[1] if len(args) > 1 else ""
         samples = 0
         for s in sounds:
-            if not pbx.has_sound(s):
+            if not pbx.has_sound(s, two.language):
                 return "-1 endpos=0" if verb == "STREAM FILE" else "-1"
             samples += await _play(pbx, call, s, bool(escape))
             if call.caller_gone.is_set():

@@ -31,8 +31,10 @@ DEMO_RATE = 1 / 6  # calls per second
 DEMO_MIX = Mix(patience_mean=90, talk_mean=45, talk_min=15, ring_min=2, ring_max=5)
 
 
-def build(settings_queues: Sequence[Mapping[str, Any]], agi_host: str, agi_port: int) -> Pbx:
-    pbx = Pbx(VirtualClock(1.0), agi_host=agi_host, agi_port=agi_port)
+def build(settings_queues: Sequence[Mapping[str, Any]], agi_host: str, agi_port: int,
+          sounds_dir: str | None = None) -> Pbx:
+    # the prompts it "plays" must exist in CC_SOUNDS_DIR, as on a real Asterisk
+    pbx = Pbx(VirtualClock(1.0), agi_host=agi_host, agi_port=agi_port, sounds_dir=sounds_dir)
     for q in settings_queues:
         pbx.add_queue(
             QueueConfig(
@@ -53,7 +55,7 @@ async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
     from ...seed import QUEUES
 
     settings = app[SETTINGS]
-    pbx = build(QUEUES, settings.agi_host, settings.agi_port)
+    pbx = build(QUEUES, settings.agi_host, settings.agi_port, settings.sounds_dir)
     server = AmiServer(
         pbx,
         settings.ami_username,

@@ -15,8 +15,10 @@ import logging
 import math
 import random
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .clock import VirtualClock
@@ -190,8 +192,20 @@ BehaviourFn = Callable[[Member], AgentBehaviour | None]
 
 
 class Pbx:
-    def has_sound(self, name: str) -> bool:
-        return self.sound_files is None or name in self.sound_files
+    def has_sound(self, name: str, language: str = "en") -> bool:
+        """Whether Asterisk would find the sound: in `sound_files` when given; with a
+        `sounds_dir`, our prompts (`311/...`) as Asterisk looks them up (`<lang>/<name>.wav`,
+        then `en/`, then no language), while its core sounds (digits/...) count as installed."""
+        if self.sound_files is not None and name not in self.sound_files:
+            return False
+        if self.sounds_dir is not None and name.startswith("311/"):
+            found = any((self.sounds_dir / d / f"{name}.{ext}").is_file()
+                        for d in dict.fromkeys((language, "en", ""))
+                        for ext in ("wav", "sln", "ulaw", "gsm"))
+            if not found:
+                return False
+        self.played.append((language, name))
+        return True
 
     def __init__(
         self,
@@ -203,6 +217,7 @@ class Pbx:
         seed: int | None = None,
         sound_files: frozenset[str] | None = None,
         fallback_queue: str | None = None,
+        sounds_dir: str | Path | None = None,
     ) -> None:
         self.clock = clock or VirtualClock()
         # The shipped dialplan (asterisk-config/extensions.conf): a caller that times out of
@@ -213,6 +228,9 @@ class Pbx:
         # the sound files that exist (names as the AGI commands give them, e.g.
         # "311/en/main-menu"); None: every file exists. A missing one gets Asterisk's -1.
         self.sound_files = sound_files
+        # Asterisk's sounds directory (CC_SOUNDS_DIR): our prompts exist when their file does
+        self.sounds_dir = Path(sounds_dir) if sounds_dir is not None else None
+        self.played: deque[tuple[str, str]] = deque(maxlen=2000)  # (language, sound), in order
         self.listeners: list[Listener] = []
         self.queues: dict[str, QueueState] = {}
         self.channels: dict[str, Channel] = {}

@@ -1,0 +1,1 @@
+"""Prompts as sound: speech from words, admins' recordings, and delivery to Asterisk."""
