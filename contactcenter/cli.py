@@ -23,7 +23,7 @@ log = logging.getLogger("contactcenter")
 # subparser it adds sets `func(args) -> int`.
 COMMAND_MODULES: list[str] = [
     "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
-    "telephony.simulator.cli",
+    "telephony.simulator.cli", "telephony.pbx_commands",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"

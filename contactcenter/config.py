@@ -76,6 +76,12 @@ class Settings:
     short_abandon_seconds: int = 5
     timezone: str = "UTC"  # the center's: where "today" starts for the wallboard and reports
     spool_dir: str = "var/spool"
+    # Where the generated queue configuration is written for Asterisk (its /etc/asterisk, or a
+    # directory shared with it); empty: not written (the admin page says so).
+    asterisk_conf_dir: str = ""
+    # Caller languages routed to their speakers first, in penalty-band order ("es,fr");
+    # the dialplan's LANG_PENALTY_<lang> globals must say the same.
+    routed_languages: str = "es"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
     smtp_intake_address: str = "311@localhost"
@@ -89,6 +95,9 @@ class Settings:
     demo: bool = False
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def languages_routed(self) -> list[str]:
+        return [x.strip().lower() for x in self.routed_languages.split(",") if x.strip()]
 
     def ami_endpoints(self) -> list[AmiEndpoint]:
         if not self.ami_servers:

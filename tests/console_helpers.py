@@ -24,7 +24,7 @@ class FakePbx:
         self.actions.append(action)
 
     async def queue_add(self, queue: str, interface: str, member_name: str, *,
-                        paused: bool = False) -> None:
+                        paused: bool = False, penalty: int = 0) -> None:
         self._record("add", queue, interface, member_name)
 
     async def queue_remove(self, queue: str, interface: str) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.cases.keys import CASE_STORE
 
-from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS
+from ..keys import BUS, CLOCK, HEALTH, PBX, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY, QueueDirectory
 from . import http
 from .console import SUBSCRIBED, ConsoleHub
@@ -38,7 +38,8 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     bus = app[BUS]
     hub = ConsoleHub(
         presence,
-        OperatorService(presence, lambda: app.get(PBX)),
+        OperatorService(presence, lambda: app.get(PBX),
+                        routed_languages=tuple(app[SETTINGS].languages_routed())),
         CallerHistory(app[SESSIONS]),
         CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),
