@@ -744,10 +744,10 @@ class Pbx:
             if queue:
                 self.newexten(two, "GotoIf", "0?fallback", 4)
                 prio = 5
+                self.language_window(call, queue)  # the shipped `queue` extension only
             else:
                 self.newexten(two, "GotoIf", "1?fallback", 4)
                 queue, prio = "general-311", 7
-            self.language_window(call, queue)
             await self.queue_app(call, queue, prio)
         finally:
             call.done.set()
