@@ -168,6 +168,7 @@ async def queues(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as db:
         rows = (await db.execute(select(Queue).order_by(Queue.name))).scalars().all()
     return _render(request, "queues.html", {"queues": rows, "saved": request.query.get("saved"),
+                                            "deleted": request.query.get("deleted"),
                                             "asterisk": await _asterisk_status(request, rows)})
 
 
@@ -201,6 +202,29 @@ async def queue_save(request: web.Request) -> web.Response:
         "queue": queue, "values": values, "errors": form.errors,
         **_queue_choices(),
     }, status=400)
+
+
+@admin_only
+async def queue_delete(request: web.Request) -> web.Response:
+    """Delete a queue; every Asterisk drops it at the next apply (the bridge follows
+    `QueuesChanged`). Refused, with the reason on the form, while something routes to it."""
+    actor = require_user(request).username
+    try:
+        async with request.app[SESSIONS]() as db, db.begin():
+            queue = await db.get(Queue, _id(request))
+            if queue is None:
+                raise web.HTTPNotFound(text="no such queue")
+            name = queue.name
+            await services.delete_queue(db, actor, queue, request.app[SETTINGS].general_queue)
+    except FieldError as exc:
+        queue = await _row(request, Queue, "no such queue")
+        return _render(request, "queue_form.html", {
+            "queue": queue, "values": _queue_form_values(queue), "errors": {"name": exc.message},
+            **_queue_choices(),
+        }, status=400)
+    await request.app[BUS].publish(QueuesChanged(names=(name,), actor=actor,
+                                                 at=request.app[CLOCK].now()))
+    raise web.HTTPFound(f"/admin/queues?deleted={name}")
 
 
 # --- service types ------------------------------------------------------------------------------
@@ -422,3 +446,4 @@ def add_routes(app: web.Application) -> None:
         r.add_get(f"/admin/{path}/{{id}}", form)
         r.add_post(f"/admin/{path}/{{id}}", save)
     r.add_post("/admin/users/{id}/sessions/end", user_end_sessions)
+    r.add_post("/admin/queues/{id}/delete", queue_delete)

@@ -40,7 +40,11 @@ def queue_form(**changes: str) -> dict[str, str]:
             "short_abandon_seconds": "4", "max_wait_target_seconds": "90",
             "wrapup_seconds": "25", "ring_timeout_seconds": "12", "timezone": "America/Chicago",
             "group_name": "outdoors", "open_mon": "08:00", "close_mon": "17:00",
-            "holidays": "2026-12-25\n2026-07-04"}
+            "holidays": "2026-12-25\n2026-07-04", "retry_seconds": "5", "joinempty": "yes",
+            "leavewhenempty": "no", "announce_frequency": "60", "announce_position": "on",
+            "announce_holdtime": "once", "periodic_announce": "",
+            "periodic_announce_frequency": "0", "musicclass": "default", "weight": "0",
+            "language_wait_seconds": "30"}
     data.update(changes)
     return data
 
