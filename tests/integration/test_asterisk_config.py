@@ -85,12 +85,17 @@ SHIPPED = sorted(p.name for p in CONF.glob("*.conf") if p.name != "extensions.co
 def test_every_shipped_file_is_checked() -> None:
     assert {"queues.conf", "queuerules.conf", "contactcenter-queues.conf", "manager.conf",
             "pjsip.conf", "modules.conf", "musiconhold.conf", "logger.conf"} <= set(SHIPPED)
+    logger = dict(read_conf(CONF / "logger.conf")[1])
+    assert values(logger["general"])["queue_log"] == "yes"
+    moh = dict(read_conf(CONF / "musiconhold.conf")[1])
+    assert values(moh["default"])["directory"] == "/usr/share/asterisk/moh"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_other_files_parse_cleanly(name: str) -> None:
     rc, sections, messages = read_conf(CONF / name)
-    assert rc == 0 and sections, messages
+    assert rc == 0, messages
+    assert sections or name == "acl.conf", name  # acl.conf: comments only (no named ACLs)
 
 
 def test_a_broken_config_file_fails(tmp_path: Path) -> None:
