@@ -346,3 +346,13 @@ def test_wrap_up_completes_handle_time_live_as_after_a_rebuild() -> None:
     rebuilt.add_call(CallFacts(**{**{s: getattr(facts, s) for s in facts.__slots__},
                                   "wrap_seconds": 10.0}), ended_at=rec.ended_at)
     assert figures(rebuilt, "sanitation", now) == figures(live, "sanitation", now)
+
+
+def test_the_wallboard_shows_operators_languages() -> None:
+    ana, ben = "PJSIP/2001", "PJSIP/2002"
+    stats = QueueStats(QUEUES, tz=UTC, operators=[
+        Operator(ana, "Ana", ("sanitation",), ("en", "es")), Operator(ben, "Ben", ("sanitation",)),
+    ])
+    stats.apply(_state(ana, T0))
+    assert _op(stats, ana, T0)["languages"] == ["en", "es"]
+    assert _op(stats, ben, T0)["languages"] == []
