@@ -161,3 +161,15 @@ async def test_pbx_apply_by_hand(asterisk: tuple[Pbx, AmiServer, Path], migrated
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1 and "CC_ASTERISK_CONF_DIR is not set" in err.decode()
+
+
+async def test_pbx_show_prints_the_generated_files(migrated_url: str, seeded: Any) -> None:
+    env = {**os.environ, "CC_DATABASE_URL": migrated_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "contactcenter", "pbx", "show", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert ";;; contactcenter-queues.conf" in text and ";;; contactcenter-queuerules.conf" in text
+    assert "[sanitation]" in text and "wrapuptime=0" in text and "[lang-sanitation]" in text
