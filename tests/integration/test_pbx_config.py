@@ -22,7 +22,7 @@ from contactcenter.cases.models import PbxConfigStatus, Queue
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.pbx import Pbx
-from tests.conftest import ROOT, app_settings, login, until
+from tests.conftest import HEALTH_KEY, ROOT, app_settings, login, until
 from tests.integration.test_admin_pages import queue_form
 
 pytestmark = pytest.mark.store
@@ -79,8 +79,9 @@ async def test_create_change_delete_reach_asterisk(
         == ("ringall", 9, 2, False, 3, 0)
     assert "[graffiti]" in (conf / "contactcenter-queues.conf").read_text()
     assert server.actions["queuereload"] >= 1 and server.actions["filter"] == 0
-    await until(lambda: queues_page(client), 5)
     assert await until(lambda: _applied(client), 10)
+    health = await (await client.get("/health", headers={"X-API-Key": HEALTH_KEY})).json()
+    assert health["parts"]["queue_config"]["servers"] == {"default": "applied"}
 
     async with seeded() as s:
         qid = (await s.execute(select(Queue.id).where(Queue.name == "graffiti"))).scalar_one()
