@@ -97,6 +97,8 @@ async def apply(conf_dir: Path, queues: Sequence[QueueInfo], clients: Mapping[st
     except OSError as exc:
         why = f"cannot write {conf_dir}: {exc.strerror or exc}"
         return [Outcome(name, False, why) for name in clients]
+    except ValueError as exc:  # a value the store should never have held: nothing written
+        return [Outcome(name, False, f"not written: {exc}") for name in clients]
     return await reload_all(clients, timeout)
 
 

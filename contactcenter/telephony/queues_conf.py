@@ -74,12 +74,29 @@ def queue_options(q: QueueInfo) -> list[tuple[str, str]]:
     return out
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+_VALUE = re.compile(r"^[A-Za-z0-9_/.,-]*$")  # nothing that ends a line, a comment or a section
+
+
+def _checked(q: QueueInfo) -> list[tuple[str, str]]:
+    """The forms and `setup` validate every value; a row written behind their back must still
+    not be able to inject config lines (a section, a comment, a #include)."""
+    if not _NAME.fullmatch(q.name):
+        raise ValueError(f"queue {q.name!r}: not a name Asterisk's queues.conf can take")
+    options = queue_options(q)
+    for key, value in options:
+        if not _VALUE.fullmatch(value):
+            raise ValueError(f"queue {q.name}: {key} {value!r} is not a valid value")
+    return options
+
+
 def render_queues(queues: Iterable[QueueInfo]) -> str:
     lines = [HEADER.format(what="One section per queue; [general] is in queues.conf.")]
     for q in sorted(queues, key=lambda q: q.name):
-        title = q.display_name.replace("\n", " ").strip()
+        options = _checked(q)
+        title = " ".join("".join(c if c.isprintable() else " " for c in q.display_name).split())
         lines.append(f"[{q.name}]" + (f"   ; {title}" if title else ""))
-        lines += [f"{key}={value}" for key, value in queue_options(q)]
+        lines += [f"{key}={value}" for key, value in options]
         lines.append("")
     return "\n".join(lines)
 
@@ -90,6 +107,7 @@ def render_rules(queues: Iterable[QueueInfo]) -> str:
              "; (QUEUE_MIN_PENALTY/QUEUE_MAX_PENALTY set by the dialplan); after the queue's "
              "language wait\n; every member may take the call.")]
     for q in sorted(queues, key=lambda q: q.name):
+        _checked(q)
         lines.append(f"[{RULE_PREFIX}{q.name}]")
         lines.append(f"penaltychange => {q.language_wait_seconds},{MAX_PENALTY},0")
         lines.append("")

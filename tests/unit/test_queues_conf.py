@@ -122,3 +122,17 @@ def test_member_penalty_is_the_first_routed_language_band() -> None:
 def test_fingerprint_follows_any_setting() -> None:
     assert fingerprint([BASE]) == fingerprint([QueueInfo("graffiti", display_name="Graffiti")])
     assert fingerprint([BASE]) != fingerprint([dataclasses.replace(BASE, weight=1)])
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "x]\n[evil"}, {"musicclass": "default\n#include /etc/passwd"},
+    {"periodic_announce": "a;b"}, {"joinempty": "yes\nwrapuptime=30"},
+])
+def test_a_row_written_behind_the_forms_cannot_inject_config(bad: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        render_queues([dataclasses.replace(BASE, **bad)])  # type: ignore[arg-type]
+
+
+def test_a_display_name_stays_in_its_comment() -> None:
+    text = render_queues([dataclasses.replace(BASE, display_name="Graffiti\r\n[evil]\x00")])
+    assert "[graffiti]   ; Graffiti [evil]\n" in text and "\n[evil]" not in text
