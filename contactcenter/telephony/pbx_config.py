@@ -168,8 +168,11 @@ class PbxConfig:
             if queues is None:
                 continue
             print_ = fingerprint(queues)
+            if print_ == self.applied_print and not failed:
+                continue  # the safety reload of an unchanged store: Asterisk has it already
             try:
                 outcomes = await apply(self.conf_dir, queues, self.clients)
+                before = {o.server: o.message for o in self.last if not o.ok}
                 self.last = outcomes
                 self.applies += 1
                 if all(o.ok for o in outcomes):
@@ -177,9 +180,9 @@ class PbxConfig:
                     log.info("queue configuration (%d queues) applied to %s", len(queues),
                              ", ".join(o.server for o in outcomes))
                 for o in outcomes:
-                    if not o.ok:
-                        log.warning("queue configuration not applied to %s: %s", o.server,
-                                    o.message)
+                    if not o.ok and before.get(o.server) != o.message:  # once per new failure
+                        log.warning("queue configuration not applied to %s: %s (retrying every "
+                                    "%gs)", o.server, o.message, RETRY_SECONDS)
                 await record(self.sessions, outcomes, print_, self.clock.now())
             except asyncio.CancelledError:
                 raise
