@@ -23,7 +23,7 @@ log = logging.getLogger("contactcenter")
 # subparser it adds sets `func(args) -> int`.
 COMMAND_MODULES: list[str] = [
     "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
-    "telephony.simulator.cli", "prompts.commands",
+    "telephony.simulator.cli", "prompts.commands", "telephony.pbx_commands", "admin.setup",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
@@ -69,6 +69,8 @@ def demo_settings(base: Settings, explicit: set[str]) -> Settings:
         changes["ami_username"] = "cc"
     if not base.ami_secret:
         changes["ami_secret"] = "ccsecret"
+    if "asterisk_conf_dir" not in explicit:
+        changes["asterisk_conf_dir"] = "var/asterisk"  # the simulator reads it on QueueReload
     return base.replace(**changes)
 
 

@@ -86,6 +86,12 @@ class Settings:
     # voice model files ("en=/srv/voices/en_US-amy-medium.onnx,es=...")
     tts_voices: str = ""
     piper_binary: str = "piper"
+    # Where the generated queue configuration is written for Asterisk (its /etc/asterisk, or a
+    # directory shared with it); empty: not written (the admin page says so).
+    asterisk_conf_dir: str = ""
+    # Caller languages routed to their speakers first, in penalty-band order ("es,fr");
+    # the dialplan's LANG_PENALTY_<lang> globals must say the same.
+    routed_languages: str = "es"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
     smtp_intake_address: str = "311@localhost"
@@ -107,6 +113,9 @@ class Settings:
     demo: bool = False
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def languages_routed(self) -> list[str]:
+        return [x.strip().lower() for x in self.routed_languages.split(",") if x.strip()]
 
     def ami_endpoints(self) -> list[AmiEndpoint]:
         if not self.ami_servers:

@@ -413,7 +413,8 @@ class Pbx(Protocol):
     """Actions the domain may ask of the PBX. Implemented in telephony/."""
 
     async def queue_add(
-        self, queue: str, interface: str, member_name: str, *, paused: bool = False
+        self, queue: str, interface: str, member_name: str, *, paused: bool = False,
+        penalty: int = 0,
     ) -> None: ...
 
     async def queue_remove(self, queue: str, interface: str) -> None: ...

@@ -1,6 +1,7 @@
 """Reference data for a new install and the demo: agencies, queues, service types, users.
 
-The queues match `asterisk-config/queues.conf` and the captures in shared/asterisk-transcripts.
+The queues are those of `asterisk-config/contactcenter-queues.conf` (generated from them) and of
+the captures in shared/asterisk-transcripts.
 Seeding is idempotent: existing rows (by their natural key) are left as they are.
 """
 

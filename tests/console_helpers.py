@@ -17,6 +17,7 @@ class FakePbx:
     def __init__(self) -> None:
         self.actions: list[tuple[Any, ...]] = []
         self.fail: str | None = None
+        self.penalties: dict[tuple[str, str], int] = {}  # (queue, interface) -> last QueueAdd's
 
     def _record(self, *action: Any) -> None:
         if self.fail:
@@ -24,8 +25,9 @@ class FakePbx:
         self.actions.append(action)
 
     async def queue_add(self, queue: str, interface: str, member_name: str, *,
-                        paused: bool = False) -> None:
+                        paused: bool = False, penalty: int = 0) -> None:
         self._record("add", queue, interface, member_name)
+        self.penalties[(queue, interface)] = penalty
 
     async def queue_remove(self, queue: str, interface: str) -> None:
         self._record("remove", queue, interface)

@@ -24,6 +24,11 @@ STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "rr
 OPEN311_DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist",
                      "multivaluelist")
 
+EMPTY_RULES = ("yes", "no", "strict", "loose")  # app_queue's joinempty/leavewhenempty words
+HOLDTIME = ("no", "yes", "once")
+SOUND = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_/.-]{0,199}$")
+MUSICCLASS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 SERVICE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -171,6 +176,21 @@ def parse_queue(raw: Mapping[str, Any], *, creating: bool) -> Form:
     form.integer("max_wait_target_seconds", low=1, high=7200, label="Longest-wait target")
     form.integer("wrapup_seconds", low=0, high=3600, label="Wrap-up time")
     form.integer("ring_timeout_seconds", low=1, high=600, label="Ring timeout")
+    form.integer("retry_seconds", low=0, high=600, label="Retry pause")
+    form.choice("joinempty", EMPTY_RULES, label="Join when empty")
+    form.choice("leavewhenempty", EMPTY_RULES, label="Leave when empty")
+    form.integer("announce_frequency", low=0, high=3600, label="Position announcement every")
+    form.check("announce_position")
+    form.choice("announce_holdtime", HOLDTIME, label="Announce the expected wait")
+    form.pattern("periodic_announce", SOUND, label="Periodic announcement",
+                 hint="a sound file name without extension, e.g. queue-periodic-announce.",
+                 required=False)
+    form.integer("periodic_announce_frequency", low=0, high=3600,
+                 label="Periodic announcement every")
+    form.pattern("musicclass", MUSICCLASS, label="Music on hold class",
+                 hint="a class of musiconhold.conf, e.g. default.")
+    form.integer("weight", low=0, high=100, label="Weight")
+    form.integer("language_wait_seconds", low=0, high=3600, label="Language wait")
     tz = form.text("timezone", required=True, max_len=64, label="Time zone")
     if tz and "timezone" not in form.errors:
         try:
@@ -187,7 +207,14 @@ def parse_queue(raw: Mapping[str, Any], *, creating: bool) -> Form:
 
 QUEUE_FIELDS = ("display_name", "strategy", "service_level_seconds", "service_level_target",
                 "short_abandon_seconds", "max_wait_target_seconds", "wrapup_seconds",
-                "ring_timeout_seconds", "timezone", "group_name", "office_hours", "holidays")
+                "ring_timeout_seconds", "timezone", "group_name", "office_hours", "holidays",
+                "retry_seconds", "joinempty", "leavewhenempty", "announce_frequency",
+                "announce_position", "announce_holdtime", "periodic_announce",
+                "periodic_announce_frequency", "musicclass", "weight", "language_wait_seconds")
+QUEUE_NUMBERS = ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
+                 "wrapup_seconds", "ring_timeout_seconds", "retry_seconds",
+                 "announce_frequency", "periodic_announce_frequency", "weight",
+                 "language_wait_seconds")
 
 
 # --- service types ------------------------------------------------------------------------------
@@ -340,6 +367,13 @@ def parse_user(raw: Any, *, creating: bool, roles: tuple[str, ...],
     if unknown:
         form.errors["queues"] = f"Queues: unknown {', '.join(unknown)}."
     form.values["queues"] = sorted(set(queues) & queue_names)
+    langs = [x.strip().lower() for x in re.split(r"[\s,]+", str(raw.get("languages", "") or ""))
+             if x.strip()]
+    bad = [x for x in langs if not LANGUAGE.fullmatch(x)]
+    if bad:
+        form.errors["languages"] = ("Languages: language codes like en, es, fr "
+                                    f"(not {', '.join(bad[:3])}).")
+    form.values["languages"] = sorted(set(langs))
     form.check("active")
     password = str(raw.get("password", "") or "")
     confirm = str(raw.get("password2", "") or "")
@@ -358,4 +392,4 @@ def parse_user(raw: Any, *, creating: bool, roles: tuple[str, ...],
     return form
 
 
-USER_FIELDS = ("display_name", "role", "interface", "queues", "active")
+USER_FIELDS = ("display_name", "role", "interface", "queues", "languages", "active")

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Agency, AuditLog, Queue, ServiceType, User
+from ..cases.models import Agency, AuditLog, PbxConfigStatus, Queue, ServiceType, User
 from ..events import QueuesChanged, SessionEnded
-from ..keys import BUS, CLOCK, SESSIONS
+from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
+from ..queues.directory import QueueInfo, fingerprint
 from ..web.auth import ROLES, require_role, require_user
 from ..web.sessions import count_user_sessions, end_user_sessions
 from . import forms, services
@@ -113,6 +115,10 @@ def _queue_form_values(queue: Queue | None) -> dict[str, Any]:
             "service_level_target": 80, "short_abandon_seconds": 5,
             "max_wait_target_seconds": 60, "wrapup_seconds": 30, "ring_timeout_seconds": 15,
             "timezone": "UTC", "group_name": "main", "holidays_text": "", "office_hours": {},
+            "retry_seconds": 5, "joinempty": "yes", "leavewhenempty": "no",
+            "announce_frequency": 60, "announce_position": True, "announce_holdtime": "once",
+            "periodic_announce": "", "periodic_announce_frequency": 0, "musicclass": "default",
+            "weight": 0, "language_wait_seconds": 30,
         }
     else:
         values = {k: getattr(queue, k) for k in ("name", *forms.QUEUE_FIELDS)}
@@ -124,11 +130,48 @@ def _queue_form_values(queue: Queue | None) -> dict[str, Any]:
     return values
 
 
+def _queue_choices() -> dict[str, Any]:
+    return {"strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
+            "empty_rules": [(x, x) for x in forms.EMPTY_RULES],
+            "holdtimes": [(x, x) for x in forms.HOLDTIME]}
+
+
+async def _asterisk_status(request: web.Request, rows: Iterable[Queue]) -> list[dict[str, Any]]:
+    """Per configured Asterisk: did it load what the store holds now? (the bridge writes
+    `pbx_config_status` after each apply; its fingerprint is of the queues it applied)."""
+    settings = request.app[SETTINGS]
+    current = fingerprint(QueueInfo.from_row(q) for q in rows)
+    async with request.app[SESSIONS]() as db:
+        status = {s.server: s for s in (await db.execute(select(PbxConfigStatus))).scalars()}
+    tz = ZoneInfo(settings.timezone)  # validated at start-up
+    out = []
+    for ep in settings.ami_endpoints() if settings.ami_enabled else []:
+        s = status.get(ep.name)
+        item: dict[str, Any] = {"server": ep.name, "state": "never", "message": "",
+                                "at": None}
+        if not settings.asterisk_conf_dir:
+            item["state"] = "off"
+        elif s is not None:
+            at = s.attempted_at.astimezone(tz)
+            item["at"] = at.strftime("%H:%M:%S")
+            item["message"] = s.message
+            if not s.ok:
+                item["state"] = "refused"
+            elif s.fingerprint == current:
+                item["state"] = "applied"
+            else:
+                item["state"] = "pending"
+        out.append(item)
+    return out
+
+
 @admin_only
 async def queues(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as db:
         rows = (await db.execute(select(Queue).order_by(Queue.name))).scalars().all()
-    return _render(request, "queues.html", {"queues": rows, "saved": request.query.get("saved")})
+    return _render(request, "queues.html", {"queues": rows, "saved": request.query.get("saved"),
+                                            "deleted": request.query.get("deleted"),
+                                            "asterisk": await _asterisk_status(request, rows)})
 
 
 @admin_only
@@ -136,7 +179,7 @@ async def queue_form(request: web.Request) -> web.Response:
     queue = await _row(request, Queue, "no such queue")
     return _render(request, "queue_form.html", {
         "queue": queue, "values": _queue_form_values(queue), "errors": {},
-        "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
+        **_queue_choices(),
     })
 
 
@@ -155,13 +198,35 @@ async def queue_save(request: web.Request) -> web.Response:
                         forms.QUEUE_FIELDS, back="/admin/queues", label=lambda r: r.name,
                         missing="no such queue", saved=changed)
     values = {**form.values, "service_level_target": form.raw.get("service_level_target", "")}
-    for key in ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
-                "wrapup_seconds", "ring_timeout_seconds"):
+    for key in forms.QUEUE_NUMBERS:
         values[key] = form.raw.get(key, "")
     return _render(request, "queue_form.html", {
         "queue": queue, "values": values, "errors": form.errors,
-        "strategies": forms.STRATEGIES, "weekdays": forms.WEEKDAY_NAMES,
+        **_queue_choices(),
     }, status=400)
+
+
+@admin_only
+async def queue_delete(request: web.Request) -> web.Response:
+    """Delete a queue; every Asterisk drops it at the next apply (the bridge follows
+    `QueuesChanged`). Refused, with the reason on the form, while something routes to it."""
+    actor = require_user(request).username
+    try:
+        async with request.app[SESSIONS]() as db, db.begin():
+            queue = await db.get(Queue, _id(request))
+            if queue is None:
+                raise web.HTTPNotFound(text="no such queue")
+            name = queue.name
+            await services.delete_queue(db, actor, queue, request.app[SETTINGS].general_queue)
+    except FieldError as exc:
+        queue = await _row(request, Queue, "no such queue")
+        return _render(request, "queue_form.html", {
+            "queue": queue, "values": _queue_form_values(queue), "errors": {"name": exc.message},
+            **_queue_choices(),
+        }, status=400)
+    await request.app[BUS].publish(QueuesChanged(names=(name,), actor=actor,
+                                                 at=request.app[CLOCK].now()))
+    raise web.HTTPFound(f"/admin/queues?deleted={name}")
 
 
 # --- service types ------------------------------------------------------------------------------
@@ -287,7 +352,7 @@ async def users(request: web.Request) -> web.Response:
 async def user_form(request: web.Request) -> web.Response:
     target = await _row(request, User, "no such user")
     values = ({"username": "", "display_name": "", "role": "operator", "interface": "",
-               "queues": [], "active": True} if target is None else
+               "queues": [], "languages": [], "active": True} if target is None else
               {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": {}, "roles": ROLES,
@@ -392,3 +457,4 @@ def add_routes(app: web.Application) -> None:
         r.add_get(f"/admin/{path}/{{id}}", form)
         r.add_post(f"/admin/{path}/{{id}}", save)
     r.add_post("/admin/users/{id}/sessions/end", user_end_sessions)
+    r.add_post("/admin/queues/{id}/delete", queue_delete)

@@ -84,6 +84,34 @@ async def create_queue(session: AsyncSession, actor: str, values: dict[str, Any]
     return await _add(session, actor, Queue(name=values["name"]), "queue", "name", values, fields)
 
 
+async def delete_queue(session: AsyncSession, actor: str, queue: Queue,
+                       general_queue: str) -> list[str]:
+    """Delete a queue nothing routes to any more: not the general queue, not a service
+    type's, not one of the active menu's. Operators lose it from their queue lists (the names
+    of those changed are returned)."""
+    if queue.name == general_queue:
+        raise FieldError("name", f"{queue.name} is the general queue (CC_GENERAL_QUEUE): "
+                         "callers fall back to it.")
+    used = (await session.execute(select(ServiceType.code).where(
+        ServiceType.queue_id == queue.id))).scalars().all()
+    if used:
+        raise FieldError("name", f"Service types {', '.join(sorted(used))} send their calls "
+                         "here: give them another queue first.")
+    data = (await session.execute(
+        select(MenuVersion.data).where(MenuVersion.status == "active"))).scalars().first()
+    if data is not None and queue.name in references(data)[0]:
+        raise FieldError("name", f"The active phone menu routes callers to {queue.name}: take "
+                         "it out of the menu (publish a new version) first.")
+    changed = []
+    for user in (await session.execute(select(User))).scalars():
+        if queue.name in (user.queues or []):
+            user.queues = [q for q in user.queues if q != queue.name]
+            changed.append(user.username)
+    audit(session, actor, "delete", "queue", queue.name, {"users": changed})
+    await session.delete(queue)
+    return changed
+
+
 async def update_queue(session: AsyncSession, actor: str, queue: Queue, values: dict[str, Any],
                        fields: Iterable[str]) -> dict[str, list[Any]]:
     return _change(session, actor, queue, "queue", "name", values, fields)

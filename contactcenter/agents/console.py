@@ -318,7 +318,8 @@ class ConsoleHub:
         return {
             "type": "hello",
             "user": {"username": user.username, "display_name": user.display_name,
-                     "interface": user.interface, "queues": list(user.queues)},
+                     "interface": user.interface, "queues": list(user.queues),
+                     "languages": list(user.languages)},
             "pause_reasons": [{"code": k, "label": v} for k, v in PAUSE_REASONS.items()],
             "dispositions": [{"code": k, "label": v} for k, v in DISPOSITIONS.items()],
             "phone_controls": self.phones() is not None,

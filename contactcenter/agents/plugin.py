@@ -38,7 +38,8 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     bus = app[BUS]
     hub = ConsoleHub(
         presence,
-        OperatorService(presence, lambda: app.get(PBX)),
+        OperatorService(presence, lambda: app.get(PBX),
+                        routed_languages=tuple(app[SETTINGS].languages_routed())),
         CallerHistory(app[SESSIONS], timezone=app[SETTINGS].timezone),
         CallWork(app[SESSIONS], app[CASE_STORE]),
         phones=lambda: app.get(SIM_PHONES),

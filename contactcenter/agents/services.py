@@ -26,6 +26,7 @@ from ..cases.store import (
     UnknownServiceType,
 )
 from ..events import Pbx, PbxError
+from ..queues.languages import member_penalty
 from ..web.auth import Principal
 from . import presence as P
 from . import queries
@@ -65,6 +66,7 @@ def _pbx_message(action: str, exc: PbxError) -> str:
 class _Login:
     member_name: str
     queues: tuple[str, ...]
+    penalty: int = 0
 
 
 @dataclass(slots=True)
@@ -77,6 +79,8 @@ class OperatorService:
     logged_in: dict[str, _Login] = field(default_factory=dict)
     # interfaces we paused for wrap-up (Asterisk's echo of that pause may still be on its way)
     wrapup_paused: set[str] = field(default_factory=set)
+    # CC_ROUTED_LANGUAGES: an operator's memberships get their language band as penalty
+    routed_languages: tuple[str, ...] = ()
 
     def _gateway(self) -> Pbx:
         gw = self.pbx()
@@ -100,10 +104,11 @@ class OperatorService:
         if not missing:
             raise ConsoleError("You are already logged in to all your queues.")
         gw = self._gateway()
-        self.logged_in[interface] = _Login(user.display_name, tuple(user.queues))
+        penalty = member_penalty(user.languages, self.routed_languages)
+        self.logged_in[interface] = _Login(user.display_name, tuple(user.queues), penalty)
         for queue in missing:
             try:
-                await gw.queue_add(queue, interface, user.display_name)
+                await gw.queue_add(queue, interface, user.display_name, penalty=penalty)
             except PbxError as exc:
                 raise ConsoleError(_pbx_message(f"log you in to {queue}", exc)) from exc
         return f"Logging in to {', '.join(missing)}."
@@ -204,7 +209,8 @@ class OperatorService:
                 continue  # still (partly) there: nothing was lost
             for queue in missing:
                 try:
-                    await gw.queue_add(queue, interface, login.member_name)
+                    await gw.queue_add(queue, interface, login.member_name,
+                                       penalty=login.penalty)
                 except PbxError as exc:
                     log.warning("could not log %s back in to %s: %s", interface, queue, exc)
             restored.append(interface)

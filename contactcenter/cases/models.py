@@ -99,6 +99,19 @@ class Queue(Base):
     holidays: Mapped[list[Any]] = mapped_column(default=list)  # ["2026-12-25", ...]
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     group_name: Mapped[str] = mapped_column(String(80), default="main")  # wallboard group
+    # app_queue settings written to Asterisk (telephony/queues_conf.py renders them)
+    retry_seconds: Mapped[int] = mapped_column(Integer, default=5)
+    joinempty: Mapped[str] = mapped_column(String(40), default="yes")
+    leavewhenempty: Mapped[str] = mapped_column(String(40), default="no")
+    announce_frequency: Mapped[int] = mapped_column(Integer, default=60)  # 0: never
+    announce_position: Mapped[bool] = mapped_column(Boolean, default=True)
+    announce_holdtime: Mapped[str] = mapped_column(String(10), default="once")
+    periodic_announce: Mapped[str] = mapped_column(String(200), default="")  # a sound file
+    periodic_announce_frequency: Mapped[int] = mapped_column(Integer, default=0)
+    musicclass: Mapped[str] = mapped_column(String(80), default="default")
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    # a caller of another language than the site's waits this long for a speaker of it
+    language_wait_seconds: Mapped[int] = mapped_column(Integer, default=30)
 
 
 class ServiceType(Base):
@@ -130,6 +143,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     interface: Mapped[str | None] = mapped_column(String(120), unique=True)  # PJSIP/1001
     queues: Mapped[list[Any]] = mapped_column(default=list)  # queue names they log in to
+    languages: Mapped[list[Any]] = mapped_column(default=list)  # ["en", "es"]: they speak
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -385,6 +399,20 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     revoked_at: Mapped[datetime | None]
+
+
+class PbxConfigStatus(Base):
+    """The last time the queue configuration was written for one Asterisk and reloaded there:
+    `fingerprint` is the store's queue settings it was made from (queues.directory), so a page
+    can tell "applied" from "not yet" and from "Asterisk refused it"."""
+
+    __tablename__ = "pbx_config_status"
+    server: Mapped[str] = mapped_column(String(80), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(String(400), default="")
+    attempted_at: Mapped[datetime] = mapped_column(default=_now)
+    applied_at: Mapped[datetime | None]  # the last success
 
 
 class AuditLog(Base):

@@ -10,9 +10,12 @@ in /health); callers never wait on the store for a queue's settings.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,17 @@ class QueueInfo:
     office_hours: Mapping[str, Any] = field(default_factory=dict)
     holidays: tuple[str, ...] = ()
     timezone: str = "UTC"
+    retry_seconds: int = 5
+    joinempty: str = "yes"
+    leavewhenempty: str = "no"
+    announce_frequency: int = 60
+    announce_position: bool = True
+    announce_holdtime: str = "once"
+    periodic_announce: str = ""
+    periodic_announce_frequency: int = 0
+    musicclass: str = "default"
+    weight: int = 0
+    language_wait_seconds: int = 30
 
     @classmethod
     def from_row(cls, q: Queue) -> QueueInfo:
@@ -53,7 +67,24 @@ class QueueInfo:
             max_wait_target_seconds=q.max_wait_target_seconds, wrapup_seconds=q.wrapup_seconds,
             ring_timeout_seconds=q.ring_timeout_seconds, office_hours=dict(q.office_hours or {}),
             holidays=tuple(str(h) for h in q.holidays or ()), timezone=q.timezone or "UTC",
+            **{name: getattr(q, name) for name in ASTERISK_FIELDS},
         )
+
+
+# The settings Asterisk is given besides name, strategy, ring timeout and service level
+# (telephony/queues_conf.py maps each to its queues.conf option).
+ASTERISK_FIELDS = ("retry_seconds", "joinempty", "leavewhenempty", "announce_frequency",
+                   "announce_position", "announce_holdtime", "periodic_announce",
+                   "periodic_announce_frequency", "musicclass", "weight",
+                   "language_wait_seconds")
+
+
+def fingerprint(queues: Iterable[QueueInfo]) -> str:
+    """A digest of every queue's settings: equal when two processes read the same store, so
+    the admin page can tell whether what Asterisk last loaded is what the store holds now."""
+    rows = sorted((dataclasses.asdict(q) for q in queues), key=lambda r: str(r["name"]))
+    blob = json.dumps(rows, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 Listener = Callable[["QueueDirectory"], None]
@@ -109,4 +140,4 @@ class QueueDirectory:
 
 QUEUE_DIRECTORY = web.AppKey("queue_directory", QueueDirectory)
 
-__all__ = ["QUEUE_DIRECTORY", "QueueDirectory", "QueueInfo"]
+__all__ = ["ASTERISK_FIELDS", "QUEUE_DIRECTORY", "QueueDirectory", "QueueInfo", "fingerprint"]

@@ -194,6 +194,8 @@
   var handlers = {
     hello: function (m) {
       phoneControls = !!m.phone_controls;
+      var langs = (m.user && m.user.languages) || [];
+      $("languages").textContent = langs.length ? "Languages: " + langs.join(", ") : "";
       pauseLabels = {}; dispositionLabels = {};
       m.pause_reasons.forEach(function (r) { pauseLabels[r.code] = r.label; });
       m.dispositions.forEach(function (r) { dispositionLabels[r.code] = r.label; });

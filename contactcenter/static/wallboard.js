@@ -121,13 +121,14 @@
 
     const table = el("table", "operators");
     const head = el("tr");
-    for (const h of ["Operator", "State", "Time in state", "Reason", ""]) head.appendChild(el("th", null, h));
+    for (const h of ["Operator", "Languages", "State", "Time in state", "Reason", ""]) head.appendChild(el("th", null, h));
     table.appendChild(el("thead")).appendChild(head);
     const body = el("tbody");
     for (const op of now.operators) {
       const tr = el("tr", "op state-" + op.state);
       tr.dataset.interface = op.interface;
       tr.appendChild(el("td", "op-name", op.name));
+      tr.appendChild(el("td", "op-langs", (op.languages || []).join(", ")));
       tr.appendChild(el("td", "op-state", STATE_LABEL[op.state] || op.state));
       const t = el("td", "ticker", duration(op.seconds_in_state));
       if (op.since) t.dataset.since = op.since;

@@ -169,7 +169,8 @@ class SupervisorService:
                 )
             ).scalars().all()
         self.stats.set_operators(
-            Operator(u.interface or "", u.display_name or u.username, tuple(u.queues or ()))
+            Operator(u.interface or "", u.display_name or u.username, tuple(u.queues or ()),
+                     tuple(u.languages or ()))
             for u in users
         )
         self._changed()

@@ -369,6 +369,7 @@ class Operator:
     interface: str
     name: str
     queues: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()  # spoken: language routing (queues/languages.py)
 
 
 # --- live state ---------------------------------------------------------------------------------
@@ -781,6 +782,7 @@ class QueueStats:
             operators.append({
                 "interface": clean_text(interface, 60),
                 "name": clean_text(name or interface, 60),
+                "languages": [clean_text(x, 8) for x in (known.languages if known else ())],
                 "state": state,
                 "reason": clean_text(reason, 40),
                 "since": since.isoformat() if since else None,

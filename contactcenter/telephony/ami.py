@@ -132,7 +132,6 @@ class AmiClient:
         keep_noise: bool = False,
         keep_events: Collection[str] | None = None,
         events: bool = True,  # False: an actions-only session (`Events: off`, no FullyBooted wait)
-        filters: Sequence[str] = (),  # AMI `Filter` expressions sent after login (the bridge)
         clock: Callable[[], float] = SYSTEM.timestamp,  # receipt time of events without a stamp
     ) -> None:
         if auth not in ("md5", "plain"):
@@ -149,8 +148,6 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.keep_noise = keep_noise
         self.events = events
-        self.filters = tuple(filters)
-        self.filters_applied = 0
         # Events the owner reads; the rest are dropped before a dict is built. While a list
         # action (QueueStatus...) is waiting, every event is kept so its items get through.
         self._keep = frozenset(e.encode() for e in keep_events) if keep_events else None
@@ -258,8 +255,6 @@ class AmiClient:
                  self.greeting or "no greeting")
         if self.on_link is not None:
             self.on_link(self, True, "logged in")
-        if self.filters:
-            await self._apply_filters()
         if not self.events:
             self._booted.set()  # no events on this session: FullyBooted never comes
         booted: asyncio.Future[Any] = loop.create_task(self._booted.wait())
@@ -337,24 +332,6 @@ class AmiClient:
         resp, _ = await self._send_raw("Login", headers)
         if not resp.ok:
             raise PbxError(f"login refused: {resp.message}")
-
-    async def _apply_filters(self) -> None:
-        """Ask Asterisk to send only what the bridge reads (`Filter`, Asterisk 13+). An Asterisk
-        that refuses (no `system` write permission, an old version) keeps sending everything:
-        the frame reader still drops the noise before building a dict, so this only logs."""
-        applied = 0
-        for expr in self.filters:
-            try:
-                resp, _ = await self._send_raw("Filter", {"Operation": "Add", "Filter": expr})
-            except PbxError as exc:
-                log.warning("AMI %s: Filter not applied (%s); filtering locally", self.name, exc)
-                break
-            if not resp.ok:
-                log.warning("AMI %s: Filter refused (%s); filtering locally", self.name,
-                            resp.message)
-                break
-            applied += 1
-        self.filters_applied = applied
 
     # --- protocol callbacks --------------------------------------------------------------------
 
@@ -610,11 +587,11 @@ class AmiPbx:
 
     async def queue_add(
         self, queue: str, interface: str, member_name: str, *, paused: bool = False,
-        server: str | None = None,
+        penalty: int = 0, server: str | None = None,
     ) -> None:
         await self._on_all(server, "QueueAdd", {
             "Queue": queue, "Interface": interface, "MemberName": member_name,
-            "Paused": "true" if paused else "false",
+            "Paused": "true" if paused else "false", "Penalty": str(penalty),
         })
 
     async def queue_remove(self, queue: str, interface: str, *, server: str | None = None) -> None:

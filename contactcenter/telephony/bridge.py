@@ -27,7 +27,7 @@ from ..events import AmiLinkChanged, Event, PbxError
 from ..queues.directory import QueueDirectory
 from .ami import AmiClient, AmiPbx
 from .calls import Adoption, CallTracker
-from .frames import IVR_VARIABLES, AmiEvent, AmiResponse
+from .frames import AmiEvent, AmiResponse
 from .members import MemberTracker
 
 log = logging.getLogger(__name__)
@@ -44,18 +44,10 @@ CALL_EVENTS = CallTracker().events_read
 # The AMI client's own: FullyBooted marks a link ready, Shutdown is logged.
 WANTED_EVENTS = CALL_EVENTS | MEMBER_EVENTS | {"FullyBooted", "Shutdown"}
 
-
-
-def ami_filter() -> str:
-    """The one `Filter` expression the bridge sends after login: the events it reads, and VarSet
-    only for the IVR's variables. One include expression, so it applies whole or not at all (a
-    half-applied list of includes would hide events). Classic regex syntax, matched by Asterisk
-    against the whole event text; no POSIX classes, no look-ahead, so Python's `re` (the
-    simulator) reads it the same way."""
-    names = WANTED_EVENTS - {"VarSet"}
-    variables = "|".join(sorted(IVR_VARIABLES))
-    return (f"^Event: ({'|'.join(sorted(names))})[^A-Za-z]"
-            f"|Variable: ({variables})[^A-Za-z0-9_]")
+# No AMI `Filter` action: manager.c registers it with the `system` write class, which would also
+# let the bridge restart Asterisk and load modules. The noise is dropped by the account's
+# `eventfilter` lines in manager.conf (asterisk-config/) and, whatever Asterisk sends, by the
+# frame reader before a dict is built (keep_events).
 
 
 # What a resync asks Asterisk about each call it adopts (Getvar on the caller's channel), and
@@ -97,8 +89,8 @@ class ServerLink:
             on_ready=self.resync,
             on_link=self.on_link,
             action_timeout=settings.ami_action_timeout,
-            **{"keep_events": WANTED_EVENTS, "filters": (ami_filter(),),
-               "clock": bridge.clock.timestamp, **client_options},
+            **{"keep_events": WANTED_EVENTS, "clock": bridge.clock.timestamp,
+               **client_options},
         )
         self.resyncs = 0
         self.adopted = 0  # calls adopted by resyncs (live before we listened)

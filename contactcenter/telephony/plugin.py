@@ -16,9 +16,11 @@ from ..keys import BUS, CLOCK, COUNTERS, HEALTH, PBX, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY
 from .ami import AmiPbx
 from .bridge import Bridge
+from .pbx_config import PbxConfig
 
 WRITER = web.AppKey("call_writer", CallWriter)
 BRIDGE = web.AppKey("ami_bridge", Bridge)
+PBX_CONFIG = web.AppKey("pbx_config", PbxConfig)
 
 
 async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -49,7 +51,24 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
         "AMI number fields refused (inf, nan, negative, too large) since start",
         lambda: float(bridge.bad_fields()),
     )
+    conf: PbxConfig | None = None
+    if app[SETTINGS].asterisk_conf_dir:
+        # the bridge process writes the queue configuration and reloads every Asterisk
+        conf = PbxConfig(app[SETTINGS].asterisk_conf_dir,
+                         {name: link.client for name, link in bridge.links.items()},
+                         app[SESSIONS], clock=app[CLOCK])
+        await conf.start()
+        conf.follow(app[QUEUE_DIRECTORY])
+        app[PBX_CONFIG] = conf
+
+        async def conf_check() -> dict[str, Any]:
+            assert conf is not None
+            return conf.health()
+
+        app[HEALTH]["queue_config"] = conf_check
     yield
+    if conf is not None:
+        await conf.close()
     await bridge.close()
 
 

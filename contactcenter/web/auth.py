@@ -55,6 +55,7 @@ class Principal:
     display_name: str
     interface: str | None
     queues: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
 
 API_CLIENT_ROLE = "api"  # a request authenticated by API key, not a person
@@ -135,7 +136,7 @@ async def _load_user(request: web.Request) -> Principal | None:
 def _principal(user: User) -> Principal:
     return Principal(
         user.id, user.username, user.role, user.display_name or user.username, user.interface,
-        tuple(user.queues or ()),
+        tuple(user.queues or ()), tuple(user.languages or ()),
     )
 
 

@@ -40,7 +40,11 @@ def queue_form(**changes: str) -> dict[str, str]:
             "short_abandon_seconds": "4", "max_wait_target_seconds": "90",
             "wrapup_seconds": "25", "ring_timeout_seconds": "12", "timezone": "America/Chicago",
             "group_name": "outdoors", "open_mon": "08:00", "close_mon": "17:00",
-            "holidays": "2026-12-25\n2026-07-04"}
+            "holidays": "2026-12-25\n2026-07-04", "retry_seconds": "5", "joinempty": "yes",
+            "leavewhenempty": "no", "announce_frequency": "60", "announce_position": "on",
+            "announce_holdtime": "once", "periodic_announce": "",
+            "periodic_announce_frequency": "0", "musicclass": "default", "weight": "0",
+            "language_wait_seconds": "30"}
     data.update(changes)
     return data
 
@@ -288,3 +292,20 @@ async def test_a_service_the_live_menu_uses_cannot_be_deactivated(client: Any,
     async with seeded() as db:
         assert (await db.get(ServiceType, st.id)).active
         assert not (await db.get(ServiceType, unused.id)).active
+
+
+async def test_operators_languages_are_edited_checked_and_shown(client: Any, seeded: Any) -> None:
+    token = await login(client, "admin")
+    data = {"username": "beto", "display_name": "Beto", "role": "operator",
+            "interface": "PJSIP/1003", "password": "longenough1", "password2": "longenough1",
+            "active": "on", "_csrf": token}
+    resp = await client.post("/admin/users/new", data={**data, "languages": "en, spanish!"})
+    assert "language codes like en, es" in field_error(await resp.text(), "languages")
+    resp = await client.post("/admin/users/new", data={**data, "languages": "ES, en es"},
+                             allow_redirects=False)
+    assert resp.status == 302, await resp.text()
+    async with seeded() as db:
+        beto = (await db.execute(select(User).where(User.username == "beto"))).scalar_one()
+    assert beto.languages == ["en", "es"]
+    page = await (await client.get(f"/admin/users/{beto.id}", headers=HTML)).text()
+    assert 'name="languages" value="en, es"' in page

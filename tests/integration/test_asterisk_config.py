@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from contactcenter.config import Settings
+from contactcenter.queues.directory import QueueInfo
 from contactcenter.seed import DEMO_USERS, QUEUES
+from contactcenter.telephony.bridge import WANTED_EVENTS
+from contactcenter.telephony.frames import FrameReader
+from contactcenter.telephony.queues_conf import render_queues, render_rules
 from tests.conftest import ROOT, transcript
 
 CONF = ROOT / "asterisk-config"
@@ -59,8 +63,8 @@ def test_dialplan_passes_asterisklint() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "code"),
     [
-        ("Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT})", "Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT}",
-         "W_APP_BALANCE"),
+        ("Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT},,,${QRULE})",
+         "Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT},,,${QRULE}", "W_APP_BALANCE"),
         ("Goto(queue,1)", "Goto(qeueu,1)", "W_DP_GOTO_CONTEXT_NOEXTEN"),
         ("AGI(${CC_AGI_URL})", "AGII(${CC_AGI_URL})", "E_APP_MISSING"),
         ('GotoIf($["${QUEUE}" = ""]?fallback,1)', 'GotoIf($["${QUEUE}" = ""?fallback,1)',
@@ -75,15 +79,28 @@ def test_a_broken_dialplan_fails(tmp_path: Path, old: str, new: str, code: str) 
     assert proc.returncode == 1 and code in proc.stdout + proc.stderr, proc.stdout
 
 
-@pytest.mark.parametrize("name", ["queues.conf", "manager.conf", "pjsip.conf", "modules.conf"])
+SHIPPED = sorted(p.name for p in CONF.glob("*.conf") if p.name != "extensions.conf")
+
+
+def test_every_shipped_file_is_checked() -> None:
+    assert {"queues.conf", "queuerules.conf", "contactcenter-queues.conf", "manager.conf",
+            "pjsip.conf", "modules.conf", "musiconhold.conf", "logger.conf"} <= set(SHIPPED)
+    logger = dict(read_conf(CONF / "logger.conf")[1])
+    assert values(logger["general"])["queue_log"] == "yes"
+    moh = dict(read_conf(CONF / "musiconhold.conf")[1])
+    assert values(moh["default"])["directory"] == "/usr/share/asterisk/moh"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_other_files_parse_cleanly(name: str) -> None:
     rc, sections, messages = read_conf(CONF / name)
-    assert rc == 0 and sections, messages
+    assert rc == 0, messages
+    assert sections or name == "acl.conf", name  # acl.conf: comments only (no named ACLs)
 
 
 def test_a_broken_config_file_fails(tmp_path: Path) -> None:
     text = (CONF / "queues.conf").read_text()
-    (tmp_path / "queues.conf").write_text(text.replace("[potholes]", "[potholes\nstrategy"))
+    (tmp_path / "queues.conf").write_text(text.replace("[general]", "[general\nautofill"))
     rc, _, messages = read_conf(tmp_path / "queues.conf")
     assert rc == 1 and "E_CONF_BAD_LINE" in messages
 
@@ -109,14 +126,29 @@ def test_dialplan_runs_the_ivr_then_the_queue_with_fallbacks() -> None:
     assert "from-trunk" in dp and "operators" in dp
 
 
+def _seeded() -> list[QueueInfo]:
+    return [QueueInfo(**q) for q in QUEUES]  # type: ignore[arg-type]
+
+
+def test_the_shipped_queue_files_are_the_generated_ones_of_the_seed() -> None:
+    """queues.conf holds [general] and includes the generated file; the shipped copy of that
+    file (what Asterisk loads before the first apply) is exactly what the seed generates."""
+    assert (CONF / "contactcenter-queues.conf").read_text() == render_queues(_seeded())
+    assert (CONF / "contactcenter-queuerules.conf").read_text() == render_rules(_seeded())
+    text = (CONF / "queues.conf").read_text()
+    assert re.search(r"^#tryinclude contactcenter-queues\.conf$", text, re.M)
+    assert re.search(r"^#tryinclude contactcenter-queuerules\.conf$",
+                     (CONF / "queuerules.conf").read_text(), re.M)
+
+
 def test_queues_match_the_seeded_queues() -> None:
-    _, sections, _ = read_conf(CONF / "queues.conf")
+    _, sections, _ = read_conf(CONF / "queues.conf")  # through its #tryinclude
     conf = {name: values(items) for name, items in sections}
     assert set(conf) - {"general"} == {q["name"] for q in QUEUES}
     for q in QUEUES:
         opts = conf[q["name"]]
         assert opts["strategy"] == q["strategy"]
-        assert int(opts["wrapuptime"]) == q["wrapup_seconds"]
+        assert opts["wrapuptime"] == "0"  # the one wrap-up is the console's
         assert int(opts["timeout"]) == q["ring_timeout_seconds"]
         assert int(opts["servicelevel"]) == Settings().service_level_seconds
         assert opts["announce-position"] == "yes" and opts["announce-holdtime"] in ("yes", "once")
@@ -171,15 +203,21 @@ def test_every_granted_class_says_why() -> None:
             assert re.search(rf"^;\s+{cls}\s+\S", block, re.M), f"{key} class {cls}: no reason"
     assert text.count("\npermit=") == 1
     # what the bridge sends (telephony/ami.py) and the class Asterisk wants for it
+    # (classes as app_queue.c and manager.c of Asterisk 22 register them; None: any account)
     needs = {"QueueAdd": "agent", "QueueRemove": "agent", "QueuePause": "agent",
              "Hangup": "call", "Redirect": "call", "Originate": "originate",
-             "CoreShowChannels": "reporting"}
+             "CoreShowChannels": "reporting", "QueueReload": None, "QueueStatus": None,
+             "Ping": None}
     write = set(opts["write"].split(","))
-    assert {cls for cls in needs.values()} == write
+    assert {cls for cls in needs.values() if cls} == write
     ami = "".join((ROOT / "contactcenter" / "telephony" / f).read_text()
-                  for f in ("ami.py", "bridge.py"))
+                  for f in ("ami.py", "bridge.py", "pbx_config.py"))
     for action in needs:
         assert f'"{action}"' in ami, f"the bridge no longer sends {action}: drop its class?"
+    sent = set(re.findall(r'(?:action|_send_raw|list_action)\(\s*"([A-Za-z]+)"', ami))
+    assert sent - {"Challenge", "Login"} <= set(needs), sent
+    # Filter needs write=system (restart, module load): the bridge must not send it
+    assert '"Filter"' not in ami and "system" not in write
 
 
 def _posix_to_python(regex: str) -> re.Pattern[str]:
@@ -229,3 +267,63 @@ def test_event_filters_drop_the_noise_but_keep_the_ivr_variables() -> None:
     for noise in ("CEL", "Cdr", "SuccessfulAuth"):
         assert dropped.get(noise) and not kept.get(noise), noise
 
+
+
+def _shipped_account_passes(frame: bytes, read: set[str], filters: list[str]) -> bool:
+    payload = frame.decode() + "\r\n"
+    privilege = re.search(r"\r\nPrivilege: ([^\r]+)", payload)
+    classes = set(privilege.group(1).split(",")) - {"all"} if privilege else set()
+    return bool(classes & read) and _passes(filters, payload)
+
+
+def test_the_shipped_account_sends_every_event_the_bridge_reads() -> None:
+    """Asterisk with the shipped account (read classes, then its eventfilter lines) over the
+    40-call burst: every event the bridge reads gets through, and the records the bridge
+    makes are the ones it makes from the whole stream. (This replaces the AMI `Filter` the
+    bridge used to send.)"""
+    from tests.unit.test_hot_path import outputs
+    from tests.unit.test_hot_path import read as read_frames
+
+    data = transcript("ami-burst-40.raw")
+    frames = [f for f in data.split(b"\r\n\r\n") if f.startswith(b"Event: ")]
+    opts, items = _manager()
+    read = set(opts["read"].split(","))
+    filters = [v for k, v in items if k == "eventfilter"]
+    passed = [f for f in frames if _shipped_account_passes(f, read, filters)]
+    wanted = {f for f in frames if f.split(b"\r\n", 1)[0][7:].decode() in WANTED_EVENTS
+              - {"VarSet"}}
+    assert wanted <= set(passed)
+    assert len(passed) < len(frames) / 2
+    everything = read_frames(data, FrameReader(keep_noise=True))
+    filtered = read_frames(b"Asterisk Call Manager/11.0.0\r\n"
+                           + b"".join(f + b"\r\n\r\n" for f in passed),
+                           FrameReader(keep_noise=True))
+    assert outputs(filtered) == outputs(everything)
+
+
+def _every_setting() -> list[QueueInfo]:
+    """Queues with every admin-editable setting away from its default."""
+    return [
+        QueueInfo(name="graffiti", display_name="Graffiti; removal", strategy="fewestcalls",
+                  ring_timeout_seconds=22, retry_seconds=3, service_level_seconds=40,
+                  joinempty="strict", leavewhenempty="loose", announce_frequency=90,
+                  announce_position=False, announce_holdtime="no",
+                  periodic_announce="queue-periodic-announce", periodic_announce_frequency=45,
+                  musicclass="calm", weight=7, language_wait_seconds=12, wrapup_seconds=50),
+        QueueInfo(name="noise_2", strategy="wrandom"),
+    ]
+
+
+def test_the_generated_files_pass_asterisklint(tmp_path: Path) -> None:
+    (tmp_path / "queues.conf").write_text((CONF / "queues.conf").read_text())
+    (tmp_path / "queuerules.conf").write_text((CONF / "queuerules.conf").read_text())
+    (tmp_path / "contactcenter-queues.conf").write_text(render_queues(_every_setting()))
+    (tmp_path / "contactcenter-queuerules.conf").write_text(render_rules(_every_setting()))
+    for name in ("queues.conf", "queuerules.conf"):
+        rc, sections, messages = read_conf(tmp_path / name)
+        assert rc == 0, messages
+    _, sections, _ = read_conf(tmp_path / "queues.conf")
+    conf = {name: values(items) for name, items in sections}
+    assert set(conf) == {"general", "graffiti", "noise_2"}
+    _, rules, _ = read_conf(tmp_path / "queuerules.conf")
+    assert dict(rules)["lang-graffiti"] == [("penaltychange", "12,99,0")]

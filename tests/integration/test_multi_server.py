@@ -12,7 +12,6 @@ from sqlalchemy import select
 from contactcenter.app import create_app
 from contactcenter.config import load_settings
 from contactcenter.keys import SESSIONS
-from contactcenter.telephony.bridge import ami_filter
 from contactcenter.telephony.replay import ReplayServer
 from tests.conftest import HEALTH, HEALTH_KEY, transcript, until
 from tests.expected_records import CALL_ANSWERED
@@ -51,9 +50,8 @@ async def test_two_servers_same_linkedid_two_calls(
                                                             ("pbx2", linkedid)]
     assert {r.outcome for r in rows} == {"answered"}
     assert set(health["parts"]["ami"]["servers"]) == {"pbx1", "pbx2"}
-    # each server got the bridge's filter and its own resync
+    # each server got its own resync, and no Filter (manager.conf's eventfilter does that)
     for server in (one, two):
         names = [a.get("action") for a in server.actions]
-        assert names[:3] == ["Challenge", "Login", "Filter"]
+        assert names[:2] == ["Challenge", "Login"] and "Filter" not in names
         assert {"CoreShowChannels", "QueueStatus"} <= set(names)
-        assert server.actions[2].get("filter") == ami_filter()

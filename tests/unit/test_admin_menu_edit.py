@@ -102,7 +102,10 @@ def test_queue_form_parser() -> None:
         "short_abandon_seconds": "5", "max_wait_target_seconds": "60",
         "wrapup_seconds": "30", "ring_timeout_seconds": "15", "timezone": "Europe/Madrid",
         "group_name": "main", "open_sat": "10:00", "close_sat": "14:00",
-        "holidays": "2026-01-06, 2026-01-01 2026-01-06"}, creating=True)
+        "holidays": "2026-01-06, 2026-01-01 2026-01-06", "retry_seconds": "5",
+        "joinempty": "yes", "leavewhenempty": "no", "announce_frequency": "60",
+        "announce_holdtime": "once", "periodic_announce": "", "periodic_announce_frequency": "0",
+        "musicclass": "default", "weight": "0", "language_wait_seconds": "30"}, creating=True)
     assert form.ok, form.errors
     assert form.values["office_hours"] == {"sat": ["10:00", "14:00"]}
     assert form.values["holidays"] == ["2026-01-01", "2026-01-06"]

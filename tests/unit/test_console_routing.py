@@ -474,3 +474,9 @@ async def test_history_is_queried_only_for_a_phone_with_a_console(hub: ConsoleHu
     await settle(hub)
     assert history.asked == ["default:8.2"]
     assert ws.of("call")[-1]["history"] is not None
+
+
+async def test_the_console_hello_carries_the_operators_languages(hub: Any) -> None:
+    ana = Principal(1, "ana", "operator", "Ana", "PJSIP/1001", ("potholes",), ("en", "es"))
+    assert hub.hello(ana)["user"]["languages"] == ["en", "es"]
+    assert hub.hello(BEN)["user"]["languages"] == []

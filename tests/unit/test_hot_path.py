@@ -4,12 +4,11 @@ the call records exactly as they were; the fast header parse equals the careful 
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
 
 from contactcenter.events import CallEnded
-from contactcenter.telephony.bridge import MEMBER_EVENTS, WANTED_EVENTS, ami_filter
+from contactcenter.telephony.bridge import MEMBER_EVENTS, WANTED_EVENTS
 from contactcenter.telephony.calls import CallTracker, record_to_json
 from contactcenter.telephony.frames import AmiEvent, AmiResponse, FrameReader, parse_frame
 from contactcenter.telephony.members import MemberTracker
@@ -57,24 +56,6 @@ def test_the_allow_list_changes_no_record(name: str, seed: int | None) -> None:
     assert outputs(kept) == outputs(everything)
     if name == "ami-burst-40.raw":  # the bulk of the stream never becomes a dict
         assert reader.frames < len(everything) / 4
-
-
-def test_the_ami_filter_keeps_what_the_bridge_reads() -> None:
-    """What Asterisk would send after our `Filter` (its regex over each event's text) gives the
-    same records; CEL, Newexten and other VarSets are not asked for."""
-    pattern = re.compile(ami_filter())
-    data = transcript("ami-burst-40.raw")
-    everything = read(data, FrameReader(keep_noise=True))
-    raw = [f + b"\r\n\r\n" for f in data.split(b"\r\n\r\n") if f.startswith(b"Event: ")]
-    passed = [f for f in raw if pattern.search(f.decode())]
-    assert not any(f.startswith((b"Event: CEL\r", b"Event: Newexten\r")) for f in passed)
-    varsets = [f for f in passed if f.startswith(b"Event: VarSet\r")]
-    assert varsets and all(re.search(rb"Variable: (QUEUE|SERVICE|LANG|CASE|IVRPATH|IVROUTCOME)\r",
-                                     f) for f in varsets)
-    assert len(passed) < len(raw) / 4
-    filtered = read(b"Asterisk Call Manager/11.0.0\r\n" + b"".join(passed),
-                    FrameReader(keep_noise=True))
-    assert outputs(filtered) == outputs(everything)
 
 
 def test_fast_parse_equals_careful_parse() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from contactcenter.agents import presence as P
@@ -106,3 +108,16 @@ async def test_members_lost_in_an_asterisk_restart_are_added_back(
     s.presence.apply(QueueMembersSynced("default", (), later(10)))
     pbx.actions.clear()
     assert await s.restore_logins() == []
+
+
+async def test_login_and_relogin_give_the_language_band_as_penalty() -> None:
+    pbx = FakePbx()
+    s = OperatorService(P.Presence(), lambda: pbx, routed_languages=("es", "fr"))
+    beto = dataclasses.replace(ANA, languages=("en", "fr"))
+    await s.login(beto)
+    assert pbx.penalties == {("sanitation", "PJSIP/1001"): 2, ("potholes", "PJSIP/1001"): 2}
+    pbx.penalties.clear()
+    assert await s.restore_logins() == ["PJSIP/1001"]  # after an Asterisk restart: same band
+    assert set(pbx.penalties.values()) == {2}
+    await OperatorService(P.Presence(), lambda: pbx).login(ANA)  # no languages routed: 0
+    assert set(pbx.penalties.values()) == {0}

@@ -358,6 +358,14 @@ class AmiServer:
         if self.on_queue_add is not None:
             self.on_queue_add(queue, iface)
 
+    def _a_queuereload(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+        try:
+            self.pbx.reload_config()
+        except PbxError as exc:
+            err(str(exc))
+            return
+        ok("Queue reloaded successfully")
+
     def _a_queueremove(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         queue, iface = h.get("queue", ""), h.get("interface", "")
         if not queue or not iface:

@@ -39,6 +39,12 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
+        "--asterisk-conf", default=None, metavar="DIR",
+        help="read queues.conf (or the generated contactcenter-queues.conf), queuerules.conf and "
+        "extensions.conf's globals from DIR as Asterisk does, again on every QueueReload "
+        "(e.g. CC_ASTERISK_CONF_DIR of the server the simulator stands in for)",
+    )
+    p.add_argument(
         "--wait-client",
         type=float,
         default=0.0,
@@ -98,7 +104,8 @@ async def _run(
     host: str,
     port: int,
 ) -> int:
-    pbx = Pbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed)
+    pbx = Pbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
+              config_dir=args.asterisk_conf)
     add_simulated_agents(pbx, queues, args.agents)
     server = AmiServer(pbx, username, secret, host=host, port=port)
     await server.start()

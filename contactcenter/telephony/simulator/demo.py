@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -56,6 +57,10 @@ async def simulator_ctx(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[SETTINGS]
     pbx = build(QUEUES, settings.agi_host, settings.agi_port, settings.sounds_dir)
+    if settings.asterisk_conf_dir:
+        # the bridge writes the store's queues there and sends QueueReload: the simulator
+        # then reads them as Asterisk does (the seeded copy above only bridges the start)
+        pbx.config_dir = Path(settings.asterisk_conf_dir)
     server = AmiServer(
         pbx,
         settings.ami_username,

@@ -16,11 +16,19 @@ import math
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..queues_conf import (
+    QUEUES_FILE,
+    RULES_FILE,
+    PenaltyChange,
+    parse_config,
+    parse_rules,
+    queue_sections,
+)
 from .clock import VirtualClock
 from .wire import (
     CAUSE_TXT,
@@ -45,7 +53,10 @@ CALL, DIALPLAN, AGENT, AGI, DTMF, CDR = (
     "dtmf,all",
     "cdr,all",
 )
-STRATEGIES = ("ringall", "rrmemory", "leastrecent", "linear")
+STRATEGIES = ("ringall", "rrmemory", "leastrecent", "linear", "fewestcalls", "random",
+              "rrordered", "wrandom")
+# what QueueReload answers when the configuration cannot be read (app_queue's wording)
+RELOAD_ERROR = "Error encountered while reloading queue"
 # The capture's [globals]: seconds before answering (99 = never) and talk seconds per agent.
 DEFAULT_GLOBALS = {
     "RING_2001": "2",
@@ -79,6 +90,28 @@ class QueueConfig:
     servicelevel: int = 15
     joinempty: bool = True
     leavewhenempty: bool = False
+    weight: int = 0
+
+    @classmethod
+    def from_options(cls, name: str, opts: Mapping[str, str]) -> QueueConfig:
+        """A queues.conf section, as app_queue reads it (its defaults for what is missing).
+        joinempty/leavewhenempty: "yes" joins always / "no" never leaves; any other word
+        needs (or keeps) an unpaused member."""
+
+        def num(key: str, default: float) -> float:
+            raw = opts.get(key, "")
+            return float(raw) if raw.strip() else default
+
+        strategy = opts.get("strategy", "ringall")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"'{strategy}' isn't a valid strategy for queue '{name}'")
+        return cls(
+            name, strategy, timeout=num("timeout", 15), retry=num("retry", 5),
+            wrapuptime=num("wrapuptime", 0), servicelevel=int(num("servicelevel", 0)),
+            joinempty=opts.get("joinempty", "yes").lower() == "yes",
+            leavewhenempty=opts.get("leavewhenempty", "no").lower() != "no",
+            weight=int(num("weight", 0)),
+        )
 
 
 @dataclass
@@ -173,6 +206,10 @@ class CitizenCall:
     # virtual time the next keyed digit reaches the IVR: a prompt due to end later waits for it,
     # so a loaded event loop cannot reorder DTMF and STREAM_END
     key_due: float | None = None
+    # QUEUE_MIN_PENALTY / QUEUE_MAX_PENALTY and the queue rule's steps still to come
+    min_penalty: int | None = None
+    max_penalty: int | None = None
+    rule: list[PenaltyChange] = field(default_factory=list)
 
 
 @dataclass
@@ -218,6 +255,7 @@ class Pbx:
         sound_files: frozenset[str] | None = None,
         fallback_queue: str | None = None,
         sounds_dir: str | Path | None = None,
+        config_dir: Path | str | None = None,
     ) -> None:
         self.clock = clock or VirtualClock()
         # The shipped dialplan (asterisk-config/extensions.conf): a caller that times out of
@@ -233,6 +271,11 @@ class Pbx:
         self.played: deque[tuple[str, str]] = deque(maxlen=2000)  # (language, sound), in order
         self.listeners: list[Listener] = []
         self.queues: dict[str, QueueState] = {}
+        # Asterisk's config directory: queues.conf (or, alone, the generated file) and
+        # queuerules.conf, read at start and on every QueueReload; extensions.conf's [globals]
+        self.config_dir = Path(config_dir) if config_dir is not None else None
+        self.rules: dict[str, list[PenaltyChange]] = {}
+        self.reloads = 0
         self.channels: dict[str, Channel] = {}
         self.globals: dict[str, str] = dict(DEFAULT_GLOBALS)
         self.device_busy: dict[str, str] = {}  # interface -> "ringing" | "inuse"
@@ -249,6 +292,8 @@ class Pbx:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._linked: dict[str, int] = {}
         self._member_seq = itertools.count()
+        if self.config_dir is not None:
+            self.reload_config()
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, name: str, privilege: str, headers: Headers, *, stamp: bool = True) -> None:
@@ -415,6 +460,38 @@ class Pbx:
         self.emit("BridgeLeave", CALL, bridge.snapshot() + ch.snapshot())
 
     # ---- queue membership -----------------------------------------------------------------
+    def _conf(self, *names: str) -> Path | None:
+        assert self.config_dir is not None
+        return next((self.config_dir / n for n in names if (self.config_dir / n).exists()), None)
+
+    def reload_config(self) -> None:
+        """app_queue's reload (QueueReload with no headers): queues in the files are created
+        or get their new parameters (members and statistics stay), queues no longer there are
+        removed, the rules are read again. A file that cannot be read changes nothing."""
+        if self.config_dir is None:
+            raise PbxError(RELOAD_ERROR)
+        try:
+            path = self._conf("queues.conf", QUEUES_FILE)
+            sections = queue_sections(parse_config(path)) if path else {}
+            configs = [QueueConfig.from_options(n, o) for n, o in sections.items()]
+            rules_path = self._conf("queuerules.conf", RULES_FILE)
+            rules = parse_rules(parse_config(rules_path)) if rules_path else {}
+            dialplan = self._conf("extensions.conf")
+            globals_ = parse_config(dialplan).options("globals") if dialplan else {}
+        except (OSError, ValueError, IndexError) as exc:
+            log.warning("simulated QueueReload refused: %s", exc)
+            raise PbxError(RELOAD_ERROR) from None
+        for name in [n for n in self.queues if n not in sections]:
+            del self.queues[name]
+        for cfg in configs:
+            if cfg.name in self.queues:
+                self.queues[cfg.name].config = cfg
+            else:
+                self.add_queue(cfg)
+        self.rules = rules
+        self.globals.update({k: v for k, v in globals_.items() if k.startswith("LANG_PENALTY_")})
+        self.reloads += 1
+
     def add_queue(self, cfg: QueueConfig) -> None:
         if cfg.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {cfg.strategy!r}")
@@ -689,6 +766,7 @@ class Pbx:
             if queue:
                 self.newexten(two, "GotoIf", "0?fallback", 4)
                 prio = 5
+                self.language_window(call, queue)  # the shipped `queue` extension only
             else:
                 self.newexten(two, "GotoIf", "1?fallback", 4)
                 queue, prio = "general-311", 7
@@ -731,6 +809,26 @@ class Pbx:
         if not call.outcome:
             call.outcome = "ivr_hangup"
         call.where = "ended"
+
+    def language_window(self, call: CitizenCall, queue: str) -> None:
+        """The shipped dialplan's `queue` extension: a caller whose LANG has a
+        LANG_PENALTY_<lang> global starts with QUEUE_MIN_PENALTY = QUEUE_MAX_PENALTY = that
+        band and the queue's rule `lang-<queue>` (which later opens the queue to everyone)."""
+        lang = call.ch2.vars.get("LANG", "")
+        band = self.globals.get(f"LANG_PENALTY_{lang}", "") if lang else ""
+        if band.strip().isdigit():
+            call.min_penalty = call.max_penalty = int(band)
+            call.rule = list(self.rules.get(f"lang-{queue}", []))
+
+    def in_window(self, call: CitizenCall, m: Member) -> bool:
+        return ((call.max_penalty is None or m.penalty <= call.max_penalty)
+                and (call.min_penalty is None or m.penalty >= call.min_penalty))
+
+    def _follow_rule(self, call: CitizenCall) -> None:
+        # app_queue: `while (qe.pr && (time(NULL) - qe.start) > qe.pr->time)` (whole seconds)
+        while call.rule and int(self.clock.now() - call.joined_at) > call.rule[0].after:
+            step = call.rule.pop(0)
+            call.max_penalty, call.min_penalty = step.max_penalty, step.min_penalty
 
     # ---- app_queue ------------------------------------------------------------------------
     async def queue_app(self, call: CitizenCall, queue: str, prio: int) -> None:
@@ -906,19 +1004,31 @@ class Pbx:
         call.where = "ended"
 
     def _pick(self, call: CitizenCall, q: QueueState, linpos: list[int]) -> list[Member]:
-        """Members to ring now, by strategy (app_queue's calc_metric, simplified)."""
+        """Members to ring now, by strategy (app_queue's calc_metric, simplified): only members
+        within the caller's penalty window, the lowest penalty first (for ringall: only the
+        lowest penalty among the available)."""
         strategy = q.config.strategy
+        ok = [m for m in q.members.values() if self.available(m) and self.in_window(call, m)]
+        if not ok:
+            return []
+        tier = min(m.penalty for m in ok)
         if strategy == "ringall":
-            return [m for m in q.ordered_members() if self.available(m)]
+            return [m for m in q.ordered_members() if m in ok and m.penalty == tier]
+        metric: list[tuple[float, Member]]
         if strategy == "linear":
             ordered = q.ordered_members()
             metric = [(1000 + i if i < linpos[0] else i, m) for i, m in enumerate(ordered)]
-        elif strategy == "rrmemory":
+        elif strategy in ("rrmemory", "rrordered"):
             ordered = sorted(q.members.values(), key=lambda m: m.seq)
             metric = [(1000 + i if i < q.rrpos else i, m) for i, m in enumerate(ordered)]
+        elif strategy == "fewestcalls":
+            metric = [(m.calls_taken, m) for m in q.ordered_members()]
+        elif strategy in ("random", "wrandom"):
+            metric = [(self.rng.random(), m) for m in q.ordered_members()]
         else:  # leastrecent
             metric = [(m.last_call, m) for m in q.ordered_members()]
-        best = sorted((x for x in metric if self.available(x[1])), key=lambda x: x[0])
+        best = sorted((x for x in metric if x[1] in ok and x[1].penalty == tier),
+                      key=lambda x: x[0])
         return [best[0][1]] if best else []
 
     async def _wait_in_queue(self, call: CitizenCall, q: QueueState, deadline: float) -> str:
@@ -936,7 +1046,9 @@ class Pbx:
                 cursor = now
             if q.config.leavewhenempty and not self._has_usable(q):
                 return "leaveempty"
-            avail = sum(1 for m in q.members.values() if self.available(m))
+            self._follow_rule(call)
+            avail = sum(1 for m in q.members.values()
+                        if self.available(m) and self.in_window(call, m))
             # autofill: as many callers as there are free members may ring at once, except
             # with ringall, where only the head caller is served (num_available_members)
             if q.config.strategy == "ringall":
@@ -969,7 +1081,7 @@ class Pbx:
         deadline: float,
         start: float,
     ) -> str:
-        if q.config.strategy == "rrmemory":
+        if q.config.strategy in ("rrmemory", "rrordered"):
             ordered = sorted(q.members.values(), key=lambda m: m.seq)
             idx = ordered.index(members[0])
             q.rrpos = idx + 1 if idx + 1 < len(ordered) else 0

@@ -115,7 +115,7 @@ class FakePbx:
         self.calls.append(("remove", queue, interface))
 
     async def queue_add(self, queue: str, interface: str, member_name: str, *,
-                        paused: bool = False) -> None:
+                        paused: bool = False, penalty: int = 0) -> None:
         self.calls.append(("add", queue, interface))
 
     async def hangup(self, channel: str) -> None:

@@ -408,3 +408,11 @@ def test_each_queue_counts_its_own_legs_and_wrap_goes_to_the_last_answered_leg()
     for q in ("sanitation", "general-311"):
         assert figures(rebuilt, q, now) == figures(live, q, now), q
         assert figures(rebuilt, q, now, "hour") == figures(live, q, now, "hour"), q
+def test_the_wallboard_shows_operators_languages() -> None:
+    ana, ben = "PJSIP/2001", "PJSIP/2002"
+    stats = QueueStats(QUEUES, tz=UTC, operators=[
+        Operator(ana, "Ana", ("sanitation",), ("en", "es")), Operator(ben, "Ben", ("sanitation",)),
+    ])
+    stats.apply(_state(ana, T0))
+    assert _op(stats, ana, T0)["languages"] == ["en", "es"]
+    assert _op(stats, ben, T0)["languages"] == []
