@@ -138,6 +138,28 @@ def is_case_number(value: str) -> bool:
     return bool(NUMBER_RE.match(value))
 
 
+_LOOSE_NUMBER = re.compile(r"^(?:311\D*)?((?:19|20)\d\d)\D+(\d{1,9})$")
+
+
+def normalize_case_number(text: str) -> str | None:
+    """Any reasonable spelling of a case number as people type or read it, or None:
+    "311-2026-000423", "3112026000423", "2026000423", "311 2026 423", "2026-423", "#2026/423".
+    Only the year and the sequence count, so a number can never be guessed into another."""
+    value = text.strip().strip("#").strip()
+    if len(value) > 40:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if value.isdigit():
+        whole = digits[3:] if len(digits) == 13 and digits.startswith("311") else digits
+        if len(whole) == 10:
+            return format_number(int(whole[:4]), int(whole[4:]))
+    match = _LOOSE_NUMBER.match(value)
+    if match:
+        seq = int(match.group(2))
+        return format_number(int(match.group(1)), seq) if seq > 0 else None
+    return None
+
+
 # --- inputs and views ---------------------------------------------------------------------------
 
 
@@ -787,6 +809,11 @@ async def _views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
     )).all()
     by_id = {row[0].id: _to_view(*row) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
+
+
+async def load_views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
+    """Views of the cases `ids`, in that order (for other features' queries)."""
+    return await _views(session, ids)
 
 
 async def _view(session: AsyncSession, case_id: int) -> CaseView:
