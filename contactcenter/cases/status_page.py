@@ -84,7 +84,9 @@ def _when(request: web.Request) -> Any:
 
 
 def _context(request: web.Request, lang: str, **extra: Any) -> dict[str, Any]:
-    return {"t": STRINGS[lang], "lang": lang, **extra}
+    # a language chosen with the switch is kept in links; one from the browser needs none
+    chosen = request.query.get("lang", "") in STRINGS
+    return {"t": STRINGS[lang], "lang": lang, "chosen": chosen, **extra}
 
 
 def _with_lang(request: web.Request, path: str) -> str:
