@@ -73,7 +73,7 @@ async def fill(url: str, cases: int) -> None:
                                created_at, updated_at)
             SELECT '311-2026-' || lpad(g::text, 6, '0'), md5(g::text),
                    (ARRAY[{ids}])[1 + g % {n}], (ARRAY[{agencies}])[1 + g % {n}],
-                   1 + (g * 7919) % 100000,
+                   1 + ((g::bigint * 7919) % 100000)::int,
                    (ARRAY['open','acknowledged','in_progress','closed','closed','closed'])
                        [1 + (g / 7) % 6],
                    'phone',
