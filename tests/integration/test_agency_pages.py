@@ -247,3 +247,29 @@ async def test_admins_manage_resolution_codes(env: Any) -> None:
     resp = await post(client, token, f"/cases/{other.number}/close", code="tree-removed",
                       note="Done.")
     assert resp.status == 400 and "unknown resolution code" in await resp.text()
+
+
+async def test_user_add_makes_agency_users_only_for_known_agencies(
+    migrated_url: str, seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CC_DATABASE_URL": migrated_url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "contactcenter.cli", "user", "add", *args,
+                               "--password-stdin"], input="long-password-2\n", env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    missing = await asyncio.to_thread(run, "dana", "--role", "agency")
+    assert missing.returncode == 2 and "needs --agencies" in missing.stderr
+    unknown = await asyncio.to_thread(run, "dana", "--role", "agency", "--agencies", "DPW,NOPE")
+    assert unknown.returncode == 1 and "unknown agencies: NOPE" in unknown.stderr
+    ok = await asyncio.to_thread(run, "dana", "--role", "agency", "--agencies", "DPW,SAN")
+    assert ok.returncode == 0, ok.stderr
+    async with seeded() as s:
+        user = (await s.execute(select(User).where(User.username == "dana"))).scalar_one()
+    assert (user.role, user.agencies) == ("agency", ["DPW", "SAN"])
