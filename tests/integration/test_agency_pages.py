@@ -63,6 +63,10 @@ async def test_agency_user_sees_and_works_only_their_agencys_cases(env: Any) -> 
         resp = await post(client, token, f"/cases/{pickup.number}/{action}", body="x")
         assert resp.status == 404, action
     assert (await store(client).by_number(pickup.number)).status == "open"  # type: ignore
+    # nor in the search: by number, or by words of its address
+    for q in (pickup.number, "Elm"):
+        found = await (await client.get("/cases", params={"q": q}, headers=HTML)).text()
+        assert f'href="/cases/{pickup.number}"' not in found and "No case found" in found, q
     # their own: acknowledge, a public note, close with a code and a public note
     clock.advance(600)
     resp = await post(client, token, f"/cases/{pothole.number}/acknowledge")
