@@ -18,7 +18,9 @@ from sqlalchemy import select
 
 from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.app import create_app
+from contactcenter.cases.keys import CASE_STORE
 from contactcenter.cases.models import Call
+from contactcenter.cases.store import NewCase
 from contactcenter.ivr.services import IvrServices
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
@@ -52,7 +54,8 @@ async def sign_in(page: Page, base: str, who: str) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
-async def operator_opens_a_case(page: Page, base: str, pbx: Any) -> str:
+async def operator_opens_a_case(page: Page, base: str, pbx: Any, earlier: str,
+                                shots: Path) -> str:
     await sign_in(page, base, "operator")
     await page.wait_for_url(f"{base}/console", timeout=TIMEOUT)
     await expect(page.locator("#link")).to_have_text("Phone system connected", timeout=TIMEOUT)
@@ -63,6 +66,14 @@ async def operator_opens_a_case(page: Page, base: str, pbx: Any) -> str:
     await page.get_by_role("button", name="Answer").click()
     await expect(page.locator("#call-status")).to_have_text("Connected", timeout=TIMEOUT)
     await page.get_by_label("Service type").select_option("pothole")
+    await page.get_by_label("Address").fill("200 calle luna.")
+    # the same problem at the same place was reported last week: the console says so
+    suggestion = page.locator("#similar")
+    await expect(suggestion).to_be_visible(timeout=TIMEOUT)
+    await expect(suggestion).to_contain_text(earlier)
+    await expect(suggestion.get_by_role("button", name="Link caller to this case")).to_be_visible()
+    await page.screenshot(path=str(shots / "console-duplicate.png"))
+    # (this caller's pothole is another one, across the street: a new case after all)
     await page.get_by_label("Address").fill("200 Calle Luna")
     await page.get_by_label("Description").fill("Pothole swallowing tires by the bakery")
     await page.get_by_role("button", name="Create case").click()
@@ -101,7 +112,10 @@ async def test_an_agency_works_a_case_from_a_call_and_the_citizen_sees_it_closed
                 p.on("response", lambda r: errors.append(f"{r.status} {r.url}")
                      if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
 
-            number = await operator_opens_a_case(op, base, pbx)
+            earlier = await app[CASE_STORE].open_case(NewCase(
+                service_code="pothole", address="200 Calle Luna", description="last week"),
+                actor="operator")
+            number = await operator_opens_a_case(op, base, pbx, earlier.number, shots)
 
             async def call_linked() -> bool:  # the record is written, the console links it
                 await app[CONSOLE].tick()
