@@ -20,6 +20,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..cases.keys import CASE_STORE
+from ..cases.models import CASE_STATUSES
 from ..cases.store import CaseError, CaseNotFound, CaseView, normalize_case_number
 from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..web.auth import Principal, origin_ok, require_role, require_user
@@ -122,7 +123,7 @@ async def work_queue(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("agency/queue.html", request, {
         "page": page, "now": now, "error": error, "q": q, "agencies": choices,
         "agency": agency, "services": await request.app[CASE_STORE].service_types(),
-        "statuses": [Q.OPEN, "all", "open", "acknowledged", "in_progress", "closed"],
+        "statuses": [Q.OPEN, "all", *CASE_STATUSES],
         "people": people, "local": _local(request),
         "next_url": f"/agency?{urlencode({**keep, 'after': page.next_cursor})}"
         if page.next_cursor else None,
@@ -228,7 +229,7 @@ async def case_search(request: web.Request) -> web.Response:
     text = request.query.get("q", "").strip()[:200]
     number = normalize_case_number(text) if text else None
     results = await Q.search(request.app[SESSIONS], text, agencies=scope(user)) if text else []
-    if number is not None and len(results) == 1:
+    if number is not None and len(results) == 1 and results[0].number == number:
         raise web.HTTPFound(f"/cases/{results[0].number}")
     return aiohttp_jinja2.render_template("agency/search.html", request, {
         "text": text, "results": results, "now": request.app[CLOCK].now(),

@@ -145,7 +145,8 @@ async def search(
         if number is not None:
             ids = list((await session.execute(
                 select(Case.id).where(Case.number == number, *scope))).scalars())
-            return await load_views(session, ids)
+            if ids:  # else it may be a phone number that looks like one (202 555 1234)
+                return await load_views(session, ids)
         phone = normalize_phone(text) if re.fullmatch(r"[\d\s()+.-]{7,}", text) else None
         if phone is not None:
             variants = {phone, phone[-10:]} if len(phone) > 10 else {phone}

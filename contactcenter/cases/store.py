@@ -151,7 +151,7 @@ def normalize_case_number(text: str) -> str | None:
     digits = re.sub(r"\D", "", value)
     if value.isdigit():
         whole = digits[3:] if len(digits) == 13 and digits.startswith("311") else digits
-        if len(whole) == 10:
+        if len(whole) == 10 and whole[:2] in ("19", "20"):
             return format_number(int(whole[:4]), int(whole[4:]))
     match = _LOOSE_NUMBER.match(value)
     if match:

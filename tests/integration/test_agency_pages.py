@@ -171,9 +171,13 @@ async def test_search_by_number_phone_and_words_and_the_duplicate_suggestion(
         resp = await client.get("/cases", params={"q": spelling}, headers=HTML,
                                 allow_redirects=False)
         assert resp.status == 302 and resp.headers["Location"] == f"/cases/{a.number}"
-    found = await (await client.get("/cases", params={"q": "(787) 555-0101"},
-                                    headers=HTML)).text()
-    assert a.number in found and b.number not in found
+    for phone in ("(787) 555-0101", "7875550101", "+1 787 555 0101"):
+        found = await (await client.get("/cases", params={"q": phone}, headers=HTML)).text()
+        assert a.number in found and b.number not in found, phone
+    # a phone number shaped like a case number (311-2025-551234) that is no case: a phone
+    c = await open_case(client, "pothole", "9 Pine Rd", phone="202-555-1234")
+    found = await (await client.get("/cases", params={"q": "2025551234"}, headers=HTML)).text()
+    assert f'href="/cases/{c.number}"' in found
     found = await (await client.get("/cases", params={"q": "school deep"}, headers=HTML)).text()
     assert a.number in found and b.number not in found
     found = await (await client.get("/cases", params={"q": "oak"}, headers=HTML)).text()
