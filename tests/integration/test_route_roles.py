@@ -214,3 +214,25 @@ async def test_an_agency_user_cannot_read_or_act_on_another_agencys_case(client:
                 method, path, resp.status)
     assert [n.body for n in (await store.by_number(theirs.number)).notes] == []
     assert [n.body for n in (await store.by_number(mine.number)).notes] == ["hello"]
+
+
+async def test_the_case_page_socket_refuses_anonymous_and_foreign_origins(client: Any) -> None:
+    from contactcenter.cases.keys import CASE_STORE
+    from contactcenter.cases.store import NewCase
+
+    case = await client.server.app[CASE_STORE].open_case(NewCase(service_code="pothole"),
+                                                         actor="t")
+    path = f"/cases/{case.number}/ws"
+    origin = str(client.make_url("/")).rstrip("/")
+    client.session.cookie_jar.clear()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as anon:
+        await client.ws_connect(path, headers={"Origin": origin})
+    assert anon.value.status in (401, 403)
+    for role in ("operator", "supervisor", "admin", "agency"):  # agency: DPW owns potholes
+        client.session.cookie_jar.clear()
+        await login(client, role)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
+            await client.ws_connect(path, headers={"Origin": "https://evil.example"})
+        assert foreign.value.status == 403
+        ws = await client.ws_connect(path, headers={"Origin": origin})
+        await ws.close()
