@@ -116,7 +116,7 @@ async def work_queue(request: web.Request) -> web.Response:
     except Q.QueryError as exc:
         error = str(exc)
     now = request.app[CLOCK].now()
-    keep = {k: v for k, v in q.items() if k != "after" and v}
+    keep = {k: v for k, v in q.items() if k not in ("after", "moved") and v}
     people: list[str] = []
     for code in (agencies or ()):
         people += [p for p in await Q.agency_people(sessions, code) if p not in people]
@@ -128,6 +128,7 @@ async def work_queue(request: web.Request) -> web.Response:
         "next_url": f"/agency?{urlencode({**keep, 'after': page.next_cursor})}"
         if page.next_cursor else None,
         "first_url": f"/agency?{urlencode(keep)}" if q.get("after") else None,
+        "moved": q.get("moved", "")[:40],
     }, status=400 if error else 200)
 
 
@@ -199,6 +200,9 @@ async def case_action(request: web.Request) -> web.Response:
     except CaseError as exc:
         fresh = await store.by_number(view.number) or view
         return await _render_case(request, user, fresh, error=f"{exc}.", status=400)
+    after = await store.by_number(view.number)
+    if after is None or not may_see(user, after):  # reassigned out of the user's agencies
+        raise web.HTTPSeeOther(f"/agency?moved={view.number}")
     raise web.HTTPSeeOther(f"/cases/{view.number}?done={action}")
 
 

@@ -281,3 +281,19 @@ async def test_user_add_makes_agency_users_only_for_known_agencies(
     async with seeded() as s:
         user = (await s.execute(select(User).where(User.username == "dana"))).scalar_one()
     assert (user.role, user.agencies) == ("agency", ["DPW", "SAN"])
+
+
+async def test_an_agency_user_who_reassigns_a_case_away_lands_on_their_queue(env: Any) -> None:
+    client, _ = env
+    case = await open_case(client, "pothole")
+    token = await login(client, "agency")  # DPW
+    resp = await post(client, token, f"/cases/{case.number}/reassign", agency="SAN", reason="")
+    assert resp.status == 400 and "needs a reason" in await resp.text()
+    resp = await post(client, token, f"/cases/{case.number}/reassign", agency="SAN",
+                      reason="garbage, not a pothole")
+    assert resp.status == 303 and resp.headers["Location"] == f"/agency?moved={case.number}"
+    page = await (await client.get(resp.headers["Location"], headers=HTML)).text()
+    assert f"Case {case.number} was reassigned" in page
+    assert (await client.get(f"/cases/{case.number}", headers=HTML)).status == 404
+    view = await store(client).by_number(case.number)
+    assert view is not None and view.agency_code == "SAN"
