@@ -114,7 +114,8 @@ def _timeline(t: dict[str, str], updates: list[PublicUpdate], agency: str,
     for u in updates:
         label = t.get(f"ev_{u.change}", t["ev_noted"])
         note = "" if u.change == "acknowledged" else o3.mask_contacts(u.note, known)
-        out.append({"at": u.at, "label": label.format(agency=agency), "note": note,
+        out.append({"at": u.at, "label": label.format(agency=u.agency_name or agency),
+                    "note": note,
                     "change": u.change})
     return out
 

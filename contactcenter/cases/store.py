@@ -248,6 +248,7 @@ class PublicUpdate:
     code: str | None  # the resolution code, for a close
     note: str
     known: tuple[str | None, str | None] = (None, None)  # the citizen's e-mail, phone: masked
+    agency_name: str | None = None  # of the agency that had the case then
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -520,11 +521,12 @@ class CaseStore:
     async def public_history(self, case_id: int) -> list[PublicUpdate]:
         async with self.sessions() as session:
             rows = (await session.execute(
-                select(CaseEvent, Case.number)
+                select(CaseEvent, Case.number, Agency.name)
                 .join(Case, Case.id == CaseEvent.case_id)
+                .outerjoin(Agency, Agency.code == CaseEvent.to_agency)
                 .where(CaseEvent.case_id == case_id, CaseEvent.public.is_(True))
                 .order_by(CaseEvent.at, CaseEvent.id).limit(500))).all()
-        return [_update(e, number) for e, number in rows]
+        return [_update(e, number, agency_name=name) for e, number, name in rows]
 
     async def public_updates(
         self, start: datetime, end: datetime, limit: int = 1000
@@ -817,9 +819,11 @@ async def _resolution(session: AsyncSession, code: str) -> ResolutionCode:
 
 
 def _update(e: CaseEvent, number: str,
-            known: tuple[str | None, str | None] = (None, None)) -> PublicUpdate:
+            known: tuple[str | None, str | None] = (None, None),
+            agency_name: str | None = None) -> PublicUpdate:
     return PublicUpdate(e.id, number, e.at, e.change, e.to_status,
-                        e.reason if e.change == "closed" else None, e.note or "", known)
+                        e.reason if e.change == "closed" else None, e.note or "", known,
+                        agency_name)
 
 
 def _history(
