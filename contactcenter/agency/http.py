@@ -60,7 +60,7 @@ def _local(request: web.Request) -> Any:
     zone = _zone(request)
 
     def fmt(dt: datetime | None) -> str:
-        return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M") if dt else ""
+        return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if dt else ""
 
     return fmt
 
