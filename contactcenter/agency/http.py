@@ -168,7 +168,8 @@ async def case_action(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text=f"your role may not {action} a case")
     form = await request.post()
 
-    def field(name: str, limit: int = 4000) -> str:
+    def field(name: str, limit: int = 20_000) -> str:
+        # not cut to the store's limits: too long is refused with a message, never shortened
         return str(form.get(name, "") or "")[:limit]
 
     store = request.app[CASE_STORE]
@@ -182,7 +183,7 @@ async def case_action(request: web.Request) -> web.Response:
             await store.assign(view.number, field("assignee", 80) or None, actor=who)
         elif action == "reassign":
             await store.reassign(view.number, field("agency", 40), actor=who,
-                                 reason=field("reason", 400))
+                                 reason=field("reason"))
         elif action == "note":
             await store.add_note(view.number, field("body"), author=who,
                                  public=field("public", 5) == "1")
@@ -190,10 +191,10 @@ async def case_action(request: web.Request) -> web.Response:
             code = field("code", 40)
             if not code:
                 raise CaseError("choose a resolution code")
-            await store.close(view.number, actor=who, reason=field("note", 400), code=code)
+            await store.close(view.number, actor=who, reason=field("note"), code=code)
         elif action == "reopen":
             within = request.app[SETTINGS].reopen_days if user.role == "operator" else None
-            await store.reopen(view.number, actor=who, reason=field("reason", 400),
+            await store.reopen(view.number, actor=who, reason=field("reason"),
                                within_days=within)
     except CaseNotFound:
         raise web.HTTPNotFound(text="no such case") from None

@@ -297,3 +297,31 @@ async def test_an_agency_user_who_reassigns_a_case_away_lands_on_their_queue(env
     assert (await client.get(f"/cases/{case.number}", headers=HTML)).status == 404
     view = await store(client).by_number(case.number)
     assert view is not None and view.agency_code == "SAN"
+
+
+@pytest.mark.parametrize("action,fields", [
+    ("assign", {"assignee": "x" * 5000}),
+    ("assign", {"assignee": "operator"}),
+    ("reassign", {"agency": "NOPE", "reason": "because"}),
+    ("reassign", {"agency": "SAN", "reason": "r" * 201}),
+    ("note", {"body": "   "}),
+    ("note", {"body": "n" * 4001}),
+    ("close", {"code": "\x00<script>", "note": "done"}),
+    ("close", {"code": "resolved", "note": ""}),
+    ("reopen", {"reason": "x"}),
+])
+async def test_bad_action_input_is_a_clear_400_and_changes_nothing(
+    env: Any, action: str, fields: dict[str, str],
+) -> None:
+    client, _ = env
+    case = await open_case(client, "pothole")
+    token = await login(client, "supervisor")
+    resp = await post(client, token, f"/cases/{case.number}/{action}", **fields)
+    page = await resp.text()
+    assert resp.status == 400, page[:300]
+    error = re.search(r'<p class="error" role="alert">([^<]+)</p>', page)
+    assert error is not None and "\n" not in error.group(1)
+    after = await store(client).by_number(case.number)
+    assert after is not None
+    assert (after.status, after.agency_code, after.assignee, after.notes) == (
+        "open", "DPW", None, ())
