@@ -158,6 +158,9 @@ class Call(Base):
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_queue_started", "queue", "started_at"),
+        # the case page lists a case's calls: linked by the console, or keyed in the IVR
+        Index("ix_calls_case_id", "case_id"),
+        Index("ix_calls_case_number", "case_number"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     server: Mapped[str] = mapped_column(String(80), default="default")

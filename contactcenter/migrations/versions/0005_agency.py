@@ -59,6 +59,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_events_case', ['case_id', 'id'], unique=False)
         batch_op.create_index('ix_case_events_public_at', ['public', 'at'], unique=False)
 
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.create_index('ix_calls_case_id', ['case_id'], unique=False)
+        batch_op.create_index('ix_calls_case_number', ['case_number'], unique=False)
+
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('assignee', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('resolution_code', sa.String(length=40), nullable=True))
@@ -85,6 +89,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_cases_agency_due')
         batch_op.drop_column('resolution_code')
         batch_op.drop_column('assignee')
+
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_calls_case_number')
+        batch_op.drop_index('ix_calls_case_id')
 
     with op.batch_alter_table('case_events', schema=None) as batch_op:
         batch_op.drop_index('ix_case_events_public_at')
