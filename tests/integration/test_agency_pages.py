@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -206,7 +207,13 @@ async def test_the_case_page_hears_changes_live(env: Any) -> None:
     msg = await ws.receive_json(timeout=10)
     assert (msg["type"], msg["number"], msg["change"], msg["actor"]) == (
         "changed", case.number, "acknowledged", "agency")
-    await ws.close()
+    # signing out (in this or any web process) closes the page's socket: 4401, to the log-in
+    token = re.search(r'name="_csrf" value="([^"]+)"', await (await client.get(
+        f"/cases/{case.number}", headers=HTML)).text())
+    assert token is not None
+    await post(client, token.group(1), "/logout")
+    closed = await ws.receive(timeout=10)
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4401
 
 
 async def test_admin_links_an_agency_user_to_agencies(
