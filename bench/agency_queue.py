@@ -140,6 +140,7 @@ async def measure(url: str, runs: int) -> dict[str, Any]:
         "search_phone": lambda: Q.search(sessions, phone),
         "search_words": lambda: Q.search(sessions, "deep pothole school"),
         "search_address": lambda: Q.search(sessions, "12 Oak Ave"),
+        "search_no_match": lambda: Q.search(sessions, "zebra"),  # the worst case: a full scan
         "similar_open": lambda: Q.similar_open(sessions, "pothole", "12 Oak Ave", now),
     }
     for name, fn in checks.items():

@@ -154,12 +154,26 @@ async def search(
                      .where(Citizen.phone.in_(variants), *scope))
         else:
             words = [w for w in re.split(r"\s+", text) if w][:8]
-            query = select(Case.id).where(*scope, *(
-                or_(Case.address.ilike(_like(w), escape="\\"),
-                    Case.description.ilike(_like(w), escape="\\")) for w in words))
+            query = select(Case.id).where(*scope, *(_word(w) for w in words))
         ids = list((await session.execute(
             query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit))).scalars())
         return await load_views(session, ids)
+
+
+def _word(word: str) -> Any:
+    """One search word in the address or the description. PostgreSQL's trigram indexes
+    (ix_cases_*_trgm) find words of 3 characters or more; a shorter one ("12") has no trigram
+    and would make the index read every entry, so it is checked on the rows the others found
+    (through an expression no index matches)."""
+    address: Any
+    description: Any
+    if len(word) >= 3:
+        address, description = Case.address, Case.description
+    else:
+        address, description = func.coalesce(Case.address, ""), func.coalesce(
+            Case.description, "")
+    return or_(address.ilike(_like(word), escape="\\"),
+               description.ilike(_like(word), escape="\\"))
 
 
 def _address_key(address: str) -> str:

@@ -202,6 +202,12 @@ class Case(Base):
         Index("ix_cases_agency_status", "agency_id", "status"),
         # the operator's duplicate suggestion: open cases of a service in the last 30 days
         Index("ix_cases_service_created", "service_type_id", "created_at"),
+        # the case search's words (ILIKE '%word%'): trigram indexes on PostgreSQL (pg_trgm),
+        # plain ones on SQLite
+        Index("ix_cases_address_trgm", "address", postgresql_using="gin",
+              postgresql_ops={"address": "gin_trgm_ops"}),
+        Index("ix_cases_description_trgm", "description", postgresql_using="gin",
+              postgresql_ops={"description": "gin_trgm_ops"}),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123

@@ -69,6 +69,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_cases_agency_due', ['agency_id', 'sla_due_at', 'id'], unique=False)
         batch_op.create_index('ix_cases_agency_status', ['agency_id', 'status'], unique=False)
         batch_op.create_index('ix_cases_service_created', ['service_type_id', 'created_at'], unique=False)
+    # the case search's words: trigram indexes need pg_trgm (a "trusted" extension since
+    # PostgreSQL 13: the database's owner may create it)
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_cases_address_trgm', ['address'], unique=False,
+                              postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+        batch_op.create_index('ix_cases_description_trgm', ['description'], unique=False,
+                              postgresql_using='gin',
+                              postgresql_ops={'description': 'gin_trgm_ops'})
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         # existing users belong to no agency
@@ -84,6 +94,8 @@ def downgrade() -> None:
         batch_op.drop_column('agencies')
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_description_trgm')
+        batch_op.drop_index('ix_cases_address_trgm')
         batch_op.drop_index('ix_cases_service_created')
         batch_op.drop_index('ix_cases_agency_status')
         batch_op.drop_index('ix_cases_agency_due')
