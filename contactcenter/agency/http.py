@@ -170,7 +170,8 @@ async def case_action(request: web.Request) -> web.Response:
 
     def field(name: str, limit: int = 20_000) -> str:
         # not cut to the store's limits: too long is refused with a message, never shortened
-        return str(form.get(name, "") or "")[:limit]
+        # (PostgreSQL stores no NUL character: one in a form is dropped, not a 500)
+        return str(form.get(name, "") or "")[:limit].replace("\x00", "")
 
     store = request.app[CASE_STORE]
     who = user.username

@@ -105,8 +105,11 @@ async def work_queue(
             query = query.where(Case.created_at >= flt.created_from)
         if flt.created_to is not None:
             query = query.where(Case.created_at < flt.created_to)
-        if flt.address.strip():
-            query = query.where(Case.address.ilike(_like(flt.address.strip()), escape="\\"))
+        text = flt.address.strip()
+        if text:
+            # a text under 3 characters has no trigram: filter, do not ask the index (_word)
+            column: Any = Case.address if len(text) >= 3 else func.coalesce(Case.address, "")
+            query = query.where(column.ilike(_like(text), escape="\\"))
         if flt.assignee == "-":
             query = query.where(Case.assignee.is_(None))
         elif flt.assignee:

@@ -100,7 +100,7 @@ def check_transition(current: str, target: str, reason: str | None) -> str | Non
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(f"a case that is {current} cannot become {target}")
     if target == "closed":
-        cleaned = (reason or "").strip()
+        cleaned = (reason or "").replace("\x00", "").strip()
         if not cleaned:
             raise IllegalTransition("closing a case needs a reason")
         if len(cleaned) > MAX_REASON:
@@ -488,7 +488,7 @@ class CaseStore:
     async def add_note(
         self, number: str, body: str, *, author: str, public: bool = False
     ) -> CaseView:
-        text = body.strip()
+        text = body.replace("\x00", "").strip()  # PostgreSQL stores no NUL character
         if not text:
             raise InvalidCaseData("a note needs some text")
         if len(text) > MAX_NOTE:
@@ -787,7 +787,7 @@ def _public_text(change: str, reason: str | None, *, agency_name: str | None) ->
 
 
 def _clean_reason(reason: str | None, what: str) -> str:
-    text = (reason or "").strip()
+    text = (reason or "").replace("\x00", "").strip()
     if not text:
         raise InvalidCaseData(f"{what} needs a reason")
     if len(text) > MAX_REASON:

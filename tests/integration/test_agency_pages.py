@@ -313,6 +313,7 @@ async def test_an_agency_user_who_reassigns_a_case_away_lands_on_their_queue(env
     ("reassign", {"agency": "SAN", "reason": "r" * 201}),
     ("note", {"body": "   "}),
     ("note", {"body": "n" * 4001}),
+    ("note", {"body": "\x00"}),
     ("close", {"code": "\x00<script>", "note": "done"}),
     ("close", {"code": "resolved", "note": ""}),
     ("reopen", {"reason": "x"}),
