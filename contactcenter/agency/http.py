@@ -65,6 +65,11 @@ def _local(request: web.Request) -> Any:
     return fmt
 
 
+def _query(request: web.Request) -> dict[str, str]:
+    """The query string without NUL characters (PostgreSQL refuses them in a parameter)."""
+    return {k: v.replace("\x00", "") for k, v in request.query.items()}
+
+
 def _day(raw: str, label: str) -> date | None:
     if not raw:
         return None
@@ -91,7 +96,7 @@ async def _visible_case(request: web.Request, user: Principal) -> CaseView:
 @require_role(*QUEUE_ROLES)
 async def work_queue(request: web.Request) -> web.Response:
     user = require_user(request)
-    q = request.query
+    q = _query(request)
     sessions = request.app[SESSIONS]
     all_agencies = await Q.agency_codes(sessions)
     mine = scope(user)
@@ -232,7 +237,7 @@ async def case_ws(request: web.Request) -> web.WebSocketResponse:
 @require_role(*CASE_ROLES)
 async def case_search(request: web.Request) -> web.Response:
     user = require_user(request)
-    text = request.query.get("q", "").strip()[:200]
+    text = _query(request).get("q", "").strip()[:200]
     number = normalize_case_number(text) if text else None
     results = await Q.search(request.app[SESSIONS], text, agencies=scope(user)) if text else []
     if number is not None and len(results) == 1 and results[0].number == number:
@@ -245,9 +250,9 @@ async def case_search(request: web.Request) -> web.Response:
 @require_role("operator", "supervisor", "admin")
 async def similar(request: web.Request) -> web.Response:
     """JSON for the console: open cases of this service at this address, last 30 days."""
-    views = await Q.similar_open(
-        request.app[SESSIONS], request.query.get("service", "")[:80],
-        request.query.get("address", "")[:400], request.app[CLOCK].now())
+    q = _query(request)
+    views = await Q.similar_open(request.app[SESSIONS], q.get("service", "")[:80],
+                                 q.get("address", "")[:400], request.app[CLOCK].now())
     return web.json_response({"cases": [{
         "number": v.number, "status": v.status, "service": v.service_name,
         "address": v.address, "created_at": v.created_at.isoformat(),

@@ -333,3 +333,15 @@ async def test_bad_action_input_is_a_clear_400_and_changes_nothing(
     assert after is not None
     assert (after.status, after.agency_code, after.assignee, after.notes) == (
         "open", "DPW", None, ())
+
+
+async def test_nul_characters_in_queries_are_no_500(env: Any) -> None:
+    client, _ = env
+    await open_case(client, "pothole")
+    await login(client, "supervisor")
+    for path, params in (("/agency", {"service": "\x00", "address": "a\x00b",
+                                       "assignee": "\x00", "after": "\x00"}),
+                         ("/cases", {"q": "hole\x00"}),
+                         ("/cases/similar", {"service": "pothole", "address": "\x00x"})):
+        resp = await client.get(path, params=params, headers=HTML)
+        assert resp.status < 500, (path, resp.status)
