@@ -35,7 +35,7 @@ PLUGINS: list[str] = [
     "cases.plugin", "cases.email_plugin", "notify.plugin", "notify.sender_plugin",
     "agents.plugin",
     "prompts.plugin",  # before admin: the menu editor speaks, records and publishes through it
-    "admin.plugin", "supervisor.plugin",
+    "admin.plugin", "supervisor.plugin", "agency.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
     "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
     "cases.retention_plugin",
@@ -59,6 +59,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
     "prompts.plugin": frozenset({"all", "web"}),  # speech, recordings, sounds for Asterisk
+    "agency.plugin": frozenset({"all", "web"}),  # work queue, case pages (live), case search
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr

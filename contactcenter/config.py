@@ -107,6 +107,8 @@ class Settings:
     # no digest
     sla_digest_time: str = "07:00"
     retention_days: int = 0  # 0: keep personal data forever
+    # an operator may reopen a case closed at most this many days ago (agencies: any time)
+    reopen_days: int = 7
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
     # browser apps on other sites that may call the Open311 API: "https://app.example,..." or *
     open311_cors_origins: str = ""

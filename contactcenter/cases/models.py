@@ -62,7 +62,7 @@ class Base(AsyncAttrs, DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
-ROLES = ("operator", "supervisor", "admin")
+ROLES = ("operator", "supervisor", "admin", "agency")
 # waiting_citizen: the agency needs something from the citizen; the SLA clock is paused
 CASE_STATUSES = ("open", "acknowledged", "in_progress", "waiting_citizen", "closed")
 SLA_MODES = ("calendar", "business")  # cases/sla.py
@@ -144,6 +144,8 @@ class User(Base):
     interface: Mapped[str | None] = mapped_column(String(120), unique=True)  # PJSIP/1001
     queues: Mapped[list[Any]] = mapped_column(default=list)  # queue names they log in to
     languages: Mapped[list[Any]] = mapped_column(default=list)  # ["en", "es"]: they speak
+    # role "agency": the codes of the agencies whose cases they see and work (fixed once created)
+    agencies: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -183,6 +185,9 @@ class Call(Base):
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_queue_started", "queue", "started_at"),
+        # the case page lists a case's calls: linked by the console, or keyed in the IVR
+        Index("ix_calls_case_id", "case_id"),
+        Index("ix_calls_case_number", "case_number"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     server: Mapped[str] = mapped_column(String(80), default="default")
@@ -250,6 +255,17 @@ class Case(Base):
         Index("ix_cases_created", "created_at"),
         # sla_watch / the digest walk open cases in due order and stop after the first N
         Index("ix_cases_sla_due", "sla_due_at"),
+        # the agency work queue: keyset paging by SLA due (issue 21), counts per status
+        Index("ix_cases_agency_due", "agency_id", "sla_due_at", "id"),
+        Index("ix_cases_agency_status", "agency_id", "status"),
+        # the operator's duplicate suggestion: open cases of a service in the last 30 days
+        Index("ix_cases_service_created", "service_type_id", "created_at"),
+        # the case search's words (ILIKE '%word%'): trigram indexes on PostgreSQL (pg_trgm),
+        # plain ones on SQLite
+        Index("ix_cases_address_trgm", "address", postgresql_using="gin",
+              postgresql_ops={"address": "gin_trgm_ops"}),
+        Index("ix_cases_description_trgm", "description", postgresql_using="gin",
+              postgresql_ops={"description": "gin_trgm_ops"}),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123
@@ -273,6 +289,8 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     closed_at: Mapped[datetime | None]
+    assignee: Mapped[str | None] = mapped_column(String(80))  # a username in the agency
+    resolution_code: Mapped[str | None] = mapped_column(String(40))  # set when closed
 
     service_type: Mapped[ServiceType] = relationship(lazy="raise")
     notes: Mapped[list[CaseNote]] = relationship(
@@ -296,6 +314,41 @@ class CaseNote(Base):
     body: Mapped[str] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class CaseEvent(Base):
+    """The case's history (issue 21): every status change, assignment, reassignment and note,
+    written by the store in the transaction of the change. `public` rows are what the citizen
+    sees (the status page's timeline, Open311 servicerequestupdates)."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (
+        Index("ix_case_events_case", "case_id", "id"),
+        Index("ix_case_events_public_at", "public", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    change: Mapped[str] = mapped_column(String(20))  # CaseChanged.change
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    from_agency: Mapped[str | None] = mapped_column(String(40))  # agency codes
+    to_agency: Mapped[str | None] = mapped_column(String(40))
+    assignee: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResolutionCode(Base):
+    """How a case was closed: one global list, managed by admins (/admin/resolutions)."""
+
+    __tablename__ = "resolution_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class CaseMedia(Base):

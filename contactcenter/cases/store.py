@@ -12,7 +12,7 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, exists, false, func, or_, select, update
@@ -34,20 +34,23 @@ from .models import (
     ApiKey,
     AuditLog,
     Case,
+    CaseEvent,
     CaseMedia,
     CaseNote,
     CaseSequence,
     CaseSlaPause,
     Citizen,
+    ResolutionCode,
     ServiceType,
+    User,
 )
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# Forward only; any step may be skipped (a call taker can close on first contact), a closed case
-# stays closed. Reopening is a new case that mentions the old number.
+# Forward only; any step may be skipped (a call taker can close on first contact). A closed case
+# changes only through `reopen` (back to open, with a reason), never through `transition`.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"acknowledged", "in_progress", "closed"}),
     "acknowledged": frozenset({"in_progress", "closed"}),
@@ -103,7 +106,7 @@ def check_transition(current: str, target: str, reason: str | None) -> str | Non
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(f"a case that is {current} cannot become {target}")
     if target == "closed":
-        cleaned = (reason or "").strip()
+        cleaned = (reason or "").replace("\x00", "").strip()
         if not cleaned:
             raise IllegalTransition("closing a case needs a reason")
         if len(cleaned) > MAX_REASON:
@@ -136,6 +139,28 @@ def format_number(year: int, seq: int) -> str:
 
 def is_case_number(value: str) -> bool:
     return bool(NUMBER_RE.match(value))
+
+
+_LOOSE_NUMBER = re.compile(r"^(?:311\D*)?((?:19|20)\d\d)\D+(\d{1,9})$")
+
+
+def normalize_case_number(text: str) -> str | None:
+    """Any reasonable spelling of a case number as people type or read it, or None:
+    "311-2026-000423", "3112026000423", "2026000423", "311 2026 423", "2026-423", "#2026/423".
+    Only the year and the sequence count, so a number can never be guessed into another."""
+    value = text.strip().strip("#").strip()
+    if len(value) > 40:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if value.isdigit():
+        whole = digits[3:] if len(digits) == 13 and digits.startswith("311") else digits
+        if len(whole) == 10 and whole[:2] in ("19", "20"):
+            return format_number(int(whole[:4]), int(whole[4:]))
+    match = _LOOSE_NUMBER.match(value)
+    if match:
+        seq = int(match.group(2))
+        return format_number(int(match.group(1)), seq) if seq > 0 else None
+    return None
 
 
 # --- inputs and views ---------------------------------------------------------------------------
@@ -206,6 +231,8 @@ class CaseView:
     language: str = "en"
     sla_rule: sla.SlaRule | None = None  # the service's clock (business hours or calendar)
     paused_since: datetime | None = None  # waiting on the citizen since
+    assignee: str | None = None  # the username in the agency working it
+    resolution_code: str | None = None
 
     def sla(self, now: datetime) -> str:
         """ok, at_risk, overdue, paused, closed or none: the one definition (cases/sla.py)."""
@@ -214,6 +241,22 @@ class CaseView:
     @property
     def public_notes(self) -> tuple[NoteView, ...]:
         return tuple(n for n in self.notes if n.public)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUpdate:
+    """One change the citizen may see (a public history row): the status page's timeline and
+    Open311's servicerequestupdates."""
+
+    id: int
+    number: str
+    at: datetime
+    change: str
+    status: str  # the case's status after the change
+    code: str | None  # the resolution code, for a close
+    note: str
+    known: tuple[str | None, str | None] = (None, None)  # the citizen's e-mail, phone: masked
+    agency_name: str | None = None  # of the agency that had the case then
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -233,15 +276,13 @@ class CaseStore:
         self.clock = clock
         self.tz = timezone
 
-    async def _publish(
-        self, view: CaseView, change: str, at: datetime, *, public: bool = False,
-        note: str = "", actor: str = "",
-    ) -> None:
+    async def _publish(self, view: CaseView, change: str, at: datetime, *, actor: str,
+                       public: bool = False, note: str = "") -> None:
         if self.bus is None:
             return
         await self.bus.publish(
             CaseChanged(number=view.number, status=view.status, citizen_id=view.citizen_id,
-                        at=at, change=change, public=public, note=note, actor=actor,
+                        at=at, change=change, public=public, note=note, actor=actor[:80],
                         agency=view.agency_code)
         )
 
@@ -305,29 +346,46 @@ class CaseStore:
                 "service": stype.code, "channel": data.channel, "citizen_id": citizen_id,
                 **data.origin,
             })
+            _history(session, case.id, now, actor, "created", None, "open",
+                     to_agency=await _agency_code(session, stype.agency_id))
             view = await _view(session, case.id, self.tz)
         await self._publish(view, "created", now, actor=actor)
         return view
 
     async def transition(
-        self, number: str, target: str, *, actor: str, reason: str | None = None
+        self, number: str, target: str, *, actor: str, reason: str | None = None,
+        code: str | None = None,
     ) -> CaseView:
+        """A forward status change. Closing needs `reason`, the public resolution note the
+        citizen reads (status page, Open311 status_notes), and takes a resolution `code`."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
             case = await _case_for_update(session, number)
             cleaned = check_transition(case.status, target, reason)
+            if code is not None:
+                await _resolution(session, code)
             before = case.status
             values: dict[str, Any] = {"status": target, "updated_at": now}
             if target == "closed":
-                values.update(close_reason=cleaned, closed_at=now)
+                values.update(close_reason=cleaned, closed_at=now, resolution_code=code)
             if before == "waiting_citizen":  # closed while waiting: the pause ends here
                 values["sla_due_at"] = await _end_pause(session, case, now, self.tz)
             await _guarded_update(session, case.id, Case.status == before, values)
             _audit(session, actor, "case.status", number, now,
-                   {"from": before, "to": target, "reason": cleaned})
+                   {"from": before, "to": target, "reason": cleaned, "code": code})
+            agency = await _agency_code(session, case.agency_id)
+            change = CHANGE_OF.get(target, "updated")
+            public, note = _public_text(change, cleaned, agency_name=await _agency_name(
+                session, case.agency_id))
+            # the history row of "started" is public too: the status page shows work began
+            # (the citizen is not messaged for it: CaseChanged.public stays False)
+            _history(session, case.id, now, actor, change, before, target, to_agency=agency,
+                     reason=code, note=note or None, public=public or change == "started")
             view = await _view(session, case.id, self.tz)
-        await self._publish(view, CHANGE_OF.get(target, "updated"), now,
-                            public=target in PUBLIC_STATUSES, note=cleaned or "", actor=actor)
+        # the acknowledgement's words are each reader's own (the notifier's, in the citizen's
+        # language; the status page's): the event carries no English sentence for it
+        await self._publish(view, change, now, actor=actor, public=public,
+                            note="" if change == "acknowledged" else note)
         return view
 
     async def acknowledge(self, number: str, *, actor: str) -> CaseView:
@@ -336,8 +394,10 @@ class CaseStore:
     async def start(self, number: str, *, actor: str) -> CaseView:
         return await self.transition(number, "in_progress", actor=actor)
 
-    async def close(self, number: str, *, actor: str, reason: str) -> CaseView:
-        return await self.transition(number, "closed", actor=actor, reason=reason)
+    async def close(
+        self, number: str, *, actor: str, reason: str, code: str | None = None
+    ) -> CaseView:
+        return await self.transition(number, "closed", actor=actor, reason=reason, code=code)
 
     async def wait_on_citizen(self, number: str, *, actor: str, note: str) -> CaseView:
         """The agency needs something from the citizen (`note` says what; it is public, so the
@@ -360,6 +420,9 @@ class CaseStore:
             session.add(CaseNote(case_id=case.id, author=actor[:80], body=text, public=True,
                                  created_at=now))
             _audit(session, actor, "case.waiting", number, now, {"from": before})
+            _history(session, case.id, now, actor, "waiting", before, "waiting_citizen",
+                     to_agency=await _agency_code(session, case.agency_id), note=text,
+                     public=True)
             view = await _view(session, case.id, self.tz)
         await self._publish(view, "waiting", now, public=True, note=text, actor=actor)
         return view
@@ -379,11 +442,90 @@ class CaseStore:
                                   {"status": back, "updated_at": now, "sla_due_at": due})
             _audit(session, actor, "case.resumed", number, now,
                    {"to": back, "sla_due_at": due.isoformat() if due else None})
+            _history(session, case.id, now, actor, "resumed", "waiting_citizen", back,
+                     to_agency=await _agency_code(session, case.agency_id), public=True)
             view = await _view(session, case.id, self.tz)
         await self._publish(view, "resumed", now, actor=actor)
         return view
 
-    async def reassign(self, number: str, agency_code: str, *, actor: str) -> CaseView:
+    async def reopen(
+        self, number: str, *, actor: str, reason: str, within_days: int | None = None
+    ) -> CaseView:
+        """A closed case goes back to open (the problem is still there). `within_days`: the
+        operator's limit (CC_REOPEN_DAYS) counted from the close; agencies have none.
+
+        The SLA clock restarts: due = the service's rule applied from the reopening (the agency
+        is held to a full SLA for the new work; the old due date has usually passed)."""
+        text = _clean_reason(reason, "reopening a case")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            if case.status != "closed":
+                raise IllegalTransition(f"only a closed case can be reopened (it is {case.status})")
+            if within_days is not None and case.closed_at is not None and \
+                    now - case.closed_at > timedelta(days=within_days):
+                raise IllegalTransition(
+                    f"the case was closed more than {within_days} days ago: open a new case "
+                    f"that mentions {number}")
+            stype = await session.get(ServiceType, case.service_type_id)
+            owner = None if case.agency_id is None else await session.get(Agency, case.agency_id)
+            due = sla_rule(stype, owner, self.tz).due(now) if stype is not None else None
+            await _guarded_update(session, case.id, Case.status == "closed", {
+                "status": "open", "updated_at": now, "closed_at": None, "close_reason": None,
+                "resolution_code": None, "sla_due_at": due,
+            })
+            _audit(session, actor, "case.reopened", number, now,
+                   {"reason": text, "within_days": within_days})
+            # a public note too: Open311's status_notes of an open case is its latest one
+            session.add(CaseNote(case_id=case.id, author=actor[:80], body=text, public=True,
+                                 created_at=now))
+            agency = await _agency_code(session, case.agency_id)
+            _history(session, case.id, now, actor, "reopened", "closed", "open",
+                     to_agency=agency, note=text, public=True)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "reopened", now, actor=actor, public=True, note=text)
+        return view
+
+    async def assign(self, number: str, username: str | None, *, actor: str) -> CaseView:
+        """Give the case to a person of its agency (an active `agency` user linked to it), or
+        to nobody (None)."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            if case.status == "closed":
+                raise IllegalTransition("a closed case cannot be assigned")
+            agency = await _agency_code(session, case.agency_id)
+            if username:
+                user = (await session.execute(
+                    select(User).where(User.username == username))).scalar_one_or_none()
+                if user is None or not user.active or user.role != "agency" or \
+                        agency not in (user.agencies or []):
+                    raise InvalidCaseData(f"{username!r} is not an active user of agency "
+                                          f"{agency or '-'}")
+            before = case.assignee
+            if (before or None) == (username or None):
+                raise InvalidCaseData(f"the case is already assigned to {username or 'nobody'}")
+            await _guarded_update(
+                session, case.id,
+                (Case.assignee == before) if before is not None else Case.assignee.is_(None),
+                {"assignee": username or None, "updated_at": now},
+            )
+            _audit(session, actor, "case.assigned", number, now,
+                   {"from": before, "to": username or None})
+            _history(session, case.id, now, actor, "assigned", case.status, case.status,
+                     to_agency=agency, assignee=username or None)
+            view = await _view(session, case.id, self.tz)
+        await self._publish(view, "assigned", now, actor=actor)
+        return view
+
+    async def reassign(
+        self, number: str, agency_code: str, *, actor: str, reason: str
+    ) -> CaseView:
+        """Send the case to another agency, with a reason. The SLA due time is kept: the
+        citizen's expected date does not move because the city routed the request internally
+        (and the clock keeps the cost of misrouting visible). The assignee is cleared (a person
+        of the old agency)."""
+        text = _clean_reason(reason, "reassigning a case")
         now = self.clock()
         async with self.sessions() as session, session.begin():
             case = await _case_for_update(session, number)
@@ -400,10 +542,13 @@ class CaseStore:
             await _guarded_update(
                 session, case.id,
                 (Case.agency_id == before) if before is not None else Case.agency_id.is_(None),
-                {"agency_id": agency.id, "updated_at": now},
+                {"agency_id": agency.id, "assignee": None, "updated_at": now},
             )
             _audit(session, actor, "case.reassigned", number, now,
-                   {"from_agency_id": before, "to": agency.code})
+                   {"from_agency_id": before, "to": agency.code, "reason": text})
+            _history(session, case.id, now, actor, "reassigned", case.status, case.status,
+                     from_agency=await _agency_code(session, before), to_agency=agency.code,
+                     reason=text)
             view = await _view(session, case.id, self.tz)
         await self._publish(view, "reassigned", now, actor=actor)
         return view
@@ -411,7 +556,7 @@ class CaseStore:
     async def add_note(
         self, number: str, body: str, *, author: str, public: bool = False
     ) -> CaseView:
-        text = body.strip()
+        text = body.replace("\x00", "").strip()  # PostgreSQL stores no NUL character
         if not text:
             raise InvalidCaseData("a note needs some text")
         if len(text) > MAX_NOTE:
@@ -424,9 +569,12 @@ class CaseStore:
             case.updated_at = now
             await session.flush()
             _audit(session, author, "case.noted", number, now, {"public": public})
+            _history(session, case.id, now, author, "noted", case.status, case.status,
+                     to_agency=await _agency_code(session, case.agency_id), note=text,
+                     public=public)
             view = await _view(session, case.id, self.tz)
-        await self._publish(view, "noted", now, public=public, note=text if public else "",
-                            actor=author)
+        await self._publish(view, "noted", now, actor=author, public=public,
+                            note=text if public else "")
         return view
 
     # --- reads the console and the public pages need ---
@@ -437,6 +585,29 @@ class CaseStore:
                 await session.execute(select(Case.id).where(Case.number == number))
             ).scalar_one_or_none()
             return None if case_id is None else await _view(session, case_id, self.tz)
+
+    async def public_history(self, case_id: int) -> list[PublicUpdate]:
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(CaseEvent, Case.number, Agency.name)
+                .join(Case, Case.id == CaseEvent.case_id)
+                .outerjoin(Agency, Agency.code == CaseEvent.to_agency)
+                .where(CaseEvent.case_id == case_id, CaseEvent.public.is_(True))
+                .order_by(CaseEvent.at, CaseEvent.id).limit(500))).all()
+        return [_update(e, number, agency_name=name) for e, number, name in rows]
+
+    async def public_updates(
+        self, start: datetime, end: datetime, limit: int = 1000
+    ) -> list[PublicUpdate]:
+        """Every public change in [start, end], oldest first (ix_case_events_public_at)."""
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(CaseEvent, Case.number, Citizen.email, Citizen.phone)
+                .join(Case, Case.id == CaseEvent.case_id)
+                .outerjoin(Citizen, Citizen.id == Case.citizen_id)
+                .where(CaseEvent.public.is_(True), CaseEvent.at >= start, CaseEvent.at <= end)
+                .order_by(CaseEvent.at, CaseEvent.id).limit(limit))).all()
+        return [_update(e, number, (email, phone)) for e, number, email, phone in rows]
 
     async def by_token(self, token: str) -> CaseView | None:
         async with self.sessions() as session:
@@ -777,6 +948,70 @@ async def _guarded_update(
         raise IllegalTransition("the case was changed by someone else meanwhile; reload it")
 
 
+
+
+def _public_text(change: str, reason: str | None, *, agency_name: str | None) -> tuple[bool, str]:
+    """Whether the citizen hears of a status change, and the text they read."""
+    if change == "acknowledged":
+        return True, f"{agency_name or '3-1-1'} has received your request and will look into it."
+    if change == "closed":
+        return True, reason or ""
+    return False, ""
+
+
+def _clean_reason(reason: str | None, what: str) -> str:
+    text = (reason or "").replace("\x00", "").strip()
+    if not text:
+        raise InvalidCaseData(f"{what} needs a reason")
+    if len(text) > MAX_REASON:
+        raise InvalidCaseData(f"the reason is longer than {MAX_REASON} characters")
+    return text
+
+
+async def _agency_code(session: AsyncSession, agency_id: int | None) -> str | None:
+    if agency_id is None:
+        return None
+    agency = await session.get(Agency, agency_id)
+    return agency.code if agency is not None else None
+
+
+async def _agency_name(session: AsyncSession, agency_id: int | None) -> str | None:
+    if agency_id is None:
+        return None
+    agency = await session.get(Agency, agency_id)
+    return agency.name if agency is not None else None
+
+
+async def _resolution(session: AsyncSession, code: str) -> ResolutionCode:
+    row = (await session.execute(
+        select(ResolutionCode).where(ResolutionCode.code == code,
+                                     ResolutionCode.active.is_(True)))).scalar_one_or_none()
+    if row is None:
+        raise InvalidCaseData(f"unknown resolution code {code[:40]!r}")
+    return row
+
+
+def _update(e: CaseEvent, number: str,
+            known: tuple[str | None, str | None] = (None, None),
+            agency_name: str | None = None) -> PublicUpdate:
+    return PublicUpdate(e.id, number, e.at, e.change, e.to_status,
+                        e.reason if e.change == "closed" else None, e.note or "", known,
+                        agency_name)
+
+
+def _history(
+    session: AsyncSession, case_id: int, at: datetime, actor: str, change: str,
+    from_status: str | None, to_status: str, *, from_agency: str | None = None,
+    to_agency: str | None = None, assignee: str | None = None, reason: str | None = None,
+    note: str | None = None, public: bool = False,
+) -> None:
+    """One row of the case's history, in the caller's transaction (with its audit entry)."""
+    session.add(CaseEvent(case_id=case_id, at=at, actor=actor[:80], change=change,
+                          from_status=from_status, to_status=to_status, from_agency=from_agency,
+                          to_agency=to_agency, assignee=assignee,
+                          reason=reason[:200] if reason else None, note=note, public=public))
+
+
 def _audit(
     session: AsyncSession, actor: str, action: str, number: str, at: datetime,
     detail: dict[str, Any],
@@ -833,6 +1068,13 @@ async def _views(
     return [by_id[i] for i in ids if i in by_id]
 
 
+async def load_views(session: AsyncSession, ids: Sequence[int], timezone: str = "UTC"
+                     ) -> list[CaseView]:
+    """Views of the cases `ids`, in that order (for other features' queries); `timezone`: the
+    center's, for business-hours SLA states."""
+    return await _views(session, ids, timezone)
+
+
 async def _view(session: AsyncSession, case_id: int, timezone: str = "UTC") -> CaseView:
     (view,) = await _views(session, [case_id], timezone)
     return view
@@ -875,4 +1117,6 @@ def _to_view(
         language=case.language or "en",
         sla_rule=sla_rule(stype, agency, timezone),
         paused_since=paused_since,
+        assignee=case.assignee,
+        resolution_code=case.resolution_code,
     )

@@ -11,7 +11,7 @@ import sys
 from sqlalchemy import select
 
 from .. import db
-from ..cases.models import User
+from ..cases.models import Agency, User
 from ..config import load_settings
 from ..security import hash_password
 from .auth import ROLES
@@ -37,6 +37,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if args.role not in ROLES:
         print(f"unknown role {args.role!r}: one of {', '.join(ROLES)}", file=sys.stderr)
         return 2
+    agencies = [a for a in (args.agencies or "").split(",") if a]
+    if args.role == "agency" and not agencies:
+        print("an agency user needs --agencies (agency codes, e.g. DPW,SAN)", file=sys.stderr)
+        return 2
     password, generated = _password(args)
 
     async def run() -> int:
@@ -49,10 +53,17 @@ def cmd_user_add(args: argparse.Namespace) -> int:
                 if exists is not None:
                     print(f"user {args.name!r} already exists", file=sys.stderr)
                     return 1
+                known = set((await session.execute(select(Agency.code))).scalars())
+                unknown = [a for a in agencies if a not in known]
+                if unknown:
+                    print(f"unknown agencies: {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(known))})", file=sys.stderr)
+                    return 1
                 session.add(User(
                     username=args.name, display_name=args.display_name or args.name,
                     role=args.role, interface=args.interface or None,
                     queues=[q for q in (args.queues or "").split(",") if q],
+                    agencies=agencies,
                     password_hash=hash_password(password),
                 ))
         finally:
@@ -74,7 +85,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             async with db.make_sessionmaker(engine)() as session:
                 for u in (await session.execute(select(User).order_by(User.username))).scalars():
                     print(f"{u.username}\t{u.role}\t{u.interface or '-'}\t"
-                          f"{'active' if u.active else 'disabled'}")
+                          f"{'active' if u.active else 'disabled'}"
+                          + (f"\t{','.join(u.agencies or [])}" if u.role == "agency" else ""))
         finally:
             await engine.dispose()
 
@@ -83,13 +95,14 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("user", help="operator, supervisor and admin accounts")
+    p = sub.add_parser("user", help="operator, supervisor, admin and agency accounts")
     us = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     a = us.add_parser("add", help="create an account")
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--interface", help="the operator's phone, e.g. PJSIP/1001")
     a.add_argument("--queues", help="comma-separated queues the operator logs in to")
+    a.add_argument("--agencies", help="agency users: comma-separated agency codes (SAN,DPW)")
     a.add_argument("--display-name")
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     a.add_argument("--generate", action="store_true", help="generate and print a password")

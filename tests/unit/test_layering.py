@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "contactcenter"
-DOMAIN = ("ivr", "agents", "cases", "supervisor", "admin", "web", "notify", "prompts")
+DOMAIN = ("ivr", "agents", "cases", "supervisor", "admin", "web", "notify", "prompts", "agency")
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -45,7 +45,7 @@ def test_domain_packages_never_import_telephony(package: str) -> None:
 # (`app.PLUGINS`), never by import; `web/` is the kernel's HTTP edge (sign-in, the guard).
 KERNEL = ("app.py", "keys.py", "config.py", "db.py", "bus.py", "events.py", "clock.py")
 FEATURES = ("agents", "cases", "supervisor", "admin", "ivr", "telephony", "queues", "notify",
-            "prompts")
+            "prompts", "agency")
 
 
 @pytest.mark.parametrize("module", KERNEL)
