@@ -88,9 +88,8 @@ async def test_every_action_writes_history_and_publishes_the_shared_contract(
     got = [(e.change, e.status, e.public, e.note, e.actor, e.agency) for e in seen]
     assert got == [
         ("created", "open", False, "", "op", "DPW"),
-        ("acknowledged", "acknowledged", True,
-         "Department of Public Works has received your request and will look into it.",
-         "crew1", "DPW"),
+        # the notifier and the status page word the acknowledgement in the citizen's language
+        ("acknowledged", "acknowledged", True, "", "crew1", "DPW"),
         ("assigned", "acknowledged", False, "", "crew1", "DPW"),
         ("started", "in_progress", False, "", "crew1", "DPW"),
         ("noted", "in_progress", True, "Crew on the way.", "crew1", "DPW"),

@@ -322,7 +322,7 @@ async def test_a_case_waiting_on_the_citizen_asks_them_and_shows_everywhere(
     assert "We need some information from you" in mail.get_content()
     assert "Which side of the street?" in mail.get_content()
     page = await client.get(f"/status/{case.number}")
-    assert page.status == 200 and "Waiting for information from you" in await page.text()
+    assert page.status == 200 and "Waiting for your reply" in await page.text()
     resp = await client.get(f"/open311/v2/requests/{case.number}.json")
     (record,) = await resp.json()
     assert record["status"] == "open" and record["status_notes"] == "Which side of the street?"

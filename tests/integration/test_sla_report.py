@@ -125,7 +125,7 @@ async def test_the_sql_and_the_python_definitions_agree_case_by_case(
                 await store.resume(view.number, actor="t")
         elif roll < 0.5:
             other = rnd.choice([a for a in ("SAN", "DPW", "311") if a != view.agency_code])
-            await store.reassign(view.number, other, actor="t")
+            await store.reassign(view.number, other, actor="t", reason="misrouted")
         elif roll < 0.6:
             await store.acknowledge(view.number, actor="t")
     rng = reports.DateRange(date(2026, 5, 31), date(2026, 6, 20))
