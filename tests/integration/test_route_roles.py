@@ -54,6 +54,11 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/report/sent/{token}"): PUBLIC,
     ("GET", "/status"): PUBLIC,
     ("GET", "/status/{number}"): PUBLIC,
+    # the city's published figures and their open data: no personal data, no account
+    ("GET", "/figures"): PUBLIC,
+    ("GET", "/figures/data.json"): PUBLIC,
+    ("GET", "/figures/{table}.csv"): PUBLIC,
+    ("GET", "/scorecard"): STAFF,
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
@@ -72,7 +77,7 @@ ADMIN_PREFIX = "/admin/"
 
 FILL = {"id": "1", "version": "1", "node": "start", "index": "0", "action": "pause",
         "number": "311-2026-000001", "ext": ".json", "tail": "x.json",
-        "key_id": "1", "name": "x.jpg", "token": "x"}
+        "key_id": "1", "name": "x.jpg", "token": "x", "table": "calls-by-day"}
 
 
 def expected(method: str, route: str) -> frozenset[str] | str:
