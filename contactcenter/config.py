@@ -83,6 +83,9 @@ class Settings:
     smtp_relay_port: int = 25
     smtp_max_bytes: int = 1_000_000
     retention_days: int = 0  # 0: keep personal data forever
+    # honest expected dates (cases/estimates.py): closed cases needed before history replaces
+    # the SLA as a service's estimate
+    estimate_min_closed: int = 20
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
     # browser apps on other sites that may call the Open311 API: "https://app.example,..." or *
     open311_cors_origins: str = ""

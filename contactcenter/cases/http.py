@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from contactcenter.cases.keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS
+from contactcenter.cases.keys import API_KEYS, CASE_STORE, ESTIMATES, MEDIA_STORE, OPEN311_CORS
 
 from ..config import Settings, SettingsError
 from ..keys import SETTINGS
@@ -217,7 +217,16 @@ async def get_requests(request: web.Request) -> web.Response:
     if not query.numbers:
         views = o3.whole_seconds(views)
     base = _base(request)
-    return reply("service_requests", [o3.request_record(v, base) for v in views], fmt)
+    return reply("service_requests",
+                 [o3.request_record(v, base, await expected(request, v)) for v in views], fmt)
+
+
+async def expected(request: web.Request, view: CaseView) -> datetime | None:
+    """The honest expected time of an open case (cases/estimates.py)."""
+    when, _basis = await request.app[ESTIMATES].expected(
+        created_at=view.created_at, sla_due_at=view.sla_due_at, service=view.service_code,
+        agency=view.agency_code)
+    return when
 
 
 def center_zone(request: web.Request) -> ZoneInfo:
@@ -327,7 +336,8 @@ async def get_request(request: web.Request) -> web.Response:
     view = await request.app[CASE_STORE].by_number(number) if is_case_number(number) else None
     if view is None:
         raise o3.not_found(f"service_request_id {number[:40]!r} not found")
-    return reply("service_requests", [o3.request_record(view, _base(request))], fmt)
+    return reply("service_requests",
+                 [o3.request_record(view, _base(request), await expected(request, view))], fmt)
 
 
 @open311
@@ -421,10 +431,11 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     if view is None:
         return aiohttp_jinja2.render_template(
             "case_not_found.html", request, {"number": number[:40]}, status=404)
-    record = o3.request_record(view)
+    record = o3.request_record(view, expected=await expected(request, view))
     return aiohttp_jinja2.render_template("case_status.html", request, {
         "case": view,
         "record": record,
+        "expected": await expected(request, view),
         "status_label": {"open": "Open", "acknowledged": "Acknowledged",
                          "in_progress": "In progress", "closed": "Closed"}[view.status],
         "when": lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "",

@@ -13,28 +13,20 @@ Definitions (the README's "Public figures" section repeats them):
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
+from contactcenter.cases.timeline import (
+    TimelineStep,
+    contact_timeline,
+    first_contact,
+    median,
+    percentile,
+)
 
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """The p-th percentile (0..100) with linear interpolation between closest ranks (numpy's
-    default); None for no values."""
-    if not values:
-        return None
-    if not 0 <= p <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {p}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median(values: Sequence[float]) -> float | None:
-    return percentile(values, 50)
+__all__ = ["AgencyMonth", "TimelineStep", "add_months", "contact_timeline", "first_contact",
+           "first_of_month", "fmt_duration", "median", "month_bounds", "months_ending",
+           "percentile", "rate"]
 
 
 def first_of_month(d: date) -> date:
@@ -57,10 +49,6 @@ def month_bounds(first: date, tz: tzinfo) -> tuple[datetime, datetime]:
     nxt = add_months(first, 1)
     return (datetime(first.year, first.month, 1, tzinfo=tz),
             datetime(nxt.year, nxt.month, 1, tzinfo=tz))
-
-
-def first_contact(created_at: datetime, first_call: datetime | None) -> datetime:
-    return min(created_at, first_call) if first_call is not None else created_at
 
 
 @dataclass(slots=True)
@@ -107,34 +95,6 @@ class AgencyMonth:
     @property
     def chase_per_100(self) -> float | None:
         return 100.0 * self.chase_calls / self.received if self.received else None
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineStep:
-    name: str  # contact, answered, acknowledged, resolved
-    at: datetime | None  # None: not reached yet
-    seconds: float | None  # since the previous step reached (None while not reached)
-    held_by: str  # who the clock was with until this step: "queue", "center", "agency"
-
-
-def contact_timeline(*, contact: datetime, answered: datetime | None,
-                     acknowledged: datetime | None, resolved: datetime | None,
-                     now: datetime) -> tuple[list[TimelineStep], float]:
-    """The citizen's one clock: first contact → answered (calls only) → acknowledged by the
-    agency → resolved, each step's duration and who held it; and the total so far (to `now`
-    while open)."""
-    steps = [TimelineStep("contact", contact, 0.0, "citizen")]
-    last = contact
-    for name, at, holder in (("answered", answered, "queue"),
-                             ("acknowledged", acknowledged, "center"),
-                             ("resolved", resolved, "agency")):
-        if at is None:
-            steps.append(TimelineStep(name, None, None, holder))
-            continue
-        steps.append(TimelineStep(name, at, max(0.0, (at - last).total_seconds()), holder))
-        last = at
-    end = resolved if resolved is not None else now
-    return steps, max(0.0, (end - contact).total_seconds())
 
 
 def fmt_duration(seconds: float | None) -> str:
