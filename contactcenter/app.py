@@ -33,6 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
+    "agency.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
     "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
     "cases.retention_plugin",
@@ -53,6 +54,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "agents.plugin": frozenset({"all", "web"}),  # consoles, screen pop
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
+    "agency.plugin": frozenset({"all", "web"}),  # work queue, case pages (live), case search
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr

@@ -86,6 +86,8 @@ class Settings:
     # honest expected dates (cases/estimates.py): closed cases needed before history replaces
     # the SLA as a service's estimate
     estimate_min_closed: int = 20
+    # an operator may reopen a case closed at most this many days ago (agencies: any time)
+    reopen_days: int = 7
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
     # browser apps on other sites that may call the Open311 API: "https://app.example,..." or *
     open311_cors_origins: str = ""

@@ -57,6 +57,9 @@ DEMO_USERS: list[dict[str, Any]] = [
      "interface": None, "queues": []},
     {"username": "admin", "display_name": "Alex Admin", "role": "admin",
      "interface": None, "queues": []},
+    # works the Department of Public Works' cases (potholes, street lights) at /agency
+    {"username": "agency", "display_name": "Dana Public Works", "role": "agency",
+     "interface": None, "queues": [], "agencies": ["DPW"]},
 ]
 
 

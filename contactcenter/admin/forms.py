@@ -316,7 +316,7 @@ AGENCY_FIELDS = ("name", "email", "phone")
 
 
 def parse_user(raw: Any, *, creating: bool, roles: tuple[str, ...],
-               queue_names: set[str]) -> Form:
+               queue_names: set[str], agency_codes: set[str] | None = None) -> Form:
     form = Form(raw)
     if creating:
         form.pattern("username", USERNAME, label="User name",
@@ -331,6 +331,12 @@ def parse_user(raw: Any, *, creating: bool, roles: tuple[str, ...],
     if unknown:
         form.errors["queues"] = f"Queues: unknown {', '.join(unknown)}."
     form.values["queues"] = sorted(set(queues) & queue_names)
+    codes = agency_codes or set()
+    agencies = getall(raw, "agencies")
+    unknown = [a for a in agencies if a not in codes]
+    if unknown:
+        form.errors["agencies"] = f"Agencies: unknown {', '.join(unknown)}."
+    form.values["agencies"] = sorted(set(agencies) & codes)
     form.check("active")
     password = str(raw.get("password", "") or "")
     confirm = str(raw.get("password2", "") or "")
@@ -346,7 +352,10 @@ def parse_user(raw: Any, *, creating: bool, roles: tuple[str, ...],
     form.values["password"] = password or None
     if form.values.get("role") == "operator" and not interface and "interface" not in form.errors:
         form.errors["interface"] = "Phone interface: an operator needs one (e.g. PJSIP/1001)."
+    if form.values.get("role") == "agency" and not form.values["agencies"] \
+            and "agencies" not in form.errors:
+        form.errors["agencies"] = "Agencies: an agency user needs at least one."
     return form
 
 
-USER_FIELDS = ("display_name", "role", "interface", "queues", "active")
+USER_FIELDS = ("display_name", "role", "interface", "queues", "agencies", "active")

@@ -265,6 +265,11 @@ async def _queue_names(request: web.Request) -> list[str]:
         return list((await db.execute(select(Queue.name).order_by(Queue.name))).scalars())
 
 
+async def _agency_codes(request: web.Request) -> list[str]:
+    async with request.app[SESSIONS]() as db:
+        return list((await db.execute(select(Agency.code).order_by(Agency.code))).scalars())
+
+
 @admin_only
 async def users(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as db:
@@ -276,11 +281,12 @@ async def users(request: web.Request) -> web.Response:
 async def user_form(request: web.Request) -> web.Response:
     target = await _row(request, User, "no such user")
     values = ({"username": "", "display_name": "", "role": "operator", "interface": "",
-               "queues": [], "active": True} if target is None else
+               "queues": [], "agencies": [], "active": True} if target is None else
               {k: getattr(target, k) for k in ("username", *forms.USER_FIELDS)})
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": {}, "roles": ROLES,
         "queue_names": await _queue_names(request), "sessions": await _sessions(request, target),
+        "agency_codes": await _agency_codes(request),
         "ended": request.query.get("ended", "") if request.query.get("ended", "").isdigit()
         else "",
     })
@@ -291,7 +297,9 @@ async def user_save(request: web.Request) -> web.Response:
     creating = "id" not in request.match_info
     queue_names = await _queue_names(request)
     raw = await request.post()
-    form = forms.parse_user(raw, creating=creating, roles=ROLES, queue_names=set(queue_names))
+    agency_codes = await _agency_codes(request)
+    form = forms.parse_user(raw, creating=creating, roles=ROLES, queue_names=set(queue_names),
+                            agency_codes=set(agency_codes))
     try:
         target = await _save(request, form, User, services.create_user, services.update_user,
                              forms.USER_FIELDS, back="/admin/users", label=lambda r: r.username,
@@ -304,6 +312,7 @@ async def user_save(request: web.Request) -> web.Response:
     return _render(request, "user_form.html", {
         "target": target, "values": values, "errors": form.errors, "roles": ROLES,
         "queue_names": queue_names, "sessions": await _sessions(request, target),
+        "agency_codes": agency_codes,
     }, status=400)
 
 

@@ -174,7 +174,7 @@ async def update_user(session: AsyncSession, actor: str, user: User, values: dic
     if values.get("password"):
         user.password_hash = await asyncio.to_thread(hash_password, values["password"])
         detail["password"] = "changed"  # never the hash
-    if values.get("password") or {"role", "active"} & set(changes):
+    if values.get("password") or {"role", "active", "agencies"} & set(changes):
         # signed out at once everywhere, not at the next look at the cookie's version
         detail["sessions_ended"] = await end_user_sessions(session, user.id)
     if changes or values.get("password"):

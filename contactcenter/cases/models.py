@@ -62,7 +62,7 @@ class Base(AsyncAttrs, DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
-ROLES = ("operator", "supervisor", "admin")
+ROLES = ("operator", "supervisor", "admin", "agency")
 CASE_STATUSES = ("open", "acknowledged", "in_progress", "closed")
 CHANNELS = ("phone", "web", "email")
 
@@ -123,6 +123,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     interface: Mapped[str | None] = mapped_column(String(120), unique=True)  # PJSIP/1001
     queues: Mapped[list[Any]] = mapped_column(default=list)  # queue names they log in to
+    # role "agency": the codes of the agencies whose cases they see and work (fixed once created)
+    agencies: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -192,6 +194,11 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_citizen_status", "citizen_id", "status"),
         Index("ix_cases_created", "created_at"),
+        # the agency work queue: keyset paging by SLA due (issue 21), counts per status
+        Index("ix_cases_agency_due", "agency_id", "sla_due_at", "id"),
+        Index("ix_cases_agency_status", "agency_id", "status"),
+        # the operator's duplicate suggestion: open cases of a service in the last 30 days
+        Index("ix_cases_service_created", "service_type_id", "created_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123
@@ -214,6 +221,8 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     closed_at: Mapped[datetime | None]
+    assignee: Mapped[str | None] = mapped_column(String(80))  # a username in the agency
+    resolution_code: Mapped[str | None] = mapped_column(String(40))  # set when closed
 
     service_type: Mapped[ServiceType] = relationship(lazy="raise")
     notes: Mapped[list[CaseNote]] = relationship(
@@ -237,6 +246,41 @@ class CaseNote(Base):
     body: Mapped[str] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class CaseEvent(Base):
+    """The case's history (issue 21): every status change, assignment, reassignment and note,
+    written by the store in the transaction of the change. `public` rows are what the citizen
+    sees (the status page's timeline, Open311 servicerequestupdates)."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (
+        Index("ix_case_events_case", "case_id", "id"),
+        Index("ix_case_events_public_at", "public", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80))
+    change: Mapped[str] = mapped_column(String(20))  # CaseChanged.change
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    from_agency: Mapped[str | None] = mapped_column(String(40))  # agency codes
+    to_agency: Mapped[str | None] = mapped_column(String(40))
+    assignee: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResolutionCode(Base):
+    """How a case was closed: one global list, managed by admins (/admin/resolutions)."""
+
+    __tablename__ = "resolution_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class CaseMedia(Base):

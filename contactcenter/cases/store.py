@@ -32,19 +32,22 @@ from .models import (
     ApiKey,
     AuditLog,
     Case,
+    CaseEvent,
     CaseMedia,
     CaseNote,
     CaseSequence,
     Citizen,
+    ResolutionCode,
     ServiceType,
+    User,
 )
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# Forward only; any step may be skipped (a call taker can close on first contact), a closed case
-# stays closed. Reopening is a new case that mentions the old number.
+# Forward only; any step may be skipped (a call taker can close on first contact). A closed case
+# changes only through `reopen` (back to open, with a reason), never through `transition`.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"acknowledged", "in_progress", "closed"}),
     "acknowledged": frozenset({"in_progress", "closed"}),
@@ -135,6 +138,28 @@ def is_case_number(value: str) -> bool:
     return bool(NUMBER_RE.match(value))
 
 
+_LOOSE_NUMBER = re.compile(r"^(?:311\D*)?((?:19|20)\d\d)\D+(\d{1,9})$")
+
+
+def normalize_case_number(text: str) -> str | None:
+    """Any reasonable spelling of a case number as people type or read it, or None:
+    "311-2026-000423", "3112026000423", "2026000423", "311 2026 423", "2026-423", "#2026/423".
+    Only the year and the sequence count, so a number can never be guessed into another."""
+    value = text.strip().strip("#").strip()
+    if len(value) > 40:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if value.isdigit():
+        whole = digits[3:] if len(digits) == 13 and digits.startswith("311") else digits
+        if len(whole) == 10:
+            return format_number(int(whole[:4]), int(whole[4:]))
+    match = _LOOSE_NUMBER.match(value)
+    if match:
+        seq = int(match.group(2))
+        return format_number(int(match.group(1)), seq) if seq > 0 else None
+    return None
+
+
 # --- inputs and views ---------------------------------------------------------------------------
 
 
@@ -199,6 +224,8 @@ class CaseView:
     notes: tuple[NoteView, ...] = ()
     citizen_phone: str | None = None  # personal: staff views only, never public output
     citizen_email: str | None = None
+    assignee: str | None = None  # the username in the agency working it
+    resolution_code: str | None = None
 
     def sla(self, now: datetime) -> str:
         return sla_state(self.status, self.created_at, self.sla_due_at, now)
@@ -223,12 +250,14 @@ class CaseStore:
         self.bus = bus
         self.clock = clock
 
-    async def _publish(self, view: CaseView, change: str, at: datetime) -> None:
+    async def _publish(self, view: CaseView, change: str, at: datetime, *, actor: str,
+                       public: bool = False, note: str = "") -> None:
         if self.bus is None:
             return
         await self.bus.publish(
             CaseChanged(number=view.number, status=view.status, citizen_id=view.citizen_id,
-                        at=at, change=change)
+                        at=at, change=change, public=public, note=note, actor=actor[:80],
+                        agency=view.agency_code)
         )
 
     # --- writes ---
@@ -288,26 +317,39 @@ class CaseStore:
                 "service": stype.code, "channel": data.channel, "citizen_id": citizen_id,
                 **data.origin,
             })
+            _history(session, case.id, now, actor, "created", None, "open",
+                     to_agency=await _agency_code(session, stype.agency_id))
             view = await _view(session, case.id)
-        await self._publish(view, "created", now)
+        await self._publish(view, "created", now, actor=actor)
         return view
 
     async def transition(
-        self, number: str, target: str, *, actor: str, reason: str | None = None
+        self, number: str, target: str, *, actor: str, reason: str | None = None,
+        code: str | None = None,
     ) -> CaseView:
+        """A forward status change. Closing needs `reason`, the public resolution note the
+        citizen reads (status page, Open311 status_notes), and takes a resolution `code`."""
         now = self.clock()
         async with self.sessions() as session, session.begin():
             case = await _case_for_update(session, number)
             cleaned = check_transition(case.status, target, reason)
+            if code is not None:
+                await _resolution(session, code)
             before = case.status
             values: dict[str, Any] = {"status": target, "updated_at": now}
             if target == "closed":
-                values.update(close_reason=cleaned, closed_at=now)
+                values.update(close_reason=cleaned, closed_at=now, resolution_code=code)
             await _guarded_update(session, case.id, Case.status == before, values)
             _audit(session, actor, "case.status", number, now,
-                   {"from": before, "to": target, "reason": cleaned})
+                   {"from": before, "to": target, "reason": cleaned, "code": code})
+            agency = await _agency_code(session, case.agency_id)
+            change = CHANGE_OF_STATUS.get(target, "updated")
+            public, note = _public_text(change, cleaned, agency_name=await _agency_name(
+                session, case.agency_id))
+            _history(session, case.id, now, actor, change, before, target, to_agency=agency,
+                     reason=code, note=note or None, public=public)
             view = await _view(session, case.id)
-        await self._publish(view, "closed" if target == "closed" else "updated", now)
+        await self._publish(view, change, now, actor=actor, public=public, note=note)
         return view
 
     async def acknowledge(self, number: str, *, actor: str) -> CaseView:
@@ -316,10 +358,85 @@ class CaseStore:
     async def start(self, number: str, *, actor: str) -> CaseView:
         return await self.transition(number, "in_progress", actor=actor)
 
-    async def close(self, number: str, *, actor: str, reason: str) -> CaseView:
-        return await self.transition(number, "closed", actor=actor, reason=reason)
+    async def close(
+        self, number: str, *, actor: str, reason: str, code: str | None = None
+    ) -> CaseView:
+        return await self.transition(number, "closed", actor=actor, reason=reason, code=code)
 
-    async def reassign(self, number: str, agency_code: str, *, actor: str) -> CaseView:
+    async def reopen(
+        self, number: str, *, actor: str, reason: str, within_days: int | None = None
+    ) -> CaseView:
+        """A closed case goes back to open (the problem is still there). `within_days`: the
+        operator's limit (CC_REOPEN_DAYS) counted from the close; agencies have none.
+
+        The SLA clock restarts: due = the service's rule applied from the reopening (the agency
+        is held to a full SLA for the new work; the old due date has usually passed)."""
+        text = _clean_reason(reason, "reopening a case")
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            if case.status != "closed":
+                raise IllegalTransition(f"only a closed case can be reopened (it is {case.status})")
+            if within_days is not None and case.closed_at is not None and \
+                    now - case.closed_at > timedelta(days=within_days):
+                raise IllegalTransition(
+                    f"the case was closed more than {within_days} days ago: open a new case "
+                    f"that mentions {number}")
+            stype = await session.get(ServiceType, case.service_type_id)
+            hours = stype.sla_hours if stype is not None else 72
+            await _guarded_update(session, case.id, Case.status == "closed", {
+                "status": "open", "updated_at": now, "closed_at": None, "close_reason": None,
+                "resolution_code": None, "sla_due_at": sla_due(now, hours),
+            })
+            _audit(session, actor, "case.reopened", number, now,
+                   {"reason": text, "within_days": within_days})
+            agency = await _agency_code(session, case.agency_id)
+            _history(session, case.id, now, actor, "reopened", "closed", "open",
+                     to_agency=agency, note=text, public=True)
+            view = await _view(session, case.id)
+        await self._publish(view, "reopened", now, actor=actor, public=True, note=text)
+        return view
+
+    async def assign(self, number: str, username: str | None, *, actor: str) -> CaseView:
+        """Give the case to a person of its agency (an active `agency` user linked to it), or
+        to nobody (None)."""
+        now = self.clock()
+        async with self.sessions() as session, session.begin():
+            case = await _case_for_update(session, number)
+            if case.status == "closed":
+                raise IllegalTransition("a closed case cannot be assigned")
+            agency = await _agency_code(session, case.agency_id)
+            if username:
+                user = (await session.execute(
+                    select(User).where(User.username == username))).scalar_one_or_none()
+                if user is None or not user.active or user.role != "agency" or \
+                        agency not in (user.agencies or []):
+                    raise InvalidCaseData(f"{username!r} is not an active user of agency "
+                                          f"{agency or '-'}")
+            before = case.assignee
+            if (before or None) == (username or None):
+                raise InvalidCaseData(f"the case is already assigned to {username or 'nobody'}")
+            await _guarded_update(
+                session, case.id,
+                (Case.assignee == before) if before is not None else Case.assignee.is_(None),
+                {"assignee": username or None, "updated_at": now},
+            )
+            _audit(session, actor, "case.assigned", number, now,
+                   {"from": before, "to": username or None})
+            _history(session, case.id, now, actor, "assigned", case.status, case.status,
+                     to_agency=agency, assignee=username or None)
+            view = await _view(session, case.id)
+        await self._publish(view, "assigned", now, actor=actor)
+        return view
+
+    async def reassign(
+        self, number: str, agency_code: str, *, actor: str, reason: str
+    ) -> CaseView:
+        """Send the case to another agency, with a reason. The SLA due time is kept: the
+        citizen's expected date does not move because the city routed the request internally
+        (and the clock keeps the cost of misrouting visible). The assignee is cleared (a person
+        of the old agency)."""
+        text = _clean_reason(reason, "reassigning a case")
         now = self.clock()
         async with self.sessions() as session, session.begin():
             case = await _case_for_update(session, number)
@@ -336,12 +453,15 @@ class CaseStore:
             await _guarded_update(
                 session, case.id,
                 (Case.agency_id == before) if before is not None else Case.agency_id.is_(None),
-                {"agency_id": agency.id, "updated_at": now},
+                {"agency_id": agency.id, "assignee": None, "updated_at": now},
             )
             _audit(session, actor, "case.reassigned", number, now,
-                   {"from_agency_id": before, "to": agency.code})
+                   {"from_agency_id": before, "to": agency.code, "reason": text})
+            _history(session, case.id, now, actor, "reassigned", case.status, case.status,
+                     from_agency=await _agency_code(session, before), to_agency=agency.code,
+                     reason=text)
             view = await _view(session, case.id)
-        await self._publish(view, "updated", now)
+        await self._publish(view, "reassigned", now, actor=actor)
         return view
 
     async def add_note(
@@ -360,8 +480,12 @@ class CaseStore:
             case.updated_at = now
             await session.flush()
             _audit(session, author, "case.noted", number, now, {"public": public})
+            _history(session, case.id, now, author, "noted", case.status, case.status,
+                     to_agency=await _agency_code(session, case.agency_id), note=text,
+                     public=public)
             view = await _view(session, case.id)
-        await self._publish(view, "noted", now)
+        await self._publish(view, "noted", now, actor=author, public=public,
+                            note=text if public else "")
         return view
 
     # --- reads the console and the public pages need ---
@@ -606,6 +730,63 @@ async def _guarded_update(
         raise IllegalTransition("the case was changed by someone else meanwhile; reload it")
 
 
+CHANGE_OF_STATUS = {"acknowledged": "acknowledged", "in_progress": "started", "closed": "closed"}
+
+
+def _public_text(change: str, reason: str | None, *, agency_name: str | None) -> tuple[bool, str]:
+    """Whether the citizen hears of a status change, and the text they read."""
+    if change == "acknowledged":
+        return True, f"{agency_name or '3-1-1'} has received your request and will look into it."
+    if change == "closed":
+        return True, reason or ""
+    return False, ""
+
+
+def _clean_reason(reason: str | None, what: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidCaseData(f"{what} needs a reason")
+    if len(text) > MAX_REASON:
+        raise InvalidCaseData(f"the reason is longer than {MAX_REASON} characters")
+    return text
+
+
+async def _agency_code(session: AsyncSession, agency_id: int | None) -> str | None:
+    if agency_id is None:
+        return None
+    agency = await session.get(Agency, agency_id)
+    return agency.code if agency is not None else None
+
+
+async def _agency_name(session: AsyncSession, agency_id: int | None) -> str | None:
+    if agency_id is None:
+        return None
+    agency = await session.get(Agency, agency_id)
+    return agency.name if agency is not None else None
+
+
+async def _resolution(session: AsyncSession, code: str) -> ResolutionCode:
+    row = (await session.execute(
+        select(ResolutionCode).where(ResolutionCode.code == code,
+                                     ResolutionCode.active.is_(True)))).scalar_one_or_none()
+    if row is None:
+        raise InvalidCaseData(f"unknown resolution code {code[:40]!r}")
+    return row
+
+
+def _history(
+    session: AsyncSession, case_id: int, at: datetime, actor: str, change: str,
+    from_status: str | None, to_status: str, *, from_agency: str | None = None,
+    to_agency: str | None = None, assignee: str | None = None, reason: str | None = None,
+    note: str | None = None, public: bool = False,
+) -> None:
+    """One row of the case's history, in the caller's transaction (with its audit entry)."""
+    session.add(CaseEvent(case_id=case_id, at=at, actor=actor[:80], change=change,
+                          from_status=from_status, to_status=to_status, from_agency=from_agency,
+                          to_agency=to_agency, assignee=assignee,
+                          reason=reason[:200] if reason else None, note=note, public=public))
+
+
 def _audit(
     session: AsyncSession, actor: str, action: str, number: str, at: datetime,
     detail: dict[str, Any],
@@ -628,6 +809,11 @@ async def _views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
     )).all()
     by_id = {row[0].id: _to_view(*row) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
+
+
+async def load_views(session: AsyncSession, ids: Sequence[int]) -> list[CaseView]:
+    """Views of the cases `ids`, in that order (for other features' queries)."""
+    return await _views(session, ids)
 
 
 async def _view(session: AsyncSession, case_id: int) -> CaseView:
@@ -668,4 +854,6 @@ def _to_view(
         ),
         citizen_phone=citizen.phone if citizen else None,
         citizen_email=citizen.email if citizen else None,
+        assignee=case.assignee,
+        resolution_code=case.resolution_code,
     )

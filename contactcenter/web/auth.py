@@ -40,7 +40,8 @@ SIGNED_OUT = 4401
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H")
 
-ROLES = ("operator", "supervisor", "admin")
+# agency: staff of one or more agencies, who see and work only their agencies' cases
+ROLES = ("operator", "supervisor", "admin", "agency")
 STAFF = ("supervisor", "admin")
 ANY_USER = ROLES
 SESSION_MAX_AGE = 12 * 3600
@@ -55,6 +56,7 @@ class Principal:
     display_name: str
     interface: str | None
     queues: tuple[str, ...] = ()
+    agencies: tuple[str, ...] = ()  # role "agency": the codes of their agencies
 
 
 API_CLIENT_ROLE = "api"  # a request authenticated by API key, not a person
@@ -135,13 +137,16 @@ async def _load_user(request: web.Request) -> Principal | None:
 def _principal(user: User) -> Principal:
     return Principal(
         user.id, user.username, user.role, user.display_name or user.username, user.interface,
-        tuple(user.queues or ()),
+        tuple(user.queues or ()), tuple(user.agencies or ()),
     )
 
 
 def _user_version(user: User) -> str:
     # A password or role change signs out every session of that user.
-    return hashlib.sha256(f"{user.password_hash}|{user.role}".encode()).hexdigest()[:16]
+    # ...and so does a change of an agency user's agencies (what they may see)
+    extra = "|" + ",".join(sorted(user.agencies or ())) if user.role == "agency" else ""
+    return hashlib.sha256(
+        f"{user.password_hash}|{user.role}{extra}".encode()).hexdigest()[:16]
 
 
 async def api_key_valid(request: web.Request, key: str | None) -> bool:
@@ -286,7 +291,8 @@ _refusals = SummaryLog(log)  # a refusal costs an attacker nothing: one line per
 
 # --- pages --------------------------------------------------------------------------------------
 
-HOME_BY_ROLE = {"operator": "/console", "supervisor": "/wallboard", "admin": "/admin"}
+HOME_BY_ROLE = {"operator": "/console", "supervisor": "/wallboard", "admin": "/admin",
+                "agency": "/agency"}
 
 
 # Browsers drop tabs and newlines from URLs and read "\\" as "/": "/\t/evil.example" or

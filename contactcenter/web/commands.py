@@ -53,6 +53,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
                     username=args.name, display_name=args.display_name or args.name,
                     role=args.role, interface=args.interface or None,
                     queues=[q for q in (args.queues or "").split(",") if q],
+                    agencies=[a for a in (args.agencies or "").split(",") if a],
                     password_hash=hash_password(password),
                 ))
         finally:
@@ -83,13 +84,14 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("user", help="operator, supervisor and admin accounts")
+    p = sub.add_parser("user", help="operator, supervisor, admin and agency accounts")
     us = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     a = us.add_parser("add", help="create an account")
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--interface", help="the operator's phone, e.g. PJSIP/1001")
     a.add_argument("--queues", help="comma-separated queues the operator logs in to")
+    a.add_argument("--agencies", help="agency users: comma-separated agency codes (SAN,DPW)")
     a.add_argument("--display-name")
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     a.add_argument("--generate", action="store_true", help="generate and print a password")

@@ -128,12 +128,14 @@ async def test_lifecycle_transitions_notes_reassignment_and_illegal_moves(
     with pytest.raises(IllegalTransition, match="needs a reason"):
         await store.close(case.number, actor="crew", reason="   ")
 
-    case = await store.reassign(case.number, "SAN", actor="sup")
+    with pytest.raises(InvalidCaseData, match="needs a reason"):
+        await store.reassign(case.number, "SAN", actor="sup", reason=" ")
+    case = await store.reassign(case.number, "SAN", actor="sup", reason="their truck")
     assert case.agency_code == "SAN"
     with pytest.raises(UnknownAgency):
-        await store.reassign(case.number, "NOPE", actor="sup")
+        await store.reassign(case.number, "NOPE", actor="sup", reason="x")
     with pytest.raises(InvalidCaseData, match="already with SAN"):
-        await store.reassign(case.number, "SAN", actor="sup")
+        await store.reassign(case.number, "SAN", actor="sup", reason="x")
 
     case = await store.add_note(case.number, "crew dispatched", author="crew", public=True)
     case = await store.add_note(case.number, "internal: caller was rude", author="op")
@@ -149,7 +151,7 @@ async def test_lifecycle_transitions_notes_reassignment_and_illegal_moves(
         with pytest.raises(IllegalTransition):
             await store.transition(case.number, target, actor="op", reason="x")
     with pytest.raises(IllegalTransition, match="closed case cannot be reassigned"):
-        await store.reassign(case.number, "DPW", actor="sup")
+        await store.reassign(case.number, "DPW", actor="sup", reason="x")
     with pytest.raises(CaseNotFound):
         await store.acknowledge("311-2026-999999", actor="op")
     with pytest.raises(UnknownServiceType):
@@ -164,7 +166,8 @@ async def test_lifecycle_transitions_notes_reassignment_and_illegal_moves(
                        "case.noted", "case.noted", "case.status"]
     await the_bus.drain()
     changes = [e.change for e in seen if isinstance(e, CaseChanged)]
-    assert changes == ["created", "updated", "updated", "updated", "noted", "noted", "closed"]
+    assert changes == ["created", "acknowledged", "started", "reassigned", "noted", "noted",
+                       "closed"]
     assert isinstance(seen[-1], CaseChanged) and seen[-1].status == "closed"
 
 

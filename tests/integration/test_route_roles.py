@@ -23,11 +23,14 @@ pytestmark = pytest.mark.store
 PUBLIC = "public"
 # Open311's POST requests: no session role is enough, only an API key (403 without one)
 API_KEY_ONLY: frozenset[str] = frozenset()
-ANY_USER = frozenset({"operator", "supervisor", "admin"})
+ANY_USER = frozenset({"operator", "supervisor", "admin", "agency"})
 STAFF = frozenset({"supervisor", "admin"})
 OPERATOR = frozenset({"operator"})
 ADMIN = frozenset({"admin"})
-ROLES = ("anonymous", "operator", "supervisor", "admin")
+# issue 21: agency users work their agencies' cases (another agency's case is a 404, below)
+CASE_WORKERS = frozenset({"agency", "supervisor", "admin"})
+CALL_TAKERS = frozenset({"operator", "supervisor", "admin"})
+ROLES = ("anonymous", "operator", "supervisor", "admin", "agency")
 
 # (method, route) -> who may use it. HEAD goes with GET.
 TABLE: dict[tuple[str, str], frozenset[str] | str] = {
@@ -71,6 +74,13 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/queues"): STAFF,
     ("GET", "/metrics"): STAFF,
     ("GET", "/admin"): ADMIN,
+    ("GET", "/agency"): CASE_WORKERS,
+    ("GET", "/cases"): ANY_USER,
+    ("GET", "/cases/similar"): CALL_TAKERS,
+    ("GET", "/cases/{number}"): ANY_USER,
+    ("GET", "/cases/{number}/ws"): ANY_USER,
+    # the action decides further: operators only note and reopen (403 for the rest)
+    ("POST", "/cases/{number}/{action}"): ANY_USER,
 }
 # every /admin/... route is the administrators' alone
 ADMIN_PREFIX = "/admin/"
@@ -172,3 +182,39 @@ async def test_websockets_refuse_anonymous_other_roles_and_foreign_origin(
     assert foreign.value.status == 403
     ws = await client.ws_connect(path, headers={"Origin": origin})
     await ws.close()
+
+
+async def test_an_agency_user_cannot_read_or_act_on_another_agencys_case(client: Any) -> None:
+    """Issue 21: the demo `agency` user works DPW's cases; SAN's exist for them nowhere (404:
+    not even whether the number is in use), over every case route, the websocket included."""
+    from contactcenter.cases.keys import CASE_STORE
+    from contactcenter.cases.store import NewCase
+
+    store = client.server.app[CASE_STORE]
+    theirs = await store.open_case(NewCase(service_code="missed-pickup"), actor="t")  # SAN
+    mine = await store.open_case(NewCase(service_code="pothole"), actor="t")  # DPW
+    token = await login(client, "agency")
+    origin = str(client.make_url("/")).rstrip("/")
+    for method, route in app_routes(client.server.app):
+        if not route.startswith("/cases/{number}"):
+            continue
+        for case, allowed in ((theirs, False), (mine, True)):
+            path = route.replace("{number}", case.number).replace("{action}", "note")
+            if route.endswith("/ws"):
+                if allowed:
+                    ws = await client.ws_connect(path, headers={"Origin": origin})
+                    await ws.close()
+                else:
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await client.ws_connect(path, headers={"Origin": origin})
+                    assert refused.value.status == 404
+                continue
+            resp = await client.request(method, path, headers={"Accept": "text/html"},
+                                        data={"_csrf": token, "body": "hello"}
+                                        if method == "POST" else None,
+                                        allow_redirects=False)
+            await resp.read()
+            assert resp.status == ((303 if method == "POST" else 200) if allowed else 404), (
+                method, path, resp.status)
+    assert [n.body for n in (await store.by_number(theirs.number)).notes] == []
+    assert [n.body for n in (await store.by_number(mine.number)).notes] == ["hello"]

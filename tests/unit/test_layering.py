@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "contactcenter"
-DOMAIN = ("ivr", "agents", "cases", "supervisor", "admin", "web")
+DOMAIN = ("ivr", "agents", "cases", "supervisor", "admin", "web", "agency")
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -44,7 +44,7 @@ def test_domain_packages_never_import_telephony(package: str) -> None:
 # The kernel: the app factory and what every feature shares. It wires features by name
 # (`app.PLUGINS`), never by import; `web/` is the kernel's HTTP edge (sign-in, the guard).
 KERNEL = ("app.py", "keys.py", "config.py", "db.py", "bus.py", "events.py", "clock.py")
-FEATURES = ("agents", "cases", "supervisor", "admin", "ivr", "telephony", "queues")
+FEATURES = ("agents", "cases", "supervisor", "admin", "ivr", "telephony", "queues", "agency")
 
 
 @pytest.mark.parametrize("module", KERNEL)
