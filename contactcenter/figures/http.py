@@ -20,7 +20,7 @@ from .keys import FIGURES
 from .measure import fmt_duration, rate
 from .service import TABLES, Figures, day_rows, month_rows, service_rows
 
-SCORECARD_ROLES = ("supervisor", "admin")
+SCORECARD_ROLES = ("supervisor", "admin", "agency")
 SCORECARD_MONTHS = 6
 
 STRINGS: dict[str, dict[str, str]] = {

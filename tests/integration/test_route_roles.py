@@ -61,7 +61,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/figures"): PUBLIC,
     ("GET", "/figures/data.json"): PUBLIC,
     ("GET", "/figures/{table}.csv"): PUBLIC,
-    ("GET", "/scorecard"): STAFF,
+    ("GET", "/scorecard"): frozenset({"supervisor", "admin", "agency"}),
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
