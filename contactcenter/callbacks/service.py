@@ -105,12 +105,19 @@ class Callbacks:
                 cb.state, cb.updated_at = state, now
                 cb.result = f"attempt {cb.attempts}: not answered"
             due = (await db.execute(
-                select(Callback).where(Callback.state == "pending", Callback.next_at <= now)
-                .order_by(Callback.next_at).limit(BATCH))).scalars().all()
-            for cb in due:
-                cb.state, cb.attempts, cb.called_at, cb.updated_at = "calling", \
-                    cb.attempts + 1, now, now
-            placing = [(cb.id, cb.phone, cb.language) for cb in due]
+                select(Callback.id, Callback.phone, Callback.language)
+                .where(Callback.state == "pending", Callback.next_at <= now)
+                .order_by(Callback.next_at).limit(BATCH))).all()
+        placing = []
+        for cb_id, phone, language in due:
+            # claimed by a guarded update: two bridges (a standby taking over) never both call
+            async with self.sessions() as db, db.begin():
+                claimed = await db.execute(
+                    update(Callback).where(Callback.id == cb_id, Callback.state == "pending")
+                    .values(state="calling", attempts=Callback.attempts + 1, called_at=now,
+                            updated_at=now))
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                placing.append((cb_id, phone, language))
         for cb_id, phone, language in placing:
             try:
                 await self.originate(phone, {VARIABLE: str(cb_id), "LANG": language})
@@ -179,16 +186,17 @@ class Callbacks:
             await channel.hangup()
             return
         state = after_answer(digit)
-        await self._record(cb.id, state, {"confirmed": "keyed 1: fixed",
-                                           "reopened": "keyed 2: not fixed"}.get(
-            state, "answered, keyed nothing"))
-        try:
+        result = {"confirmed": "keyed 1: fixed", "reopened": "keyed 2: not fixed"}.get(
+            state, "answered, keyed nothing")
+        try:  # the case first: the callback's row then says what was done
             if state == "reopened":
                 await self.store.reopen(number, actor="citizen", reason=words["reopen_reason"])
             elif state == "confirmed":
                 await self.store.add_note(number, words["confirmed_note"], author="citizen")
-        except CaseError as exc:  # reopened meanwhile by someone else: the answer is recorded
+        except CaseError as exc:  # reopened meanwhile by someone else: the answer is kept
             log.warning("call-back %s: case %s not changed (%s)", cb.id, number, exc)
+            result = f"{result}; case not changed: {exc}"[:300]
+        await self._record(cb.id, state, result)
         closing = {"confirmed": "thanks_fixed", "reopened": "thanks_reopened"}.get(
             state, "no_choice")
         try:
