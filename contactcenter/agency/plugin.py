@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..events import CaseChanged, SessionEnded
 from ..keys import BUS, HEALTH
-from . import http
+from . import http, resolutions
 from .keys import CASE_LIVE
 from .live import CaseLive
 
@@ -34,4 +34,5 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     http.add_routes(app)
+    resolutions.add_routes(app)
     app.cleanup_ctx.append(live_ctx)

@@ -233,8 +233,9 @@ async def case_page(sessions: async_sessionmaker[AsyncSession], view: CaseView) 
         items.append(_event_item(e, view))
     for c in calls:
         who = c.caller_number or "unknown number"
-        text = (f"call from {who}: {c.outcome}" + (f", answered by {c.agent}" if c.agent else "")
-                + (f", queue {c.queue}" if c.queue else ""))
+        how = f"answered by {c.agent}" if c.outcome == "answered" and c.agent else \
+            c.outcome.replace("_", " ")
+        text = f"call from {who}: {how}" + (f", queue {c.queue}" if c.queue else "")
         items.append(TimelineItem(c.started_at, "call", c.agent or "", text, detail={
             "talk_seconds": c.talk_seconds, "wait_seconds": c.wait_seconds,
             "disposition": c.disposition, "language": c.language,
@@ -259,7 +260,8 @@ def _event_item(e: CaseEvent, view: CaseView) -> TimelineItem:
         text = e.note or ""
     else:
         text = f"{e.from_status or '-'} → {e.to_status}"
-    return TimelineItem(e.at, "note" if e.change == "noted" else "change", e.actor, text,
+    kind = {"noted": "note", "created": "created"}.get(e.change, "change")
+    return TimelineItem(e.at, kind, e.actor, text,
                         e.public, {"change": e.change, "words": CHANGE_WORDS.get(e.change,
                                                                                  e.change),
                                    "from": e.from_status, "to": e.to_status})

@@ -647,8 +647,15 @@ class ConsoleHub:
                 view = self._my_call(user, a["call_id"])
             else:
                 view = None
-            number = await self.work.add_note(user, number=a["case"], body=a["body"], now=now)
+            case = await self.work.add_note(user, number=a["case"], body=a["body"], now=now)
+            number = case.number
             if view is not None and number not in view.cases:
+                if not view.cases:
+                    # the caller is about this existing case (a chase call, or a duplicate
+                    # the operator linked instead of opening another): the call joins it
+                    await self.work.set_on_call(
+                        call_id=view.call_id, server=view.server, linkedid=view.linkedid,
+                        now=now, case_id=case.id, citizen_id=case.citizen_id)
                 view.cases.append(number)
                 self.to_interface(user.interface or "", view.to_dict())
             return f"Note added to case {number}."

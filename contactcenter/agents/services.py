@@ -24,6 +24,7 @@ from ..cases.store import (
     InvalidCaseData,
     NewCase,
     UnknownServiceType,
+    normalize_case_number,
 )
 from ..events import Pbx, PbxError
 from ..web.auth import Principal
@@ -319,14 +320,17 @@ class CallWork:
                                case_id=case.id, citizen_id=case.citizen_id)
         return case
 
-    async def add_note(self, user: Principal, *, number: str, body: str, now: datetime) -> str:
+    async def add_note(self, user: Principal, *, number: str, body: str,
+                       now: datetime) -> CaseView:
+        # the number as the caller read it out: "2026-423", without dashes...
+        number = normalize_case_number(number) or number
         try:
             case = await self.store.add_note(number, body, author=user.username)
         except CaseNotFound:
             raise ConsoleError(f"No case {number[:40]!r}.") from None
         except InvalidCaseData as exc:
             raise ConsoleError(f"The note was not added: {exc}.") from None
-        return case.number
+        return case
 
     async def set_on_call(self, *, call_id: str, server: str, linkedid: str, now: datetime,
                           **values: Any) -> bool:

@@ -29,6 +29,7 @@ from ..config import Settings, SettingsError
 from ..keys import SETTINGS
 from ..web.auth import csrf_exempt, current_user, public, require_role, stateless
 from . import open311 as o3
+from . import status_page
 from .media import (
     MAX_MEDIA_BYTES,
     IntakeError,
@@ -341,6 +342,21 @@ async def get_request(request: web.Request) -> web.Response:
 
 
 @open311
+async def get_updates(request: web.Request) -> web.Response:
+    """servicerequestupdates: every public change (acknowledged, work started, public notes,
+    closed with its resolution, reopened) between start_date and end_date (default: the last
+    90 days; at most 90 days), oldest first, at most 1,000."""
+    fmt = o3.format_of(request.match_info.get("ext", ""))
+    _check_jurisdiction(request, request.query.get("jurisdiction_id"))
+    store = request.app[CASE_STORE]
+    query = o3.parse_request_query({k: v for k, v in request.query.items()
+                                    if k in ("start_date", "end_date")}, store.clock())
+    assert query.start is not None and query.end is not None
+    updates = await store.public_updates(query.start, query.end, limit=o3.MAX_RESULTS)
+    return reply("service_requests_updates", [o3.update_record(u) for u in updates], fmt)
+
+
+@open311
 async def get_token(request: web.Request) -> web.Response:
     token, fmt = _lookup(request, "token")
     view = await request.app[CASE_STORE].by_token(token) if len(token) <= 64 else None
@@ -413,40 +429,6 @@ async def unknown_resource(request: web.Request) -> web.StreamResponse:
     raise o3.not_found(f"no Open311 resource at {request.path[:120]}")
 
 
-# --- public status page -------------------------------------------------------------------------
-
-
-@public
-async def status_lookup(request: web.Request) -> web.StreamResponse:
-    number = request.query.get("number", "").strip().upper()
-    if number:
-        raise web.HTTPFound(request.app.router["case_status"].url_for(number=number[:40]))
-    return aiohttp_jinja2.render_template("case_lookup.html", request, {})
-
-
-@public
-async def status_page(request: web.Request) -> web.StreamResponse:
-    number = request.match_info["number"]
-    view = await request.app[CASE_STORE].by_number(number) if is_case_number(number) else None
-    if view is None:
-        return aiohttp_jinja2.render_template(
-            "case_not_found.html", request, {"number": number[:40]}, status=404)
-    record = o3.request_record(view, expected=await expected(request, view))
-    return aiohttp_jinja2.render_template("case_status.html", request, {
-        "case": view,
-        "record": record,
-        "expected": await expected(request, view),
-        "status_label": {"open": "Open", "acknowledged": "Acknowledged",
-                         "in_progress": "In progress", "closed": "Closed"}[view.status],
-        "when": lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "",
-        "notes": [
-            {"at": o3.w3(n.created_at), "shown": n.created_at.strftime("%Y-%m-%d %H:%M UTC"),
-             "body": o3.mask_contacts(n.body, (view.citizen_email, view.citizen_phone))}
-            for n in view.public_notes
-        ],
-    })
-
-
 # --- API keys (admins) --------------------------------------------------------------------------
 
 
@@ -508,12 +490,12 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{PREFIX}/requests{ext}", post_request, name="open311_post")
     r.add_get(PREFIX + "/requests/{tail}", get_request, name="open311_request")
     r.add_get(PREFIX + "/tokens/{tail}", get_token, name="open311_token")
+    r.add_get(f"{PREFIX}/servicerequestupdates{ext}", get_updates, name="open311_updates")
     # the `open311` Python wrapper asks for service/{code}.xml (singular): answer it too
     r.add_get(PREFIX + "/service/{tail}", service_definition, name="open311_service_alias")
     r.add_get(PREFIX + "/media/{name}", media, name="open311_media")
     r.add_route("*", PREFIX + "/{tail:.*}", unknown_resource, name="open311_unknown")
-    r.add_get("/status", status_lookup, name="case_lookup")
-    r.add_get("/status/{number}", status_page, name="case_status")
+    status_page.add_routes(app)
     r.add_get("/admin/apikeys", apikeys_list, name="admin_apikeys")
     r.add_post("/admin/apikeys", apikeys_create, name="admin_apikeys_create")
     r.add_post("/admin/apikeys/{key_id}/revoke", apikeys_revoke, name="admin_apikeys_revoke")

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .models import ServiceType
-from .store import NUMBER_RE, CaseView, NewCase
+from .store import NUMBER_RE, CaseView, NewCase, PublicUpdate
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CONTENT_TYPES = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -736,6 +736,28 @@ def request_record(view: CaseView, base: str = "", expected: datetime | None = N
     }
 
 
+# servicerequestupdates (the extension FixMyStreet reads): the status of each update in its words
+UPDATE_STATUS = {"open": "open", "acknowledged": "investigating", "in_progress": "in_progress"}
+CLOSED_STATUS_OF_CODE = {"resolved": "fixed", "duplicate": "duplicate",
+                         "no-action": "no_further_action", "not-found": "no_further_action",
+                         "referred": "not_councils_responsibility"}
+
+
+def update_record(update: PublicUpdate) -> dict[str, Any]:
+    if update.status == "closed":
+        status = CLOSED_STATUS_OF_CODE.get(update.code or "", "closed")
+    else:
+        status = UPDATE_STATUS.get(update.status, "open")
+    return {
+        "update_id": str(update.id),
+        "service_request_id": update.number,
+        "status": status,
+        "updated_datetime": w3(update.at),
+        "description": mask_contacts(update.note, update.known),
+        "media_url": "",
+    }
+
+
 def service_record(stype: ServiceType) -> dict[str, Any]:
     return {
         "service_code": stype.code,
@@ -783,6 +805,7 @@ ITEMS = {
     "endpoints": "endpoint",
     "formats": "format",
     "errors": "error",
+    "service_requests_updates": "request_update",
 }
 
 

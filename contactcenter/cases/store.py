@@ -235,6 +235,21 @@ class CaseView:
         return tuple(n for n in self.notes if n.public)
 
 
+@dataclass(frozen=True, slots=True)
+class PublicUpdate:
+    """One change the citizen may see (a public history row): the status page's timeline and
+    Open311's servicerequestupdates."""
+
+    id: int
+    number: str
+    at: datetime
+    change: str
+    status: str  # the case's status after the change
+    code: str | None  # the resolution code, for a close
+    note: str
+    known: tuple[str | None, str | None] = (None, None)  # the citizen's e-mail, phone: masked
+
+
 # --- the store ----------------------------------------------------------------------------------
 
 
@@ -346,8 +361,10 @@ class CaseStore:
             change = CHANGE_OF_STATUS.get(target, "updated")
             public, note = _public_text(change, cleaned, agency_name=await _agency_name(
                 session, case.agency_id))
+            # the history row of "started" is public too: the status page shows work began
+            # (the citizen is not messaged for it: CaseChanged.public stays False)
             _history(session, case.id, now, actor, change, before, target, to_agency=agency,
-                     reason=code, note=note or None, public=public)
+                     reason=code, note=note or None, public=public or change == "started")
             view = await _view(session, case.id)
         await self._publish(view, change, now, actor=actor, public=public, note=note)
         return view
@@ -390,6 +407,9 @@ class CaseStore:
             })
             _audit(session, actor, "case.reopened", number, now,
                    {"reason": text, "within_days": within_days})
+            # a public note too: Open311's status_notes of an open case is its latest one
+            session.add(CaseNote(case_id=case.id, author=actor[:80], body=text, public=True,
+                                 created_at=now))
             agency = await _agency_code(session, case.agency_id)
             _history(session, case.id, now, actor, "reopened", "closed", "open",
                      to_agency=agency, note=text, public=True)
@@ -496,6 +516,28 @@ class CaseStore:
                 await session.execute(select(Case.id).where(Case.number == number))
             ).scalar_one_or_none()
             return None if case_id is None else await _view(session, case_id)
+
+    async def public_history(self, case_id: int) -> list[PublicUpdate]:
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(CaseEvent, Case.number)
+                .join(Case, Case.id == CaseEvent.case_id)
+                .where(CaseEvent.case_id == case_id, CaseEvent.public.is_(True))
+                .order_by(CaseEvent.at, CaseEvent.id).limit(500))).all()
+        return [_update(e, number) for e, number in rows]
+
+    async def public_updates(
+        self, start: datetime, end: datetime, limit: int = 1000
+    ) -> list[PublicUpdate]:
+        """Every public change in [start, end], oldest first (ix_case_events_public_at)."""
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(CaseEvent, Case.number, Citizen.email, Citizen.phone)
+                .join(Case, Case.id == CaseEvent.case_id)
+                .outerjoin(Citizen, Citizen.id == Case.citizen_id)
+                .where(CaseEvent.public.is_(True), CaseEvent.at >= start, CaseEvent.at <= end)
+                .order_by(CaseEvent.at, CaseEvent.id).limit(limit))).all()
+        return [_update(e, number, (email, phone)) for e, number, email, phone in rows]
 
     async def by_token(self, token: str) -> CaseView | None:
         async with self.sessions() as session:
@@ -772,6 +814,12 @@ async def _resolution(session: AsyncSession, code: str) -> ResolutionCode:
     if row is None:
         raise InvalidCaseData(f"unknown resolution code {code[:40]!r}")
     return row
+
+
+def _update(e: CaseEvent, number: str,
+            known: tuple[str | None, str | None] = (None, None)) -> PublicUpdate:
+    return PublicUpdate(e.id, number, e.at, e.change, e.to_status,
+                        e.reason if e.change == "closed" else None, e.note or "", known)
 
 
 def _history(

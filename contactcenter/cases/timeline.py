@@ -57,3 +57,16 @@ def contact_timeline(*, contact: datetime, answered: datetime | None,
         last = at
     end = resolved if resolved is not None else now
     return steps, max(0.0, (end - contact).total_seconds())
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """12 s, 5 min, 3.5 h, 2.1 d: the scale a citizen or a director reads."""
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -20,6 +20,7 @@ from contactcenter.cases.timeline import (
     TimelineStep,
     contact_timeline,
     first_contact,
+    fmt_duration,
     median,
     percentile,
 )
@@ -95,19 +96,6 @@ class AgencyMonth:
     @property
     def chase_per_100(self) -> float | None:
         return 100.0 * self.chase_calls / self.received if self.received else None
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """12 s, 5 min, 3.5 h, 2.1 d: the scale a citizen or a director reads."""
-    if seconds is None:
-        return "—"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def rate(value: float | None) -> str:

@@ -61,6 +61,17 @@
 
   function clear(el) { while (el.firstChild) { el.removeChild(el.firstChild); } }
 
+  // a case number as a link to its case page (a new tab: the call stays on this one)
+  function caseLink(number) {
+    var a = document.createElement("a");
+    a.href = "/cases/" + encodeURIComponent(number);
+    a.target = "_blank";
+    a.rel = "noopener";
+    a.className = "case-link";
+    text(a, number);
+    return a;
+  }
+
   // --- presence ---------------------------------------------------------------------------------
 
   function renderState() {
@@ -146,7 +157,9 @@
     }
     if (!cases.length) { casesBody.appendChild(row(["No open cases", "", "", "", ""])); }
     cases.forEach(function (k) {
-      casesBody.appendChild(row([k.number, k.service, k.status, fmtTime(k.sla_due_at), k.address || ""]));
+      var tr = row(["", k.service, k.status, fmtTime(k.sla_due_at), k.address || ""]);
+      tr.firstChild.appendChild(caseLink(k.number));
+      casesBody.appendChild(tr);
       var opt = document.createElement("option");
       opt.value = k.number;
       list.appendChild(opt);
@@ -275,6 +288,50 @@
     send({ type: "create_case", call_id: currentId, service: $("case-service").value,
       address: $("case-address").value, description: $("case-description").value });
   });
+  // Before a new case is opened: open cases of the same service at the same address in the
+  // last 30 days, each with a button that links the caller to it instead (a note on it).
+  var similarTimer = null;
+  function checkSimilar() {
+    var service = $("case-service").value, address = $("case-address").value.trim();
+    var box = $("similar");
+    if (!service || address.length < 3) { box.hidden = true; return; }
+    fetch("/cases/similar?service=" + encodeURIComponent(service) + "&address=" +
+          encodeURIComponent(address), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { cases: [] }; })
+      .then(function (data) {
+        var list = $("similar-list");
+        clear(list);
+        (data.cases || []).forEach(function (k) {
+          var li = document.createElement("li");
+          li.appendChild(caseLink(k.number));
+          li.appendChild(document.createTextNode(" " + k.status + " · " + (k.address || "") +
+            " · " + fmtTime(k.created_at) + " — " + (k.description || "")));
+          var b = document.createElement("button");
+          b.type = "button";
+          b.className = "secondary link-case";
+          text(b, "Link caller to this case");
+          b.addEventListener("click", function () {
+            var body = $("case-description").value.trim() || "The caller reported this again.";
+            var msg = { type: "add_note", case: k.number, body: "Caller reported it again: " + body };
+            if (currentId) { msg.call_id = currentId; }
+            send(msg);
+            $("case-description").value = "";
+            $("case-address").value = "";
+            box.hidden = true;
+          });
+          li.appendChild(b);
+          list.appendChild(li);
+        });
+        box.hidden = !(data.cases || []).length;
+      }).catch(function () { box.hidden = true; });
+  }
+  function scheduleSimilar() {
+    if (similarTimer) { clearTimeout(similarTimer); }
+    similarTimer = setTimeout(checkSimilar, 400);
+  }
+  $("case-service").addEventListener("change", scheduleSimilar);
+  $("case-address").addEventListener("input", scheduleSimilar);
+
   $("form-note").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var msg = { type: "add_note", case: $("note-case").value, body: $("note-body").value };

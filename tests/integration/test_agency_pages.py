@@ -223,3 +223,27 @@ async def test_admin_links_an_agency_user_to_agencies(
     await login(client, "crew7", "long-password-1")
     page = await (await client.get("/agency", headers=HTML)).text()
     assert san.number in page and dpw.number in page
+
+
+async def test_admins_manage_resolution_codes(env: Any) -> None:
+    client, _ = env
+    token = await login(client, "admin")
+    page = await (await client.get("/admin/resolutions", headers=HTML)).text()
+    assert "resolved" in page and "Duplicate of another request" in page
+    resp = await post(client, token, "/admin/resolutions", code="Bad Code!", label="x")
+    assert resp.status == 400 and "Code:" in await resp.text()
+    resp = await post(client, token, "/admin/resolutions", code="tree-removed",
+                      label="Tree removed")
+    assert resp.status == 302
+    case = await open_case(client, "pothole")
+    await store(client).close(case.number, actor="x", reason="Done.", code="tree-removed")
+    ident = re.search(r'action="/admin/resolutions/(\d+)/toggle"[^<]*<input[^>]*>'
+                      r'<button[^>]*>Retire', (await (await client.get(
+                          "/admin/resolutions", headers=HTML)).text()).split("tree-removed")[1])
+    assert ident is not None
+    resp = await post(client, token, f"/admin/resolutions/{ident.group(1)}/toggle")
+    assert resp.status == 302
+    other = await open_case(client, "pothole")
+    resp = await post(client, token, f"/cases/{other.number}/close", code="tree-removed",
+                      note="Done.")
+    assert resp.status == 400 and "unknown resolution code" in await resp.text()

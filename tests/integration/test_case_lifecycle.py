@@ -103,7 +103,7 @@ async def test_every_action_writes_history_and_publishes_the_shared_contract(
         ("created", None, "open", "op", False),
         ("acknowledged", "open", "acknowledged", "crew1", True),
         ("assigned", "acknowledged", "acknowledged", "crew1", False),
-        ("started", "acknowledged", "in_progress", "crew1", False),
+        ("started", "acknowledged", "in_progress", "crew1", True),
         ("noted", "in_progress", "in_progress", "crew1", True),
         ("noted", "in_progress", "in_progress", "crew1", False),
         ("reassigned", "in_progress", "in_progress", "sup", False),

@@ -394,3 +394,41 @@ async def test_garbage_over_the_real_socket_never_breaks_it(client: Any) -> None
     r = await command(ws, "alive", type="ping")
     assert r["type"] == "pong"
     assert not ws.closed
+
+
+async def test_linking_the_caller_to_an_existing_case_joins_the_call_to_it(
+    client: Any, app: Any
+) -> None:
+    """Issue 21: the duplicate suggestion's "link caller to this case" is a note on that case
+    during the call; the call record then belongs to the case (its page lists the call). The
+    case number may be typed as the caller reads it (no dashes)."""
+    old_case = await seed_history(app)
+    await login(client, "operator")
+    ws = await open_ws(client)
+    bus = app[BUS]
+    await receive_until(ws, lambda m: m["type"] == "state")
+    at = SYSTEM.now()
+    await bus.publish(ringing("PJSIP/1001", "1800.5", number=NUMBER, at=at))
+    await receive_until(ws, lambda m: m["type"] == "call")
+    await bus.publish(CallAnswered("default", "1800.5", "sanitation", "PJSIP/1001", "Ana", 4.0,
+                                   2.0, at + timedelta(seconds=4)))
+    await receive_until(ws, lambda m: m["type"] == "call" and m["status"] == "connected")
+    r = await command(ws, "a", type="add_note", call_id="default:1800.5",
+                      case=old_case.replace("-", ""), body="Caller reported it again")
+    assert r["ok"] is True and old_case in r["message"], r
+    record = CallRecord("default", "1800.5", NUMBER, "Maria Lopez", at,
+                        at + timedelta(seconds=34), "answered", queue="sanitation",
+                        talk_seconds=30.0)
+    await bus.publish(CallEnded(record))
+    hub = app[CONSOLE]
+
+    async def applied() -> bool:
+        await hub.tick()
+        return not hub.work.pending
+
+    await until(applied, timeout=10)
+    async with app[SESSIONS]() as db:
+        call = (await db.execute(select(Call).where(Call.linkedid == "1800.5"))).scalar_one()
+        case = (await db.execute(select(Case).where(Case.number == old_case))).scalar_one()
+    assert call.case_id == case.id
+    await ws.close()

@@ -48,6 +48,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/open311/v2/requests{ext}"): API_KEY_ONLY,
     ("GET", "/open311/v2/requests/{tail}"): PUBLIC,
     ("GET", "/open311/v2/tokens/{tail}"): PUBLIC,
+    ("GET", "/open311/v2/servicerequestupdates{ext}"): PUBLIC,
     ("GET", "/open311/v2/service/{tail}"): PUBLIC,
     ("GET", "/open311/v2/media/{name}"): PUBLIC,
     ("*", "/open311/v2/{tail}"): PUBLIC,  # 404, 405 or OPTIONS as the spec's error list
