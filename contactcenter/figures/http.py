@@ -35,6 +35,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "resolution", "cases": "Requests by service and status", "service": "Service",
         "status": "Status", "n_cases": "Requests", "download": "Download the data",
         "generated": "Computed at",
+        "open": "open", "acknowledged": "acknowledged", "in_progress": "in progress",
+        "waiting_citizen": "waiting for the citizen", "closed": "closed",
     },
     "es": {
         "title": "El 3-1-1 en cifras", "other_lang": "English", "other_lang_code": "en",
@@ -46,7 +48,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "month": "Mes", "received": "Solicitudes", "on_time": "Cerradas a tiempo",
         "median": "Mediana del contacto a la resolución",
         "cases": "Solicitudes por servicio y estado", "service": "Servicio", "status": "Estado",
-        "n_cases": "Solicitudes", "download": "Descargar los datos", "generated": "Calculado a las",
+        "n_cases": "Solicitudes", "download": "Descargar los datos", "generated": "Calculado el",
+        "open": "abierta", "acknowledged": "recibida por la agencia", "in_progress": "en curso",
+        "waiting_citizen": "esperando al ciudadano", "closed": "cerrada",
     },
 }
 
@@ -59,9 +63,11 @@ def _helpers() -> dict[str, Any]:
 async def figures_page(request: web.Request) -> web.Response:
     figures = await request.app[FIGURES].figures()
     lang = pick_language(request)
+    local = figures.generated_at.astimezone(request.app[FIGURES].tz)
     return aiohttp_jinja2.render_template(
         "figures/public.html", request,
-        {"f": figures, "t": STRINGS[lang], "lang": lang, "tables": sorted(TABLES), **_helpers()},
+        {"f": figures, "t": STRINGS[lang], "lang": lang, "tables": sorted(TABLES),
+         "generated": local.strftime("%Y-%m-%d %H:%M"), **_helpers()},
     )
 
 
