@@ -39,6 +39,8 @@ PLUGINS: list[str] = [
     # the IVR registers its FastAGI script before the server starts accepting
     "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
     "cases.retention_plugin",
+    "figures.plugin",  # after supervisor.plugin: its calls by day are the supervisor's report
+    "callbacks.plugin",  # after the case store and telephony: closing the loop by voice
 ]
 
 # `contactcenter serve --role`: `all` is one process; `bridge` owns the Asterisk side (AMI, FastAGI,
@@ -65,6 +67,8 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr
     "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server
     "cases.retention_plugin": frozenset({"all", "bridge"}),  # daily erasure: once per site
+    "figures.plugin": frozenset({"all", "web"}),  # public figures, open data, scorecard
+    "callbacks.plugin": frozenset({"all", "bridge"}),  # places calls: once per site
 }
 _DEFAULT_ROLES = frozenset({"all", "web"})
 

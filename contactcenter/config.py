@@ -107,6 +107,17 @@ class Settings:
     # no digest
     sla_digest_time: str = "07:00"
     retention_days: int = 0  # 0: keep personal data forever
+    # honest expected dates (cases/estimates.py): closed cases needed before history replaces
+    # the SLA as a service's estimate
+    estimate_min_closed: int = 20
+    # closing the loop by voice (callbacks/): the channel Asterisk dials to reach a citizen,
+    # {number} replaced, e.g. PJSIP/{number}@city-trunk; empty: no call-backs
+    callback_channel: str = ""
+    callback_caller_id: str = '"3-1-1" <311>'
+    callback_hours: str = "09:00-19:00"  # the center's time zone, every day
+    callback_attempts: int = 3
+    callback_retry_minutes: int = 60
+    callback_answer_seconds: int = 90  # placed and no answer within this: not answered
     # an operator may reopen a case closed at most this many days ago (agencies: any time)
     reopen_days: int = 7
     open311_jurisdiction: str = ""  # empty: any jurisdiction_id is accepted (one jurisdiction)
@@ -327,6 +338,12 @@ def load_settings(
                                 "does not exist")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://")):
         raise SettingsError(f"CC_REDIS_URL: expected redis://..., got {settings.redis_url!r}")
+    if settings.callback_channel and "{number}" not in settings.callback_channel:
+        raise SettingsError(
+            "CC_CALLBACK_CHANNEL must contain {number}, e.g. PJSIP/{number}@city-trunk")
+    if not re.fullmatch(r"\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*", settings.callback_hours):
+        raise SettingsError(
+            f"CC_CALLBACK_HOURS must be HH:MM-HH:MM, got {settings.callback_hours!r}")
     _check_security(settings)
     return settings
 

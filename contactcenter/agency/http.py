@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..cases.keys import CASE_STORE
+from ..cases.citizen_clock import citizen_clock
+from ..cases.keys import CASE_STORE, ESTIMATES
 from ..cases.models import CASE_STATUSES
 from ..cases.store import CaseError, CaseNotFound, CaseView, normalize_case_number
+from ..cases.timeline import fmt_duration
 from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..web.auth import Principal, origin_ok, require_role, require_user
 from . import queries as Q
@@ -145,8 +147,15 @@ async def _render_case(request: web.Request, user: Principal, view: CaseView, *,
                        error: str | None = None, status: int = 200) -> web.Response:
     sessions = request.app[SESSIONS]
     page = await Q.case_page(sessions, view)
+    now = request.app[CLOCK].now()
+    steps, total = await citizen_clock(sessions, request.app[CASE_STORE], view, now)
+    expected, basis = await request.app[ESTIMATES].expected(
+        created_at=view.created_at, sla_due_at=view.sla_due_at, service=view.service_code,
+        agency=view.agency_code)
     return aiohttp_jinja2.render_template("agency/case.html", request, {
-        "page": page, "case": view, "now": request.app[CLOCK].now(), "error": error,
+        "page": page, "case": view, "now": now, "error": error,
+        "clock_steps": steps, "clock_total": total, "dur": fmt_duration,
+        "expected": expected, "expected_basis": basis,
         "done": request.query.get("done", "")[:40], "local": _local(request),
         "can": ACTIONS.get(user.role, frozenset()),
         "people": await Q.agency_people(sessions, view.agency_code),

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from contactcenter.cases.keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS
+from contactcenter.cases.keys import API_KEYS, CASE_STORE, ESTIMATES, MEDIA_STORE, OPEN311_CORS
 
 from ..config import Settings, SettingsError
 from ..keys import SETTINGS
@@ -219,7 +219,16 @@ async def get_requests(request: web.Request) -> web.Response:
     if not query.numbers:
         views = o3.whole_seconds(views)
     base = _base(request)
-    return reply("service_requests", [o3.request_record(v, base) for v in views], fmt)
+    return reply("service_requests",
+                 [o3.request_record(v, base, await expected(request, v)) for v in views], fmt)
+
+
+async def expected(request: web.Request, view: CaseView) -> datetime | None:
+    """The honest expected time of an open case (cases/estimates.py)."""
+    when, _basis = await request.app[ESTIMATES].expected(
+        created_at=view.created_at, sla_due_at=view.sla_due_at, service=view.service_code,
+        agency=view.agency_code)
+    return when
 
 
 def center_zone(request: web.Request) -> ZoneInfo:
@@ -329,7 +338,8 @@ async def get_request(request: web.Request) -> web.Response:
     view = await request.app[CASE_STORE].by_number(number) if is_case_number(number) else None
     if view is None:
         raise o3.not_found(f"service_request_id {number[:40]!r} not found")
-    return reply("service_requests", [o3.request_record(view, _base(request))], fmt)
+    return reply("service_requests",
+                 [o3.request_record(view, _base(request), await expected(request, view))], fmt)
 
 
 @open311

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .email_intake import EmailIntake
+from .estimates import Estimates
 from .media import MediaStore
 from .store import ApiKeys, CaseStore
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 CASE_STORE = web.AppKey("case_store", CaseStore)
 API_KEYS = web.AppKey("api_keys", ApiKeys)
+# when requests like a case are actually done (cases/estimates.py)
+ESTIMATES = web.AppKey("estimates", Estimates)
 EMAIL_INTAKE = web.AppKey("email_intake", EmailIntake)
 # photos sent with requests (cases/media.py); the origins allowed to call Open311 from a browser
 # ("*" for any), parsed from CC_OPEN311_CORS_ORIGINS (cases/http.py)

@@ -698,14 +698,17 @@ def mask_contacts(text: str, known: Iterable[str | None] = ()) -> str:
     return "".join(out)
 
 
-def service_notice(view: CaseView) -> str:
+def service_notice(view: CaseView, expected: datetime | None = None) -> str:
+    when = expected or view.sla_due_at
     return (f"Case {view.number} for {view.agency_name or '3-1-1'}; expected by "
-            f"{w3(view.sla_due_at)}.") if view.sla_due_at else f"Case {view.number}."
+            f"{w3(when)}.") if when else f"Case {view.number}."
 
 
-def request_record(view: CaseView, base: str = "") -> dict[str, Any]:
+def request_record(view: CaseView, base: str = "", expected: datetime | None = None
+                   ) -> dict[str, Any]:
     """One service request as the spec returns it: public fields only. A photo uploaded to us
-    is stored as a path; `base` (scheme://host) makes its media_url absolute."""
+    is stored as a path; `base` (scheme://host) makes its media_url absolute. `expected` is the
+    honest estimate (cases/estimates.py); without one, the SLA due time."""
     if view.status == "closed":
         notes = view.close_reason
     else:
@@ -720,10 +723,10 @@ def request_record(view: CaseView, base: str = "") -> dict[str, Any]:
         "service_code": view.service_code,
         "description": mask_contacts(view.description, known) or None,
         "agency_responsible": view.agency_name,
-        "service_notice": service_notice(view),
+        "service_notice": service_notice(view, expected),
         "requested_datetime": w3(view.created_at),
         "updated_datetime": w3(view.closed_at or view.updated_at),
-        "expected_datetime": w3(view.sla_due_at),
+        "expected_datetime": w3(expected or view.sla_due_at),
         "address": view.address,
         "address_id": view.address_id,
         "zipcode": None,

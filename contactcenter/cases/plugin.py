@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from contactcenter.cases.keys import API_KEYS, CASE_STORE, MEDIA_STORE, OPEN311_CORS
+from contactcenter.cases.keys import API_KEYS, CASE_STORE, ESTIMATES, MEDIA_STORE, OPEN311_CORS
 
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
 from . import webform
+from .estimates import Estimates
 from .http import OPEN311_CHANGESET, add_routes, parse_cors_origins
 from .media import MediaStore
 from .store import ApiKeys, CaseStore
@@ -27,6 +28,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
                                 timezone=app[SETTINGS].timezone)
     app[API_KEYS] = ApiKeys(app[SESSIONS], app[CLOCK].now)
     app[MEDIA_STORE] = MediaStore(app[SESSIONS])
+    app[ESTIMATES] = Estimates(app[SESSIONS], app[CLOCK].now,
+                               min_closed=app[SETTINGS].estimate_min_closed)
     yield
 
 

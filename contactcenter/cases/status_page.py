@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..keys import SETTINGS
+from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..web.auth import public
 from . import open311 as o3
-from .keys import CASE_STORE
+from .citizen_clock import citizen_clock
+from .keys import CASE_STORE, ESTIMATES
 from .store import PublicUpdate, normalize_case_number
+from .timeline import fmt_duration
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -41,6 +43,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "ev_closed": "Closed", "ev_reopened": "Reopened",
         "ev_waiting": "We are waiting for your reply.", "ev_resumed": "Work resumed.",
         "other_lang": "Español", "other_lang_code": "es", "default_agency": "3-1-1",
+        "clock": "Your request's clock", "clock_total": "Since your first contact",
+        "st_contact": "You contacted 3-1-1", "st_answered": "An operator answered",
+        "st_acknowledged": "The agency took it on", "st_resolved": "Resolved",
+        "st_pending": "not yet",
     },
     "es": {
         "lookup_title": "Consultar una solicitud", "number_label": "Número de caso",
@@ -62,6 +68,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "ev_closed": "Cerrada", "ev_reopened": "Reabierta",
         "ev_waiting": "Esperamos su respuesta.", "ev_resumed": "Se reanudó el trabajo.",
         "other_lang": "English", "other_lang_code": "en", "default_agency": "3-1-1",
+        "clock": "El reloj de su solicitud", "clock_total": "Desde su primer contacto",
+        "st_contact": "Usted contactó al 3-1-1", "st_answered": "Le atendió un operador",
+        "st_acknowledged": "La agencia la tomó a su cargo", "st_resolved": "Resuelta",
+        "st_pending": "todavía no",
     },
 }
 
@@ -144,8 +154,14 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     else:  # cases from before the history: their public notes
         items += [{"at": n.created_at, "label": t["ev_noted"], "change": "noted",
                    "note": o3.mask_contacts(n.body, known)} for n in view.public_notes]
+    expected, _basis = await request.app[ESTIMATES].expected(
+        created_at=view.created_at, sla_due_at=view.sla_due_at, service=view.service_code,
+        agency=view.agency_code)
+    steps, total = await citizen_clock(request.app[SESSIONS], store, view,
+                                       request.app[CLOCK].now())
     return aiohttp_jinja2.render_template("status/case.html", request, _context(
-        request, lang, case=view, record=o3.request_record(view), items=items,
+        request, lang, case=view, record=o3.request_record(view, expected=expected),
+        expected=expected, steps=steps, total=total, dur=fmt_duration, items=items,
         status_label=t.get(view.status, view.status.replace("_", " ")), agency=agency,
         resolution=o3.mask_contacts(view.close_reason or "", known), when=_when(request)))
 

@@ -61,6 +61,11 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     # the opt-out link of citizens' messages: its signed token is the authority
     ("GET", "/notify/optout/{token}"): PUBLIC,
     ("POST", "/notify/optout/{token}"): PUBLIC,
+    # the city's published figures and their open data: no personal data, no account
+    ("GET", "/figures"): PUBLIC,
+    ("GET", "/figures/data.json"): PUBLIC,
+    ("GET", "/figures/{table}.csv"): PUBLIC,
+    ("GET", "/scorecard"): frozenset({"supervisor", "admin", "agency"}),
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
@@ -87,7 +92,8 @@ ADMIN_PREFIX = "/admin/"
 
 FILL = {"id": "1", "version": "1", "node": "start", "index": "0", "action": "pause",
         "number": "311-2026-000001", "ext": ".json", "tail": "x.json",
-        "key_id": "1", "name": "x.jpg", "token": "x", "slot": "main", "lang": "en"}
+        "key_id": "1", "name": "x.jpg", "token": "x", "slot": "main", "lang": "en",
+        "table": "calls-by-day"}
 
 
 def expected(method: str, route: str) -> frozenset[str] | str:

@@ -43,11 +43,11 @@ DEAD_OK = {
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"  # Asterisk 22.9
 
 
-def agi_block(pbx: Pbx, call: CitizenCall, url: str) -> bytes:
+def agi_block(pbx: Pbx, call: CitizenCall, url: str, script: str | None = None) -> bytes:
     two = call.ch2
     lines = [
         ("agi_network", "yes"),
-        ("agi_network_script", pbx.agi_path),
+        ("agi_network_script", script or pbx.agi_path),
         ("agi_request", url),
         ("agi_channel", two.name),
         ("agi_language", two.language),
@@ -72,10 +72,12 @@ def agi_block(pbx: Pbx, call: CitizenCall, url: str) -> bytes:
     return ("".join(f"{k}: {v}\n" for k, v in lines) + "\n").encode()
 
 
-async def run_agi(pbx: Pbx, call: CitizenCall) -> str:
-    """Run the AGI() application on the caller's `;2` channel; returns AGISTATUS."""
+async def run_agi(pbx: Pbx, call: CitizenCall, path: str | None = None) -> str:
+    """Run the AGI() application on the caller's `;2` channel (the script `path`, by default
+    the IVR's); returns AGISTATUS."""
     two = call.ch2
-    url = f"agi://{pbx.agi_host}:{pbx.agi_port}/{pbx.agi_path}"
+    script = path or pbx.agi_path
+    url = f"agi://{pbx.agi_host}:{pbx.agi_port}/{script}"
     two.app, two.appdata = "AGI", url
     pbx.cel(two, "APP_START")
     pbx.newexten(two, "AGI", url, 3)
@@ -90,7 +92,7 @@ async def run_agi(pbx: Pbx, call: CitizenCall) -> str:
         return "FAILURE"
     hangup_sent = False
     try:
-        writer.write(agi_block(pbx, call, url))
+        writer.write(agi_block(pbx, call, url, script))
         await writer.drain()
         while True:
             try:

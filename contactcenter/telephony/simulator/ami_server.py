@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from .pbx import Pbx, PbxError
+from .pbx import OUTBOUND_CONTEXT, Pbx, PbxError
 from .wire import Channel, Headers, event_frame, frame, iso
 
 log = logging.getLogger(__name__)
@@ -554,8 +554,15 @@ class AmiServer:
                 hangup_exten=h.get("exten", "s") == "hangup",
             )
             return
+        local = re.fullmatch(r"Local/(\w+)@" + OUTBOUND_CONTEXT, channel)
+        if local and h.get("context"):
+            ok("Originate successfully queued")
+            self.pbx.originate_outbound(local.group(1), h.get("context", ""),
+                                        h.get("exten", "s"), variables, h.get("actionid", ""))
+            return
         ok("Originate successfully queued")
-        # Only the citizen's dialplan is simulated; anything else fails like an unreachable peer.
+        # Only the citizens' dialplans are simulated; anything else fails like an unreachable
+        # peer.
         self.pbx.emit(
             "OriginateResponse",
             "call,all",

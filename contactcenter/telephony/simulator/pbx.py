@@ -74,6 +74,9 @@ CID_PRES = [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
 RECHECK = 1.0  # seconds between app_queue's is_our_turn checks
 ANSWER_DELAY = 0.5  # Answer() on these channels returns half a second later (seen in captures)
 PROMPT_SECONDS = {"hello-world": 1.42}
+OUTBOUND_CONTEXT = "sim-citizens"  # Local/<number>@sim-citizens: a citizen the product calls
+OUTBOUND_ANSWER_SECONDS = 4.0  # the citizen's phone rings this long before they pick up
+RING_SECONDS = 30.0  # a phone nobody answers, until the Originate gives up
 
 
 class PbxError(Exception):
@@ -294,6 +297,10 @@ class Pbx:
         self._member_seq = itertools.count()
         if self.config_dir is not None:
             self.reload_config()
+        # citizens the product calls back (Originate of Local/<number>@sim-citizens): the keys
+        # each one presses when asked; a number missing here does not answer
+        self.citizen_keys: dict[str, str] = {}
+        self.outbound: list[tuple[str, str]] = []  # (number, how it went) for tests
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, name: str, privilege: str, headers: Headers, *, stamp: bool = True) -> None:
@@ -748,6 +755,60 @@ class Pbx:
         self.hangup_event(one, 16)
         self.dsc_local("Local/311@from-citizen")
         call.caller_gone.set()
+
+    # ---- outbound calls (call-backs) --------------------------------------------------------
+    def originate_outbound(
+        self, number: str, context: str, exten: str, variables: dict[str, str],
+        action_id: str = "",
+    ) -> None:
+        """AMI Originate of Local/<number>@sim-citizens with Context/Exten: the ;2 half rings
+        the citizen's phone; once they answer, the ;1 half runs `context` (AGI of the script
+        named by the context, e.g. cc-callback -> /callback). A citizen not in `citizen_keys`
+        does not answer: after RING_SECONDS, OriginateResponse Failure with Reason 3."""
+        one, two = self.local_pair(number, OUTBOUND_CONTEXT, None)
+        one.context, one.exten, one.priority = context, exten, 1
+        for ch in (one, two):
+            self.cel(ch, "CHAN_START")
+            self.ev_chan("Newchannel", ch)
+        for k, v in variables.items():
+            self.varset(one, k, v)
+        self.spawn(self._outbound(number, one, two, variables, action_id))
+
+    async def _outbound(self, number: str, one: Channel, two: Channel,
+                        variables: dict[str, str], action_id: str) -> None:
+        keys = self.citizen_keys.get(number)
+        await self.clock.sleep(OUTBOUND_ANSWER_SECONDS if keys is not None else RING_SECONDS)
+        if keys is None:
+            for ch in (two, one):
+                self.hangup_event(ch, 19)
+                self.chan_end(ch)
+            self.emit("OriginateResponse", CALL, [
+                ("ActionID", action_id), ("Response", "Failure"), ("Channel", one.name),
+                ("Context", one.context), ("Exten", one.exten), ("Reason", "3"),
+                ("Uniqueid", one.uniqueid), ("CallerIDNum", "<unknown>"),
+                ("CallerIDName", "<unknown>")])
+            self.outbound.append((number, "no answer"))
+            return
+        for ch in (two, one):
+            self.newstate(ch, 6)
+        self.emit("OriginateResponse", CALL, [
+            ("ActionID", action_id), ("Response", "Success"), ("Channel", one.name),
+            ("Context", one.context), ("Exten", one.exten), ("Reason", "4"),
+            ("Uniqueid", one.uniqueid), ("CallerIDNum", "<unknown>"),
+            ("CallerIDName", "<unknown>")])
+        # the AGI runs on ;1 (the CitizenCall's ch2 is the channel the script drives)
+        call = CitizenCall(two, one, "", 60.0, 0.0, answers=list(keys))
+        self.calls.append(call)
+        from .agi_client import run_agi
+
+        script = one.context.removeprefix("cc-") or self.agi_path
+        status = await run_agi(self, call, path=script)
+        for ch in (one, two):
+            if not ch.dead:
+                self.hangup_event(ch, 16)
+                self.chan_end(ch)
+        call.done.set()
+        self.outbound.append((number, f"answered, AGI {status}"))
 
     async def _dialplan(self, call: CitizenCall) -> None:
         two = call.ch2

@@ -1,0 +1,1 @@
+"""Public figures, the open-data export and the agencies' scorecard (issue 22)."""
