@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -146,7 +147,14 @@ class Citizen(Base):
     email: Mapped[str | None] = mapped_column(String(200), index=True)  # lower case
     first_name: Mapped[str | None] = mapped_column(String(120))
     last_name: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    # retention looks for citizens created before its cutoff
+    created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+
+# The predicates of retention's partial indexes (cases/retention.py filters with the same ones).
+CALL_PERSONAL = ("caller_number IS NOT NULL OR caller_name IS NOT NULL"
+                 " OR citizen_id IS NOT NULL")
+CASE_PERSONAL = "citizen_id IS NOT NULL"
 
 
 class Call(Base):
@@ -156,6 +164,10 @@ class Call(Base):
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_queue_started", "queue", "started_at"),
+        # retention walks, by end time, only the calls that still carry personal data: purged
+        # rows leave this partial index, so a daily run never re-reads years of purged calls
+        Index("ix_calls_ended_personal", "ended_at",
+              postgresql_where=text(CALL_PERSONAL), sqlite_where=text(CALL_PERSONAL)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     server: Mapped[str] = mapped_column(String(80), default="default")
@@ -192,6 +204,9 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_citizen_status", "citizen_id", "status"),
         Index("ix_cases_created", "created_at"),
+        # retention walks the cases still linked to a citizen by closing time
+        Index("ix_cases_closed_citizen", "closed_at",
+              postgresql_where=text(CASE_PERSONAL), sqlite_where=text(CASE_PERSONAL)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123
