@@ -300,9 +300,24 @@ async def _flush(conn: Any, batch: list[tuple[Any, ...]], call_cols: list[str],
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
+def rss(pid: int | str = "self") -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except OSError:  # a child that just ended
+        return 0
+
+
+def children_rss() -> int:
+    """The resident memory of this process's children (the report worker)."""
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                total += sum(rss(pid) for pid in f.read().split())
+        except OSError:
+            continue
+    return total
 
 
 class Probe:
@@ -311,6 +326,7 @@ class Probe:
     def __init__(self) -> None:
         self.base = rss()
         self.peak = self.base
+        self.child_peak = children_rss()
         self.stall = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -319,6 +335,7 @@ class Probe:
     def _sample(self) -> None:
         while not self._stop.wait(0.01):
             self.peak = max(self.peak, rss())
+            self.child_peak = max(self.child_peak, children_rss())
 
     async def _tick(self) -> None:
         while True:
@@ -342,17 +359,20 @@ class Probe:
 
 
 async def measure(name: str, runs: int, op: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    times, peaks, stalls, extra = [], [], [], None
+    times, peaks, stalls, workers, extra = [], [], [], [], None
     for _ in range(runs):
         async with Probe() as probe:
             t = time.perf_counter()
             extra = await op()
             times.append(time.perf_counter() - t)
         peaks.append((probe.peak - probe.base) / 2**20)
+        workers.append(probe.child_peak / 2**20)
         stalls.append(probe.stall * 1000)
     out = {"seconds": round(statistics.median(times), 4),
            "runs": [round(x, 4) for x in times],
            "peak_rss_mb": round(max(peaks), 1), "loop_stall_ms": round(max(stalls), 1)}
+    if max(workers) > 0:
+        out["worker_process_peak_rss_mb"] = round(max(workers), 1)
     if isinstance(extra, dict):
         out.update(extra)
     say(f"{name}: {out}")
@@ -363,9 +383,9 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
     from sqlalchemy import text
 
     from contactcenter.cases.retention import count_personal_data, purge_in_batches
-    from contactcenter.config import load_settings
     from contactcenter.ivr.services import IvrServices
     from contactcenter.supervisor import reports
+    from contactcenter.supervisor.http import page_work
     from contactcenter.supervisor.offloop import OffLoop
     from contactcenter.supervisor.stats import QueueConfig, QueueStats
 
@@ -383,28 +403,31 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
     def rng(days: int) -> reports.DateRange:
         return reports.DateRange(last - timedelta(days=days - 1), last)
 
-    async def page(s: Any, days: int) -> dict[str, Any]:
-        # what GET /reports does: the call report and the SLA report of the range
-        report = await reports.call_report(s, rng(days), stats)
-        await reports.sla_report(s, rng(days), tz, END)
+    spec = (tz, stats.default, ())
+
+    async def page(days: int, served: bool) -> dict[str, Any]:
+        # what GET /reports does (supervisor/http.py): the call and SLA reports of the range,
+        # in the report worker process (served) or awaited on this loop (inline)
+        if served:
+            report, _ = await worker.run(page_work, rng(days), spec, END)
+        else:
+            report, _ = await page_work(sessions, rng(days), spec, END)
         return {"calls": report.total.calls}
 
-    worker = OffLoop(load_settings(env={"CC_DATABASE_URL": url}).database_url)
+    worker = OffLoop(url)
     await worker.start()
+    await worker.run(reports.sla_report, rng(1), tz, END)  # the worker process is up
     try:
         for days in (7, 30, 366):
             for mode in ("served", "inline"):
                 name = f"report_{days}d_{mode}"
                 if not want(name):
                     continue
-                if mode == "inline":
-                    out[name] = await measure(name, runs, lambda d=days: page(sessions, d))
-                else:
-                    out[name] = await measure(name, runs, lambda d=days: worker.run(
-                        lambda s: page(s, d)))
+                out[name] = await measure(
+                    name, runs, lambda d=days, m=mode: page(d, m == "served"))
         if want("sla_366d"):
             async def sla() -> dict[str, Any]:
-                rows = await worker.run(lambda s: reports.sla_report(s, rng(366), tz, END))
+                rows = await worker.run(reports.sla_report, rng(366), tz, END)
                 return {"agencies": len(rows)}
             out["sla_366d_served"] = await measure("sla_366d_served", runs, sla)
 

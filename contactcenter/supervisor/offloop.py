@@ -1,106 +1,95 @@
-"""Heavy reads off the serving event loop.
+"""Heavy reads off the serving event loop, and out of the serving process.
 
 In `serve --role all` one event loop runs the IVR, the AMI bridge, the consoles and the web
 pages. A report over months of calls counts hundreds of thousands of rows in Python: on that
-loop it would hold every caller in silence for as long (issue 24 measured 31 s for a year).
-`OffLoop` runs such work on a thread of its own, with its own event loop and its own database
-engine (an engine's connections belong to the loop that opened them); the serving loop only
-awaits the result. The thread holds the GIL in slices of `sys.getswitchinterval()` (5 ms), so
-the serving loop keeps answering while a report is computed.
+loop it held every caller in silence for as long (issue 24 measured 31 s for a year). A thread
+is not enough: the database driver decodes a large result in C without releasing the GIL, which
+still stalled the loop for over 100 ms a report (bench/data.py measured it). So `OffLoop` runs
+such work in a worker process (spawned, one by default) with its own event loop and its own
+database engine; the serving process only awaits the pickled result, and the memory a report
+needs is the worker's, not the server's.
+
+Work is a module-level coroutine function `fn(sessions, *args)` (it and its arguments are
+pickled by reference and value).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import multiprocessing
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
-from typing import TypeVar
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from contactcenter import db
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
 
+# the worker process's own loop and sessions (set by `_init` there; None in the server)
+_loop: asyncio.AbstractEventLoop | None = None
+_sessions: Sessions | None = None
+
 
 def shareable(url: str) -> bool:
-    """A second engine sees the same data (not so for an in-memory SQLite database)."""
+    """A second process sees the same data (not so for an in-memory SQLite database)."""
     parsed = make_url(url)
     return not (parsed.get_backend_name() == "sqlite"
                 and (not parsed.database or parsed.database == ":memory:"))
 
 
-class OffLoop:
-    """One worker thread with an event loop and an engine on `database_url`."""
+def _init(url: str) -> None:
+    global _loop, _sessions
+    from contactcenter import db
 
-    def __init__(self, database_url: str, *, name: str = "reports", pool_size: int = 2) -> None:
+    _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
+    _sessions = db.make_sessionmaker(db.make_engine(url))
+
+
+def _job(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    assert _loop is not None and _sessions is not None, "not in an OffLoop worker"
+    return _loop.run_until_complete(fn(_sessions, *args))
+
+
+class OffLoop:
+    """A pool of `workers` spawned processes, each with an event loop and an engine."""
+
+    def __init__(self, database_url: str, *, workers: int = 1) -> None:
         self._url = database_url
-        self._name = name
-        self._pool_size = pool_size
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._engine: AsyncEngine | None = None
-        self._sessions: Sessions | None = None
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the server has threads and a running loop a fork would copy
+        return ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init, initargs=(self._url,))
 
     async def start(self) -> None:
-        ready: Future[None] = Future()
+        self._pool = self._new_pool()  # its process starts with the first report
 
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._loop = loop
-            kwargs = {} if make_url(self._url).get_backend_name() == "sqlite" else {
-                "pool_size": self._pool_size, "max_overflow": 0}
-            self._engine = db.make_engine(self._url, **kwargs)
-            self._sessions = db.make_sessionmaker(self._engine)
-            ready.set_result(None)
-            try:
-                loop.run_forever()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=main, name=f"offloop:{self._name}", daemon=True)
-        self._thread.start()
-        await asyncio.wrap_future(ready)
-
-    async def run(self, work: Callable[[Sessions], Awaitable[T]]) -> T:
-        """`work(sessions)` on the worker's loop; cancelling the caller cancels the work."""
-        loop, sessions = self._loop, self._sessions
-        if loop is None or sessions is None:
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`await fn(sessions, *args)` in a worker; its exceptions are raised here."""
+        if self._pool is None:
             raise RuntimeError("OffLoop.run before start()")
-
-        async def call() -> T:
-            return await work(sessions)
-
-        future = asyncio.run_coroutine_threadsafe(call(), loop)
         try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
+            return await asyncio.get_running_loop().run_in_executor(self._pool, _job, fn, args)
+        except BrokenProcessPool:
+            # the worker died (killed, out of memory): the next report gets a new one
+            log.error("the report worker process died; starting a new one")
+            old, self._pool = self._pool, self._new_pool()
+            old.shutdown(wait=False, cancel_futures=True)
+            raise RuntimeError("the report worker process died; try again") from None
 
     async def close(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        engine = self._engine
-
-        async def dispose() -> None:
-            if engine is not None:
-                await engine.dispose()
-
-        try:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(dispose(), loop))
-        except Exception as exc:  # a dead database must not block shutdown
-            log.warning("off-loop worker %s: engine dispose failed (%s)", self._name, exc)
-        loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join, 10)
-        self._loop = self._thread = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
 
 __all__ = ["OffLoop", "shareable"]
