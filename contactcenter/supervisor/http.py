@@ -27,6 +27,7 @@ from . import reports
 from .charts import Series, bar_chart
 from .services import ActionError
 from .stats import QueueConfig, QueueStats, to_json
+from .wallboard import tv_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,16 @@ async def wallboard_page(request: web.Request) -> web.Response:
 
 
 @require_role(*STAFF)
+async def wallboard_tv(request: web.Request) -> web.Response:
+    """The wallboard for a TV on the wall: every queue of the group on one screen, large, no
+    controls, no caller's name or number (the server never sends them to it)."""
+    group, _ = _group(request)
+    snapshot = tv_snapshot(request.app[SUPERVISOR].service.snapshot(group))
+    return aiohttp_jinja2.render_template(
+        "supervisor/wallboard_tv.html", request, {"group": group, "snapshot": snapshot})
+
+
+@require_role(*STAFF)
 async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     if not origin_ok(request):
         raise web.HTTPForbidden(text="websocket from another origin")
@@ -93,7 +104,8 @@ async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     user = current_user(request)
-    client = hub.join(ws, group, user_id=user.id if user is not None else None)
+    client = hub.join(ws, group, user_id=user.id if user is not None else None,
+                      tv=request.query.get("tv") == "1")
     try:
         async for _msg in ws:
             pass  # screens only listen; actions go through the CSRF-checked POSTs
@@ -299,6 +311,7 @@ async def summary_csv(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/wallboard", wallboard_page, name="wallboard")
+    r.add_get("/wallboard/tv", wallboard_tv, name="wallboard_tv")
     r.add_get("/wallboard/ws", wallboard_ws, name="wallboard_ws")
     r.add_post("/wallboard/agents/{action}", agent_action, name="wallboard_agent_action")
     r.add_post("/wallboard/broadcast", broadcast, name="wallboard_broadcast")

@@ -57,6 +57,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
+    ("GET", "/wallboard/tv"): STAFF,
     ("GET", "/wallboard/ws"): STAFF,
     ("POST", "/wallboard/agents/{action}"): STAFF,
     ("POST", "/wallboard/broadcast"): STAFF,
