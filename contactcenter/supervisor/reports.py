@@ -266,11 +266,62 @@ async def calls_csv_chunks(
         .execution_options(yield_per=chunk_rows)
     )
     yield "".join(_csv([CALL_COLUMNS + CSV_EXTRA_COLUMNS]))
+    rows_csv = _CallRowsCsv(tz)
     async with sessions() as db:
         result = await db.stream(query)
         async for part in result.partitions():
-            yield "".join(_csv(
-                (r[0].astimezone(tz), r[1].astimezone(tz), *r[2:]) for r in part))
+            yield rows_csv.text(part)
+
+
+class _CallRowsCsv:
+    """The rows of the calls CSV, as `csv_cell` would write them, several times faster: each
+    column's type is known (no isinstance chain per cell) and text cells repeat (queues,
+    services, outcomes, agents, numbers), so each distinct one is cleaned once."""
+
+    _TIMES = (0, 1)
+    _NUMBERS = tuple(CALL_COLUMNS.index(c) for c in (
+        "ivr_seconds", "wait_seconds", "ring_seconds", "talk_seconds", "hold_seconds",
+        "wrap_seconds"))
+    _FLAGS = (CALL_COLUMNS.index("partial"),)
+    CACHE_MAX = 50_000  # distinct text cells kept per export
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        width = len(CALL_COLUMNS) + len(CSV_EXTRA_COLUMNS)
+        skip = set(self._TIMES + self._NUMBERS + self._FLAGS)
+        self._texts = tuple(i for i in range(width) if i not in skip)
+        self._cache: dict[str, str] = {}
+
+    def _text(self, value: Any) -> str:
+        if value is None:
+            return ""
+        cell = self._cache.get(value)
+        if cell is None:
+            if len(self._cache) >= self.CACHE_MAX:
+                self._cache.clear()
+            cell = self._cache[value] = csv_cell(value)
+        return cell
+
+    def text(self, rows: Iterable[Any]) -> str:
+        tz, text = self.tz, self._text
+        out = []
+        for r in rows:
+            cells = list(r)
+            for i in self._TIMES:
+                v = cells[i]
+                cells[i] = "" if v is None else v.astimezone(tz).isoformat(timespec="seconds")
+            for i in self._NUMBERS:
+                v = cells[i]
+                cells[i] = "" if v is None else str(v)
+            for i in self._FLAGS:
+                v = cells[i]
+                cells[i] = "" if v is None else ("yes" if v else "no")
+            for i in self._texts:
+                cells[i] = text(cells[i])
+            out.append(cells)
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerows(out)
+        return buf.getvalue()
 
 
 async def calls_csv(
