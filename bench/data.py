@@ -456,8 +456,14 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
                 return {"worst_input_ms": round(worst * 1000, 2)}
 
             async def cold() -> dict[str, Any]:
+                # a new engine: a new server process on PostgreSQL's side, no statement cached
+                # in the driver; the connection itself is opened before the clock starts (the
+                # IVR's pool keeps its connections open). PostgreSQL's shared buffers and the
+                # OS page cache cannot be emptied on a shared machine: "cold" stops there.
                 fresh = db.make_engine(url)
                 try:
+                    async with fresh.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
                     return await find(IvrServices(db.make_sessionmaker(fresh)))
                 finally:
                     await fresh.dispose()
