@@ -414,6 +414,10 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
             report, _ = await page_work(sessions, rng(days), spec, END)
         return {"calls": report.total.calls}
 
+    # the machine's own noise: the longest stall of the ticker while the loop does nothing
+    if want("idle"):
+        out["idle_control"] = await measure("idle_control", runs,
+                                            lambda: asyncio.sleep(2.0))
     worker = OffLoop(url)
     await worker.start()
     await worker.run(reports.sla_report, rng(1), tz, END)  # the worker process is up

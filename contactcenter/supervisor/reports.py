@@ -245,7 +245,7 @@ CALL_COLUMNS = (
 # operator recorded, the caller's language, and the number of the case the call is linked to
 # (`case_number` is what the caller keyed in the IVR).
 CSV_EXTRA_COLUMNS = ("disposition", "language", "linked_case")
-CSV_CHUNK_ROWS = 1000  # rows per database fetch and per chunk sent: small, so the loop breathes
+CSV_CHUNK_ROWS = 500  # rows per database fetch and per chunk sent: small, so the loop breathes
 BYTES_PER_ROW = 180  # about, for the size warning of a long range
 
 
