@@ -244,6 +244,8 @@ CALL_COLUMNS = (
 # Added after the original columns (a spreadsheet built on the old ones keeps working): what the
 # operator recorded, the caller's language, and the number of the case the call is linked to
 # (`case_number` is what the caller keyed in the IVR).
+# (The issue also asks for the legs: when a call becomes one row plus its queue legs, a `legs`
+# column, e.g. "sanitation>general-311", or a second export with one row per leg, goes here.)
 CSV_EXTRA_COLUMNS = ("disposition", "language", "linked_case")
 CSV_CHUNK_ROWS = 500  # rows per database fetch and per chunk sent: small, so the loop breathes
 BYTES_PER_ROW = 180  # about, for the size warning of a long range
