@@ -429,6 +429,9 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
                     continue
                 out[name] = await measure(
                     name, runs, lambda d=days, m=mode: page(d, m == "served"))
+        if want("report_366d_served"):
+            await asyncio.sleep(0.5)
+            out["worker_idle_rss_mb_after_reports"] = round(children_rss() / 2**20, 1)
         if want("sla_366d"):
             async def sla() -> dict[str, Any]:
                 rows = await worker.run(reports.sla_report, rng(366), tz, END)
