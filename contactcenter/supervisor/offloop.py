@@ -16,9 +16,11 @@ pickled by reference and value).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import multiprocessing
+import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
 
+WORKER_NICE = 10  # the worker's CPU priority below the serving process's
 # the worker process's own loop and sessions (set by `_init` there; None in the server)
 _loop: asyncio.AbstractEventLoop | None = None
 _sessions: Sessions | None = None
@@ -46,6 +49,11 @@ def shareable(url: str) -> bool:
 def _init(url: str) -> None:
     global _loop, _sessions
     from contactcenter import db
+
+    # Reports wait; callers do not: on a busy machine the scheduler serves the process with
+    # the IVR and the AMI bridge first.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
 
     _loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_loop)
