@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG_ADMIN ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test test-fast lint bench bench-quick services chromium audio clean constraints
+.PHONY: demo test test-fast lint bench bench-quick bench-data services chromium audio clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ bench: $(VENV)/.test services audio
 
 bench-quick: $(VENV)/.test services audio
 	$(BIN)/python -m bench.run --quick
+
+# N calls (and N*0.3 cases) loaded into a fresh PostgreSQL database, then each report, export,
+# IVR look-up and retention run measured (README, Performance); N=10000000 for a city's decade.
+N ?= 1000000
+bench-data: $(VENV)/.test services
+	CCTEST_PG_ADMIN=$(PG_ADMIN) $(BIN)/python -m bench.data --calls $(N) $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

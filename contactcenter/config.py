@@ -59,6 +59,8 @@ class Settings:
     agi_max_sessions: int = 2000  # IVR sessions at once, counted from the accept
     agi_media_timeout: float = 120.0  # one prompt plus the caller's digits
     agi_session_timeout: float = 900.0  # a whole IVR session
+    # the longest one IVR database call may take before the caller goes to an operator
+    ivr_db_timeout_ms: int = 1500
     secret_key: str = ""
     # The site as browsers and Open311 clients see it, e.g. https://311.example.gov: the
     # Open311 discovery URL, the websockets' Origin check; https also means Secure cookies.
@@ -367,7 +369,8 @@ def _check_security(settings: Settings) -> None:
             raise SettingsError(f"CC_{key.upper()} {why}; {KEY_HINT}")
     settings.agi_networks()
     settings.proxy_networks()
-    for key in ("http_max_connections", "http_max_connections_per_address", "agi_max_sessions"):
+    for key in ("http_max_connections", "http_max_connections_per_address", "agi_max_sessions",
+                "ivr_db_timeout_ms"):
         if getattr(settings, key) < 1:
             raise SettingsError(f"CC_{key.upper()}: must be at least 1")
     if settings.public_url:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -169,7 +170,14 @@ class Citizen(Base):
     email: Mapped[str | None] = mapped_column(String(200), index=True)  # lower case
     first_name: Mapped[str | None] = mapped_column(String(120))
     last_name: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    # retention looks for citizens created before its cutoff
+    created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+
+# The predicates of retention's partial indexes (cases/retention.py filters with the same ones).
+CALL_PERSONAL = ("caller_number IS NOT NULL OR caller_name IS NOT NULL"
+                 " OR citizen_id IS NOT NULL")
+CASE_PERSONAL = "citizen_id IS NOT NULL"
 
 
 class Call(Base):
@@ -188,6 +196,10 @@ class Call(Base):
         # the case page lists a case's calls: linked by the console, or keyed in the IVR
         Index("ix_calls_case_id", "case_id"),
         Index("ix_calls_case_number", "case_number"),
+        # retention walks, by end time, only the calls that still carry personal data: purged
+        # rows leave this partial index, so a daily run never re-reads years of purged calls
+        Index("ix_calls_ended_personal", "ended_at",
+              postgresql_where=text(CALL_PERSONAL), sqlite_where=text(CALL_PERSONAL)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     server: Mapped[str] = mapped_column(String(80), default="default")
@@ -266,6 +278,9 @@ class Case(Base):
               postgresql_ops={"address": "gin_trgm_ops"}),
         Index("ix_cases_description_trgm", "description", postgresql_using="gin",
               postgresql_ops={"description": "gin_trgm_ops"}),
+        # retention walks the cases still linked to a citizen by closing time
+        Index("ix_cases_closed_citizen", "closed_at",
+              postgresql_where=text(CASE_PERSONAL), sqlite_where=text(CASE_PERSONAL)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)  # 311-2026-000123

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..keys import CLOCK, SESSIONS, SETTINGS
-from .retention import purge_personal_data
+from .retention import purge_in_batches
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL = 24 * 3600
@@ -25,8 +25,9 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
                 try:
-                    result = await purge_personal_data(app[SESSIONS], days, app[CLOCK].now())
-                    log.info("retention (%d days): %s", days, result)
+                    run = await purge_in_batches(app[SESSIONS], days, app[CLOCK].now())
+                    log.info("retention (%d days): %s in %d transactions (longest %.2f s)",
+                             days, run.result, run.batches, run.longest_batch_seconds)
                 except Exception:
                     log.exception("retention purge failed; retrying tomorrow")
                 await asyncio.sleep(RETENTION_INTERVAL)

@@ -23,7 +23,8 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
                            queues=app[QUEUE_DIRECTORY], bus=app[BUS],
-                           timezone=settings.timezone)
+                           timezone=settings.timezone,
+                           db_timeout=settings.ivr_db_timeout_ms / 1000)
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
                        clock=app[CLOCK].now)
     app[IVR_ENGINE] = engine
@@ -45,6 +46,8 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
             "missing_prompts": engine.missing_prompts,
             "last_missing_prompt": engine.last_missing_prompt,
             "missing_prompts_recently": failing,
+            "db_timeouts": services.timeouts,
+            "last_db_timeout": services.last_timeout,
         }
 
     if settings.agi_enabled:
@@ -52,6 +55,10 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     app[COUNTERS]["cc_ivr_missing_prompts"] = (
         "IVR prompts that could not play (file missing) while the caller was on the line",
         lambda: float(engine.missing_prompts),
+    )
+    app[COUNTERS]["cc_ivr_db_timeouts"] = (
+        "IVR database calls that ran out of time (CC_IVR_DB_TIMEOUT_MS); each sent a caller to "
+        "an operator", lambda: float(services.timeouts),
     )
     app[COUNTERS]["cc_ivr_fallbacks"] = (
         "IVR sessions that ended in the general queue because something failed",

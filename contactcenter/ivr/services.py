@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -31,6 +31,9 @@ from .prompts import apply_sounds, placeholder_sounds
 log = logging.getLogger(__name__)
 # a caller keying the last digits of a case: how many of their own open cases are searched
 OWN_CASES_SEARCHED = 50
+# the default limit of one IVR database call (a caller hears silence meanwhile)
+DB_TIMEOUT_SECONDS = 1.5
+T = TypeVar("T")
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -98,6 +101,10 @@ def _digits(number: str) -> str:
     return "".join(c for c in number if c.isdigit())
 
 
+class IvrStoreTimeout(TimeoutError):
+    """An IVR database call took longer than its limit (`CC_IVR_DB_TIMEOUT_MS`)."""
+
+
 class IvrServices:
     def __init__(
         self,
@@ -111,9 +118,15 @@ class IvrServices:
         monotonic: Callable[[], float] = time.monotonic,
         queues: QueueDirectory | None = None,
         timezone: str = "UTC",  # the center's: business-hour SLAs of requests left by phone
+        db_timeout: float = DB_TIMEOUT_SECONDS,
     ) -> None:
         self._sessions = sessions
         self._timezone = timezone
+        # Every call the engine makes (public methods below) gets at most this long; then it
+        # raises IvrStoreTimeout and the engine sends the caller to the general queue.
+        self.db_timeout = db_timeout
+        self.timeouts = 0  # how many calls ran out of time (health, /metrics)
+        self.last_timeout: str | None = None
         # The app hands in its directory (reloaded when an admin saves a queue); alone (tools,
         # tests) the IVR keeps one of its own, refreshed like its other short caches.
         self._directory = queues or QueueDirectory(sessions)
@@ -136,7 +149,7 @@ class IvrServices:
 
     # --- menu ----------------------------------------------------------------------------------
 
-    async def active_menu(self) -> ActiveMenu | None:
+    async def _active_menu(self) -> ActiveMenu | None:
         """The active version, as of a check that started at most `menu_freshness` seconds
         before this call arrived (0: after it arrived).
 
@@ -220,7 +233,7 @@ class IvrServices:
             return False
         return not (self._cache_lock.locked() and loaded_at > -1e9)
 
-    async def announcement(self, at: datetime) -> Prompt | None:
+    async def _announcement(self, at: datetime) -> Prompt | None:
         if self._must_refresh(self._announcements_at):
             await self._refresh("announcements", lambda: self._load_announcements(at),
                                 have=self._announcements_at > -1e9)
@@ -232,7 +245,7 @@ class IvrServices:
                 return {str(k): str(v) for k, v in ann.prompts.items() if v}
         return None
 
-    async def queue_open(self, queue: str, at: datetime) -> bool:
+    async def _queue_open(self, queue: str, at: datetime) -> bool:
         if self._own_directory and self._must_refresh(self._queues_at):
             await self._refresh("queues", self._load_queues, have=self._queues_at > -1e9)
         q = self._directory.get(queue)
@@ -283,7 +296,7 @@ class IvrServices:
         expected = case.sla_due_at.astimezone(UTC).date() if case.sla_due_at else None
         return CaseInfo(case.number, case.status, expected, service)
 
-    async def find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None:
+    async def _find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None:
         """The case the caller keyed. A whole number (year and sequence, with or without the
         leading 311) finds that case; fewer digits only match the end of one of the caller's own
         open cases, so a short guess never reads out another citizen's case. Both look-ups use
@@ -303,10 +316,10 @@ class IvrServices:
             return None if row is None else self._info(row[0], row[1])
         if len(keyed) < 3:
             return None
-        mine = await self.open_cases(caller_number, limit=OWN_CASES_SEARCHED)
+        mine = await self._open_cases(caller_number, limit=OWN_CASES_SEARCHED)
         return next((c for c in mine if _digits(c.number).endswith(keyed)), None)
 
-    async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]:
+    async def _open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]:
         phone = normalize_phone(caller_number)
         if phone is None:
             return []
@@ -327,7 +340,7 @@ class IvrServices:
 
     # --- a request left by phone when the office is closed --------------------------------------
 
-    async def leave_request(
+    async def _leave_request(
         self,
         *,
         caller_number: str | None,
@@ -375,3 +388,43 @@ class IvrServices:
                 )
             ).scalar_one_or_none()
         return code or "general-inquiry"
+
+    # --- what the engine calls: each with the time limit ---------------------------------------
+
+    async def _limited(self, what: str, work: Awaitable[T]) -> T:
+        """`work`, or IvrStoreTimeout after `db_timeout` seconds (the work is cancelled): a
+        store busy with history must never keep a caller in silence."""
+        try:
+            return await asyncio.wait_for(work, self.db_timeout)
+        except TimeoutError:
+            self.timeouts += 1
+            self.last_timeout = what
+            log.warning("IVR %s took longer than %.0f ms; the caller goes to an operator",
+                        what, self.db_timeout * 1000)
+            raise IvrStoreTimeout(f"{what} took longer than "
+                                  f"{self.db_timeout * 1000:.0f} ms") from None
+
+    async def active_menu(self) -> ActiveMenu | None:
+        return await self._limited("active_menu", self._active_menu())
+
+    async def announcement(self, at: datetime) -> Prompt | None:
+        return await self._limited("announcement", self._announcement(at))
+
+    async def queue_open(self, queue: str, at: datetime) -> bool:
+        return await self._limited("queue_open", self._queue_open(queue, at))
+
+    async def find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None:
+        return await self._limited("find_case", self._find_case(keyed, caller_number))
+
+    async def open_cases(self, caller_number: str | None, limit: int = 3) -> list[CaseInfo]:
+        return await self._limited("open_cases", self._open_cases(caller_number, limit))
+
+    async def leave_request(
+        self, *, caller_number: str | None, caller_name: str | None, queue: str,
+        service: str | None, at: datetime, language: str | None = None,
+    ) -> CaseInfo:
+        # if the limit strikes after the commit, the request exists and the caller also
+        # reaches an operator: a duplicate a person can merge, never a lost caller
+        return await self._limited("leave_request", self._leave_request(
+            caller_number=caller_number, caller_name=caller_name, queue=queue,
+            service=service, at=at, language=language))

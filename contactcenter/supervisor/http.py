@@ -12,11 +12,14 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime, tzinfo
+from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.keys import CASE_STORE
 from contactcenter.keys import PBX, SESSIONS
@@ -26,13 +29,17 @@ from contactcenter.web.auth import current_user, origin_ok, require_role, requir
 from . import reports
 from .charts import Series, bar_chart
 from .services import ActionError
-from .stats import to_json
+from .stats import QueueConfig, QueueStats, to_json
+from .wallboard import tv_snapshot
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
 STAFF = ("supervisor", "admin")
 SLA_COUNT_TIMEOUT = 2.0  # seconds the board waits for the case counts
 SLA_COUNT_TTL = 15.0  # seconds one count serves every board of the process
+CSV_WARN_ROWS = 200_000  # a calls CSV longer than this gets a size warning on the reports page
 PAUSE_REASONS = ("break", "lunch", "training", "case work", "meeting", "supervisor")
 
 
@@ -128,6 +135,16 @@ async def wallboard_page(request: web.Request) -> web.Response:
 
 
 @require_role(*STAFF)
+async def wallboard_tv(request: web.Request) -> web.Response:
+    """The wallboard for a TV on the wall: every queue of the group on one screen, large, no
+    controls, no caller's name or number (the server never sends them to it)."""
+    group, _ = _group(request)
+    snapshot = tv_snapshot(request.app[SUPERVISOR].service.snapshot(group))
+    return aiohttp_jinja2.render_template(
+        "supervisor/wallboard_tv.html", request, {"group": group, "snapshot": snapshot})
+
+
+@require_role(*STAFF)
 async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     if not origin_ok(request):
         raise web.HTTPForbidden(text="websocket from another origin")
@@ -136,7 +153,8 @@ async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     user = current_user(request)
-    client = hub.join(ws, group, user_id=user.id if user is not None else None)
+    client = hub.join(ws, group, user_id=user.id if user is not None else None,
+                      tv=request.query.get("tv") == "1")
     try:
         async for _msg in ws:
             pass  # screens only listen; actions go through the CSRF-checked POSTs
@@ -193,10 +211,50 @@ async def metrics(request: web.Request) -> web.Response:
 # --- reports ------------------------------------------------------------------------------------
 
 
-def _range(request: web.Request) -> reports.DateRange:
+def _range(request: web.Request, max_days: int | None = reports.MAX_DAYS) -> reports.DateRange:
     svc = request.app[SUPERVISOR].service
     today = svc.stats.local_day(svc.clock())
-    return reports.parse_range(request.query, today)
+    return reports.parse_range(request.query, today, max_days=max_days)
+
+
+async def _heavy(
+    request: web.Request, fn: Callable[..., Awaitable[T]], *args: Any
+) -> T:
+    """`fn(sessions, *args)` in the report worker process (supervisor/offloop.py); in this
+    process only when it has none (an in-memory database another process cannot see)."""
+    worker = request.app[SUPERVISOR].offloop
+    if worker is None:
+        return await fn(request.app[SESSIONS], *args)
+    return await worker.run(fn, *args)
+
+
+StatsSpec = tuple[tzinfo, QueueConfig, tuple[QueueConfig, ...]]
+
+
+def _stats_spec(request: web.Request) -> StatsSpec:
+    """What a report needs of the live statistics (time zone, thresholds), small to pickle."""
+    stats = request.app[SUPERVISOR].service.stats
+    return stats.tz, stats.default, tuple(stats.queues.values())
+
+
+def _stats(spec: StatsSpec) -> QueueStats:
+    tz, default, queues = spec
+    return QueueStats(queues, tz=tz, default=default)
+
+
+async def page_work(
+    sessions: Sessions, rng: reports.DateRange, spec: StatsSpec, now: datetime
+) -> tuple[reports.CallReport, list[reports.SlaRow]]:
+    """The reports page's figures (run in the report worker)."""
+    report = await reports.call_report(sessions, rng, _stats(spec))
+    # str(ZoneInfo) is its key: the center's zone, for agencies' business hours
+    return report, await reports.sla_report(sessions, rng, spec[0], now, str(spec[0]))
+
+
+async def summary_work(
+    sessions: Sessions, rng: reports.DateRange, spec: StatsSpec
+) -> reports.CallReport:
+    return await reports.call_report(sessions, rng, _stats(spec))
 
 
 @require_role(*STAFF)
@@ -210,9 +268,7 @@ async def reports_page(request: web.Request) -> web.Response:
             {"error": str(exc), "query": dict(request.query), "report": None,
              "tz": svc.settings.timezone}, status=400,
         )
-    sessions = request.app[SESSIONS]
-    report = await reports.call_report(sessions, rng, svc.stats)
-    sla = await reports.sla_report(sessions, rng, svc.tz, svc.clock(), svc.settings.timezone)
+    report, sla = await _heavy(request, page_work, rng, _stats_spec(request), svc.clock())
     cases = await case_sla_counts(request)
     hours = [f"{h:02d}" for h in range(24)]
     days = list(report.by_day)
@@ -241,14 +297,25 @@ async def reports_page(request: web.Request) -> web.Response:
         {"error": None, "report": report, "sla": sla, "charts": charts, "rng": rng,
          "cases": cases,
          "tz": svc.settings.timezone, "queues": svc.stats.queues,
+         "csv_warning": _csv_warning(report.total.calls),
          "query": {"from": rng.first.isoformat(), "to": rng.last.isoformat()}},
     )
 
 
-def _csv_range(request: web.Request) -> reports.DateRange:
+def _csv_warning(calls: int) -> str | None:
+    """Said beside the download link when the file will be large (it streams either way)."""
+    if calls < CSV_WARN_ROWS:
+        return None
+    mb = calls * reports.BYTES_PER_ROW / 2**20
+    return (f"The calls CSV of this range has {calls:,} rows (about {mb:,.0f} MB): it downloads "
+            "as it is written and may take a while; spreadsheets open at most 1,048,576 rows.")
+
+
+def _csv_range(request: web.Request, max_days: int | None = reports.MAX_DAYS
+               ) -> reports.DateRange:
     """The report range of a CSV download; a bad one is a plain 400 with the reason."""
     try:
-        return _range(request)
+        return _range(request, max_days)
     except reports.ReportError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
@@ -261,18 +328,35 @@ def _csv_response(text: str, name: str) -> web.Response:
 
 
 @require_role(*STAFF)
-async def calls_csv(request: web.Request) -> web.Response:
-    rng = _csv_range(request)
+async def calls_csv(request: web.Request) -> web.StreamResponse:
+    """Any range, streamed: each chunk of rows goes out as soon as it is read, so memory stays
+    flat and the loop is held for one chunk at a time."""
+    rng = _csv_range(request, max_days=None)
     svc = request.app[SUPERVISOR].service
-    text = await reports.calls_csv(request.app[SESSIONS], rng, svc.tz)
-    return _csv_response(text, f"calls-{rng.first}-{rng.last}.csv")
+    chunks = reports.calls_csv_chunks(request.app[SESSIONS], rng, svc.tz)
+    first = await anext(chunks)  # the header; a dead database fails here, before the 200
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="calls-{rng.first}-{rng.last}.csv"'})
+    if request.method == "HEAD":  # headers only: a body here would corrupt a kept-alive link
+        await chunks.aclose()
+        return resp
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    await resp.write(first.encode())
+    try:
+        async for chunk in chunks:
+            await resp.write(chunk.encode())
+    finally:
+        await chunks.aclose()
+    await resp.write_eof()
+    return resp
 
 
 @require_role(*STAFF)
 async def summary_csv(request: web.Request) -> web.Response:
     rng = _csv_range(request)
-    svc = request.app[SUPERVISOR].service
-    report = await reports.call_report(request.app[SESSIONS], rng, svc.stats)
+    report = await _heavy(request, summary_work, rng, _stats_spec(request))
     return _csv_response(reports.summary_csv(report), f"summary-{rng.first}-{rng.last}.csv")
 
 
@@ -280,6 +364,7 @@ def add_routes(app: web.Application) -> None:
     app[CASE_COUNTS] = CaseCounts()
     r = app.router
     r.add_get("/wallboard", wallboard_page, name="wallboard")
+    r.add_get("/wallboard/tv", wallboard_tv, name="wallboard_tv")
     r.add_get("/wallboard/ws", wallboard_ws, name="wallboard_ws")
     r.add_get("/wallboard/cases", wallboard_cases, name="wallboard_cases")
     r.add_post("/wallboard/agents/{action}", agent_action, name="wallboard_agent_action")

@@ -19,6 +19,7 @@ from contactcenter.supervisor.keys import SUPERVISOR
 
 from . import http
 from .metrics import Metrics
+from .offloop import OffLoop, shareable
 from .services import SUBSCRIBED, SupervisorService
 from .wallboard import WallboardHub
 
@@ -34,6 +35,7 @@ class SupervisorFeature:
     service: SupervisorService
     hub: WallboardHub
     metrics: Metrics
+    offloop: OffLoop | None = None  # reports run here, off the serving loop
     rebuilt: asyncio.Event = field(default_factory=asyncio.Event)
     rebuild_error: str = ""
 
@@ -78,6 +80,10 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = WallboardHub(service.snapshot)
     metrics = Metrics(service, hub.count, app[COUNTERS])
     feature = SupervisorFeature(service, hub, metrics)
+    url = app[SETTINGS].database_url
+    if shareable(url):
+        feature.offloop = OffLoop(url)
+        await feature.offloop.start()
     service.listeners.append(hub.mark_dirty)
     service.observers.append(metrics.observe)
     app[SUPERVISOR] = feature
@@ -121,6 +127,8 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await hub.close()
+        if feature.offloop is not None:
+            await feature.offloop.close()
         await sub.close()
         await sessions_sub.close()
 

@@ -27,11 +27,25 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0  # a screen that cannot take one snapshot in this long is cut off
 
 
+def tv_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What a screen hanging in a room may know: counts and times, no person. Callers keep only
+    when they joined (the longest wait ticks on the screen); operators are only counted."""
+    queues = []
+    for q in snapshot["queues"]:
+        now = dict(q["now"])
+        now["callers"] = [{"joined_at": c["joined_at"], "wait_seconds": c["wait_seconds"]}
+                          for c in now["callers"]]
+        now["operators"] = []
+        queues.append({**q, "now": now})
+    return {**snapshot, "queues": queues}
+
+
 class WallboardClient:
     def __init__(self, ws: web.WebSocketResponse, group: str, maxsize: int = 2,
-                 user_id: int | None = None) -> None:
+                 user_id: int | None = None, tv: bool = False) -> None:
         self.ws = ws
         self.group = group
+        self.tv = tv  # a TV screen: gets tv_snapshot()
         self.user_id = user_id
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
         self.sent = 0
@@ -85,18 +99,21 @@ class WallboardHub:
         self.serialized = 0
         self.last_push: float | None = None  # monotonic
 
-    def payload(self, group: str) -> str:
+    def payload(self, group: str, tv: bool = False) -> str:
         self.serialized += 1
-        return to_json({"type": "snapshot", **self.snapshot(group)}, separators=(",", ":"))
+        snap = self.snapshot(group)
+        if tv:
+            snap = tv_snapshot(snap)
+        return to_json({"type": "snapshot", **snap}, separators=(",", ":"))
 
     def mark_dirty(self) -> None:
         self._dirty.set()
 
     def join(self, ws: web.WebSocketResponse, group: str,
-             user_id: int | None = None) -> WallboardClient:
-        client = WallboardClient(ws, group, user_id=user_id)
+             user_id: int | None = None, tv: bool = False) -> WallboardClient:
+        client = WallboardClient(ws, group, user_id=user_id, tv=tv)
         self.clients.setdefault(group, set()).add(client)
-        client.offer(self.payload(group))  # the screen shows something at once
+        client.offer(self.payload(group, tv))  # the screen shows something at once
         return client
 
     async def leave(self, client: WallboardClient) -> None:
@@ -120,9 +137,12 @@ class WallboardHub:
         for group, clients in list(self.clients.items()):
             if not clients:
                 continue
-            payload = self.payload(group)  # once per group, not once per screen
+            # once per group (and kind of screen), not once per screen
+            payloads: dict[bool, str] = {}
             for client in tuple(clients):
-                client.offer(payload)
+                if client.tv not in payloads:
+                    payloads[client.tv] = self.payload(group, client.tv)
+                client.offer(payloads[client.tv])
         self.broadcasts += 1
         self.last_push = time.monotonic()
 
@@ -145,4 +165,4 @@ class WallboardHub:
         self.clients.clear()
 
 
-__all__ = ["WallboardClient", "WallboardHub"]
+__all__ = ["WallboardClient", "WallboardHub", "tv_snapshot"]

@@ -58,7 +58,8 @@ async def test_app_runs_the_ivr_and_reports_health(aiohttp_client: Any, migrated
     assert agi["sessions_total"] == 2 and agi["sessions_in_progress"] == 0 and agi["errors"] == 0
     assert ivr == {"ok": True, "sessions": 1, "fallbacks": 0, "last_error": None,
                    "missing_prompts": 0, "last_missing_prompt": None,
-                   "missing_prompts_recently": False}
+                   "missing_prompts_recently": False, "db_timeouts": 0,
+                   "last_db_timeout": None}
 
     # a recording missing on the server: the caller reaches the general queue, /health says so
     lost = await Caller(inputs=["1"], missing={"311/choose-language"}).call(port)

@@ -75,3 +75,91 @@ async def test_a_year_back_from_a_leap_day(seeded: Any) -> None:
     async with seeded() as s:
         kept = dict((await s.execute(select(Call.linkedid, Call.caller_number))).all())
     assert kept == {"before": None, "after": "7875550101"}
+
+
+async def _history(sessions: Any, n: int, ended: datetime) -> None:
+    """`n` old calls, each with its own citizen, and `n` closed cases of theirs."""
+    async with sessions() as s, s.begin():
+        st = (await s.execute(select(ServiceType).limit(1))).scalar_one()
+        citizens = [Citizen(phone=f"78755502{i:02d}", created_at=ended) for i in range(n)]
+        s.add_all(citizens)
+        await s.flush()
+        for i, c in enumerate(citizens):
+            at = ended + timedelta(minutes=i)
+            s.add(Call(linkedid=f"h{i}", caller_number=c.phone, caller_name="X", citizen_id=c.id,
+                       started_at=at, ended_at=at, outcome="answered"))
+            s.add(Case(number=f"311-2026-{i + 100:06d}", token=f"h{i}", service_type_id=st.id,
+                       status="closed", citizen_id=c.id, closed_at=at, created_at=at))
+
+
+async def test_batches_purge_everything_in_small_transactions(seeded: Any) -> None:
+    from contactcenter.cases.retention import purge_in_batches
+
+    await _history(seeded, 7, NOW - timedelta(days=60))
+    run = await purge_in_batches(seeded, 30, NOW, batch=2)
+    assert run.result == (7, 7, 7)
+    # 4 batches (the last one short) + 1 that finds nothing, for calls, cases and citizens
+    assert run.batches == 5 + 5 + 5
+    async with seeded() as s:
+        assert (await s.execute(select(func.count()).select_from(Citizen))).scalar_one() == 0
+        left = (await s.execute(select(func.count()).select_from(Call).where(
+            Call.caller_number.is_not(None)))).scalar_one()
+        assert left == 0
+        audit = (await s.execute(select(AuditLog))).scalar_one()
+        assert audit.detail["calls"] == 7 and audit.detail["batches"] == run.batches
+
+
+async def test_dry_run_counts_what_a_purge_erases_and_changes_nothing(seeded: Any) -> None:
+    from contactcenter.cases.retention import count_personal_data
+
+    await _history(seeded, 5, NOW - timedelta(days=60))
+    async with seeded() as s, s.begin():
+        # a recent call keeps its citizen (created long ago) alive; an open case keeps another
+        st = (await s.execute(select(ServiceType).limit(1))).scalar_one()
+        alive = Citizen(phone="7875550999", created_at=NOW - timedelta(days=90))
+        open_case = Citizen(phone="7875550998", created_at=NOW - timedelta(days=90))
+        s.add_all([alive, open_case])
+        await s.flush()
+        s.add(Call(linkedid="new", caller_number="7875550999", citizen_id=alive.id,
+                   started_at=NOW - timedelta(days=1), ended_at=NOW - timedelta(days=1),
+                   outcome="answered"))
+        s.add(Case(number="311-2026-009999", token="open", service_type_id=st.id, status="open",
+                   citizen_id=open_case.id, created_at=NOW - timedelta(days=90)))
+    dry = await count_personal_data(seeded, 30, NOW)
+    assert dry.dry_run and dry.result == (5, 5, 5)
+    async with seeded() as s:  # nothing changed
+        assert (await s.execute(select(func.count()).select_from(Citizen))).scalar_one() == 7
+        assert (await s.execute(select(func.count()).select_from(AuditLog))).scalar_one() == 0
+    assert await purge_personal_data(seeded, 30, NOW, batch=3) == dry.result
+
+
+def test_cli_dry_run_says_what_it_would_purge(
+    migrated_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from contactcenter import db
+    from contactcenter.cli import main
+
+    async def fill() -> None:
+        engine = db.make_engine(migrated_url)
+        try:
+            from contactcenter.seed import seed_reference
+
+            sessions = db.make_sessionmaker(engine)
+            await seed_reference(sessions)
+            # the command's clock is the real one: history from long before any plausible now
+            await _history(sessions, 3, datetime(2001, 1, 1, tzinfo=UTC))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(fill())
+    monkeypatch.setenv("CC_DATABASE_URL", migrated_url)
+    assert main(["retention", "--days", "30", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: would erase" in out and "3 calls, 3 closed cases, 3 citizens" in out
+    assert main(["retention", "--days", "30", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "erased personal data older than 30 days: 3 calls" in out
+    assert main(["retention", "--days", "30", "--dry-run"]) == 0
+    assert "0 calls, 0 closed cases, 0 citizens" in capsys.readouterr().out

@@ -69,6 +69,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/console"): OPERATOR,
     ("GET", "/console/ws"): OPERATOR,
     ("GET", "/wallboard"): STAFF,
+    ("GET", "/wallboard/tv"): STAFF,
     ("GET", "/wallboard/ws"): STAFF,
     ("GET", "/wallboard/cases"): STAFF,
     ("POST", "/wallboard/agents/{action}"): STAFF,
