@@ -216,5 +216,5 @@ async def _language(db: AsyncSession, case: Case) -> str:
     lang = (await db.execute(
         select(Call.language).where(Call.case_id == case.id, Call.language.is_not(None))
         .order_by(Call.started_at.desc()).limit(1))).scalar()
-    lang = lang or getattr(case, "language", None) or "en"
+    lang = lang or case.language or "en"
     return lang if lang in ("en", "es") else "en"

@@ -5,7 +5,9 @@ who never answers is retried, then given up, and the row says so."""
 
 from __future__ import annotations
 
+import wave
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -214,3 +216,46 @@ async def test_no_call_back_when_an_email_tells_them_or_the_case_did_not_come_by
     await app[CALLBACKS].schedule(by_web)
     assert await callback_of(app, with_mail) is None
     assert await callback_of(app, by_web) is None
+
+
+@pytest.mark.store
+async def test_the_citizen_hears_the_ivrs_own_voice(aiohttp_client: Any, migrated_url: str,
+                                                    tmp_path: Any) -> None:
+    """No stand-in speaker: the sentences are spoken by the prompts' engine (espeak-ng), written
+    to CC_SOUNDS_DIR/<lang>/311-callback/, and the simulator, which plays only files that exist
+    there, plays them to a Spanish caller who keys 2."""
+    settings = app_settings(
+        migrated_url, ami_enabled="true", ami_port="1", ami_username="cc",
+        ami_secret="secret", agi_enabled="true", agi_port="0", timezone="America/Panama",
+        spool_dir=str(tmp_path / "spool"), callback_channel="Local/{number}@sim-citizens")
+    pbx = SimPbx(VirtualClock(scale=20.0), agi_port=1, sounds_dir=settings.sounds_dir)
+    server = AmiServer(pbx, "cc", "secret", port=0)
+    await server.start()
+    try:
+        settings = settings.replace(ami_port=server.port)
+        app = create_app(settings, clock=ShiftedClock(datetime(2026, 3, 3, 15, 0, tzinfo=UTC)))
+        await aiohttp_client(app)
+        await seed_reference(app[SESSIONS])
+        pbx.agi_port = app[AGI_SERVER].port
+        await until(lambda: server.clients, timeout=10)
+        pbx.citizen_keys["5075550130"] = "2"
+        number = await closed_phone_case(app, "5075550130", language="es")
+        await until(lambda: state_of(app, number), timeout=10)
+        await app[CALLBACKS].tick()
+        await until(lambda: _is(state_of(app, number), "reopened"), timeout=30)
+        folder = Path(settings.sounds_dir) / "es" / "311-callback"
+        # the resolution, the question, the closing words (spoken after the reopening)
+        await until(lambda: len(list(folder.glob("*.wav"))) >= 3, timeout=10)
+        files = sorted(folder.glob("*.wav"))
+        with wave.open(str(files[0])) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+
+        def played() -> list[tuple[str, str]]:
+            return [(lang, name) for lang, name in pbx.played
+                    if name.startswith("311-callback/")]
+
+        await until(lambda: len(played()) >= 3, timeout=10)
+        assert all(lang == "es" for lang, _name in played())
+    finally:
+        await server.close()
+        await pbx.close()
