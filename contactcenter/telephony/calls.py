@@ -169,6 +169,7 @@ class _Call:
         "legs",
         "linkedid",
         "opened",
+        "outbound",
         "partial",
         "queue",
         "ring",
@@ -200,6 +201,9 @@ class _Call:
         self.touched = 0  # the tracker's `seq` when an event last reached this call
         self.opened = 0  # the tracker's `seq` when the call was first seen
         self.announced = False
+        # a call the product placed (a call-back: CC_CALLBACK on its channel); its record is
+        # the callbacks table's, not a citizen's call into the center
+        self.outbound = False
         self.caller_number: str | None = None
         self.caller_name: str | None = None
         self.queue: str | None = None  # first queue joined
@@ -288,6 +292,7 @@ class CallTracker:
         # `seq` when the last link dropped (`on_disconnect`), until the resync that follows.
         self._link_seq: int | None = None
         self.ignored = 0  # events for calls already closed (late or duplicate)
+        self.outbound_calls = 0  # call-backs the product placed: not recorded as calls
         self.adoptions: list[Adoption] = []  # calls the last resync adopted (see adopt_*)
         self.bad_fields = 0  # number fields refused (numbers.py), since start
         # One line per event with refused fields; the owner logs them and clears the list.
@@ -484,6 +489,9 @@ class CallTracker:
             self._uid.pop(uid, None)
         self._calls.pop(call.key, None)
         self._remember_closed(call)
+        if call.outbound:
+            self.outbound_calls += 1
+            return
         out.append(CallEnded(record=self._record(call)))
 
     def _legs(self, call: _Call, end: float) -> list[QueueLeg]:
@@ -755,9 +763,12 @@ class CallTracker:
         call = self._lookup(event, out)
         if call is None:
             return
-        self._announce(call, out)
         var = event.get("Variable") or ""
         value = event.get("Value") or None
+        if var == "CC_CALLBACK":
+            call.outbound = True
+            return
+        self._announce(call, out)
         if var == "SERVICE":
             call.service = value
         elif var == "LANG":

@@ -29,7 +29,7 @@ MAX_GREETING = 256
 # result, and QUEUESTATUS, which Queue() sets as it returns (TIMEOUT tells a queue timeout from
 # a caller's hang-up: Asterisk 22 sends QueueCallerAbandon for both).
 IVR_VARIABLES = frozenset(
-    {"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME", "QUEUESTATUS"}
+    {"QUEUE", "SERVICE", "LANG", "CASE", "IVRPATH", "IVROUTCOME", "QUEUESTATUS", "CC_CALLBACK"}
 )
 
 # Events the product never reads: dropped on their first line.

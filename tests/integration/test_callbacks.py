@@ -32,6 +32,7 @@ from contactcenter.config import SettingsError
 from contactcenter.keys import SESSIONS
 from contactcenter.seed import seed_reference
 from contactcenter.telephony.keys import AGI_SERVER
+from contactcenter.telephony.plugin import BRIDGE
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
@@ -158,6 +159,13 @@ async def test_a_citizen_who_keys_2_reopens_the_case(world: Any) -> None:
     async with app[SESSIONS]() as db:
         case = (await db.execute(select(Case).where(Case.number == number))).scalar_one()
         assert case.closed_at is None
+    # the call-back is not a citizen's call into the center: the tracker leaves it to the
+    # callbacks table (the only call row is the one that brought the case in)
+    links = app[BRIDGE].links.values()
+    await until(lambda: sum(link.calls.outbound_calls for link in links), timeout=10)
+    async with app[SESSIONS]() as db:
+        assert [c.linkedid for c in (await db.execute(select(Call))).scalars()] == [
+            "L-5075550123"]
 
 
 async def _is(coro: Any, value: str) -> bool:
