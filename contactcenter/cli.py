@@ -71,6 +71,9 @@ def demo_settings(base: Settings, explicit: set[str]) -> Settings:
         changes["ami_secret"] = "ccsecret"
     if "asterisk_conf_dir" not in explicit:
         changes["asterisk_conf_dir"] = "var/asterisk"  # the simulator reads it on QueueReload
+    if "callback_channel" not in explicit:  # the simulator's citizens answer call-backs
+        changes["callback_channel"] = "Local/{number}@sim-citizens"
+        changes["callback_hours"] = "00:00-23:59"
     return base.replace(**changes)
 
 

@@ -300,6 +300,8 @@ class Pbx:
         # citizens the product calls back (Originate of Local/<number>@sim-citizens): the keys
         # each one presses when asked; a number missing here does not answer
         self.citizen_keys: dict[str, str] = {}
+        # the others (the demo's citizens): a function of the number, None = no answer
+        self.citizen_default: Callable[[str], str | None] | None = None
         self.outbound: list[tuple[str, str]] = []  # (number, how it went) for tests
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -777,6 +779,8 @@ class Pbx:
     async def _outbound(self, number: str, one: Channel, two: Channel,
                         variables: dict[str, str], action_id: str) -> None:
         keys = self.citizen_keys.get(number)
+        if keys is None and number not in self.citizen_keys and self.citizen_default:
+            keys = self.citizen_default(number)
         await self.clock.sleep(OUTBOUND_ANSWER_SECONDS if keys is not None else RING_SECONDS)
         if keys is None:
             for ch in (two, one):
