@@ -34,7 +34,8 @@ PLUGINS: list[str] = [
     "queues.plugin",  # first: the features below read queues from its directory
     "cases.plugin", "cases.email_plugin", "agents.plugin", "admin.plugin", "supervisor.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
-    "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
+    "telephony.plugin", "telephony.reconcile_plugin", "telephony.actions", "ivr.plugin",
+    "telephony.agi_plugin",
     "cases.retention_plugin",
 ]
 
@@ -53,6 +54,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "supervisor.plugin": frozenset({"all", "web"}),  # wallboard, /api/queues, /metrics
     "admin.plugin": frozenset({"all", "web"}),  # menu editor, admin pages
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
+    "telephony.reconcile_plugin": frozenset({"all", "bridge"}),  # gaps from Asterisk's records
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr
     "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server

@@ -76,6 +76,11 @@ class Settings:
     short_abandon_seconds: int = 5
     timezone: str = "UTC"  # the center's: where "today" starts for the wallboard and reports
     spool_dir: str = "var/spool"
+    # Where Asterisk's own records are read after a gap (telephony/records.py): "table" (the
+    # asterisk_queue_log/asterisk_cdr tables Asterisk writes into), "file:<queue_log path>"
+    # optionally ";cdr=<csv path>", or "off".
+    asterisk_records: str = "table"
+    reconcile_interval: float = 5.0  # seconds between checkpoints / partial-call sweeps
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
     smtp_intake_address: str = "311@localhost"

@@ -29,7 +29,7 @@ CAPTURES = ("ami-blind-transfer", "ami-queue-timeout-fallback", "ami-caller-aban
 
 def live(raw: Path) -> list[CallRecord]:
     tracker = CallTracker("default")
-    out = []
+    out: list[CallRecord] = []
     for ev in events_of(raw.read_bytes()):
         out.extend(e.record for e in tracker.feed(ev) if isinstance(e, CallEnded))
     return out
