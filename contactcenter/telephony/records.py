@@ -289,9 +289,10 @@ class Reconciler:
                     self._span(gap), end - start, len(new), gap.completed)
         return gap
 
-    async def complete_partials(self) -> int:
-        """Partial rows of the last day completed from Asterisk's records where it has them."""
-        now = self.clock.timestamp()
+    async def complete_partials(self, now: float | None = None) -> int:
+        """Partial rows of the last day completed from Asterisk's records where it has them.
+        `now` on Asterisk's clock (the records' times), ours by default."""
+        now = max(self.clock.timestamp(), now or 0.0)
         async with self.sessions() as s:
             oldest = (await s.execute(
                 select(Call.ended_at).where(
@@ -413,13 +414,13 @@ async def run_loop(reconciler: Reconciler, link: LinkView, interval: float,
                 if start is not None and now > start:
                     await reconciler.reconcile_gap(start, now)
                 await reconciler.checkpoint(link.asterisk_time() or now)
-            elif link.connected:
+            elif link.connected and seen_resyncs:  # (not before the first resync is done)
                 at = link.asterisk_time()
                 if at is not None:
                     await reconciler.checkpoint(at)
             if time.monotonic() - last_sweep >= interval:
                 last_sweep = time.monotonic()
-                await reconciler.complete_partials()
+                await reconciler.complete_partials(link.asterisk_time())
         except Exception as exc:  # the database is down: say so, try again next round
             reconciler._failed(f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(TimeoutError):
