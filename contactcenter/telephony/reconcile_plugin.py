@@ -15,15 +15,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
+from .. import db
+from ..config import SettingsError
 from ..keys import BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from .bridge import Bridge, ServerLink
+from .lease import PgLease, lease_key
 from .plugin import BRIDGE, WRITER
 from .records import Reconciler, make_source, run_loop
 
 log = logging.getLogger(__name__)
 
 RECONCILERS = web.AppKey("reconcilers", dict[str, Reconciler])
+LEASE = web.AppKey("bridge_lease", PgLease)
+LEASE_RETRY = 1.0  # seconds between a standby's tries (take-over within about this)
 
 
 class LinkAdapter:
@@ -60,6 +66,46 @@ class LinkAdapter:
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def lease_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With CC_BRIDGE_LEASE=pg: the bridge starts when this process holds the lease."""
+    settings = app[SETTINGS]
+    bridge: Bridge = app[BRIDGE]
+    if settings.bridge_lease == "off":
+        yield
+        return
+    if settings.bridge_lease != "pg":
+        raise SettingsError(f"CC_BRIDGE_LEASE: expected off or pg, got {settings.bridge_lease!r}")
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        raise SettingsError("CC_BRIDGE_LEASE=pg needs a PostgreSQL CC_DATABASE_URL "
+                            "(the lease is an advisory lock in the store)")
+    engine = db.make_engine(settings.database_url, pool_size=1, max_overflow=0)
+
+    async def lost() -> None:
+        for link in bridge.links.values():
+            await link.client.close()
+
+    names = ",".join(f"{ep.name}={ep.host}:{ep.port}" for ep in settings.ami_endpoints())
+    lease = PgLease(engine, lease_key(names), retry=LEASE_RETRY, on_acquired=bridge.start,
+                    on_lost=lost)
+    app[LEASE] = lease
+    ami_check = app[HEALTH]["ami"]
+
+    async def ami_or_standby() -> dict[str, Any]:
+        if lease.state == "standby":  # not reading AMI is this process's job for now
+            return {"ok": True, "state": "standby"}
+        return await ami_check()
+
+    async def check() -> dict[str, Any]:
+        return lease.health()
+
+    app[HEALTH]["ami"] = ami_or_standby
+    app[HEALTH]["lease"] = check
+    lease.start()
+    yield
+    await lease.close()
+    await engine.dispose()
 
 
 async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -130,3 +176,4 @@ async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     if app[SETTINGS].ami_enabled:
         app.cleanup_ctx.append(reconcile_ctx)
+        app.cleanup_ctx.append(lease_ctx)

@@ -405,6 +405,8 @@ async def run_loop(reconciler: Reconciler, link: LinkView, interval: float,
             if gap is not None and not gap.done:  # the records were unreadable: again
                 await reconciler.reconcile_gap(gap.start, gap.end, retry=True)
             if link.connected and link.resyncs != seen_resyncs:
+                if not seen_resyncs:  # a standby taking over: the holder wrote it since
+                    await reconciler.load()
                 seen_resyncs = link.resyncs
                 start = reconciler.last_event_at
                 # the gap ends at the reconnect, on Asterisk's clock (the records' times are
@@ -418,7 +420,7 @@ async def run_loop(reconciler: Reconciler, link: LinkView, interval: float,
                 at = link.asterisk_time()
                 if at is not None:
                     await reconciler.checkpoint(at)
-            if time.monotonic() - last_sweep >= interval:
+            if link.connected and time.monotonic() - last_sweep >= interval:
                 last_sweep = time.monotonic()
                 await reconciler.complete_partials(link.asterisk_time())
         except Exception as exc:  # the database is down: say so, try again next round

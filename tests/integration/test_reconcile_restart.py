@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,13 @@ from contactcenter.cases.models import Call
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.plugin import BRIDGE
-from contactcenter.telephony.reconcile_plugin import RECONCILERS
+from contactcenter.telephony.reconcile_plugin import LEASE, RECONCILERS
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents
 from contactcenter.telephony.simulator.pbx import CitizenCall, Pbx
 from contactcenter.telephony.simulator.records import AsteriskRecords
-from tests.conftest import app_settings, until
+from tests.conftest import HEALTH, STORE_ON_PG, app_settings, until
 
 pytestmark = pytest.mark.store
 
@@ -36,7 +37,10 @@ def _port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: int) -> None:
+async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: int, *,
+                             standby: bool = False) -> None:
+    """`standby`: both bridge processes run from the start with CC_BRIDGE_LEASE=pg; the second
+    stands by and takes over when the first dies. Else the second starts a second later."""
     pbx = Pbx(VirtualClock(40.0), agi_port=1, seed=19)
     pbx.records = AsteriskRecords(tmp_path / "queue_log", tmp_path / "cdr.csv")
     add_simulated_agents(pbx, ["sanitation", "potholes", "general-311"], 6)
@@ -46,7 +50,8 @@ async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: i
         url, timezone="UTC", ami_enabled="true", ami_port=str(ami.port), ami_username="cc",
         ami_secret="s3", agi_enabled="true", agi_port=str(_port()),
         spool_dir=str(tmp_path / "spool"), reconcile_interval="0.2",
-        asterisk_records=f"file:{tmp_path / 'queue_log'};cdr={tmp_path / 'cdr.csv'}")
+        asterisk_records=f"file:{tmp_path / 'queue_log'};cdr={tmp_path / 'cdr.csv'}",
+        bridge_lease="pg" if standby else "off")
     calls: list[CitizenCall] = []
 
     def originate(i: int) -> None:
@@ -60,20 +65,30 @@ async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: i
         pbx.agi_port = first.server.app[AGI_SERVER].port
         link = first.server.app[BRIDGE].links["default"]
         await until(lambda: link.resyncs == 1, 10, 0.05)
+        if standby:
+            second = await aiohttp_client(create_app(settings.replace(agi_port=_port())))
+            body = await (await second.get("/health", headers=HEALTH)).json()
+            assert second.server.app[LEASE].state == "standby"
+            assert body["parts"]["ami"] == {"ok": True, "state": "standby"}
+            assert second.server.app[BRIDGE].links["default"].resyncs == 0
         third = n // 3
         for i in range(third):
             originate(i)
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)  # the first process holds calls in every state
         await first.close()  # the bridge is gone: nothing reads AMI, no FastAGI answers
+        died = time.monotonic()
         for i in range(third, 2 * third):
             originate(i)
             await asyncio.sleep(0.01)
-        await asyncio.sleep(1.0)
-        second = await aiohttp_client(create_app(settings))
+        if not standby:
+            await asyncio.sleep(1.0)
+            second = await aiohttp_client(create_app(settings))
         app = second.server.app
+        pbx.agi_port = app[AGI_SERVER].port  # the dialplan's second FastAGI server
         link = app[BRIDGE].links["default"]
         await until(lambda: link.resyncs == 1, 10, 0.05)
+        took = time.monotonic() - died
         for i in range(2 * third, n):
             originate(i)
             await asyncio.sleep(0.01)
@@ -113,7 +128,8 @@ async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: i
     assert rec.gap is not None and rec.gap.done and rec.gap.calls > 0
     reconciled = sum(r.reconciled for r in rows)
     print(f"\n{n} calls: {reconciled} reconciled ({rec.gap.calls} in the gap, "
-          f"{rec.completed_total} partial completed), 0 duplicates")
+          f"{rec.completed_total} partial completed), 0 duplicates; AMI read again "
+          f"{took:.2f} s after the first bridge died" + (" (standby)" if standby else ""))
 
 
 async def test_bridge_restart_mid_burst_60_calls(
@@ -127,3 +143,18 @@ async def test_bridge_restart_mid_burst_600_calls(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
 ) -> None:
     await burst_with_restart(aiohttp_client, migrated_url, tmp_path, 600)
+
+
+@pytest.mark.skipif(not STORE_ON_PG, reason="the lease is a PostgreSQL advisory lock")
+async def test_standby_bridge_takes_over_mid_burst_90_calls(
+    aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
+) -> None:
+    await burst_with_restart(aiohttp_client, migrated_url, tmp_path, 90, standby=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STORE_ON_PG, reason="the lease is a PostgreSQL advisory lock")
+async def test_standby_bridge_takes_over_mid_burst_600_calls(
+    aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
+) -> None:
+    await burst_with_restart(aiohttp_client, migrated_url, tmp_path, 600, standby=True)
