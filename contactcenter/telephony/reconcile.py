@@ -40,11 +40,13 @@ from datetime import UTC, datetime
 
 from contactcenter.events import CallRecord, QueueLeg
 
-# queue_log call ids that are not calls (member and system events).
-NOT_CALLS = frozenset({"NONE", "MANAGER", "REALTIME", ""})
+# queue_log call ids that are not calls (member and system events: AMI, CLI, realtime).
+NOT_CALLS = frozenset({"NONE", "MANAGER", "CLI", "REALTIME", ""})
 # Events that end a queue visit.
 LEAVES = frozenset({"COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER",
                     "TRANSFER", "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"})
+# The events of a caller's queue visit (the rest are members' and the system's).
+CALL_EVENTS = LEAVES | {"ENTERQUEUE", "CONNECT", "RINGNOANSWER", "RINGCANCELED"}
 # A call whose last queue event is one of these has nowhere left to go in Queue().
 FINAL = frozenset({"COMPLETEAGENT", "COMPLETECALLER", "ABANDON"})
 # Without CDR, a call whose last queue event (a timeout, a transfer out) is this old is over:
@@ -252,7 +254,7 @@ def gather(rows: Iterable[QueueLogRow], cdrs: Iterable[CdrRow]) -> dict[str, Gat
         if c.linkedid:
             calls.setdefault(c.linkedid, Gathered(c.linkedid)).cdrs.append(c)
     for r in rows:
-        if r.callid in NOT_CALLS or r.queue in ("", "NONE"):
+        if r.callid in NOT_CALLS or r.queue in ("", "NONE") or r.event not in CALL_EVENTS:
             continue
         lid = link.get(r.callid, r.callid)
         calls.setdefault(lid, Gathered(lid)).queue_rows.append(r)
