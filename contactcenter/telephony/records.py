@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 # How far back before a gap the records are read: a call that began this long before the
 # last event seen and ended in the gap is still rebuilt whole (its ENTERQUEUE is older).
 LOOKBACK_SECONDS = 4 * 3600.0
-# Partial rows older than this are left as they are (Asterisk's records may be rotated).
-PARTIAL_WINDOW_SECONDS = 24 * 3600.0
+# Partial rows that ended longer ago than this are left as they are: the sweep runs every
+# interval, and one whose records never come (rotated, never written) must not be re-read for
+# ever. (The gap reconciliation after a reconnect reaches further back.)
+PARTIAL_WINDOW_SECONDS = 3600.0
 # Asterisk's and our stamps differ by a little (whole-second CDR, queue_log file).
 SLACK_SECONDS = 2.0
 
@@ -245,8 +247,9 @@ class Reconciler:
         return out
 
     async def _records(self, since: float, until: float, *, only_known: bool = False,
+                       lookback: float = LOOKBACK_SECONDS,
                        ) -> tuple[list[CallRecord], dict[str, bool]]:
-        rows, cdrs = await self.source.read(since - LOOKBACK_SECONDS, until)
+        rows, cdrs = await self.source.read(since - lookback, until)
         candidates = {c.linkedid for c in cdrs if c.linkedid} | {r.callid for r in rows}
         candidates |= {c.uniqueid for c in cdrs}
         known = await self._known(candidates)
@@ -295,15 +298,17 @@ class Reconciler:
         now = max(self.clock.timestamp(), now or 0.0)
         async with self.sessions() as s:
             oldest = (await s.execute(
-                select(Call.ended_at).where(
+                select(func.min(Call.started_at)).where(
                     Call.server == self.server, Call.partial.is_(True),
                     Call.reconciled.is_(False),
                     Call.ended_at >= datetime.fromtimestamp(now - PARTIAL_WINDOW_SECONDS, UTC))
-                .order_by(Call.ended_at).limit(1))).scalar()
+                )).scalar()
         if oldest is None:
             return 0
         try:
-            records, _ = await self._records(oldest.timestamp(), now, only_known=True)
+            # from the oldest one's start: its ENTERQUEUE and CDR are after it
+            records, _ = await self._records(oldest.timestamp(), now, only_known=True,
+                                             lookback=SLACK_SECONDS)
         except SourceError as exc:
             self._failed(f"partial calls: Asterisk's records unreadable: {exc}")
             return 0
