@@ -205,6 +205,11 @@ class Reconciler:
         self.errors = 0
         self.last_error: str | None = None
 
+    @property
+    def pending(self) -> bool:
+        """A gap was found and not reconciled yet (its records were unreadable)."""
+        return self.gap is not None and not self.gap.done
+
     # --- checkpoints -----------------------------------------------------------------------
 
     async def load(self) -> float | None:
@@ -420,8 +425,11 @@ async def run_loop(reconciler: Reconciler, link: LinkView, interval: float,
                                                        link.asterisk_time() or 0.0)
                 if start is not None and now > start:
                     await reconciler.reconcile_gap(start, now)
-                await reconciler.checkpoint(link.asterisk_time() or now)
-            elif link.connected and seen_resyncs:  # (not before the first resync is done)
+                if not reconciler.pending:
+                    await reconciler.checkpoint(link.asterisk_time() or now)
+            elif link.connected and seen_resyncs and not reconciler.pending:
+                # (not before the first resync; not past a gap still to reconcile, so a
+                # restart meanwhile finds it again from the stored checkpoint)
                 at = link.asterisk_time()
                 if at is not None:
                     await reconciler.checkpoint(at)

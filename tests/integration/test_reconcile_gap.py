@@ -124,12 +124,21 @@ async def test_unreadable_records_make_reconcile_degraded_then_it_catches_up(
         assert body["http_status"] == 503
         part = body["parts"]["reconcile"]["servers"]["default"]
         assert part["behind"] is True and "queue_log" in part["last_gap"]["error"]
+        # a call seen live meanwhile: the stored checkpoint stays at the gap's start, so a
+        # restart now would find the gap again
+        live = [c.call(20, ["1", "1"], patience=60)]
+        await until(lambda: c.finished(live), 60, 0.1)
+        await until(lambda: _stored(c, 2), 20, 0.1)
+        async with c.app[SESSIONS]() as db:
+            point = await db.get(BridgeCheckpoint, "default")
+        assert point is not None and point.last_event_at is not None
+        assert point.last_event_at.timestamp() == pytest.approx(rec.gap.start, abs=1e-3)
         hidden.rename(tmp_path / "queue_log")
-        await until(lambda: _stored(c, 3), 20, 0.1)
+        await until(lambda: _stored(c, 4), 20, 0.1)
         body = await c.health()
         assert body["parts"]["reconcile"]["ok"] is True
         rows = await c.rows()
-    assert sorted(r.reconciled for r in rows) == [False, True, True]
+    assert sorted(r.reconciled for r in rows) == [False, False, True, True]
 
 
 async def _stored(c: Center, n: int) -> bool:
