@@ -21,6 +21,7 @@ from tests.conftest import until
 from tests.faults_support import Center, center
 
 pytestmark = pytest.mark.store
+DATA = Path(__file__).resolve().parents[1] / "data" / "asterisk"
 
 
 def records_of(tmp_path: Path) -> tuple[AsteriskRecords, dict[str, str]]:
@@ -143,3 +144,40 @@ async def test_unreadable_records_make_reconcile_degraded_then_it_catches_up(
 
 async def _stored(c: Center, n: int) -> bool:
     return await c.stored() == n
+
+
+async def test_the_simulators_queue_log_has_asterisks_shape(tmp_path: Path) -> None:
+    """Each event the simulator writes has the fields real Asterisk 22.10.1 wrote for it
+    (tests/data/asterisk/*.queue_log): same event names, same number of data fields, numbers
+    where Asterisk has numbers."""
+    from contactcenter.telephony.reconcile import read_queue_log
+    from contactcenter.telephony.simulator.ami_server import AmiServer
+    from contactcenter.telephony.simulator.clock import VirtualClock
+    from contactcenter.telephony.simulator.generator import add_simulated_agents
+    from contactcenter.telephony.simulator.pbx import Pbx
+
+    real: dict[str, tuple[int, ...]] = {}
+    for f in sorted(DATA.glob("*.queue_log")):
+        for r in read_queue_log(f.read_text()):
+            real[r.event] = tuple(int(d.replace(".", "").isdigit()) for d in r.data)
+    recs, _ = records_of(tmp_path)
+    pbx = Pbx(VirtualClock(50.0), agi_port=1, seed=3)
+    pbx.records = recs
+    add_simulated_agents(pbx, ["general-311"], 1)  # the IVR is unreachable: fallback
+    server = AmiServer(pbx, "cc", "s3", port=0)
+    await server.start()
+    try:
+        calls = [pbx.originate_citizen(f"55501{i:02d}", "C", "", patience=3 + 40 * (i % 2),
+                                       prewait=0.2) for i in range(6)]
+        await until(lambda: all(c.where == "ended" for c in calls), 60, 0.05)
+    finally:
+        await pbx.close()
+        await server.close()
+        recs.close()
+    sim = read_queue_log((tmp_path / "queue_log").read_text())
+    seen = {r.event for r in sim}
+    assert {"ENTERQUEUE", "CONNECT", "COMPLETEAGENT", "ABANDON"} <= seen
+    for r in sim:
+        if r.event in real:
+            shape = tuple(int(d.replace(".", "").isdigit()) for d in r.data)
+            assert shape == real[r.event], (r, real[r.event])
