@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from contactcenter.app import create_app
 from contactcenter.cases.models import Call
@@ -158,3 +158,39 @@ async def test_standby_bridge_takes_over_mid_burst_600_calls(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
 ) -> None:
     await burst_with_restart(aiohttp_client, migrated_url, tmp_path, 600, standby=True)
+
+
+@pytest.mark.skipif(not STORE_ON_PG, reason="the lease is a PostgreSQL advisory lock")
+async def test_a_holder_whose_lease_session_dies_stops_reading_ami(
+    aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
+) -> None:
+    """The lease's own database session is killed under a live process (a network cut to
+    PostgreSQL, an admin's pg_terminate_backend): within a few seconds it stops reading AMI and
+    /health says the lease is lost, so a standby (which now gets the lock) is the only reader."""
+    pbx = Pbx(VirtualClock(1.0), agi_port=1, seed=5)
+    ami = AmiServer(pbx, "cc", "s3", port=0)
+    await ami.start()
+    settings = app_settings(
+        migrated_url, timezone="UTC", ami_enabled="true", ami_port=str(ami.port),
+        ami_username="cc", ami_secret="s3", agi_enabled="false",
+        spool_dir=str(tmp_path / "spool"), bridge_lease="pg", asterisk_records="off")
+    try:
+        client = await aiohttp_client(create_app(settings))
+        app = client.server.app
+        lease, link = app[LEASE], app[BRIDGE].links["default"]
+        await until(lambda: lease.state == "active" and link.client.logged_in, 20, 0.05)
+        async with app[SESSIONS]() as s:
+            pids = (await s.execute(text(
+                "select pid from pg_locks where locktype = 'advisory' and granted "
+                "and database = (select oid from pg_database where datname = "
+                "current_database())"))).scalars().all()
+            assert len(pids) == 1
+            await s.execute(text("select pg_terminate_backend(:p)"), {"p": pids[0]})
+        await until(lambda: lease.state == "lost", 20, 0.05)
+        await until(lambda: not link.client.logged_in, 10, 0.05)
+        resp = await client.get("/health", headers=HEALTH)
+        body = await resp.json()
+        assert resp.status == 503 and body["parts"]["lease"]["state"] == "lost"
+    finally:
+        await pbx.close()
+        await ami.close()
