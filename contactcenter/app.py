@@ -37,7 +37,8 @@ PLUGINS: list[str] = [
     "prompts.plugin",  # before admin: the menu editor speaks, records and publishes through it
     "admin.plugin", "supervisor.plugin", "agency.plugin",
     # the IVR registers its FastAGI script before the server starts accepting
-    "telephony.plugin", "telephony.actions", "ivr.plugin", "telephony.agi_plugin",
+    "telephony.plugin", "telephony.reconcile_plugin", "telephony.actions", "ivr.plugin",
+    "telephony.agi_plugin",
     "cases.retention_plugin",
     "figures.plugin",  # after supervisor.plugin: its calls by day are the supervisor's report
     "callbacks.plugin",  # after the case store and telephony: closing the loop by voice
@@ -63,6 +64,7 @@ PLUGIN_ROLES: dict[str, frozenset[str]] = {
     "prompts.plugin": frozenset({"all", "web"}),  # speech, recordings, sounds for Asterisk
     "agency.plugin": frozenset({"all", "web"}),  # work queue, case pages (live), case search
     "telephony.plugin": frozenset({"all", "bridge"}),  # AMI bridge, case writer, the Pbx
+    "telephony.reconcile_plugin": frozenset({"all", "bridge"}),  # gaps from Asterisk's records
     "telephony.actions": frozenset({"web"}),  # a Pbx on an actions-only AMI session
     "ivr.plugin": frozenset({"all", "bridge"}),  # the IVR engine, FastAGI script /ivr
     "telephony.agi_plugin": frozenset({"all", "bridge"}),  # FastAGI server

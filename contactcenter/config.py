@@ -94,6 +94,14 @@ class Settings:
     # Caller languages routed to their speakers first, in penalty-band order ("es,fr");
     # the dialplan's LANG_PENALTY_<lang> globals must say the same.
     routed_languages: str = "es"
+    # Where Asterisk's own records are read after a gap (telephony/records.py): "table" (the
+    # asterisk_queue_log/asterisk_cdr tables Asterisk writes into), "file:<queue_log path>"
+    # optionally ";cdr=<csv path>", or "off".
+    asterisk_records: str = "table"
+    reconcile_interval: float = 5.0  # seconds between checkpoints / partial-call sweeps
+    # "pg": bridge processes share a PostgreSQL advisory lock; one reads AMI, the others stand
+    # by and take over (telephony/lease.py). "off": every bridge process reads AMI.
+    bridge_lease: str = "off"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 0  # 0: e-mail intake off
     smtp_intake_address: str = "311@localhost"

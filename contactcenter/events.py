@@ -121,6 +121,8 @@ class CallRecord:
     ivr_path: tuple[str, ...] = ()
     abandon_position: int | None = None
     partial: bool = False  # closed by a resync: some figures may be missing
+    # Rebuilt from Asterisk's own records (queue_log, CDR) after a gap: telephony/reconcile.py
+    reconciled: bool = False
     # Every queue visit and outside transfer, in order. `queue` is the first queue and `agent`
     # the first operator who answered; wait and talk are the sums over the legs.
     legs: tuple[QueueLeg, ...] = ()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -231,6 +233,8 @@ class Call(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     disposition: Mapped[str | None] = mapped_column(String(80))
     partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    # rebuilt from Asterisk's own queue_log/CDR after a gap (telephony/reconcile.py)
+    reconciled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     recorded_at: Mapped[datetime] = mapped_column(default=_now)
 
 
@@ -258,6 +262,78 @@ class CallLeg(Base):
     agent: Mapped[str | None] = mapped_column(String(200))
     agent_interface: Mapped[str | None] = mapped_column(String(120))
     target: Mapped[str | None] = mapped_column(String(200))  # where a transfer went
+
+
+# --- Asterisk's own records (issue 19): tables Asterisk writes into, the product reads ------
+# Their columns are the ones Asterisk's modules write (realtime queue_log with data1..data5,
+# cdr_pgsql), named so Asterisk fills them as they are; times are naive UTC, as Asterisk writes
+# them with queue_log_realtime_use_gmt = yes / cdr_pgsql timezone = UTC. README "Asterisk's own
+# records" has the config lines.
+_AstId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class AsteriskQueueLog(Base):
+    __tablename__ = "asterisk_queue_log"
+    __table_args__ = (
+        Index("ix_asterisk_queue_log_time", "time"),
+        Index("ix_asterisk_queue_log_callid", "callid"),
+    )
+    id: Mapped[int] = mapped_column(_AstId, primary_key=True)
+    time: Mapped[datetime | None] = mapped_column(DateTime())
+    callid: Mapped[str | None] = mapped_column(String(80))
+    queuename: Mapped[str | None] = mapped_column(String(256))
+    agent: Mapped[str | None] = mapped_column(String(80))
+    event: Mapped[str | None] = mapped_column(String(32))
+    data1: Mapped[str | None] = mapped_column(String(100))
+    data2: Mapped[str | None] = mapped_column(String(100))
+    data3: Mapped[str | None] = mapped_column(String(100))
+    data4: Mapped[str | None] = mapped_column(String(100))
+    data5: Mapped[str | None] = mapped_column(String(100))
+
+
+class AsteriskCdr(Base):
+    __tablename__ = "asterisk_cdr"
+    __table_args__ = (
+        Index("ix_asterisk_cdr_end", "end"),
+        Index("ix_asterisk_cdr_linkedid", "linkedid"),
+    )
+    id: Mapped[int] = mapped_column(_AstId, primary_key=True)
+    accountcode: Mapped[str | None] = mapped_column(String(80))
+    src: Mapped[str | None] = mapped_column(String(80))
+    dst: Mapped[str | None] = mapped_column(String(80))
+    dcontext: Mapped[str | None] = mapped_column(String(80))
+    clid: Mapped[str | None] = mapped_column(String(80))
+    channel: Mapped[str | None] = mapped_column(String(80))
+    dstchannel: Mapped[str | None] = mapped_column(String(80))
+    lastapp: Mapped[str | None] = mapped_column(String(80))
+    lastdata: Mapped[str | None] = mapped_column(String(80))
+    start: Mapped[datetime | None] = mapped_column(DateTime())
+    answer: Mapped[datetime | None] = mapped_column(DateTime())
+    end: Mapped[datetime | None] = mapped_column(DateTime())
+    duration: Mapped[int | None] = mapped_column(Integer)
+    billsec: Mapped[int | None] = mapped_column(Integer)
+    disposition: Mapped[str | None] = mapped_column(String(45))
+    amaflags: Mapped[str | None] = mapped_column(String(45))
+    userfield: Mapped[str | None] = mapped_column(String(256))
+    uniqueid: Mapped[str | None] = mapped_column(String(150))
+    linkedid: Mapped[str | None] = mapped_column(String(150))
+    peeraccount: Mapped[str | None] = mapped_column(String(80))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+
+
+class BridgeCheckpoint(Base):
+    """Per Asterisk server: the last AMI event time the bridge saw (written every few
+    seconds), and the last gap reconciled. A restarted or standby bridge starts from here."""
+
+    __tablename__ = "bridge_checkpoints"
+    server: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_event_at: Mapped[datetime | None]
+    gap_start: Mapped[datetime | None]
+    gap_end: Mapped[datetime | None]
+    gap_calls: Mapped[int] = mapped_column(Integer, default=0)
+    reconciled_total: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str | None] = mapped_column(String(120))  # which bridge process wrote it
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class Case(Base):

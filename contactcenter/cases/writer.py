@@ -138,6 +138,7 @@ def record_row(record: CallRecord) -> dict[str, Any]:
         "ivr_path": list(record.ivr_path),
         "case_number": _fit(record.case_number, 40),
         "partial": record.partial,
+        "reconciled": record.reconciled,
     }
 
 

@@ -39,7 +39,8 @@ async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
 async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     bridge = Bridge(app[SETTINGS], app[BUS], clock=app[CLOCK])
     bridge.follow(app[QUEUE_DIRECTORY])
-    await bridge.start()
+    if app[SETTINGS].bridge_lease == "off":  # else reconcile_plugin starts it with the lease
+        await bridge.start()
     app[BRIDGE] = bridge
     app[PBX] = bridge.pbx
 

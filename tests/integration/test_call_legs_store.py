@@ -115,7 +115,7 @@ async def test_the_migration_gives_existing_calls_one_leg(db_url: str) -> None:
                    ivr_seconds=3.0),
     ]
     old_columns = {c.name for c in Call.__table__.columns} - {
-        "first_queue", "final_queue", "final_agent"}
+        "first_queue", "final_queue", "final_agent", "reconciled"}  # added after 0003
     table = sa.table("calls", *(sa.column(c.name, c.type) for c in Call.__table__.columns
                                 if c.name in old_columns))
     engine = db.make_engine(db_url)

@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from ...config import load_settings
@@ -15,6 +16,7 @@ from .ami_server import AmiServer
 from .clock import VirtualClock
 from .generator import CallGenerator, Mix, add_simulated_agents, parse_rate, wait_idle
 from .pbx import Pbx
+from .records import AsteriskRecords
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ def add_commands(sub: Any) -> None:
         help="the IVR starts with its main menu (no 1 English / 2 Spanish first)",
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--queue-log", default=None, metavar="PATH",
+                   help="append Asterisk's queue_log lines here (what the product reconciles "
+                   "a gap from: CC_ASTERISK_RECORDS=file:PATH;cdr=CSV)")
+    p.add_argument("--cdr", default=None, metavar="CSV",
+                   help="with --queue-log: append CDR rows (cdr_pgsql's columns) here")
     p.add_argument(
         "--asterisk-conf", default=None, metavar="DIR",
         help="read queues.conf (or the generated contactcenter-queues.conf), queuerules.conf and "
@@ -106,6 +113,9 @@ async def _run(
 ) -> int:
     pbx = Pbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
               config_dir=args.asterisk_conf)
+    if args.queue_log:
+        pbx.records = AsteriskRecords(Path(args.queue_log),
+                                      Path(args.cdr) if args.cdr else None)
     add_simulated_agents(pbx, queues, args.agents)
     server = AmiServer(pbx, username, secret, host=host, port=port)
     await server.start()
@@ -150,6 +160,8 @@ async def _run(
         await asyncio.gather(gen_task, stop_task, return_exceptions=True)
         await server.close()
         await pbx.close()
+        if pbx.records is not None:
+            pbx.records.close()
     elapsed = time.monotonic() - t0
     outcomes: dict[str, int] = {}
     for c in pbx.calls:

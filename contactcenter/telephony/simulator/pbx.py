@@ -30,6 +30,7 @@ from ..queues_conf import (
     queue_sections,
 )
 from .clock import VirtualClock
+from .records import AsteriskRecords
 from .wire import (
     CAUSE_TXT,
     Bridge,
@@ -303,13 +304,23 @@ class Pbx:
         # the others (the demo's citizens): a function of the number, None = no answer
         self.citizen_default: Callable[[str], str | None] | None = None
         self.outbound: list[tuple[str, str]] = []  # (number, how it went) for tests
+        # Asterisk's own queue_log and CDR (simulator/records.py), when a test asks for them
+        self.records: AsteriskRecords | None = None
 
     # ---- plumbing -------------------------------------------------------------------------
     def emit(self, name: str, privilege: str, headers: Headers, *, stamp: bool = True) -> None:
         data = event_frame(name, privilege, self.clock.now() if stamp else None, headers)
         self.events += 1
+        if name == "Cdr" and self.records is not None:
+            self.records.cdr_event(headers)
         for listener in list(self.listeners):
             listener(data)
+
+    def qlog(self, call: CitizenCall, queue: str, agent: str, event: str, *data: object) -> None:
+        """A queue_log line for the caller's channel (call id: its Uniqueid)."""
+        if self.records is not None:
+            self.records.queue_log(self.clock.now(), call.ch2.uniqueid, queue, agent, event,
+                                   *data)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -344,6 +355,8 @@ class Pbx:
         )
         self.channels[name] = ch
         self._linked[ch.linkedid] = self._linked.get(ch.linkedid, 0) + 1
+        if self.records is not None:
+            self.records.channel(uid, ch.linkedid)
         return ch
 
     def local_pair(self, exten: str, context: str, linkedid: str | None) -> tuple[Channel, Channel]:
@@ -926,6 +939,7 @@ class Pbx:
         call.position = call.original_position = len(q.callers)
         if len(q.callers) == 1:
             self.dsc(f"Queue:{queue}", "RINGING")
+        self.qlog(call, queue, "NONE", "ENTERQUEUE", "", two.cid_num, call.position)
         self.ev_chan(
             "QueueCallerJoin",
             two,
@@ -944,7 +958,10 @@ class Pbx:
         if result in ("timeout", "leaveempty"):
             # As app_queue.c: record_abandoned() (ABANDONED=TRUE, QueueCallerAbandon) runs for
             # a timeout and leavewhenempty too; then leave_queue() and QUEUESTATUS.
-            self._abandon_event(call, q, self.clock.now() - start)
+            pos = self._abandon_event(call, q, self.clock.now() - start)
+            self.qlog(call, queue, "NONE",
+                      "EXITWITHTIMEOUT" if result == "timeout" else "EXITEMPTY",
+                      pos, call.original_position, int(self.clock.now() - start))
             self._leave(call, q)
             self.varset(two, "QUEUESTATUS", "TIMEOUT" if result == "timeout" else "LEAVEEMPTY")
             call.outcome = "timed_out"
@@ -1005,6 +1022,8 @@ class Pbx:
         self.varset(two, "ANSWEREDTIME", "0")
         self.varset(two, "ANSWEREDTIME_MS", "0")
         pos = self._abandon_event(call, q, wait)
+        self.qlog(call, q.config.name, "NONE", "ABANDON", pos, call.original_position,
+                  int(wait))
         q.callers.remove(call)
         if not q.callers:
             self.dsc(f"Queue:{q.config.name}", "NOT_INUSE")
@@ -1308,6 +1327,7 @@ class Pbx:
         call.hold = wait
         self.agent_event("AgentConnect", q.config.name, m, two, out,
                          [("HoldTime", str(int(wait))), ("RingTime", str(round(ring)))])
+        self.qlog(call, q.config.name, m.name, "CONNECT", int(wait), out.uniqueid, round(ring))
         bridge = Bridge(str(uuid.uuid4()))
         call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
@@ -1423,6 +1443,10 @@ class Pbx:
                 ],
             )
         self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="transfer")
+        # app_queue logs BLINDTRANSFER for a blind transfer; a Redirect is logged the same way
+        # here (the simulator's simplification: both take the caller to exten@context)
+        self.qlog(call, q.config.name, m.name, "BLINDTRANSFER", exten, context, int(call.hold),
+                  int(talk), call.original_position)
         self.varset(out, "BRIDGEPEER", "")
         self.varset(two, "BRIDGEPEER", "")
         self.cel(two, "BRIDGE_EXIT", extra=extra)
@@ -1521,6 +1545,9 @@ class Pbx:
         m.last_call = int(now)
         m.wrap_until = now + q.config.wrapuptime
         self.agent_complete(q, m, two, out, hold=hold, talk=talk, reason=by)
+        self.qlog(call, q.config.name, m.name,
+                  "COMPLETEAGENT" if by == "agent" else "COMPLETECALLER", int(hold), int(talk),
+                  call.original_position)
         self.cel(out, "BRIDGE_EXIT", peer=two.name, extra=extra)
         self.cel(out, "HANGUP", extra=hangup_extra(16, "", ""))
         self.chan_end(out)
@@ -1685,6 +1712,8 @@ class Pbx:
         self._caller_cdrs(call, out.name)
         self.ev_chan("HangupRequest", two, [("Cause", "0")])
         self.agent_complete(q, m, two, out, hold=call.hold, talk=talk, reason="caller")
+        self.qlog(call, q.config.name, m.name, "COMPLETECALLER", int(call.hold), int(talk),
+                  call.original_position)
         self.hangup_event(one, 0)
         self.bridge_leave(bridge, two)
         self.varset(two, "ANSWEREDTIME", str(int(talk)))
