@@ -14,7 +14,7 @@ from ...config import load_settings
 from .ami_server import AmiServer
 from .clock import VirtualClock
 from .generator import CallGenerator, Mix, add_simulated_agents, parse_rate, wait_idle
-from .pbx import Pbx
+from .pbx import SimPbx
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def _run(
     host: str,
     port: int,
 ) -> int:
-    pbx = Pbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
+    pbx = SimPbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
               config_dir=args.asterisk_conf)
     add_simulated_agents(pbx, queues, args.agents)
     server = AmiServer(pbx, username, secret, host=host, port=port)
