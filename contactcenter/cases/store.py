@@ -25,6 +25,7 @@ from ..bus import BaseBus
 from ..clock import SYSTEM
 from ..events import CaseChanged
 from ..security import hash_api_key, new_api_key
+from ..web.api_keys import active_api_key
 from . import sla
 from .citizens import match_citizen
 from .models import (
@@ -876,15 +877,11 @@ class ApiKeys:
 
     async def verify(self, key: str | None) -> ApiKeyView | None:
         """The active key matching `key`, or None (missing, unknown or revoked)."""
-        if not key or len(key) > 200:
+        if not key:
             return None
         async with self.sessions() as session:
-            row = (await session.execute(
-                select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))
-            )).scalar_one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        return _key_view(row)
+            row = await active_api_key(session, key)
+        return None if row is None else _key_view(row)
 
 
 # --- helpers (inside a caller's transaction) ----------------------------------------------------
