@@ -8,7 +8,6 @@ disconnected (as Asterisk drops a session whose writes time out), the simulation
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import re
@@ -16,12 +15,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from ..frames import GREETING, encode_frame, login_key, parse_action
 from .pbx import OUTBOUND_CONTEXT, SimPbx, SimPbxError
-from .wire import Channel, Headers, event_frame, frame, iso
+from .wire import Channel, Headers, event_frame, iso
 
 log = logging.getLogger(__name__)
 
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 MAX_FRAME = 64 * 1024
 DEFAULT_BUFFER = 50_000  # frames queued per client before it is dropped
 
@@ -145,7 +144,7 @@ class AmiServer:
         client = SimAmiClient(self, reader, writer)
         self.clients.add(client)
         wtask = asyncio.get_running_loop().create_task(client.writer_loop())
-        client.send(BANNER)
+        client.send(GREETING)
         try:
             while True:
                 try:
@@ -155,7 +154,7 @@ class AmiServer:
                 except asyncio.LimitOverrunError:
                     log.warning("AMI client %s sent an oversized frame", client.remote)
                     return
-                headers = _parse(raw)
+                headers = parse_action(raw)
                 if client.closing:
                     return
                 if not headers:
@@ -184,7 +183,7 @@ class AmiServer:
         out: Headers = [("Response", response)]
         if "actionid" in headers:
             out.append(("ActionID", headers["actionid"]))
-        client.send(frame(out + fields))
+        client.send(encode_frame(out + fields))
 
     async def _dispatch(self, client: SimAmiClient, h: dict[str, str]) -> bool:
         action = h.get("action", "")
@@ -290,8 +289,7 @@ class AmiServer:
         if h.get("authtype", "").lower() == "md5":
             if not client.challenge:
                 return False
-            want = hashlib.md5((client.challenge + self.secret).encode()).hexdigest()
-            return h.get("key", "").lower() == want
+            return h.get("key", "").lower() == login_key(client.challenge, self.secret)
         return h.get("secret", "") == self.secret
 
     # ---- actions (each: client, headers, ok, err) -----------------------------------------
@@ -399,9 +397,9 @@ class AmiServer:
         self._reply(c, h, "Success", [("EventList", "start"), ("Message", message)])
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         for name, fields in items:
-            c.send(frame([("Event", name), *fields, *aid]))
+            c.send(encode_frame([("Event", name), *fields, *aid]))
         c.send(
-            frame(
+            encode_frame(
                 [
                     ("Event", complete),
                     *aid,
@@ -507,7 +505,7 @@ class AmiServer:
             secs = int(now - ch.created)
             items.append(ch)
             c.send(
-                frame(
+                encode_frame(
                     [
                         ("Event", "CoreShowChannel"),
                         *aid,
@@ -520,7 +518,7 @@ class AmiServer:
                 )
             )
         c.send(
-            frame(
+            encode_frame(
                 [
                     ("Event", "CoreShowChannelsComplete"),
                     *aid,
@@ -618,23 +616,6 @@ class AmiServer:
             return
         ok("Transfer succeeded")
         self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""), blind=True)
-
-
-def _parse(raw: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in raw.decode(errors="replace").split("\r\n"):
-        if not line:
-            continue
-        k, sep, v = line.partition(":")
-        if not sep:
-            continue
-        key = k.strip().lower()
-        val = v.strip()
-        if key == "variable" and key in out:
-            out[key] += "," + val
-        else:
-            out[key] = val
-    return out
 
 
 def _callerid(raw: str) -> tuple[str, str]:
