@@ -32,9 +32,9 @@ from ..queues_conf import (
 from .clock import VirtualClock
 from .wire import (
     CAUSE_TXT,
-    Bridge,
     Channel,
     Headers,
+    SimBridge,
     cdr,
     cel,
     event_frame,
@@ -200,7 +200,7 @@ class CitizenCall:
     original_position: int = 0
     hold: float = 0.0  # queue join to connect
     connected_at: float = 0.0
-    bridge: Bridge | None = None
+    bridge: SimBridge | None = None
     tried: list[str] = field(default_factory=list)  # members' channels that were not answered
     transfer: asyncio.Event = field(default_factory=asyncio.Event)
     transfer_to: tuple[str, str, bool] = ("", "", False)  # context, exten, blind
@@ -457,11 +457,11 @@ class SimPbx:
         else:
             self._linked[ch.linkedid] = left
 
-    def bridge_enter(self, bridge: Bridge, ch: Channel) -> None:
+    def bridge_enter(self, bridge: SimBridge, ch: Channel) -> None:
         bridge.members.append(ch.name)
         self.emit("BridgeEnter", CALL, bridge.snapshot() + ch.snapshot())
 
-    def bridge_leave(self, bridge: Bridge, ch: Channel) -> None:
+    def bridge_leave(self, bridge: SimBridge, ch: Channel) -> None:
         if ch.name in bridge.members:
             bridge.members.remove(ch.name)
         self.emit("BridgeLeave", CALL, bridge.snapshot() + ch.snapshot())
@@ -1305,7 +1305,7 @@ class SimPbx:
         call.hold = wait
         self.agent_event("AgentConnect", q.config.name, m, two, out,
                          [("HoldTime", str(int(wait))), ("RingTime", str(round(ring)))])
-        bridge = Bridge(str(uuid.uuid4()))
+        bridge = SimBridge(str(uuid.uuid4()))
         call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'

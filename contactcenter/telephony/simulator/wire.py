@@ -162,7 +162,9 @@ def cdr(
 
 
 @dataclass
-class Bridge:
+class SimBridge:
+    """An Asterisk mixing bridge as its snapshot headers show it (not telephony.bridge.Bridge)."""
+
     uniqueid: str
     members: list[str] = field(default_factory=list)
 
