@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from contactcenter.telephony.frames import GREETING_PREFIX
+from contactcenter.telephony.frames import GREETING
 
 _ID = re.compile(rb"^((?:[A-Za-z]*)(?:Uniqueid|UniqueID|Linkedid|LinkedID)): (\d+)\.(\d+)\r$",
                  re.M)
@@ -66,7 +66,7 @@ class FeedServer:
         if task is not None:
             self.handlers.add(task)
             task.add_done_callback(self.handlers.discard)
-        writer.write(GREETING_PREFIX + b"11.0.0\r\n")
+        writer.write(GREETING)
         try:
             while True:
                 frame = await reader.readuntil(b"\r\n\r\n")

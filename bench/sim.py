@@ -33,9 +33,9 @@ from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.pbx import (
     AgentBehaviour,
     CitizenCall,
-    Member,
-    Pbx,
-    QueueConfig,
+    SimMember,
+    SimPbx,
+    SimQueueConfig,
 )
 
 log = logging.getLogger("bench.sim")
@@ -54,7 +54,7 @@ class AgiTimer:
     def install(self) -> None:
         agi_client._command = self._command  # bench-only instrumentation of our own simulator
 
-    async def _command(self, pbx: Pbx, call: CitizenCall, text: str) -> bytes:
+    async def _command(self, pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
         now = time.perf_counter()
         last = self._last_reply.get(id(call))
         if last is not None:
@@ -71,7 +71,7 @@ class AgiTimer:
 class Sim:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
-        self.pbx = Pbx(VirtualClock(1.0), agi_host="127.0.0.1", agi_port=int(cfg["agi_port"]),
+        self.pbx = SimPbx(VirtualClock(1.0), agi_host="127.0.0.1", agi_port=int(cfg["agi_port"]),
                        seed=1)
         self.talk = 2.0
         self.pbx.behaviour = self._behaviour
@@ -84,13 +84,13 @@ class Sim:
         self.generators: set[asyncio.Task[None]] = set()
         self.calls_behind = 0  # the generator could not keep the asked rate (simulator-bound)
 
-    def _behaviour(self, m: Member) -> AgentBehaviour:
+    def _behaviour(self, m: SimMember) -> AgentBehaviour:
         return AgentBehaviour(0.2, self.talk)
 
     async def start(self) -> int:
-        self.pbx.add_queue(QueueConfig(QUEUE, "rrmemory", 15, 1, 0, 15))
+        self.pbx.add_queue(SimQueueConfig(QUEUE, "rrmemory", 15, 1, 0, 15))
         for q in ("potholes", "general-311"):
-            self.pbx.add_queue(QueueConfig(q, "rrmemory", 15, 1, 0, 15))
+            self.pbx.add_queue(SimQueueConfig(q, "rrmemory", 15, 1, 0, 15))
         for i in range(int(self.cfg["operators"])):
             iface = operator_interface(i)
             self.pbx.queue_add(QUEUE, iface, f"Operator {i}", 0, iface.rsplit("/", 1)[0])

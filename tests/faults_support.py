@@ -24,7 +24,7 @@ from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents
-from contactcenter.telephony.simulator.pbx import CitizenCall, Pbx
+from contactcenter.telephony.simulator.pbx import CitizenCall, SimPbx
 from tests.conftest import HEALTH, app_settings
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class TcpProxy:
 @dataclass
 class Center:
     client: Any
-    pbx: Pbx
+    pbx: SimPbx
     ami: AmiServer
     ended: list[Event] = field(default_factory=list)  # CallEnded in bus order
 
@@ -176,7 +176,7 @@ async def center(
 ) -> AsyncIterator[Center]:
     """The simulator's Asterisk (AMI + FastAGI client, `agents` simulated operators in the three
     seeded queues) and a real app with the bridge, the writer and the IVR on it."""
-    pbx = Pbx(VirtualClock(scale), agi_port=1, seed=11)
+    pbx = SimPbx(VirtualClock(scale), agi_port=1, seed=11)
     add_simulated_agents(pbx, ["sanitation", "potholes", "general-311"], agents)
     ami = AmiServer(pbx, "cc", "s3", port=0)
     await ami.start()

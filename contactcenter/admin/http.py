@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..audit import audit
 from ..cases.models import Agency, AuditLog, PbxConfigStatus, Queue, ServiceType, User
 from ..events import QueuesChanged, SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
@@ -422,7 +423,7 @@ async def user_end_sessions(request: web.Request) -> web.Response:
         if target is None:
             raise web.HTTPNotFound(text="no such user")
         ended = await end_user_sessions(db, target.id)
-        services.audit(db, actor, "end_sessions", "user", target.username, {"sessions": ended})
+        audit(db, actor, "end_sessions", "user", target.username, {"sessions": ended})
     await _signed_out(request, target.id)
     raise web.HTTPFound(f"/admin/users/{target.id}?ended={ended}")
 

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Announcement, Queue, ServiceType
+from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr import prompts as pslots
 from ..ivr.menu import (
     LANG_RE,
@@ -58,6 +59,13 @@ def _number(request: web.Request) -> int:
     if not raw.isdigit():
         raise web.HTTPNotFound(text="no such menu version")
     return int(raw)
+
+
+async def _version_or_404(db: AsyncSession, number: int) -> MenuVersion:
+    try:
+        return await ivs.get_version(db, number)
+    except ivs.VersionError as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
 
 
 def _editor_url(number: int, **query: Any) -> str:
@@ -135,10 +143,7 @@ async def _editor(request: web.Request, number: int, *, errors: Mapping[str, str
                   values: Mapping[str, Any] | None = None, error: str | None = None,
                   status: int = 200, panel: dict[str, Any] | None = None) -> web.Response:
     async with request.app[SESSIONS]() as db:
-        try:
-            row = await ivs.get_version(db, number)
-        except ivs.VersionError as exc:
-            raise web.HTTPNotFound(text=str(exc)) from None
+        row = await _version_or_404(db, number)
         problems = await ivs.problems_of(db, row.data, _general(request))
     queues, services = await _choices(request)
     data = row.data
@@ -225,10 +230,7 @@ async def _apply(request: web.Request, what: str, change: Any, *,
     form = await request.post()
     try:
         async with request.app[SESSIONS]() as db, db.begin():
-            try:
-                row = await ivs.get_version(db, number)
-            except ivs.VersionError as exc:
-                raise web.HTTPNotFound(text=str(exc)) from None
+            row = await _version_or_404(db, number)
             if row.status != "draft":
                 raise ivs.VersionError(f"version {number} is {row.status}: only drafts can be "
                                        "edited; make a new draft from it")
@@ -361,10 +363,7 @@ async def prompt_audio(request: web.Request) -> web.StreamResponse:
     number = _number(request)
     slot_id, lang = _slot_lang(request)
     async with request.app[SESSIONS]() as db:
-        try:
-            row = await ivs.get_version(db, number)
-        except ivs.VersionError as exc:
-            raise web.HTTPNotFound(text=str(exc)) from None
+        row = await _version_or_404(db, number)
     prompts = request.app[PROMPTS]
     try:
         sha = await prompts.slot_audio(row.data, slot_id, lang)
@@ -414,10 +413,7 @@ async def upload_recording(request: web.Request) -> web.Response:
                              error=f"Recording not saved: {exc}.")
     try:
         async with request.app[SESSIONS]() as db, db.begin():
-            try:
-                row = await ivs.get_version(db, number)
-            except ivs.VersionError as exc:
-                raise web.HTTPNotFound(text=str(exc)) from None
+            row = await _version_or_404(db, number)
             slot = pslots.find_slot(row.data, slot_id)
             if slot is None or lang not in menu_edit.languages(row.data):
                 raise web.HTTPNotFound(text=f"this menu has no prompt {slot_id!r} in {lang!r}")
@@ -545,10 +541,7 @@ async def preview(request: web.Request) -> web.Response:
     number = _number(request)
     keys = [k for k in request.query.getall("k", []) if len(k) <= 4][:60]
     async with request.app[SESSIONS]() as db:
-        try:
-            row = await ivs.get_version(db, number)
-        except ivs.VersionError as exc:
-            raise web.HTTPNotFound(text=str(exc)) from None
+        row = await _version_or_404(db, number)
         queue_rows = {q.name: q for q in (await db.execute(select(Queue))).scalars()}
         anns = await ivs.announcements(db)
     at = request.app[CLOCK].now()

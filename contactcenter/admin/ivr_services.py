@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..audit import audit
 from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr.menu import Problem, validate
 from ..ivr.prompts import recording_problems
-from .services import audit
 
 
 class VersionError(Exception):

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Agency, AuditLog, MenuVersion, Queue, ServiceType, User
+from ..audit import audit
+from ..cases.models import Agency, MenuVersion, Queue, ServiceType, User
 from ..ivr.menu import references
 from ..security import hash_password
 from ..web.sessions import end_user_sessions
@@ -24,13 +25,6 @@ class FieldError(Exception):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field, self.message = field, message
-
-
-def audit(session: AsyncSession, actor: str, action: str, entity: str,
-          entity_id: Any = None, detail: dict[str, Any] | None = None) -> None:
-    session.add(AuditLog(actor=actor, action=action, entity=entity,
-                         entity_id=None if entity_id is None else str(entity_id),
-                         detail=detail or {}))
 
 
 def apply(obj: Any, values: dict[str, Any], fields: Iterable[str]) -> dict[str, list[Any]]:

@@ -23,12 +23,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import db
+from ..audit import audit
 from ..cases.models import Agency, Queue, ServiceType, User
 from ..config import Settings, load_settings
 from ..security import hash_password
 from ..seed import seed_ivr_menu
 from . import forms
-from .services import audit
 
 ACTOR = "setup"
 

@@ -9,7 +9,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from ..cases.models import AuditLog, ResolutionCode
+from ..audit import audit
+from ..cases.models import ResolutionCode
 from ..keys import CLOCK, SESSIONS
 from ..web.auth import require_role, require_user
 
@@ -50,8 +51,8 @@ async def create(request: web.Request) -> web.Response:
             return await _page(request, error=f"Code {code!r} exists.", values=values,
                                status=400)
         db.add(ResolutionCode(code=code, label=label, active=True))
-        db.add(AuditLog(actor=actor, action="create", entity="resolution_code", entity_id=code,
-                        detail={"label": label}, at=request.app[CLOCK].now()))
+        audit(db, actor, "create", "resolution_code", code, {"label": label},
+              at=request.app[CLOCK].now())
     raise web.HTTPFound(f"/admin/resolutions?saved={code}")
 
 
@@ -66,9 +67,8 @@ async def toggle(request: web.Request) -> web.Response:
         if row is None:
             raise web.HTTPNotFound(text="no such code")
         row.active = not row.active
-        db.add(AuditLog(actor=actor, action="update", entity="resolution_code",
-                        entity_id=row.code, detail={"active": row.active},
-                        at=request.app[CLOCK].now()))
+        audit(db, actor, "update", "resolution_code", row.code, {"active": row.active},
+              at=request.app[CLOCK].now())
         code = row.code
     raise web.HTTPFound(f"/admin/resolutions?saved={code}")
 

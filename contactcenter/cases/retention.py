@@ -23,7 +23,8 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .models import AuditLog, Call, Case, Citizen, NotifyOutbox
+from ..audit import audit
+from .models import Call, Case, Citizen, NotifyOutbox
 
 BATCH_ROWS = 5000
 
@@ -163,12 +164,9 @@ async def purge_in_batches(
     run.result = PurgeResult(calls, cases, citizens)
     if calls or cases or citizens or messages:
         async with sessions() as session, session.begin():
-            session.add(AuditLog(
-                actor="system", action="retention.purge", entity="personal_data",
-                detail={"days": days, "calls": calls, "cases": cases, "citizens": citizens,
-                        "messages": messages, "batches": run.batches},
-                at=now,
-            ))
+            audit(session, "system", "retention.purge", "personal_data", None,
+                  {"days": days, "calls": calls, "cases": cases, "citizens": citizens,
+                   "messages": messages, "batches": run.batches}, at=now)
     return run
 
 

@@ -21,10 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from ..audit import audit
 from ..bus import BaseBus
 from ..clock import SYSTEM
 from ..events import CaseChanged
 from ..security import hash_api_key, new_api_key
+from ..web.api_keys import active_api_key
 from . import sla
 from .citizens import match_citizen
 from .models import (
@@ -32,7 +34,6 @@ from .models import (
     CHANNELS,
     Agency,
     ApiKey,
-    AuditLog,
     Case,
     CaseEvent,
     CaseMedia,
@@ -852,8 +853,7 @@ class ApiKeys:
                          created_by=actor, created_at=now)
             session.add(row)
             await session.flush()
-            session.add(AuditLog(actor=actor, action="apikey.created", entity="api_key",
-                                 entity_id=str(row.id), detail={"name": name}, at=now))
+            audit(session, actor, "apikey.created", "api_key", row.id, {"name": name}, at=now)
             return _key_view(row), key
 
     async def list(self) -> list[ApiKeyView]:
@@ -870,21 +870,17 @@ class ApiKeys:
             if row.revoked_at is not None:
                 raise InvalidCaseData(f"API key {key_id} is already revoked")
             row.revoked_at = now
-            session.add(AuditLog(actor=actor, action="apikey.revoked", entity="api_key",
-                                 entity_id=str(row.id), detail={"name": row.name}, at=now))
+            audit(session, actor, "apikey.revoked", "api_key", row.id, {"name": row.name},
+                  at=now)
             return _key_view(row)
 
     async def verify(self, key: str | None) -> ApiKeyView | None:
         """The active key matching `key`, or None (missing, unknown or revoked)."""
-        if not key or len(key) > 200:
+        if not key:
             return None
         async with self.sessions() as session:
-            row = (await session.execute(
-                select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))
-            )).scalar_one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        return _key_view(row)
+            row = await active_api_key(session, key)
+        return None if row is None else _key_view(row)
 
 
 # --- helpers (inside a caller's transaction) ----------------------------------------------------
@@ -1016,8 +1012,8 @@ def _audit(
     session: AsyncSession, actor: str, action: str, number: str, at: datetime,
     detail: dict[str, Any],
 ) -> None:
-    session.add(AuditLog(actor=actor[:80], action=action, entity="case", entity_id=number,
-                         detail={k: v for k, v in detail.items() if v is not None}, at=at))
+    audit(session, actor, action, "case", number,
+          {k: v for k, v in detail.items() if v is not None}, at=at)
 
 
 async def _open_pause(session: AsyncSession, case_id: int) -> CaseSlaPause | None:

@@ -9,24 +9,11 @@
   const group = root.dataset.group || "";
   const staleBadge = document.getElementById("tv-stale");
   const clock = document.getElementById("tv-clock");
+  const el = ccLive.el, duration = ccLive.duration;
   let offset = 0;
   let socketUp = false;
   let lastStale = false;
-  let retry = 1000;
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "—";
-    seconds = Math.max(0, Math.floor(seconds));
-    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
-    return h ? h + ":" + mm + ":" + ss : m + ":" + ss;
-  }
   function pct(v) { return v === null || v === undefined ? "—" : Math.round(v * 100) + "%"; }
   function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + "s"; }
   function serverNow() { return Date.now() - offset; }
@@ -105,22 +92,15 @@
   }
 
   function connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/wallboard/ws?tv=1&group=" +
-      encodeURIComponent(group));
-    ws.onopen = function () { socketUp = true; retry = 1000; staleBadge.hidden = !lastStale; };
-    ws.onmessage = function (ev) {
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (msg.type === "snapshot") render(msg);
-    };
-    ws.onclose = function () {
-      socketUp = false;
-      staleBadge.hidden = false;
-      staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 15000);
-    };
+    ccLive.socket("/wallboard/ws?tv=1&group=" + encodeURIComponent(group), {
+      open: function () { socketUp = true; staleBadge.hidden = !lastStale; },
+      message: function (msg) { if (msg.type === "snapshot") render(msg); },
+      close: function () {
+        socketUp = false;
+        staleBadge.hidden = false;
+        staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+      },
+    });
   }
 
   const initial = document.getElementById("initial-snapshot");

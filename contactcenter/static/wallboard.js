@@ -18,22 +18,8 @@
   let offset = 0; // local clock minus server clock, ms
   let socketUp = false;
   let lastStale = false;
-  let retry = 1000;
+  const el = ccLive.el, duration = ccLive.duration;
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "—";
-    seconds = Math.max(0, Math.floor(seconds));
-    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
-    return h ? h + ":" + mm + ":" + ss : m + ":" + ss;
-  }
   function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
   function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
   function serverNow() { return Date.now() - offset; }
@@ -190,30 +176,23 @@
   }
 
   function connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/wallboard/ws?group=" + encodeURIComponent(group));
-    let opened = false;
-    ws.onopen = function () { opened = true; socketUp = true; retry = 1000; updateBadges(); };
-    ws.onmessage = function (ev) {
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (msg.type === "snapshot") render(msg);
-    };
-    ws.onclose = function () {
-      socketUp = false;
-      updateBadges();
-      if (!opened) {
-        // refused at the handshake: signed out (or the session expired)? then sign in again
-        fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
-          .then(function (r) {
-            if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
-              location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
-            }
-          }).catch(function () { /* server down: keep retrying */ });
-      }
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 15000);
-    };
+    ccLive.socket("/wallboard/ws?group=" + encodeURIComponent(group), {
+      open: function () { socketUp = true; updateBadges(); },
+      message: function (msg) { if (msg.type === "snapshot") render(msg); },
+      close: function (opened) {
+        socketUp = false;
+        updateBadges();
+        if (!opened) {
+          // refused at the handshake: signed out (or the session expired)? then sign in again
+          fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
+            .then(function (r) {
+              if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
+                location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+              }
+            }).catch(function () { /* server down: keep retrying */ });
+        }
+      },
+    });
   }
 
   async function post(url, data) {

@@ -77,6 +77,7 @@ from contactcenter.events import (
     QueueMembersSynced,
     WrapUpEnded,
 )
+from contactcenter.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +88,6 @@ KINDS = ("answered", "abandoned", "short_abandoned", "timed_out", "other")
 WRAP_REASONS = frozenset({"wrap-up", "wrapup", "wrap_up", "acw", "after-call work"})
 _BUSY_DEVICE = frozenset({"in_use", "busy", "on_hold", "ring_in_use"})
 _GONE_DEVICE = frozenset({"logged_out", "unavailable", "invalid"})
-# Caller ID is attacker-controlled: keep at most this many characters of it in memory.
-CALLER_ID_LIMIT = 40
-
-
-def clean_text(value: str | None, limit: int = CALLER_ID_LIMIT) -> str:
-    """Printable, one line, at most `limit` characters (an ellipsis marks a cut).
-
-    Escaping for HTML or CSV is the output's job; this only bounds what we keep and show.
-    """
-    if not value:
-        return ""
-    text = "".join(ch if ch.isprintable() else " " for ch in value[: limit * 4])
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def classify(outcome: str, agent: str | None) -> str:

@@ -11,7 +11,8 @@ Bad input never raises: an oversized frame is skipped up to the next blank line,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import final
 
@@ -278,3 +279,35 @@ def encode_action(action: str, headers: Mapping[str, str | list[str]]) -> bytes:
 
 def _clean(value: str) -> str:
     return value.replace("\r", " ").replace("\n", " ")
+
+
+# --- the server's side: the simulator's AmiServer and replay-ami's ReplayServer ---------------
+
+GREETING = b"Asterisk Call Manager/11.0.0\r\n"  # Asterisk 22's (AMI version 11)
+
+
+def encode_frame(headers: Iterable[tuple[str, str]]) -> bytes:
+    """A response or event as Asterisk writes it: the headers in the order given, then a blank
+    line. Values go out as given: captures are reproduced byte for byte."""
+    return ("".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode()
+
+
+def parse_action(raw: bytes) -> dict[str, str]:
+    """An action's headers by lower-case name, read as manager.c reads them: the first of a
+    repeated header counts, except `Variable`, whose lines all count (joined by ",")."""
+    out: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "variable" and key in out:
+            out[key] += "," + value
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+def login_key(challenge: str, secret: str) -> str:
+    """The `Key` of a `Login` with `AuthType: MD5`: md5(challenge + secret), lower-case hex."""
+    return hashlib.md5((challenge + secret).encode()).hexdigest()

@@ -9,6 +9,10 @@ is over and the tracker idle, one JSON object per finished call is printed per l
 
 Works on captures it has never seen: calls still open when the stream ends (a capture cut
 mid-call) are closed as partial after `--grace` seconds, printed with `"partial": true`.
+
+Actions are read and replies written by the server side of `frames` (`parse_action`,
+`encode_frame`, `login_key`), as in the simulator's AmiServer; it stays its own small server
+because it plays recorded bytes where the simulator's answers from a simulated PBX.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -30,10 +33,10 @@ from typing import Any, TypedDict
 from ..config import Settings
 from ..events import CallEnded, CallRecord, Event, PbxError
 from ..queues.directory import QueueDirectory
+from .frames import GREETING, encode_frame, login_key, parse_action
 
 log = logging.getLogger(__name__)
 
-GREETING = b"Asterisk Call Manager/11.0.0\r\n"
 EOM = b"\r\n\r\n"
 LISTS = {
     "coreshowchannels": ("Channels will follow", "CoreShowChannelsComplete"),
@@ -62,10 +65,6 @@ class _ClientState(TypedDict):
     auth: bool
     resync: set[str]  # the list actions answered; the stream starts after both resync ones
     streaming: asyncio.Task[None] | None
-
-
-def _reply(headers: list[tuple[str, str]]) -> bytes:
-    return ("".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode()
 
 
 class ReplayServer:
@@ -137,7 +136,7 @@ class ReplayServer:
                     block = await reader.readuntil(EOM)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     break
-                headers = _parse(block)
+                headers = parse_action(block)
                 self.actions.append(headers)
                 if not self._answer(headers, state, writer) or writer.is_closing():
                     break
@@ -170,28 +169,28 @@ class ReplayServer:
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         if action == "challenge":
             challenge = state["challenge"] = str(random.randrange(10**7, 10**8))
-            writer.write(_reply([("Response", "Success"), *aid, ("Challenge", challenge)]))
+            writer.write(encode_frame([("Response", "Success"), *aid, ("Challenge", challenge)]))
         elif action == "login":
             if state["auth"]:
-                writer.write(_reply([("Response", "Success"), *aid,
-                                     ("Message", "Already authenticated")]))
+                writer.write(encode_frame([("Response", "Success"), *aid,
+                                           ("Message", "Already authenticated")]))
                 return True
             ok = h.get("username") == self.username
             if h.get("authtype", "").lower() == "md5":
-                key = hashlib.md5(((state["challenge"] or "") + self.secret).encode()).hexdigest()
-                ok = ok and state["challenge"] is not None and h.get("key") == key
+                sent = state["challenge"]
+                ok = ok and sent is not None and h.get("key") == login_key(sent, self.secret)
             else:
                 ok = ok and h.get("secret") == self.secret
             if not ok:
-                writer.write(_reply([("Response", "Error"), *aid,
-                                     ("Message", "Authentication failed")]))
+                writer.write(encode_frame([("Response", "Error"), *aid,
+                                           ("Message", "Authentication failed")]))
                 return False
             state["auth"] = True
-            writer.write(_reply([("Response", "Success"), *aid,
-                                 ("Message", "Authentication accepted")]))
-            writer.write(_reply([("Event", "FullyBooted"), ("Privilege", "system,all"),
-                                 ("Uptime", "1"), ("LastReload", "1"),
-                                 ("Status", "Fully Booted")]))
+            writer.write(encode_frame([("Response", "Success"), *aid,
+                                       ("Message", "Authentication accepted")]))
+            writer.write(encode_frame([("Event", "FullyBooted"), ("Privilege", "system,all"),
+                                       ("Uptime", "1"), ("LastReload", "1"),
+                                       ("Status", "Fully Booted")]))
             # A client that never resyncs still gets the stream.
             loop = asyncio.get_running_loop()
             loop.call_later(self.start_after, state["resync"].update,
@@ -199,36 +198,36 @@ class ReplayServer:
         elif action in self.silent_actions:
             pass
         elif not state["auth"]:
-            writer.write(_reply([("Response", "Error"), *aid,
-                                 ("Message", "Permission denied")]))
+            writer.write(encode_frame([("Response", "Error"), *aid,
+                                       ("Message", "Permission denied")]))
         elif action == "logoff":
-            writer.write(_reply([("Response", "Goodbye"), *aid,
-                                 ("Message", "Thanks for all the fish.")]))
+            writer.write(encode_frame([("Response", "Goodbye"), *aid,
+                                       ("Message", "Thanks for all the fish.")]))
             return False
         elif action == "ping":
-            writer.write(_reply([("Response", "Success"), *aid, ("Ping", "Pong"),
-                                 ("Timestamp", f"{time.time():.6f}")]))
+            writer.write(encode_frame([("Response", "Success"), *aid, ("Ping", "Pong"),
+                                       ("Timestamp", f"{time.time():.6f}")]))
         elif action in LISTS:
             message, complete = LISTS[action]
-            writer.write(_reply([("Response", "Success"), *aid, ("EventList", "start"),
-                                 ("Message", message)]))
+            writer.write(encode_frame([("Response", "Success"), *aid, ("EventList", "start"),
+                                       ("Message", message)]))
             listed = self.items.get(action, [])
             for item in listed:
-                writer.write(_reply([*item[:1], *aid, *item[1:]]))
-            writer.write(_reply([("Event", complete), *aid, ("EventList", "Complete"),
-                                 ("ListItems", str(len(listed)))]))
+                writer.write(encode_frame([*item[:1], *aid, *item[1:]]))
+            writer.write(encode_frame([("Event", complete), *aid, ("EventList", "Complete"),
+                                       ("ListItems", str(len(listed)))]))
             state["resync"].add(action)
         elif action == "getvar":
             channel, var = h.get("channel", ""), h.get("variable", "")
             if self.variables and not any(c == channel for c, _ in self.variables):
-                writer.write(_reply([("Response", "Error"), *aid,
-                                     ("Message", "No such channel")]))
+                writer.write(encode_frame([("Response", "Error"), *aid,
+                                           ("Message", "No such channel")]))
             else:
-                writer.write(_reply([("Response", "Success"), *aid, ("Variable", var),
-                                     ("Value", self.variables.get((channel, var), ""))]))
+                writer.write(encode_frame([("Response", "Success"), *aid, ("Variable", var),
+                                           ("Value", self.variables.get((channel, var), ""))]))
         else:
-            writer.write(_reply([("Response", "Success"), *aid,
-                                 ("Message", f"{h.get('action', '')} accepted (replay)")]))
+            writer.write(encode_frame([("Response", "Success"), *aid,
+                                       ("Message", f"{h.get('action', '')} accepted (replay)")]))
         return True
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
@@ -246,15 +245,6 @@ class ReplayServer:
                 self.bytes_sent += size
                 await writer.drain()
         self.streamed.set()
-
-
-def _parse(block: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in block.decode("utf-8", "replace").split("\r\n"):
-        key, sep, value = line.partition(":")
-        if sep:
-            out.setdefault(key.strip().lower(), value.strip())
-    return out
 
 
 async def replay(

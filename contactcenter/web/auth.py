@@ -24,11 +24,12 @@ from aiohttp_session import setup as session_setup
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy import select
 
-from ..cases.models import ApiKey, User
+from ..cases.models import User
 from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
-from ..security import PasswordPool, SummaryLog, hash_api_key
+from ..security import PasswordPool, SummaryLog
+from .api_keys import active_api_key
 from .login_limit import LoginLimiter, Refusal
 from .sessions import end_session, open_session, session_user
 
@@ -154,10 +155,7 @@ async def api_key_valid(request: web.Request, key: str | None) -> bool:
     if not key:
         return False
     async with request.app[SESSIONS]() as db:
-        row = (
-            await db.execute(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key)))
-        ).scalar_one_or_none()
-    return row is not None and row.revoked_at is None
+        return await active_api_key(db, key) is not None
 
 
 # --- CSRF ---------------------------------------------------------------------------------------

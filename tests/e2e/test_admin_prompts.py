@@ -25,7 +25,7 @@ from contactcenter.keys import SETTINGS
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, Pbx, QueueConfig
+from contactcenter.telephony.simulator.pbx import AgentBehaviour, SimPbx, SimQueueConfig
 from tests.conftest import app_settings
 from tests.e2e.browser import launch
 
@@ -165,9 +165,9 @@ async def test_admin_changes_the_spanish_words_hears_them_publishes_and_the_next
     assert (sounds_dir / "es" / f"{new_file}.wav").is_file()
 
     # the next simulated call (Asterisk reading that directory): Spanish, then 1
-    pbx = Pbx(VirtualClock(50.0), agi_port=agi_port, sounds_dir=sounds_dir)
+    pbx = SimPbx(VirtualClock(50.0), agi_port=agi_port, sounds_dir=sounds_dir)
     for queue in ("sanitation", "potholes", "general-311"):
-        pbx.add_queue(QueueConfig(queue, "ringall"))
+        pbx.add_queue(SimQueueConfig(queue, "ringall"))
         pbx.queue_add(queue, "Local/2001@agents/n", "Ana", 0, "Local/2001@agents")
     pbx.behaviour = lambda m: AgentBehaviour(1, 2)
     try:

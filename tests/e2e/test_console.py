@@ -25,7 +25,7 @@ from contactcenter.cases.store import NewCase
 from contactcenter.clock import SYSTEM
 from contactcenter.keys import BUS, SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
-from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, until

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import Pbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from contactcenter.telephony.simulator.scenarios import capture_members, capture_queues
 
 Event = list[tuple[str, str]]
@@ -271,7 +271,7 @@ class AmiTestClient:
 
 @dataclass
 class Sim:
-    pbx: Pbx
+    pbx: SimPbx
     ami: AmiServer
     agi: asyncio.Server | None
     agi_seen: list[list[str]]
@@ -282,7 +282,7 @@ async def run_sim(
 ) -> Sim:
     agi, seen = await agi_responder(script) if script is not None else (None, [])
     agi_port = agi.sockets[0].getsockname()[1] if agi else 1
-    pbx = Pbx(VirtualClock(scale), agi_port=agi_port)
+    pbx = SimPbx(VirtualClock(scale), agi_port=agi_port)
     capture_queues(pbx)
     ami = AmiServer(pbx, "cc", "ccsecret", port=0)
     await ami.start()

@@ -348,3 +348,17 @@ async def test_editor_posts_need_csrf(client: Any, seeded: Any) -> None:
         resp = await client.post(path, data={"_csrf": "forged", "id": "x"})
         assert resp.status == 403, path
     assert await version_rows(seeded) == {1: "active", number: "draft"}
+
+
+async def test_a_version_that_does_not_exist_is_a_404_everywhere(client: Any) -> None:
+    token = await login(client, "admin")
+    base = "/admin/ivr/versions/999"
+    for method, url, data in [
+        ("GET", base, None),
+        ("GET", base + "/preview", None),
+        ("GET", base + "/prompts/greeting/en.wav", None),
+        ("POST", base + "/nodes", {"_csrf": token, "kind": "menu", "id": "x"}),
+    ]:
+        resp = await client.request(method, url, data=data, allow_redirects=False)
+        assert resp.status == 404, (method, url, resp.status)
+        assert "there is no menu version 999" in await resp.text(), (method, url)

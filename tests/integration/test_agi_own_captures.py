@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import Pbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from tests.agi_fake import parse_capture
 from tests.conftest import until
 
@@ -22,7 +22,7 @@ async def simulator_replies(capture: str, hang_up_during: int | None = None) -> 
     steps = parse_capture((CAPTURES / capture).read_bytes()).steps
     replies: list[bytes] = []
     done = asyncio.Event()
-    pbx: Pbx | None = None
+    pbx: SimPbx | None = None
     ami: list[bytes] = []
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -46,7 +46,7 @@ async def simulator_replies(capture: str, hang_up_during: int | None = None) -> 
         done.set()
 
     server = await asyncio.start_server(script, "127.0.0.1", 0)
-    pbx = Pbx(VirtualClock(20.0), agi_port=server.sockets[0].getsockname()[1],
+    pbx = SimPbx(VirtualClock(20.0), agi_port=server.sockets[0].getsockname()[1],
               sound_files=frozenset())
     pbx.listeners.append(ami.append)
     try:

@@ -15,7 +15,7 @@ from contactcenter.events import PbxError
 from contactcenter.telephony.ami import AmiClient
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import Pbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from tests.conftest import ROOT
 from tests.integration.test_asterisk_config import _manager
 
@@ -96,7 +96,7 @@ def test_the_account_filters_kept_the_noise_out() -> None:
 async def test_the_simulator_answers_queue_reload_as_asterisk_did(tmp_path: Path) -> None:
     conf = tmp_path / "asterisk"
     shutil.copytree(ROOT / "asterisk-config", conf)
-    pbx = Pbx(VirtualClock(1.0), config_dir=conf)
+    pbx = SimPbx(VirtualClock(1.0), config_dir=conf)
     server = AmiServer(pbx, "cc", "x", port=0)
     await server.start()
     client = AmiClient("127.0.0.1", server.port, "cc", "x", events=False)

@@ -35,7 +35,7 @@ from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.plugin import BRIDGE
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from tests.conftest import app_settings, until
 
 PANAMA = ZoneInfo("America/Panama")

@@ -14,7 +14,7 @@ from contactcenter.app import create_app
 from contactcenter.cases.models import Call
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
-from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, login, until

@@ -11,7 +11,7 @@ import pytest
 from contactcenter.ivr.engine import TRACE_MAX, IvrEngine, trace_value
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, Pbx, QueueConfig
+from contactcenter.telephony.simulator.pbx import AgentBehaviour, SimPbx, SimQueueConfig
 from tests.agi_fake import Caller
 from tests.conftest import until
 from tests.integration.test_simulator_queue import Recorder as PbxRecorder
@@ -136,11 +136,11 @@ async def test_the_channel_status_decides_between_missing_prompt_and_hang_up(
 async def test_simulator_plays_only_the_sound_files_that_exist(present: bool) -> None:
     recorder = Recorder()
     async with running_ivr(FakeStore(CAPTURE_MENU), recorder) as server:
-        pbx = Pbx(VirtualClock(50.0), agi_port=server.port,
+        pbx = SimPbx(VirtualClock(50.0), agi_port=server.port,
                   sound_files=frozenset({"hello-world"} if present else ()))
         events = PbxRecorder(pbx)
         for queue in ("sanitation", "general-311"):
-            pbx.add_queue(QueueConfig(queue, "ringall"))
+            pbx.add_queue(SimQueueConfig(queue, "ringall"))
             pbx.queue_add(queue, "Local/2001@agents/n", "Ana", 0, "Local/2001@agents")
         pbx.behaviour = lambda m: AgentBehaviour(1, 2)
         try:

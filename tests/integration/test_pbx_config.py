@@ -21,7 +21,7 @@ from contactcenter.app import create_app
 from contactcenter.cases.models import PbxConfigStatus, Queue
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
-from contactcenter.telephony.simulator.pbx import Pbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from tests.conftest import HEALTH_KEY, ROOT, app_settings, login, until
 from tests.integration.test_admin_pages import queue_form
 
@@ -31,10 +31,10 @@ HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
-async def asterisk(tmp_path: Path) -> AsyncIterator[tuple[Pbx, AmiServer, Path]]:
+async def asterisk(tmp_path: Path) -> AsyncIterator[tuple[SimPbx, AmiServer, Path]]:
     conf = tmp_path / "asterisk"
     shutil.copytree(ROOT / "asterisk-config", conf)
-    pbx = Pbx(VirtualClock(1.0), config_dir=conf)
+    pbx = SimPbx(VirtualClock(1.0), config_dir=conf)
     server = AmiServer(pbx, "cc", "s3cret", port=0)
     await server.start()
     yield pbx, server, conf
@@ -44,7 +44,7 @@ async def asterisk(tmp_path: Path) -> AsyncIterator[tuple[Pbx, AmiServer, Path]]
 
 @pytest.fixture
 async def client(aiohttp_client: Any, migrated_url: str, seeded: Any,
-                 asterisk: tuple[Pbx, AmiServer, Path]) -> Any:
+                 asterisk: tuple[SimPbx, AmiServer, Path]) -> Any:
     _, server, conf = asterisk
     settings = app_settings(migrated_url, ami_enabled="true", ami_port=str(server.port),
                             ami_username="cc", ami_secret="s3cret",
@@ -66,7 +66,7 @@ async def queues_page(client: Any) -> str:
 
 
 async def test_create_change_delete_reach_asterisk(
-        client: Any, asterisk: tuple[Pbx, AmiServer, Path], seeded: Any) -> None:
+        client: Any, asterisk: tuple[SimPbx, AmiServer, Path], seeded: Any) -> None:
     pbx, server, conf = asterisk
     token = await login(client, "admin")
     resp = await client.post("/admin/queues/new", allow_redirects=False, data={
@@ -114,7 +114,7 @@ async def test_a_queue_in_use_is_not_deleted(client: Any, seeded: Any) -> None:
 
 
 async def test_a_reload_asterisk_refuses_is_shown_not_live(
-        client: Any, asterisk: tuple[Pbx, AmiServer, Path], seeded: Any) -> None:
+        client: Any, asterisk: tuple[SimPbx, AmiServer, Path], seeded: Any) -> None:
     pbx, _, conf = asterisk
     token = await login(client, "admin")
     assert await until(lambda: _applied(client), 10)
@@ -140,7 +140,7 @@ async def test_a_reload_asterisk_refuses_is_shown_not_live(
     await until(lambda: "graffiti" in pbx.queues, 30)
 
 
-async def test_pbx_apply_by_hand(asterisk: tuple[Pbx, AmiServer, Path], migrated_url: str,
+async def test_pbx_apply_by_hand(asterisk: tuple[SimPbx, AmiServer, Path], migrated_url: str,
                                  seeded: Any, tmp_path: Path) -> None:
     pbx, server, conf = asterisk
     async with seeded() as s, s.begin():

@@ -29,7 +29,7 @@ from contactcenter.prompts.commands import sync
 from contactcenter.prompts.keys import PROMPTS
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, Pbx, QueueConfig
+from contactcenter.telephony.simulator.pbx import AgentBehaviour, SimPbx, SimQueueConfig
 from tests.conftest import app_settings, login
 from tests.ivr_support import Recorder, running_ivr
 
@@ -50,13 +50,13 @@ def wav(path: Path, seconds: str = "1") -> bytes:
     return path.read_bytes()
 
 
-async def call(sessions: Any, sounds_dir: Path, answers: list[str]) -> tuple[Pbx, Recorder]:
+async def call(sessions: Any, sounds_dir: Path, answers: list[str]) -> tuple[SimPbx, Recorder]:
     """One simulated caller through Asterisk (reading `sounds_dir`) and our IVR."""
     recorder = Recorder()
     async with running_ivr(IvrServices(sessions, menu_freshness=0), recorder) as server:
-        pbx = Pbx(VirtualClock(50.0), agi_port=server.port, sounds_dir=sounds_dir)
+        pbx = SimPbx(VirtualClock(50.0), agi_port=server.port, sounds_dir=sounds_dir)
         for queue in ("sanitation", "potholes", "general-311"):
-            pbx.add_queue(QueueConfig(queue, "ringall"))
+            pbx.add_queue(SimQueueConfig(queue, "ringall"))
             pbx.queue_add(queue, "Local/2001@agents/n", "Ana", 0, "Local/2001@agents")
         pbx.behaviour = lambda m: AgentBehaviour(1, 2)
         try:

@@ -159,14 +159,14 @@ async def test_the_simulators_queue_log_has_asterisks_shape(tmp_path: Path) -> N
     from contactcenter.telephony.simulator.ami_server import AmiServer
     from contactcenter.telephony.simulator.clock import VirtualClock
     from contactcenter.telephony.simulator.generator import add_simulated_agents
-    from contactcenter.telephony.simulator.pbx import Pbx
+    from contactcenter.telephony.simulator.pbx import SimPbx
 
     real: dict[str, tuple[int, ...]] = {}
     for f in sorted(DATA.glob("*.queue_log")):
         for r in read_queue_log(f.read_text()):
             real[r.event] = tuple(int(d.replace(".", "").isdigit()) for d in r.data)
     recs, _ = records_of(tmp_path)
-    pbx = Pbx(VirtualClock(50.0), agi_port=1, seed=3)
+    pbx = SimPbx(VirtualClock(50.0), agi_port=1, seed=3)
     pbx.records = recs
     add_simulated_agents(pbx, ["general-311"], 1)  # the IVR is unreachable: fallback
     server = AmiServer(pbx, "cc", "s3", port=0)

@@ -23,7 +23,7 @@ from contactcenter.cases.models import Call
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents
-from contactcenter.telephony.simulator.pbx import CitizenCall, Pbx
+from contactcenter.telephony.simulator.pbx import CitizenCall, SimPbx
 from contactcenter.telephony.simulator.records import AsteriskRecords
 from tests.conftest import until
 
@@ -39,7 +39,7 @@ async def kill9_with_standby(pg_url: str, tmp_path: Path, n: int,
                              restart_after: float | None = None) -> None:
     """`restart_after`: no standby; a new process starts that many seconds after the kill."""
     await asyncio.to_thread(db.upgrade, pg_url)
-    pbx = Pbx(VirtualClock(40.0), agi_port=S.free_port(), seed=9)  # no IVR: the fallback
+    pbx = SimPbx(VirtualClock(40.0), agi_port=S.free_port(), seed=9)  # no IVR: the fallback
     pbx.records = AsteriskRecords(tmp_path / "queue_log", tmp_path / "cdr.csv")
     add_simulated_agents(pbx, ["sanitation", "potholes", "general-311"], 6)
     ami = AmiServer(pbx, S.AMI_USER, S.AMI_SECRET, port=0)

@@ -24,7 +24,7 @@ from contactcenter.telephony.reconcile_plugin import LEASE, RECONCILERS
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import add_simulated_agents
-from contactcenter.telephony.simulator.pbx import CitizenCall, Pbx
+from contactcenter.telephony.simulator.pbx import CitizenCall, SimPbx
 from contactcenter.telephony.simulator.records import AsteriskRecords
 from tests.conftest import HEALTH, STORE_ON_PG, app_settings, until
 
@@ -41,7 +41,7 @@ async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: i
                              standby: bool = False) -> None:
     """`standby`: both bridge processes run from the start with CC_BRIDGE_LEASE=pg; the second
     stands by and takes over when the first dies. Else the second starts a second later."""
-    pbx = Pbx(VirtualClock(40.0), agi_port=1, seed=19)
+    pbx = SimPbx(VirtualClock(40.0), agi_port=1, seed=19)
     pbx.records = AsteriskRecords(tmp_path / "queue_log", tmp_path / "cdr.csv")
     add_simulated_agents(pbx, ["sanitation", "potholes", "general-311"], 6)
     ami = AmiServer(pbx, "cc", "s3", port=0)
@@ -167,7 +167,7 @@ async def test_a_holder_whose_lease_session_dies_stops_reading_ami(
     """The lease's own database session is killed under a live process (a network cut to
     PostgreSQL, an admin's pg_terminate_backend): within a few seconds it stops reading AMI and
     /health says the lease is lost, so a standby (which now gets the lock) is the only reader."""
-    pbx = Pbx(VirtualClock(1.0), agi_port=1, seed=5)
+    pbx = SimPbx(VirtualClock(1.0), agi_port=1, seed=5)
     ami = AmiServer(pbx, "cc", "s3", port=0)
     await ami.start()
     settings = app_settings(

@@ -17,7 +17,7 @@ from contactcenter.queues.languages import member_penalty
 from contactcenter.telephony.pbx_config import write_files
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, Member, Pbx, PbxError
+from contactcenter.telephony.simulator.pbx import AgentBehaviour, SimMember, SimPbx, SimPbxError
 from tests.conftest import ROOT
 from tests.integration.test_simulator_queue import Recorder, called
 
@@ -37,7 +37,7 @@ def shipped(tmp_path: Path, queues: list[QueueInfo] | None = None) -> Path:
 
 
 async def test_the_shipped_config_gives_the_seeded_queues(tmp_path: Path) -> None:
-    pbx = Pbx(VirtualClock(SCALE), config_dir=shipped(tmp_path))
+    pbx = SimPbx(VirtualClock(SCALE), config_dir=shipped(tmp_path))
     assert set(pbx.queues) == {"sanitation", "potholes", "general-311"}
     cfg = pbx.queues["sanitation"].config
     assert (cfg.strategy, cfg.timeout, cfg.retry, cfg.wrapuptime) == ("rrmemory", 15, 5, 0)
@@ -48,7 +48,7 @@ async def test_the_shipped_config_gives_the_seeded_queues(tmp_path: Path) -> Non
 async def test_queue_reload_adds_changes_and_removes_keeping_members(tmp_path: Path) -> None:
     conf = shipped(tmp_path, [QueueInfo("sanitation", strategy="rrmemory"),
                               QueueInfo("potholes")])
-    pbx = Pbx(VirtualClock(SCALE), config_dir=conf)
+    pbx = SimPbx(VirtualClock(SCALE), config_dir=conf)
     pbx.queue_add("sanitation", "PJSIP/1001", "Ana", 0, "PJSIP/1001")
     write_files(conf, [QueueInfo("sanitation", strategy="ringall", ring_timeout_seconds=9),
                        QueueInfo("graffiti", strategy="linear", retry_seconds=2)])
@@ -62,9 +62,9 @@ async def test_queue_reload_adds_changes_and_removes_keeping_members(tmp_path: P
 
 async def test_an_unreadable_file_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     conf = shipped(tmp_path)
-    pbx = Pbx(VirtualClock(SCALE), config_dir=conf)
+    pbx = SimPbx(VirtualClock(SCALE), config_dir=conf)
     (conf / "contactcenter-queues.conf").write_text("[broken\nstrategy=ringall\n")
-    with pytest.raises(PbxError, match="Error encountered while reloading queue"):
+    with pytest.raises(SimPbxError, match="Error encountered while reloading queue"):
         pbx.reload_config()
     assert set(pbx.queues) == {"sanitation", "potholes", "general-311"}
 
@@ -76,7 +76,7 @@ async def test_ready_on_the_console_means_asterisk_rings(tmp_path: Path) -> None
     """Configured like the shipped Asterisk (the seeded queues: the product's wrap-up is 30 s),
     an operator who just finished a call and is not paused is rung by the next caller at once:
     Asterisk adds no wrap-up of its own."""
-    pbx = Pbx(VirtualClock(SCALE), agi_port=1, config_dir=shipped(tmp_path))  # no IVR: general
+    pbx = SimPbx(VirtualClock(SCALE), agi_port=1, config_dir=shipped(tmp_path))  # no IVR: general
     rec = Recorder(pbx)
     ana = "Local/2001@agents/n"
     pbx.behaviour = lambda m: AgentBehaviour(0.5, 1)
@@ -116,15 +116,15 @@ async def ivr_spanish() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def spanish_pbx(tmp_path: Path, port: int, wait: int) -> tuple[Pbx, Recorder]:
+def spanish_pbx(tmp_path: Path, port: int, wait: int) -> tuple[SimPbx, Recorder]:
     conf = shipped(tmp_path, [QueueInfo("sanitation", strategy="ringall",
                                         ring_timeout_seconds=4, retry_seconds=1,
                                         language_wait_seconds=wait)])
-    pbx = Pbx(VirtualClock(SCALE), agi_port=port, config_dir=conf)
+    pbx = SimPbx(VirtualClock(SCALE), agi_port=port, config_dir=conf)
     return pbx, Recorder(pbx)
 
 
-def join(pbx: Pbx, exten: str, languages: list[str]) -> str:
+def join(pbx: SimPbx, exten: str, languages: list[str]) -> str:
     iface = f"Local/{exten}@agents/n"
     # the console's QueueAdd: the penalty is the operator's language band
     pbx.queue_add("sanitation", iface, f"Op {exten}", member_penalty(languages, ["es"]),
@@ -151,7 +151,7 @@ async def test_after_the_language_wait_anyone_may_answer(
     spanish = join(pbx, "2002", ["es"])
     table: dict[str, AgentBehaviour | None] = {english: AgentBehaviour(1, 1), spanish: None}
 
-    def behaviour(m: Member) -> AgentBehaviour | None:
+    def behaviour(m: SimMember) -> AgentBehaviour | None:
         return table[m.interface]
 
     pbx.behaviour = behaviour
@@ -170,7 +170,7 @@ async def test_callers_of_the_site_language_go_to_non_speakers_first(tmp_path: P
     """No IVR (LANG unset): no penalty window, and app_queue tries the lowest penalty first,
     which keeps the Spanish speaker free for Spanish callers."""
     conf = shipped(tmp_path, [QueueInfo("general-311", strategy="ringall")])
-    pbx = Pbx(VirtualClock(SCALE), agi_port=1, config_dir=conf)
+    pbx = SimPbx(VirtualClock(SCALE), agi_port=1, config_dir=conf)
     rec = Recorder(pbx)
     pbx.queue_add("general-311", "Local/2001@agents/n", "En", 0, "Local/2001@agents")
     pbx.queue_add("general-311", "Local/2002@agents/n", "Es", 1, "Local/2002@agents")

@@ -144,7 +144,7 @@ async def test_generated_callers_answer_each_menu_prompt() -> None:
     as people do with the product's IVR, instead of the captures' blind DTMF."""
     from contactcenter.telephony.simulator.clock import VirtualClock
     from contactcenter.telephony.simulator.generator import CallGenerator, Mix, wait_idle
-    from contactcenter.telephony.simulator.pbx import Pbx, QueueConfig
+    from contactcenter.telephony.simulator.pbx import SimPbx, SimQueueConfig
 
     got: list[list[str]] = []
 
@@ -163,8 +163,8 @@ async def test_generated_callers_answer_each_menu_prompt() -> None:
         writer.close()
 
     server = await asyncio.start_server(ivr, "127.0.0.1", 0)
-    pbx = Pbx(VirtualClock(40), agi_port=server.sockets[0].getsockname()[1], seed=3)
-    pbx.add_queue(QueueConfig("potholes"))
+    pbx = SimPbx(VirtualClock(40), agi_port=server.sockets[0].getsockname()[1], seed=3)
+    pbx.add_queue(SimQueueConfig("potholes"))
     gen = CallGenerator(pbx, 1.0, Mix(digits={"2": 1.0}, spanish=0.0), calls=3, seed=3)
     await gen.run()
     assert await wait_idle(pbx, 10)

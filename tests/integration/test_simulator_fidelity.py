@@ -482,12 +482,12 @@ async def test_burst_of_40_calls_matches_capture() -> None:
     assert len(plan) == 40
     ivr = await _ivr_by_digit()
     from contactcenter.telephony.simulator.clock import VirtualClock
-    from contactcenter.telephony.simulator.pbx import Pbx
+    from contactcenter.telephony.simulator.pbx import SimPbx
     from contactcenter.telephony.simulator.scenarios import capture_members, capture_queues
 
     # 2.5x real time: the capture has knife-edge races (a caller hanging up ~0.2 s before an
     # answer); at 5x, two busy processes beside the test flipped one (the jitter scales too)
-    pbx = Pbx(VirtualClock(2.5), agi_port=ivr.sockets[0].getsockname()[1])
+    pbx = SimPbx(VirtualClock(2.5), agi_port=ivr.sockets[0].getsockname()[1])
     capture_queues(pbx)
     capture_members(pbx)
     stream: list[bytes] = []

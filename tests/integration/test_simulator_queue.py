@@ -10,7 +10,7 @@ from contactcenter.telephony.calls import CallTracker
 from contactcenter.telephony.frames import AmiEvent, iter_frames
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.generator import wait_idle
-from contactcenter.telephony.simulator.pbx import AgentBehaviour, Member, Pbx, QueueConfig
+from contactcenter.telephony.simulator.pbx import AgentBehaviour, SimMember, SimPbx, SimQueueConfig
 from tests.conftest import until
 
 pytestmark = pytest.mark.asyncio
@@ -19,7 +19,7 @@ SCALE = 50.0  # fast, yet a loaded machine's 10 ms hiccup is only 0.5 virtual se
 
 
 class Recorder:
-    def __init__(self, pbx: Pbx) -> None:
+    def __init__(self, pbx: SimPbx) -> None:
         self.events: list[dict[str, str]] = []
         self.raw: list[bytes] = []
         pbx.listeners.append(self.feed)
@@ -48,20 +48,20 @@ class Recorder:
 
 def make(
     strategy: str = "ringall", agents: dict[str, AgentBehaviour] | None = None, **cfg: object
-) -> tuple[Pbx, Recorder]:
+) -> tuple[SimPbx, Recorder]:
     # AGI port 1: nobody listens, so the dialplan falls back to Queue(general-311)
-    pbx = Pbx(VirtualClock(SCALE), agi_port=1)
-    pbx.add_queue(QueueConfig("general-311", strategy, **cfg))  # type: ignore[arg-type]
+    pbx = SimPbx(VirtualClock(SCALE), agi_port=1)
+    pbx.add_queue(SimQueueConfig("general-311", strategy, **cfg))  # type: ignore[arg-type]
     table = agents or {}
 
-    def behaviour(m: Member) -> AgentBehaviour | None:
+    def behaviour(m: SimMember) -> AgentBehaviour | None:
         return table.get(m.interface)
 
     pbx.behaviour = behaviour
     return pbx, Recorder(pbx)
 
 
-def add(pbx: Pbx, *names: str) -> None:
+def add(pbx: SimPbx, *names: str) -> None:
     for n in names:
         pbx.queue_add("general-311", f"Local/{n}@agents/n", f"Op {n}", 0, f"Local/{n}@agents")
 
@@ -220,7 +220,7 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
             "Local/2002@agents/n": AgentBehaviour(0.5, 2),
         },
     )
-    pbx.add_queue(QueueConfig("sanitation", "ringall"))
+    pbx.add_queue(SimQueueConfig("sanitation", "ringall"))
     add(pbx, "2001")
     pbx.queue_add("sanitation", "Local/2002@agents/n", "Op 2002", 0, "Local/2002@agents")
     call = pbx.originate_citizen("7875550101", "Maria Lopez", "", 120)
@@ -246,7 +246,7 @@ async def test_blind_transfer_and_redirect_move_the_caller_to_another_queue() ->
 
     # Redirect of a waiting caller: it leaves the queue and joins the target queue
     pbx, rec = make("ringall")
-    pbx.add_queue(QueueConfig("sanitation", "ringall"))
+    pbx.add_queue(SimQueueConfig("sanitation", "ringall"))
     call = pbx.originate_citizen("7875550102", "Luz Ortiz", "", 10)
     await until(lambda: call.where == "queue", 5)
     assert pbx.transfer(call.ch2.name, "transfers", "sanitation")
@@ -266,7 +266,7 @@ async def test_a_timeout_then_the_shipped_dialplan_s_fallback_queue() -> None:
     queue times out is queued again: two legs, timed out then answered."""
     pbx, rec = make("ringall", {"Local/2001@agents/n": AgentBehaviour(0.5, 2)})
     pbx.fallback_queue = "potholes"
-    pbx.add_queue(QueueConfig("potholes", "ringall"))
+    pbx.add_queue(SimQueueConfig("potholes", "ringall"))
     pbx.queue_add("potholes", "Local/2001@agents/n", "Op 2001", 0, "Local/2001@agents")
     pbx.originate_citizen("7875550101", "Maria Lopez", "", 120)  # no IVR: general-311, empty
     assert await wait_idle(pbx, 10)

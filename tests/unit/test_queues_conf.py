@@ -19,7 +19,7 @@ from contactcenter.telephony.queues_conf import (
     render_queues,
     render_rules,
 )
-from contactcenter.telephony.simulator.pbx import QueueConfig
+from contactcenter.telephony.simulator.pbx import SimQueueConfig
 
 BASE = QueueInfo("graffiti", display_name="Graffiti")
 
@@ -90,7 +90,7 @@ def test_the_simulator_reads_what_is_written(tmp_path: Path) -> None:
     (tmp_path / "q.conf").write_text(render_queues([q, QueueInfo("other")]))
     sections = queue_sections(parse_config(tmp_path / "q.conf"))
     assert set(sections) == {"graffiti", "other"}
-    cfg = QueueConfig.from_options("graffiti", sections["graffiti"])
+    cfg = SimQueueConfig.from_options("graffiti", sections["graffiti"])
     assert (cfg.strategy, cfg.timeout, cfg.retry, cfg.wrapuptime, cfg.joinempty,
             cfg.leavewhenempty, cfg.weight) == ("linear", 22, 3, 0, False, True, 4)
 

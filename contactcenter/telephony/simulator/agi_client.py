@@ -4,7 +4,7 @@ It sends the `agi_*` block, reads one command per line, replies `200 result=...`
 AGIExecStart/End, VarSet and CEL events of each command. When the caller hangs up mid-session it
 answers the pending command with `result=-1`, writes `HANGUP` before the next reply, and refuses
 commands that need a live channel with `511` (see agi-ivr-hangup.raw). A sound file missing from
-`Pbx.sound_files` is answered as res_agi.c does: `200 result=-1 endpos=0` to STREAM FILE,
+`SimPbx.sound_files` is answered as res_agi.c does: `200 result=-1 endpos=0` to STREAM FILE,
 `200 result=-1` to GET DATA, `-1` to SAY DIGITS / NUMBER, with the channel still up
 (`CHANNEL STATUS` says 6).
 """
@@ -18,7 +18,7 @@ import shlex
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .pbx import CitizenCall, Pbx
+    from .pbx import CitizenCall, SimPbx
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ DEAD_OK = {
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"  # Asterisk 22.9
 
 
-def agi_block(pbx: Pbx, call: CitizenCall, url: str, script: str | None = None) -> bytes:
+def agi_block(pbx: SimPbx, call: CitizenCall, url: str, script: str | None = None) -> bytes:
     two = call.ch2
     lines = [
         ("agi_network", "yes"),
@@ -72,7 +72,7 @@ def agi_block(pbx: Pbx, call: CitizenCall, url: str, script: str | None = None) 
     return ("".join(f"{k}: {v}\n" for k, v in lines) + "\n").encode()
 
 
-async def run_agi(pbx: Pbx, call: CitizenCall, path: str | None = None) -> str:
+async def run_agi(pbx: SimPbx, call: CitizenCall, path: str | None = None) -> str:
     """Run the AGI() application on the caller's `;2` channel (the script `path`, by default
     the IVR's); returns AGISTATUS."""
     two = call.ch2
@@ -155,7 +155,7 @@ KNOWN = {
 }
 
 
-async def _command(pbx: Pbx, call: CitizenCall, text: str) -> bytes:
+async def _command(pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
     two = call.ch2
     try:
         words = shlex.split(text)
@@ -181,7 +181,7 @@ async def _command(pbx: Pbx, call: CitizenCall, text: str) -> bytes:
 
 
 async def _play(
-    pbx: Pbx, call: CitizenCall, sound: str, interruptible: bool, menu: bool = False
+    pbx: SimPbx, call: CitizenCall, sound: str, interruptible: bool, menu: bool = False
 ) -> int:
     """Play a prompt (CEL STREAM_BEGIN/END); a digit interrupts it when `interruptible`; a
     `menu` prompt is one a responsive caller answers. Returns the 8 kHz samples played
@@ -213,7 +213,7 @@ async def _play(
     return int(max(0.0, min(length, pbx.clock.now() - start)) * 8000)
 
 
-async def _digit(pbx: Pbx, call: CitizenCall, timeout: float) -> str | None:
+async def _digit(pbx: SimPbx, call: CitizenCall, timeout: float) -> str | None:
     """Next DTMF digit within `timeout` virtual seconds; '' on timeout, None on hang-up."""
     deadline = pbx.clock.now() + timeout
     while True:
@@ -227,7 +227,7 @@ async def _digit(pbx: Pbx, call: CitizenCall, timeout: float) -> str | None:
         await pbx.clock.sleep(min(0.05, left))
 
 
-async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> str:
+async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -> str:
     two = call.ch2
     if verb == "ANSWER":
         return "0"
@@ -286,7 +286,7 @@ async def _execute(pbx: Pbx, call: CitizenCall, verb: str, args: list[str]) -> s
         return "0"
     if verb == "HANGUP":
         if not call.caller_gone.is_set() and not call.ch1.dead:
-            pbx._caller_hangup(call)
+            pbx.caller_hangup(call)
         return "1"
     if verb == "CHANNEL STATUS":
         return "6"

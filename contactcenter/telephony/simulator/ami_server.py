@@ -8,7 +8,6 @@ disconnected (as Asterisk drops a session whose writes time out), the simulation
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import re
@@ -16,19 +15,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from .pbx import OUTBOUND_CONTEXT, Pbx, PbxError
-from .wire import Channel, Headers, event_frame, frame, iso
+from ..frames import GREETING, encode_frame, login_key, parse_action
+from .pbx import OUTBOUND_CONTEXT, SimPbx, SimPbxError
+from .wire import Channel, Headers, event_frame, iso
 
 log = logging.getLogger(__name__)
 
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 MAX_FRAME = 64 * 1024
 DEFAULT_BUFFER = 50_000  # frames queued per client before it is dropped
 
 Reply = Callable[[str], None]  # an action's `ok`/`err`: a Success/Error reply with a Message
 
 
-class AmiClient:
+class SimAmiClient:
     def __init__(
         self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -87,7 +86,7 @@ class AmiClient:
 class AmiServer:
     def __init__(
         self,
-        pbx: Pbx,
+        pbx: SimPbx,
         username: str,
         secret: str,
         *,
@@ -97,7 +96,7 @@ class AmiServer:
     ) -> None:
         self.pbx, self.username, self.secret = pbx, username, secret
         self.host, self.port, self.buffer = host, port, buffer
-        self.clients: set[AmiClient] = set()
+        self.clients: set[SimAmiClient] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_queue_add: Callable[[str, str], None] | None = None
@@ -142,10 +141,10 @@ class AmiServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        client = AmiClient(self, reader, writer)
+        client = SimAmiClient(self, reader, writer)
         self.clients.add(client)
         wtask = asyncio.get_running_loop().create_task(client.writer_loop())
-        client.send(BANNER)
+        client.send(GREETING)
         try:
             while True:
                 try:
@@ -155,7 +154,7 @@ class AmiServer:
                 except asyncio.LimitOverrunError:
                     log.warning("AMI client %s sent an oversized frame", client.remote)
                     return
-                headers = _parse(raw)
+                headers = parse_action(raw)
                 if client.closing:
                     return
                 if not headers:
@@ -179,14 +178,14 @@ class AmiServer:
                 self._tasks.discard(task)
 
     def _reply(
-        self, client: AmiClient, headers: dict[str, str], response: str, fields: Headers
+        self, client: SimAmiClient, headers: dict[str, str], response: str, fields: Headers
     ) -> None:
         out: Headers = [("Response", response)]
         if "actionid" in headers:
             out.append(("ActionID", headers["actionid"]))
-        client.send(frame(out + fields))
+        client.send(encode_frame(out + fields))
 
-    async def _dispatch(self, client: AmiClient, h: dict[str, str]) -> bool:
+    async def _dispatch(self, client: SimAmiClient, h: dict[str, str]) -> bool:
         action = h.get("action", "")
         key = action.lower()
         ok: Reply = lambda msg: self._reply(client, h, "Success", [("Message", msg)])  # noqa: E731
@@ -269,7 +268,7 @@ class AmiServer:
         return True
 
     def _security(
-        self, client: AmiClient, fields: Headers, using_password: bool = False
+        self, client: SimAmiClient, fields: Headers, using_password: bool = False
     ) -> Headers:
         now = self.pbx.clock.now()
         out = [
@@ -284,27 +283,26 @@ class AmiServer:
         out.append(("SessionTV", iso(now)))
         return out
 
-    def _credentials_ok(self, client: AmiClient, h: dict[str, str]) -> bool:
+    def _credentials_ok(self, client: SimAmiClient, h: dict[str, str]) -> bool:
         if h.get("username", "") != self.username or not self.username:
             return False
         if h.get("authtype", "").lower() == "md5":
             if not client.challenge:
                 return False
-            want = hashlib.md5((client.challenge + self.secret).encode()).hexdigest()
-            return h.get("key", "").lower() == want
+            return h.get("key", "").lower() == login_key(client.challenge, self.secret)
         return h.get("secret", "") == self.secret
 
     # ---- actions (each: client, headers, ok, err) -----------------------------------------
-    def _a_ping(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_ping(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         now = self.pbx.clock.now()
         self._reply(c, h, "Success", [("Ping", "Pong"), ("Timestamp", f"{now:.6f}")])
 
-    def _a_events(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_events(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         mask = h.get("eventmask", "on").lower()
         c.events = mask not in ("off", "no", "false", "0", "none")
         self._reply(c, h, "Success", [("Events", "On" if c.events else "Off")])
 
-    def _a_filter(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_filter(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         op = h.get("operation", "add").lower()
         expr = h.get("filter", "")
         if op != "add" or not expr:
@@ -320,7 +318,7 @@ class AmiServer:
             return
         ok("Filter Added Successfully")
 
-    def _a_setvar(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_setvar(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         name = h.get("variable", "")
         if not name:
             err("No variable specified")
@@ -336,7 +334,7 @@ class AmiServer:
             self.pbx.varset(None, name, h.get("value", ""))
         ok("Variable Set")
 
-    def _a_queueadd(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queueadd(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         queue, iface = h.get("queue", ""), h.get("interface", "")
         if not queue or not iface:
             err("'Queue' and 'Interface' not specified.")
@@ -351,34 +349,34 @@ class AmiServer:
                 h.get("paused", "").lower() in ("true", "1", "yes"),
                 h.get("reason", ""),
             )
-        except (PbxError, ValueError) as exc:
+        except (SimPbxError, ValueError) as exc:
             err(str(exc))
             return
         ok("Added interface to queue")
         if self.on_queue_add is not None:
             self.on_queue_add(queue, iface)
 
-    def _a_queuereload(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queuereload(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         try:
             self.pbx.reload_config()
-        except PbxError as exc:
+        except SimPbxError as exc:
             err(str(exc))
             return
         ok("Queue reloaded successfully")
 
-    def _a_queueremove(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queueremove(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         queue, iface = h.get("queue", ""), h.get("interface", "")
         if not queue or not iface:
             err("Need 'Queue' and 'Interface' parameters.")
             return
         try:
             self.pbx.queue_remove(queue, iface)
-        except PbxError as exc:
+        except SimPbxError as exc:
             err(str(exc))
             return
         ok("Removed interface from queue")
 
-    def _a_queuepause(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queuepause(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         iface, paused = h.get("interface", ""), h.get("paused", "")
         if not iface or not paused:
             err("Need 'Interface' and 'Paused' parameters.")
@@ -387,21 +385,21 @@ class AmiServer:
         self.actions["queuepause:" + ("on" if flag else "off")] += 1
         try:
             self.pbx.queue_pause(h.get("queue"), iface, flag, h.get("reason", ""))
-        except PbxError as exc:
+        except SimPbxError as exc:
             err(str(exc))
             return
         ok("Interface paused successfully" if flag else "Interface unpaused successfully")
 
     def _list(
-        self, c: AmiClient, h: dict[str, str], message: str, items: list[tuple[str, Headers]],
+        self, c: SimAmiClient, h: dict[str, str], message: str, items: list[tuple[str, Headers]],
         complete: str,
     ) -> None:
         self._reply(c, h, "Success", [("EventList", "start"), ("Message", message)])
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
         for name, fields in items:
-            c.send(frame([("Event", name), *fields, *aid]))
+            c.send(encode_frame([("Event", name), *fields, *aid]))
         c.send(
-            frame(
+            encode_frame(
                 [
                     ("Event", complete),
                     *aid,
@@ -411,7 +409,7 @@ class AmiServer:
             )
         )
 
-    def _a_queuestatus(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queuestatus(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         want = h.get("queue", "")
         items: list[tuple[str, Headers]] = []
         now = self.pbx.clock.now()
@@ -470,7 +468,7 @@ class AmiServer:
                 )
         self._list(c, h, "Queue status will follow", items, "QueueStatusComplete")
 
-    def _a_queuesummary(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_queuesummary(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         want = h.get("queue", "")
         items: list[tuple[str, Headers]] = []
         now = self.pbx.clock.now()
@@ -496,7 +494,9 @@ class AmiServer:
             )
         self._list(c, h, "Queue summary will follow", items, "QueueSummaryComplete")
 
-    def _a_coreshowchannels(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_coreshowchannels(
+        self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply
+    ) -> None:
         items: list[Channel] = []
         now = self.pbx.clock.now()
         aid = [("ActionID", h["actionid"])] if "actionid" in h else []
@@ -505,7 +505,7 @@ class AmiServer:
             secs = int(now - ch.created)
             items.append(ch)
             c.send(
-                frame(
+                encode_frame(
                     [
                         ("Event", "CoreShowChannel"),
                         *aid,
@@ -518,7 +518,7 @@ class AmiServer:
                 )
             )
         c.send(
-            frame(
+            encode_frame(
                 [
                     ("Event", "CoreShowChannelsComplete"),
                     *aid,
@@ -528,7 +528,7 @@ class AmiServer:
             )
         )
 
-    def _a_originate(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_originate(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("Channel not specified")
@@ -579,7 +579,7 @@ class AmiServer:
             ],
         )
 
-    def _a_hangup(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_hangup(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("No channel specified")
@@ -589,7 +589,7 @@ class AmiServer:
         else:
             err("No such channel")
 
-    def _a_redirect(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_redirect(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("Channel not specified")
@@ -603,7 +603,7 @@ class AmiServer:
         ok("Redirect successful")
         self.pbx.transfer(channel, h.get("context", ""), h.get("exten", ""))
 
-    def _a_blindtransfer(self, c: AmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
+    def _a_blindtransfer(self, c: SimAmiClient, h: dict[str, str], ok: Reply, err: Reply) -> None:
         channel = h.get("channel", "")
         if not channel:
             err("No channel specified")
@@ -616,23 +616,6 @@ class AmiServer:
             return
         ok("Transfer succeeded")
         self.pbx.transfer(channel, h.get("context", "transfers"), h.get("exten", ""), blind=True)
-
-
-def _parse(raw: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in raw.decode(errors="replace").split("\r\n"):
-        if not line:
-            continue
-        k, sep, v = line.partition(":")
-        if not sep:
-            continue
-        key = k.strip().lower()
-        val = v.strip()
-        if key == "variable" and key in out:
-            out[key] += "," + val
-        else:
-            out[key] = val
-    return out
 
 
 def _callerid(raw: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from ...config import load_settings
 from .ami_server import AmiServer
 from .clock import VirtualClock
 from .generator import CallGenerator, Mix, add_simulated_agents, parse_rate, wait_idle
-from .pbx import Pbx
+from .pbx import SimPbx
 from .records import AsteriskRecords
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ async def _run(
     host: str,
     port: int,
 ) -> int:
-    pbx = Pbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
+    pbx = SimPbx(VirtualClock(args.scale), agi_host=agi_host, agi_port=agi_port, seed=args.seed,
               config_dir=args.asterisk_conf)
     if args.queue_log:
         pbx.records = AsteriskRecords(Path(args.queue_log),

@@ -16,7 +16,7 @@ from ...keys import SETTINGS
 from .ami_server import AmiServer
 from .clock import VirtualClock
 from .generator import CallGenerator, Mix
-from .pbx import Pbx, QueueConfig
+from .pbx import SimPbx, SimQueueConfig
 from .phones import PhoneControl
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,12 @@ DEMO_MIX = Mix(patience_mean=90, talk_mean=45, talk_min=15, ring_min=2, ring_max
 
 
 def build(settings_queues: Sequence[Mapping[str, Any]], agi_host: str, agi_port: int,
-          sounds_dir: str | None = None) -> Pbx:
+          sounds_dir: str | None = None) -> SimPbx:
     # the prompts it "plays" must exist in CC_SOUNDS_DIR, as on a real Asterisk
-    pbx = Pbx(VirtualClock(1.0), agi_host=agi_host, agi_port=agi_port, sounds_dir=sounds_dir)
+    pbx = SimPbx(VirtualClock(1.0), agi_host=agi_host, agi_port=agi_port, sounds_dir=sounds_dir)
     for q in settings_queues:
         pbx.add_queue(
-            QueueConfig(
+            SimQueueConfig(
                 str(q["name"]),
                 str(q.get("strategy", "ringall")),
                 timeout=float(q.get("ring_timeout_seconds", 15)),

@@ -8,7 +8,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from .pbx import AgentBehaviour, Member, Pbx, QueueConfig
+from .pbx import AgentBehaviour, SimMember, SimPbx, SimQueueConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Mix:
 class CallGenerator:
     def __init__(
         self,
-        pbx: Pbx,
+        pbx: SimPbx,
         rate: float,
         mix: Mix | None = None,
         *,
@@ -102,7 +102,7 @@ class CallGenerator:
         self.placed = 0
         pbx.behaviour = self.behaviour
 
-    def behaviour(self, member: Member) -> AgentBehaviour | None:
+    def behaviour(self, member: SimMember) -> AgentBehaviour | None:
         m = self.mix
         ring = None if self.rng.random() < m.no_answer else self.rng.uniform(m.ring_min, m.ring_max)
         talk = max(m.talk_min, self.rng.expovariate(1 / m.talk_mean))
@@ -147,12 +147,12 @@ class CallGenerator:
 
 
 def add_simulated_agents(
-    pbx: Pbx, queues: list[str], agents: int, *, strategy: str = "rrmemory"
-) -> list[Member]:
+    pbx: SimPbx, queues: list[str], agents: int, *, strategy: str = "rrmemory"
+) -> list[SimMember]:
     """`agents` operators Local/2001..@agents/n spread over `queues` (each also in the next)."""
     for q in queues:
         if q not in pbx.queues:
-            pbx.add_queue(QueueConfig(q, strategy, timeout=15, retry=5, wrapuptime=5))
+            pbx.add_queue(SimQueueConfig(q, strategy, timeout=15, retry=5, wrapuptime=5))
     out = []
     for i in range(agents):
         exten = 2001 + i
@@ -166,7 +166,7 @@ def add_simulated_agents(
     return out
 
 
-async def wait_idle(pbx: Pbx, timeout: float) -> bool:
+async def wait_idle(pbx: SimPbx, timeout: float) -> bool:
     """Wait (real seconds) until every call has ended."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

@@ -33,9 +33,9 @@ from .clock import VirtualClock
 from .records import AsteriskRecords
 from .wire import (
     CAUSE_TXT,
-    Bridge,
     Channel,
     Headers,
+    SimBridge,
     cdr,
     cel,
     event_frame,
@@ -80,12 +80,12 @@ OUTBOUND_ANSWER_SECONDS = 4.0  # the citizen's phone rings this long before they
 RING_SECONDS = 30.0  # a phone nobody answers, until the Originate gives up
 
 
-class PbxError(Exception):
+class SimPbxError(Exception):
     """An action the PBX refuses; the message is Asterisk's own wording."""
 
 
 @dataclass
-class QueueConfig:
+class SimQueueConfig:
     name: str
     strategy: str = "ringall"
     timeout: float = 4.0  # ring timeout per attempt
@@ -97,7 +97,7 @@ class QueueConfig:
     weight: int = 0
 
     @classmethod
-    def from_options(cls, name: str, opts: Mapping[str, str]) -> QueueConfig:
+    def from_options(cls, name: str, opts: Mapping[str, str]) -> SimQueueConfig:
         """A queues.conf section, as app_queue reads it (its defaults for what is missing).
         joinempty/leavewhenempty: "yes" joins always / "no" never leaves; any other word
         needs (or keeps) an unpaused member."""
@@ -119,7 +119,7 @@ class QueueConfig:
 
 
 @dataclass
-class Member:
+class SimMember:
     queue: str
     interface: str
     name: str
@@ -134,7 +134,7 @@ class Member:
     wrap_until: float = 0.0
     seq: int = 0
 
-    def headers(self, pbx: Pbx, *, location_key: str = "Interface") -> Headers:
+    def headers(self, pbx: SimPbx, *, location_key: str = "Interface") -> Headers:
         in_call = "0"  # app_queue reports 0 around status changes (captures)
         return [
             ("Queue", self.queue),
@@ -158,8 +158,8 @@ class Member:
 
 @dataclass
 class QueueState:
-    config: QueueConfig
-    members: dict[str, Member] = field(default_factory=dict)
+    config: SimQueueConfig
+    members: dict[str, SimMember] = field(default_factory=dict)
     callers: list[CitizenCall] = field(default_factory=list)
     rrpos: int = 0
     completed: int = 0
@@ -169,7 +169,7 @@ class QueueState:
     holdtime: int = 0
     talktime: int = 0
 
-    def ordered_members(self) -> list[Member]:
+    def ordered_members(self) -> list[SimMember]:
         return sorted(self.members.values(), key=lambda m: (member_bucket(m.interface), m.seq))
 
 
@@ -201,7 +201,7 @@ class CitizenCall:
     original_position: int = 0
     hold: float = 0.0  # queue join to connect
     connected_at: float = 0.0
-    bridge: Bridge | None = None
+    bridge: SimBridge | None = None
     tried: list[str] = field(default_factory=list)  # members' channels that were not answered
     transfer: asyncio.Event = field(default_factory=asyncio.Event)
     transfer_to: tuple[str, str, bool] = ("", "", False)  # context, exten, blind
@@ -218,7 +218,7 @@ class CitizenCall:
 
 @dataclass
 class AgentLeg:
-    member: Member
+    member: SimMember
     out: Channel  # the channel the queue dials (Local ;1, or the device channel)
     inner: Channel | None  # Local ;2 running the agents dialplan (None for a device)
     behaviour: AgentBehaviour | None  # None: a human answers through PhoneControl
@@ -229,10 +229,10 @@ class AgentLeg:
 
 
 Listener = Callable[[bytes], None]
-BehaviourFn = Callable[[Member], AgentBehaviour | None]
+BehaviourFn = Callable[[SimMember], AgentBehaviour | None]
 
 
-class Pbx:
+class SimPbx:
     def has_sound(self, name: str, language: str = "en") -> bool:
         """Whether Asterisk would find the sound: in `sound_files` when given; with a
         `sounds_dir`, our prompts (`311/...`) as Asterisk looks them up (`<lang>/<name>.wav`,
@@ -430,7 +430,7 @@ class Pbx:
                 halves[pair] = halves.get(pair, 0) + 1
         self.dsc(device, "INUSE" if any(n == 2 for n in halves.values()) else "NOT_INUSE")
 
-    def dsc_member(self, m: Member) -> None:
+    def dsc_member(self, m: SimMember) -> None:
         if m.state_interface.startswith("Local/"):
             self.dsc_local(m.state_interface)
         else:
@@ -472,11 +472,11 @@ class Pbx:
         else:
             self._linked[ch.linkedid] = left
 
-    def bridge_enter(self, bridge: Bridge, ch: Channel) -> None:
+    def bridge_enter(self, bridge: SimBridge, ch: Channel) -> None:
         bridge.members.append(ch.name)
         self.emit("BridgeEnter", CALL, bridge.snapshot() + ch.snapshot())
 
-    def bridge_leave(self, bridge: Bridge, ch: Channel) -> None:
+    def bridge_leave(self, bridge: SimBridge, ch: Channel) -> None:
         if ch.name in bridge.members:
             bridge.members.remove(ch.name)
         self.emit("BridgeLeave", CALL, bridge.snapshot() + ch.snapshot())
@@ -491,18 +491,18 @@ class Pbx:
         or get their new parameters (members and statistics stay), queues no longer there are
         removed, the rules are read again. A file that cannot be read changes nothing."""
         if self.config_dir is None:
-            raise PbxError(RELOAD_ERROR)
+            raise SimPbxError(RELOAD_ERROR)
         try:
             path = self._conf("queues.conf", QUEUES_FILE)
             sections = queue_sections(parse_config(path)) if path else {}
-            configs = [QueueConfig.from_options(n, o) for n, o in sections.items()]
+            configs = [SimQueueConfig.from_options(n, o) for n, o in sections.items()]
             rules_path = self._conf("queuerules.conf", RULES_FILE)
             rules = parse_rules(parse_config(rules_path)) if rules_path else {}
             dialplan = self._conf("extensions.conf")
             globals_ = parse_config(dialplan).options("globals") if dialplan else {}
         except (OSError, ValueError, IndexError) as exc:
             log.warning("simulated QueueReload refused: %s", exc)
-            raise PbxError(RELOAD_ERROR) from None
+            raise SimPbxError(RELOAD_ERROR) from None
         for name in [n for n in self.queues if n not in sections]:
             del self.queues[name]
         for cfg in configs:
@@ -514,7 +514,7 @@ class Pbx:
         self.globals.update({k: v for k, v in globals_.items() if k.startswith("LANG_PENALTY_")})
         self.reloads += 1
 
-    def add_queue(self, cfg: QueueConfig) -> None:
+    def add_queue(self, cfg: SimQueueConfig) -> None:
         if cfg.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {cfg.strategy!r}")
         self.queues[cfg.name] = QueueState(cfg)
@@ -522,11 +522,11 @@ class Pbx:
     def ordered_queues(self) -> list[QueueState]:
         return sorted(self.queues.values(), key=lambda q: queue_bucket(q.config.name))
 
-    def member_status(self, m: Member) -> int:
+    def member_status(self, m: SimMember) -> int:
         busy = self.device_busy.get(m.interface)
         return {"inuse": 2, "ringing": 6}.get(busy or "", 1)
 
-    def available(self, m: Member) -> bool:
+    def available(self, m: SimMember) -> bool:
         return (
             not m.paused
             and m.interface not in self.device_busy
@@ -542,17 +542,17 @@ class Pbx:
         state_interface: str = "",
         paused: bool = False,
         reason: str = "",
-    ) -> Member:
+    ) -> SimMember:
         q = self.queues.get(queue)
         if q is None:
-            raise PbxError("Unable to add interface to queue: No such queue")
+            raise SimPbxError("Unable to add interface to queue: No such queue")
         if interface in q.members:
-            raise PbxError("Unable to add interface: Already there")
+            raise SimPbxError("Unable to add interface: Already there")
         if not interface or "/" not in interface:
-            raise PbxError("Unable to add interface to queue: Out of memory")
+            raise SimPbxError("Unable to add interface to queue: Out of memory")
         now = int(self.clock.now())
         state_interface = state_interface or interface
-        m = Member(
+        m = SimMember(
             queue,
             interface,
             name or interface,
@@ -571,10 +571,10 @@ class Pbx:
     def queue_remove(self, queue: str, interface: str) -> None:
         q = self.queues.get(queue)
         if q is None:
-            raise PbxError("Unable to remove interface: No such queue")
+            raise SimPbxError("Unable to remove interface: No such queue")
         m = q.members.pop(interface, None)
         if m is None:
-            raise PbxError("Unable to remove interface: Not there")
+            raise SimPbxError("Unable to remove interface: Not there")
         self.emit("QueueMemberRemoved", AGENT, m.headers(self))
 
     def queue_pause(
@@ -583,7 +583,7 @@ class Pbx:
         targets = [q for q in self.ordered_queues() if queue in (None, "", q.config.name)]
         found = [q.members[interface] for q in targets if interface in q.members]
         if not found:
-            raise PbxError("Interface not found")
+            raise SimPbxError("Interface not found")
         for m in found:
             m.paused = paused
             m.reason = reason if paused else ""
@@ -720,7 +720,7 @@ class Pbx:
             self.newexten(one, "Wait", _num(call.patience), 3)
             if await self._until(t + call.patience, call.done):
                 return
-        self._caller_hangup(call)
+        self.caller_hangup(call)
 
     async def _key(self, call: CitizenCall, digits: str, t: float) -> float | None:
         """The caller keys `digits` from time `t`: each tone lasts 100 ms, 250 ms apart, and
@@ -758,8 +758,9 @@ class Pbx:
             call.key_due = start + 0.2
         self.spawn(self._key(call, keys, start))
 
-    def _caller_hangup(self, call: CitizenCall) -> None:
-        """The citizen's dialer half runs Hangup(): the ;1 side goes, ;2 is asked to hang up."""
+    def caller_hangup(self, call: CitizenCall) -> None:
+        """The citizen's dialer half runs Hangup(): the ;1 side goes, ;2 is asked to hang up.
+        Public because the AGI side (agi_client's HANGUP command) ends calls this way too."""
         one, two = call.ch1, call.ch2
         self.emit("Cdr", CDR, cdr(one, self.clock.now(), last_app="Hangup", answered=one.answered))
         self.cel(one, "HANGUP", extra=hangup_extra(16, "dialplan/builtin", ""))
@@ -898,7 +899,7 @@ class Pbx:
             call.min_penalty = call.max_penalty = int(band)
             call.rule = list(self.rules.get(f"lang-{queue}", []))
 
-    def in_window(self, call: CitizenCall, m: Member) -> bool:
+    def in_window(self, call: CitizenCall, m: SimMember) -> bool:
         return ((call.max_penalty is None or m.penalty <= call.max_penalty)
                 and (call.min_penalty is None or m.penalty >= call.min_penalty))
 
@@ -1087,7 +1088,7 @@ class Pbx:
         self.dsc_local("Local/311@from-citizen")
         call.where = "ended"
 
-    def _pick(self, call: CitizenCall, q: QueueState, linpos: list[int]) -> list[Member]:
+    def _pick(self, call: CitizenCall, q: QueueState, linpos: list[int]) -> list[SimMember]:
         """Members to ring now, by strategy (app_queue's calc_metric, simplified): only members
         within the caller's penalty window, the lowest penalty first (for ringall: only the
         lowest penalty among the available)."""
@@ -1098,7 +1099,7 @@ class Pbx:
         tier = min(m.penalty for m in ok)
         if strategy == "ringall":
             return [m for m in q.ordered_members() if m in ok and m.penalty == tier]
-        metric: list[tuple[float, Member]]
+        metric: list[tuple[float, SimMember]]
         if strategy == "linear":
             ordered = q.ordered_members()
             metric = [(1000 + i if i < linpos[0] else i, m) for i, m in enumerate(ordered)]
@@ -1161,7 +1162,7 @@ class Pbx:
         self,
         call: CitizenCall,
         q: QueueState,
-        members: list[Member],
+        members: list[SimMember],
         deadline: float,
         start: float,
     ) -> str:
@@ -1191,7 +1192,7 @@ class Pbx:
                 self._cancel_leg(call, leg, ring_no_answer=False)
         return "answered"
 
-    def _dial_member(self, call: CitizenCall, m: Member, start: float) -> AgentLeg:
+    def _dial_member(self, call: CitizenCall, m: SimMember, start: float) -> AgentLeg:
         two = call.ch2
         human = m.interface in self.human or not m.interface.startswith("Local/")
         behaviour = None if human else self._behaviour(m)
@@ -1264,7 +1265,7 @@ class Pbx:
         leg.task = self.spawn(self._agent_side(call, leg))
         return leg
 
-    def _behaviour(self, m: Member) -> AgentBehaviour:
+    def _behaviour(self, m: SimMember) -> AgentBehaviour:
         if self.behaviour is not None:
             b = self.behaviour(m)
             if b is not None:
@@ -1328,7 +1329,7 @@ class Pbx:
         self.agent_event("AgentConnect", q.config.name, m, two, out,
                          [("HoldTime", str(int(wait))), ("RingTime", str(round(ring)))])
         self.qlog(call, q.config.name, m.name, "CONNECT", int(wait), out.uniqueid, round(ring))
-        bridge = Bridge(str(uuid.uuid4()))
+        bridge = SimBridge(str(uuid.uuid4()))
         call.bridge, call.connected_at = bridge, now
         self.emit("BridgeCreate", CALL, bridge.snapshot())
         extra = f'{{"bridge_id":"{bridge.uniqueid}","bridge_technology":"simple_bridge"}}'
@@ -1389,7 +1390,7 @@ class Pbx:
         return "done"
 
     def agent_event(
-        self, name: str, queue: str, m: Member, agent: Channel, caller: Channel,
+        self, name: str, queue: str, m: SimMember, agent: Channel, caller: Channel,
         extra: Sequence[tuple[str, str]] = (),
     ) -> None:
         """An app_queue Agent* event on the agent's channel, the caller as Dest*."""
@@ -1407,7 +1408,7 @@ class Pbx:
         )
 
     def agent_complete(
-        self, q: QueueState, m: Member, agent: Channel, caller: Channel, *, hold: float,
+        self, q: QueueState, m: SimMember, agent: Channel, caller: Channel, *, hold: float,
         talk: float, reason: str,
     ) -> None:
         """AgentComplete (reason: caller, agent, transfer)."""
@@ -1616,7 +1617,7 @@ class Pbx:
                 continue
             if name in (call.ch1.name, call.ch2.name):
                 if not call.ch1.dead:
-                    self._caller_hangup(call)
+                    self.caller_hangup(call)
                 else:
                     call.caller_gone.set()
                 return True

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from .pbx import Pbx
+from .pbx import SimPbx
 
 
 class PhoneControl:
-    def __init__(self, pbx: Pbx) -> None:
+    def __init__(self, pbx: SimPbx) -> None:
         self._pbx = pbx
 
     @property
-    def pbx(self) -> Pbx:
+    def pbx(self) -> SimPbx:
         return self._pbx
 
     def ringing(self, interface: str) -> bool:

@@ -3,12 +3,12 @@ demo and benchmarks build the same queues and members Asterisk had."""
 
 from __future__ import annotations
 
-from .pbx import Pbx, QueueConfig
+from .pbx import SimPbx, SimQueueConfig
 
 CAPTURE_QUEUES = [
-    QueueConfig("sanitation", "rrmemory", 4, 1, 0, 15),
-    QueueConfig("potholes", "ringall", 4, 1, 0, 15),
-    QueueConfig("general-311", "linear", 4, 1, 0, 15),
+    SimQueueConfig("sanitation", "rrmemory", 4, 1, 0, 15),
+    SimQueueConfig("potholes", "ringall", 4, 1, 0, 15),
+    SimQueueConfig("general-311", "linear", 4, 1, 0, 15),
 ]
 CAPTURE_MEMBERS = [
     ("sanitation", "Local/2001@agents/n", "Ana Operator"),
@@ -20,11 +20,11 @@ CAPTURE_MEMBERS = [
 ]
 
 
-def capture_queues(pbx: Pbx) -> None:
+def capture_queues(pbx: SimPbx) -> None:
     for cfg in CAPTURE_QUEUES:
-        pbx.add_queue(QueueConfig(**cfg.__dict__))
+        pbx.add_queue(SimQueueConfig(**cfg.__dict__))
 
 
-def capture_members(pbx: Pbx) -> None:
+def capture_members(pbx: SimPbx) -> None:
     for queue, iface, name in CAPTURE_MEMBERS:
         pbx.queue_add(queue, iface, name, 0, iface.rsplit("/", 1)[0])

@@ -9,6 +9,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from ..frames import encode_frame
+
 Headers = list[tuple[str, str]]
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
@@ -16,15 +18,11 @@ CAUSE_TXT = {0: "Unknown", 16: "Normal Clearing", 4: "Service or option not impl
 UNKNOWN = "<unknown>"
 
 
-def frame(headers: Headers) -> bytes:
-    return ("".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode()
-
-
 def event_frame(name: str, privilege: str, ts: float | None, headers: Headers) -> bytes:
     head: Headers = [("Event", name), ("Privilege", privilege)]
     if ts is not None:
         head.append(("Timestamp", f"{ts:.6f}"))
-    return frame(head + headers)
+    return encode_frame(head + headers)
 
 
 def wall(ts: float) -> str:
@@ -164,7 +162,9 @@ def cdr(
 
 
 @dataclass
-class Bridge:
+class SimBridge:
+    """An Asterisk mixing bridge as its snapshot headers show it (not telephony.bridge.Bridge)."""
+
     uniqueid: str
     members: list[str] = field(default_factory=list)
 
