@@ -24,6 +24,7 @@ log = logging.getLogger("contactcenter")
 COMMAND_MODULES: list[str] = [
     "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
     "telephony.simulator.cli", "prompts.commands", "telephony.pbx_commands", "admin.setup",
+    "supervisor.commands",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
