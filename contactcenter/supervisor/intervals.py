@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from contactcenter.cases.models import Call, CallInterval, Queue
 
+from .services import load_facts
 from .stats import CallFacts, Tally
 
 BUCKET = timedelta(minutes=15)
@@ -157,8 +158,6 @@ async def rebuild(
     """Restate the summary for the buckets of [start, end) (default: every call's) from
     `calls`/`call_legs`, one transaction per `step` (bounded memory and transaction time).
     Returns the number of calls read."""
-    from .services import load_facts  # services imports this module's neighbours
-
     async with sessions() as db:
         first, last = (await db.execute(
             select(func.min(Call.started_at), func.max(Call.started_at)))).one()
