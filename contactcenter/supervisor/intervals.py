@@ -76,14 +76,12 @@ def summarize(facts: Iterable[CallFacts], sl_of: Callable[[str], float]) -> dict
 
 
 def tally_of(row: Any) -> Tally:
-    """A `Tally` from a row of summed columns (names as the table's)."""
+    """A `Tally` from a row of summed columns, or a dict, with the table's names."""
+    get = row.get if isinstance(row, dict) else row._mapping.get
     return Tally(
-        offered=int(row.offered or 0), answered=int(row.answered or 0),
-        answered_in_sl=int(row.answered_in_sl or 0), abandoned=int(row.abandoned or 0),
-        short_abandoned=int(row.short_abandoned or 0), timed_out=int(row.timed_out or 0),
-        other=int(row.other or 0), wait_sum=float(row.wait_sum or 0.0),
-        wait_n=int(row.wait_n or 0), handle_sum=float(row.handle_sum or 0.0),
-        handle_n=int(row.handle_n or 0), longest_wait=float(row.longest_wait or 0.0),
+        **{name: int(get(name) or 0) for name in COUNTS},
+        wait_sum=float(get("wait_sum") or 0.0), handle_sum=float(get("handle_sum") or 0.0),
+        longest_wait=float(get("longest_wait") or 0.0),
     )
 
 
@@ -180,4 +178,4 @@ async def rebuild(
     return total
 
 
-__all__ = ["BUCKET", "add_wrap", "bucket_of", "rebuild", "summarize", "tally_of", "upsert"]
+__all__ = ["BUCKET", "SUMS", "add_wrap", "bucket_of", "rebuild", "summarize", "tally_of", "upsert"]

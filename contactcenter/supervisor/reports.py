@@ -126,10 +126,25 @@ async def call_report(
     by_hour = [Bucket() for _ in range(24)]
     by_day = {d: Bucket() for d in rng.days()}
     total = Bucket()
+    # a year is ~35,000 buckets: first summed per local (day, hour) as plain lists (cheap),
+    # then made into Tallies (a few thousand)
+    width = len(sums)
+    hours: dict[tuple[date, int], list[Any]] = {}
     for row in per_bucket:
-        local = row.bucket.astimezone(tz)  # 15-minute buckets: one local hour and day each
-        t, calls = intervals.tally_of(row), int(row.calls or 0)
-        for b in (by_hour[local.hour], by_day.setdefault(local.date(), Bucket()), total):
+        local = row[0].astimezone(tz)  # 15-minute buckets: one local hour and day each
+        key = (local.date(), local.hour)
+        acc = hours.get(key)
+        if acc is None:
+            hours[key] = [v or 0 for v in row[1:]]
+        else:
+            for i in range(width - 1):
+                acc[i] += row[i + 1] or 0
+            acc[-1] = max(acc[-1], row[width] or 0)
+    columns = (*intervals.SUMS, "longest_wait")
+    for (day, hour), acc in hours.items():
+        values = dict(zip(columns, acc, strict=True))
+        t, calls = intervals.tally_of(values), int(values["calls"])
+        for b in (by_hour[hour], by_day.setdefault(day, Bucket()), total):
             b.calls += calls
             _merge(b.queued, t)
     return CallReport(
