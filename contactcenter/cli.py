@@ -24,6 +24,7 @@ log = logging.getLogger("contactcenter")
 COMMAND_MODULES: list[str] = [
     "web.commands", "maintenance", "telephony.replay", "cases.cli", "admin.commands",
     "telephony.simulator.cli", "prompts.commands", "telephony.pbx_commands", "admin.setup",
+    "supervisor.commands",
 ]
 
 DEMO_DB = "sqlite+aiosqlite:///var/demo.db"
@@ -95,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             await seed_reference(sessions)
             logins = await seed_demo_users(sessions)
-            await seed_history(sessions)
+            await seed_history(sessions, default_sl=settings.service_level_seconds)
             # the default menu's words spoken into CC_SOUNDS_DIR (cached: instant after once)
             version, written, problems = await build_active(build_prompts(settings, sessions),
                                                             sessions)

@@ -123,7 +123,8 @@ HISTORY_SERVER = "seed"  # the `server` of history rows, so they never collide w
 
 
 async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3,
-                       per_day: int = 160, seed: int = 311, clock: Clock = SYSTEM) -> int:
+                       per_day: int = 160, seed: int = 311, clock: Clock = SYSTEM,
+                       default_sl: float = 15.0) -> int:
     """A few days of plausible calls (and some cases) so the wallboard and the reports have
     something to show in the demo. Runs once: returns 0 when history is already there."""
     import random
@@ -245,4 +246,8 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
         } for r in rows if r["queue"]]
         if legs:
             await session.execute(insert(CallLeg), legs)
+    # rows written here, not by the case writer: the reports' interval summary from them
+    from .supervisor import intervals
+
+    await intervals.rebuild(sessions, default_sl)
     return len(rows)

@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..cases import sla
 from ..cases.citizens import normalize_phone
-from ..cases.models import Agency, Call, Case, CaseSlaPause, Citizen, ServiceType
+from ..cases.models import Agency, Call, CallLeg, Case, CaseSlaPause, Citizen, ServiceType
 from ..cases.store import sla_rule
 from ..cases.writer import handle_time
+from ..supervisor import intervals
+from ..supervisor.services import LEG_COLUMNS, facts_from_row
+from ..supervisor.stats import LegFacts
 
 LAST_CALLS = 5
 OPEN_CASES = 10
@@ -144,6 +147,16 @@ async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: in
     if disposition is not None:
         call.disposition = disposition
     if wrap_seconds is not None:
+        old = call.wrap_seconds
         call.wrap_seconds = round(wrap_seconds, 3)
         call.handle_seconds = handle_time(call.talk_seconds, call.wrap_seconds)
+        # the interval summary's handle time, in this transaction
+        legs = (await db.execute(
+            select(*LEG_COLUMNS).where(CallLeg.call_id == call.id, CallLeg.kind == "queue",
+                                       CallLeg.queue.is_not(None)).order_by(CallLeg.seq)
+        )).all()
+        facts = facts_from_row(call, [LegFacts(leg.queue, leg.outcome, leg.agent,
+                                               leg.wait_seconds, leg.talk_seconds)
+                                      for leg in legs])
+        await intervals.add_wrap(db, facts, old, call.wrap_seconds)
     return True

@@ -41,6 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
 from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
+from ..supervisor import intervals
+from ..supervisor.stats import CallFacts, LegFacts
 from .citizens import normalize_phone
 from .models import Call, CallLeg, Case, Citizen
 
@@ -140,6 +142,20 @@ def record_row(record: CallRecord) -> dict[str, Any]:
         "partial": record.partial,
         "reconciled": record.reconciled,
     }
+
+
+def stored_facts(row: dict[str, Any], legs: list[dict[str, Any]]) -> CallFacts:
+    """The figures' facts of a call as `record_row`/`leg_rows` store it (what a rebuild from
+    the tables reads back)."""
+    return CallFacts(
+        call_id=f"{row['server']}:{row['linkedid']}", started_at=row["started_at"],
+        outcome=row["outcome"], queue=row["queue"], service=row["service"], agent=row["agent"],
+        wait_seconds=row["wait_seconds"], talk_seconds=row["talk_seconds"],
+        wrap_seconds=row.get("wrap_seconds"),
+        legs=tuple(LegFacts(leg["queue"], leg["outcome"], leg["agent"], leg["wait_seconds"],
+                            leg["talk_seconds"])
+                   for leg in legs if leg["kind"] == "queue" and leg["queue"]),
+    )
 
 
 def _insert_ignore(dialect: str) -> Any:
@@ -312,8 +328,10 @@ class CallWriter:
         retry_max: float = 10.0,
         write_timeout: float = 10.0,
         clock: Clock = SYSTEM,
+        default_sl: float = 15.0,
     ) -> None:
         self.sessions = sessions
+        self.default_sl = default_sl  # service-level threshold of a queue not in `queues`
         self.clock = clock  # for the write lag: business time, like the records' stamps
         self.spool = Spool(spool_dir)
         self.journal = Journal(spool_dir)
@@ -597,6 +615,11 @@ class CallWriter:
             ]
             if legs:
                 await conn.execute(insert(CallLeg), legs)
+            # the interval summary, in this transaction: from the rows as stored
+            by_row = {(row["server"], row["linkedid"]): row for row in rows}
+            sl_of = await intervals.thresholds(conn, self.default_sl)
+            await intervals.upsert(conn, intervals.summarize(
+                (stored_facts(by_row[key], leg_rows(by_key[key])) for key in ids), sl_of))
             inserted = len(ids)
         self.written += inserted
         self.duplicates += len(rows) - inserted

@@ -24,7 +24,8 @@ PBX_CONFIG = web.AppKey("pbx_config", PbxConfig)
 
 
 async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir, clock=app[CLOCK])
+    writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir, clock=app[CLOCK],
+                        default_sl=app[SETTINGS].service_level_seconds)
     await writer.start(app[BUS])
     app[WRITER] = writer
 

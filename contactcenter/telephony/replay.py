@@ -283,7 +283,8 @@ async def replay(
                 records.append(event.record)
 
         collector = bus.subscribe(collect, types=(CallEnded,), name="replay")
-        writer = CallWriter(sessions, settings.spool_dir)
+        writer = CallWriter(sessions, settings.spool_dir,
+                            default_sl=settings.service_level_seconds)
         await writer.start(bus)
         bridge = Bridge(settings, bus, client_options={"backoff_initial": 0.05,
                                                        "backoff_max": 0.5})

@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from contactcenter.agents.keys import SIM_PHONES
-from contactcenter.cases.models import Call, CallLeg, Case, CaseSequence
+from contactcenter.cases.models import Call, CallInterval, CallLeg, Case, CaseSequence
 from contactcenter.cli import main
 from contactcenter.config import Settings
 from contactcenter.keys import SETTINGS
@@ -49,6 +49,10 @@ async def test_seed_history_once_with_cases(sessions) -> None:  # type: ignore[n
             assert (leg.queue, leg.outcome, leg.wait_seconds, leg.agent) == (
                 c.queue, c.outcome, c.wait_seconds, c.agent)
             assert (c.first_queue, c.final_queue, c.final_agent) == (c.queue, c.queue, c.agent)
+        # the reports' interval summary holds them (issue 24)
+        summed = (await s.execute(select(func.sum(CallInterval.calls),
+                                         func.sum(CallInterval.offered)))).one()
+        assert tuple(summed) == (len(calls), len(queued))
 
 
 @pytest.mark.asyncio

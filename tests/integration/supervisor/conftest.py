@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.models import Call, CallLeg
-from contactcenter.cases.writer import leg_rows, record_row
+from contactcenter.cases.writer import leg_rows, record_row, stored_facts
 from contactcenter.events import CallEnded, CallRecord, PbxError
+from contactcenter.supervisor import intervals
 
 
 def daytime_zone() -> str:
@@ -79,13 +80,18 @@ def row(rec: CallRecord) -> Call:
 
 
 async def store(sessions: async_sessionmaker[AsyncSession], records: Sequence[CallRecord]) -> None:
-    """What the case writer does with each CallEnded: the row and its legs."""
+    """What the case writer does with each CallEnded: the row, its legs and the interval
+    summary (thresholds from the queues table, 15 s for others: the settings' default)."""
     async with sessions() as db, db.begin():
         for r in records:
             call = row(r)
             db.add(call)
             await db.flush()
             db.add_all(CallLeg(call_id=call.id, **leg) for leg in leg_rows(r))
+        conn = await db.connection()
+        await intervals.upsert(conn, intervals.summarize(
+            (stored_facts(record_row(r), leg_rows(r)) for r in records),
+            await intervals.thresholds(conn, 15.0)))
 
 
 async def publish_ended(app: Any, records: Sequence[CallRecord]) -> None:
