@@ -40,6 +40,7 @@ from ..events import (
 )
 from ..web.auth import SIGNED_OUT, Principal
 from . import presence as P
+from .presence_store import Desired
 from .services import (
     DISPOSITIONS,
     PAUSE_REASONS,
@@ -287,6 +288,8 @@ class ConsoleHub:
         self.link: dict[str, Any] = {"type": "link", "connected": None, "detail": ""}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self.synced = False  # a full member list from Asterisk was seen
+        self._history_lock = asyncio.Lock()
 
     # --- sockets ------------------------------------------------------------------------------
 
@@ -385,9 +388,18 @@ class ConsoleHub:
         elif isinstance(ev, CallEnded):
             self._ended(ev)
         elif isinstance(ev, AgentStateChanged | QueueMembersSynced):
-            self._push_states(self.presence.apply(ev))
+            changed = self.presence.apply(ev)
+            self._push_states(changed)
+            live = isinstance(ev, AgentStateChanged)
+            for interface in changed & set(self.operators.logged_in):
+                # a pause or log-out made elsewhere becomes the operator's recorded wish
+                d = self.operators.observe(interface, live=live)
+                if d is not None:
+                    self.spawn(self._save_wish(d, ev.at), f"console:wish:{interface}")
             if isinstance(ev, QueueMembersSynced):
-                self.spawn(self._restore(), "console:restore-logins")
+                self.synced = True
+                self.spawn(self._restore(f"{ev.server}:{ev.at.isoformat()}"),
+                           "console:restore-logins")
         elif isinstance(ev, BroadcastMessage):
             msg = {"type": "broadcast", "sender": clean_text(ev.sender, 80),
                    "text": clean_text(ev.text, 1000), "at": ev.at.isoformat()}
@@ -518,6 +530,11 @@ class ConsoleHub:
     def _push_states(self, interfaces: set[str]) -> None:
         for interface in interfaces:
             self.to_interface(interface, self.state_message(interface))
+        if self.presence.transitions:
+            if self.operators.store is None:
+                self.presence.take_transitions()
+            else:
+                self.spawn(self._record_transitions(), "console:presence-history")
         if self.presence.ended:
             self.spawn(self._after_wrapups(), "console:wrapups-ended")
 
@@ -538,8 +555,27 @@ class ConsoleHub:
                         server=server, linkedid=linkedid, interface=ended.interface,
                         wrap_seconds=ended.seconds, at=ended.ended))
 
-    async def _restore(self) -> None:
-        for interface in await self.operators.restore_logins():
+    async def _save_wish(self, d: Desired, at: datetime) -> None:
+        if await self._once(f"wish:{d.interface}:{d.logged_in}:{d.paused}:{d.pause_reason}:"
+                            f"{at.isoformat()}"):
+            await self.operators.record_wish(d, at)
+
+    async def _record_transitions(self) -> None:
+        store = self.operators.store
+        async with self._history_lock:  # in order: each change closes the one before
+            items = self.presence.take_transitions()
+            if store is None or not items:
+                return
+            mine = [t for t in items
+                    if await self._once(f"interval:{t.interface}:{t.state}:{t.at.isoformat()}")]
+            try:
+                await store.record(mine)
+            except (SQLAlchemyError, OSError) as exc:
+                self.operators.store_errors += 1
+                log.warning("presence history: %d changes not recorded (%r)", len(mine), exc)
+
+    async def _restore(self, tag: str) -> None:
+        for interface in await self.operators.restore_logins(self._once, tag):
             self.to_interface(interface, {
                 "type": "notice",
                 "text": "The phone system restarted: you were logged back in to your queues.",
@@ -604,7 +640,7 @@ class ConsoleHub:
         a = cmd.args
         view: CallView | None
         if cmd.type == "login":
-            return await self.operators.login(user)
+            return await self.operators.login(user, now)
         if cmd.type == "pause":
             out = await self.operators.pause(user, a["reason"], now)
             self._push_states({user.interface or ""})
