@@ -12,6 +12,7 @@
   let offset = 0;
   let socketUp = false;
   let lastStale = false;
+  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
   let retry = 1000;
 
   function el(tag, cls, text) {
@@ -83,6 +84,7 @@
   function render(snap) {
     offset = Date.now() - Date.parse(snap.at);
     lastStale = !!snap.stale;
+    lastReason = snap.stale_reason || "";
     const frag = document.createDocumentFragment();
     for (const q of snap.queues) frag.appendChild(renderQueue(q));
     if (!snap.queues.length) frag.appendChild(el("p", "tv-empty", "No queues in this group yet."));
@@ -90,7 +92,7 @@
     root.replaceChildren(frag);
     root.dataset.updated = snap.at;
     staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
   }
 
   function tick() {
@@ -117,7 +119,7 @@
     ws.onclose = function () {
       socketUp = false;
       staleBadge.hidden = false;
-      staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+      staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 15000);
     };

@@ -18,6 +18,7 @@
   let offset = 0; // local clock minus server clock, ms
   let socketUp = false;
   let lastStale = false;
+  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
   let retry = 1000;
 
   function el(tag, cls, text) {
@@ -160,6 +161,7 @@
   function render(snap) {
     offset = Date.now() - Date.parse(snap.at);
     lastStale = !!snap.stale;
+    lastReason = snap.stale_reason || "";
     const frag = document.createDocumentFragment();
     for (const q of snap.queues) frag.appendChild(renderQueue(q));
     if (!snap.queues.length) frag.appendChild(el("p", "muted", "No queues in this group yet."));
@@ -170,7 +172,7 @@
 
   function updateBadges() {
     staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
     connBadge.textContent = socketUp ? "live" : "reconnecting…";
     connBadge.classList.toggle("up", socketUp);
   }
