@@ -219,7 +219,8 @@ class SupervisorService:
         not counted twice); stale until a rebuild begun after the last drop succeeds."""
         while True:
             await self.drop_wake.wait()
-            while backlog() > 0:  # a poll: the queue's join() may never return under load
+            # a poll: the queue's join() may never return under steady load
+            while backlog() > 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             await asyncio.sleep(settle)
             self.drop_wake.clear()
