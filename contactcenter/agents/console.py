@@ -289,6 +289,10 @@ class ConsoleHub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.synced = False  # a full member list from Asterisk was seen
+        # The bus dropped events for the consoles (its queue was full): presence and pops may
+        # be wrong until Asterisk's next full member list; operators are told.
+        self.dropped = 0
+        self.stale = False
         self._history_lock = asyncio.Lock()
 
     # --- sockets ------------------------------------------------------------------------------
@@ -398,6 +402,9 @@ class ConsoleHub:
                     self.spawn(self._save_wish(d, ev.at), f"console:wish:{interface}")
             if isinstance(ev, QueueMembersSynced):
                 self.synced = True
+                if self.stale:
+                    self.stale = False
+                    self.to_all({"type": "notice", "text": "Your console is up to date again."})
                 self.spawn(self._restore(f"{ev.server}:{ev.at.isoformat()}"),
                            "console:restore-logins")
         elif isinstance(ev, BroadcastMessage):
@@ -554,6 +561,16 @@ class ConsoleHub:
                     await self.publish(WrapUpEnded(
                         server=server, linkedid=linkedid, interface=ended.interface,
                         wrap_seconds=ended.seconds, at=ended.ended))
+
+    def events_dropped(self, total: int) -> None:
+        """The bus's `on_drop`: consoles missed events; say so (once until the next sync)."""
+        self.dropped = total
+        if not self.stale:
+            self.stale = True
+            log.warning("consoles missed events (the bus dropped %d)", total)
+            self.to_all({"type": "notice", "text": "Your console missed updates while the "
+                         "server was busy: your state may be out of date. Log in again if "
+                         "calls do not come."})
 
     async def _save_wish(self, d: Desired, at: datetime) -> None:
         if await self._once(f"wish:{d.interface}:{d.logged_in}:{d.paused}:{d.pause_reason}:"

@@ -52,11 +52,13 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE] = hub
     # who was logged in before this process started: put back if Asterisk lost them too
     await hub.operators.load()
-    sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console")
+    sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console",
+                        on_drop=hub.events_dropped)
     ticker = asyncio.get_running_loop().create_task(hub.run_ticker(), name="console:ticker")
 
     async def check() -> dict[str, object]:
-        return {"ok": True, "sockets": len(hub.conns), "pending_call_data": len(hub.work.pending)}
+        return {"ok": True, "sockets": len(hub.conns), "pending_call_data": len(hub.work.pending),
+                "stale": hub.stale, "dropped_events": hub.dropped}
 
     app[HEALTH]["console"] = check
 
