@@ -97,3 +97,4 @@ def setup(app: web.Application) -> None:
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/console", http.console_page, name="console")
     app.router.add_get("/console/ws", http.console_ws, name="console_ws")
+    app.router.add_get("/reports/agents", http.agents_report, name="agents_report")
