@@ -174,11 +174,6 @@ class OperatorService:
             return d
         return None
 
-    async def observed(self, interface: str, *, live: bool, now: datetime) -> None:
-        d = self.observe(interface, live=live)
-        if d is not None:
-            await self.record_wish(d, now)
-
     # --- commands -----------------------------------------------------------------------------
 
     async def login(self, user: Principal, now: datetime | None = None) -> str:
