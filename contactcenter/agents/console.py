@@ -43,7 +43,6 @@ from . import presence as P
 from .presence_store import Desired
 from .services import (
     DISPOSITIONS,
-    PAUSE_REASONS,
     CallerHistory,
     CallWork,
     ConsoleError,
@@ -327,7 +326,8 @@ class ConsoleHub:
             "user": {"username": user.username, "display_name": user.display_name,
                      "interface": user.interface, "queues": list(user.queues),
                      "languages": list(user.languages)},
-            "pause_reasons": [{"code": k, "label": v} for k, v in PAUSE_REASONS.items()],
+            "pause_reasons": [{"code": k, "label": v}
+                              for k, v in self.operators.pause_reasons.items()],
             "dispositions": [{"code": k, "label": v} for k, v in DISPOSITIONS.items()],
             "phone_controls": self.phones() is not None,
         }
@@ -605,10 +605,14 @@ class ConsoleHub:
             self._push_states(changed)
         await self.work.flush(now)
 
-    async def run_ticker(self, interval: float = 1.0) -> None:
+    async def run_ticker(self, interval: float = 1.0, codes_every: int = 60) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
+            ticks += 1
             try:
+                if ticks % codes_every == 0:  # admins' edits in another process
+                    await self.operators.refresh_pause_reasons()
                 await self.tick()
             except asyncio.CancelledError:
                 raise

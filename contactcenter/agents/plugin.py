@@ -14,7 +14,7 @@ from contactcenter.cases.keys import CASE_STORE
 
 from ..keys import BUS, CLOCK, COUNTERS, HEALTH, PBX, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY, QueueDirectory
-from . import http
+from . import http, pause_codes
 from .console import SUBSCRIBED, ConsoleHub
 from .presence import Presence
 from .presence_store import PresenceStore
@@ -52,6 +52,7 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE] = hub
     # who was logged in before this process started: put back if Asterisk lost them too
     await hub.operators.load()
+    await hub.operators.refresh_pause_reasons()
     sub = bus.subscribe(hub.on_event, types=SUBSCRIBED, name="console",
                         on_drop=hub.events_dropped)
     ticker = asyncio.get_running_loop().create_task(hub.run_ticker(), name="console:ticker")
@@ -98,3 +99,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/console", http.console_page, name="console")
     app.router.add_get("/console/ws", http.console_ws, name="console_ws")
     app.router.add_get("/reports/agents", http.agents_report, name="agents_report")
+    pause_codes.add_routes(app)

@@ -32,16 +32,14 @@ from ..queues.languages import member_penalty
 from ..web.auth import Principal
 from . import presence as P
 from . import queries
+from .pause_codes import DEFAULTS as DEFAULT_PAUSE_CODES
+from .pause_codes import active_codes
 from .presence_store import Desired, PresenceStore
 
 log = logging.getLogger(__name__)
 
-PAUSE_REASONS: dict[str, str] = {
-    "break": "Break",
-    "lunch": "Lunch",
-    "training": "Training",
-    "case-work": "Case work",
-}
+# The built-in pause codes; the console offers what admins keep in `pause_codes`.
+PAUSE_REASONS: dict[str, str] = DEFAULT_PAUSE_CODES
 DISPOSITIONS: dict[str, str] = {
     "resolved": "Resolved on the call",
     "case-created": "Case created",
@@ -86,6 +84,8 @@ class OperatorService:
     clock: Callable[[], datetime] | None = None
     store_errors: int = 0
     restoring: set[str] = field(default_factory=set)
+    # the pause codes in use (admins edit them: refresh_pause_reasons)
+    pause_reasons: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PAUSE_CODES))
     restored: int = 0  # operators put back into Asterisk since start
 
     def _gateway(self) -> Pbx:
@@ -99,6 +99,15 @@ class OperatorService:
         if not user.interface:
             raise ConsoleError("Your account has no phone (interface): ask an administrator.")
         return user.interface
+
+    async def refresh_pause_reasons(self) -> None:
+        """The pause codes admins keep in use (the built-in list without a store)."""
+        if self.store is None:
+            return
+        try:
+            self.pause_reasons = await active_codes(self.store.sessions)
+        except (SQLAlchemyError, OSError) as exc:  # keep the last list
+            log.warning("pause codes not re-read (%r)", exc)
 
     # --- the durable wish ---------------------------------------------------------------------
 
@@ -205,13 +214,13 @@ class OperatorService:
 
     async def pause(self, user: Principal, reason: str, now: datetime) -> str:
         interface = self._interface(user)
-        if reason not in PAUSE_REASONS:
+        if reason not in self.pause_reasons:
             raise ConsoleError(f"Unknown pause reason {reason[:40]!r}.")
         view = self.presence.view(interface)
         if view.state == P.LOGGED_OUT:
             raise ConsoleError("Log in to your queues before pausing.")
         if view.state == P.PAUSED and view.reason == reason:
-            raise ConsoleError(f"You are already paused ({PAUSE_REASONS[reason]}).")
+            raise ConsoleError(f"You are already paused ({self.pause_reasons[reason]}).")
         gw = self._gateway()
         try:
             await gw.queue_pause(interface, True, reason=reason)
@@ -220,7 +229,7 @@ class OperatorService:
         self.wrapup_paused.discard(interface)
         self.presence.cancel_wrapup(interface, now)
         await self.record_wish(self._wish(user, view, paused=True, reason=reason), now)
-        return f"Pausing: {PAUSE_REASONS[reason]}."
+        return f"Pausing: {self.pause_reasons[reason]}."
 
     def _wish(self, user: Principal, view: P.PresenceView, *, paused: bool,
               reason: str | None) -> Desired:

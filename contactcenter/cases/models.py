@@ -549,3 +549,15 @@ class PresenceInterval(Base):
     reason: Mapped[str | None] = mapped_column(String(40))
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class PauseCode(Base):
+    """Why an operator pauses: one list, managed by admins (/admin/pause-codes); the console
+    and the wallboard offer the codes in use. A code is never deleted (the presence history
+    refers to it), only retired."""
+
+    __tablename__ = "pause_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -18,7 +18,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+DEFAULT_PAUSE_CODES = (("break", "Break"), ("lunch", "Lunch"), ("training", "Training"),
+                       ("case-work", "Case work"), ("meeting", "Meeting"),
+                       ("supervisor", "With a supervisor"))
+
+
 def upgrade() -> None:
+    codes = op.create_table(
+        "pause_codes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=40), nullable=False),
+        sa.Column("label", sa.String(length=80), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pause_codes")),
+        sa.UniqueConstraint("code", name=op.f("uq_pause_codes_code")),
+    )
+    op.bulk_insert(codes, [{"code": c, "label": label, "active": True}
+                           for c, label in DEFAULT_PAUSE_CODES])
     op.create_table(
         "operator_presence",
         sa.Column("interface", sa.String(length=80), nullable=False),
@@ -56,3 +72,4 @@ def downgrade() -> None:
     op.drop_index("ix_presence_intervals_iface_started", table_name="presence_intervals")
     op.drop_table("presence_intervals")
     op.drop_table("operator_presence")
+    op.drop_table("pause_codes")
