@@ -7,7 +7,13 @@ origin id.
 
 Each subscription has its own bounded queue and worker task: a slow or failing subscriber can
 neither stall the publisher (the AMI reader) nor the other subscribers. When a queue is full the
-event is dropped for that subscriber only, counted, and logged; `health()` reports it.
+event is dropped for that subscriber only, counted, logged, and the subscriber is told
+(`on_drop`: a derived view marks itself stale and rebuilds from the store); `health()` reports it.
+
+A `lossless` subscription (the case writer: a record must never be dropped) never drops: its
+queue has no limit, and past `maxsize` waiting events `publish` waits for it (backpressure up
+to the bridge, which then stops reading the AMI sockets). Events from other processes (Redis)
+are queued without waiting.
 """
 
 from __future__ import annotations
@@ -36,12 +42,20 @@ class Subscription:
         types: tuple[type[Event], ...] | None,
         name: str,
         maxsize: int,
+        lossless: bool = False,
+        on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self.bus = bus
         self.handler = handler
         self.types = types
         self.name = name or getattr(handler, "__qualname__", repr(handler))
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.lossless = lossless
+        self.high_water = maxsize
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(0 if lossless else maxsize)
+        self.room = asyncio.Event()  # lossless: below high water (publish may go on)
+        self.room.set()
+        self.waits = 0  # lossless: times a publisher waited for this subscriber
+        self.on_drop = on_drop
         self.dropped = 0
         self.failed = 0
         self._last_warning = 0.0
@@ -55,6 +69,11 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
+            if self.on_drop is not None:
+                try:
+                    self.on_drop(self.dropped)
+                except Exception:  # the publisher (the AMI reader) must not fail for it
+                    log.exception("bus subscriber %s: on_drop failed", self.name)
             now = time.monotonic()
             if now - self._last_warning > 5:
                 self._last_warning = now
@@ -62,6 +81,9 @@ class Subscription:
                     "bus subscriber %s is behind (%d queued): dropped %d events so far",
                     self.name, self.queue.qsize(), self.dropped,
                 )
+            return
+        if self.lossless and self.queue.qsize() >= self.high_water:
+            self.room.clear()
 
     async def _run(self) -> None:
         while True:
@@ -75,12 +97,15 @@ class Subscription:
                 log.exception("bus subscriber %s failed on %s", self.name, type(event).__name__)
             finally:
                 self.queue.task_done()
+                if not self.room.is_set() and self.queue.qsize() < self.high_water:
+                    self.room.set()
 
     async def drain(self) -> None:
         await self.queue.join()
 
     async def close(self) -> None:
         self.bus._subs.discard(self)
+        self.room.set()  # a publisher waiting for it goes on
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
@@ -103,8 +128,10 @@ class BaseBus:
         types: tuple[type[Event], ...] | None = None,
         name: str = "",
         maxsize: int = 10_000,
+        lossless: bool = False,
+        on_drop: Callable[[int], None] | None = None,
     ) -> Subscription:
-        sub = Subscription(self, handler, types, name, maxsize)
+        sub = Subscription(self, handler, types, name, maxsize, lossless, on_drop)
         self._subs.add(sub)
         return sub
 
@@ -112,6 +139,13 @@ class BaseBus:
         for sub in tuple(self._subs):
             if sub.wants(event):
                 sub.offer(event)
+
+    async def _backpressure(self) -> None:
+        """Wait while a lossless subscriber is past its high water (it never drops)."""
+        for sub in tuple(self._subs):
+            if not sub.room.is_set():
+                sub.waits += 1
+                await sub.room.wait()
 
     async def publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -141,6 +175,8 @@ class BaseBus:
             "subscribers": len(self._subs),
             "backlog": max((s.queue.qsize() for s in self._subs), default=0),
             "dropped": sum(s.dropped for s in self._subs),
+            "dropped_by": {s.name: s.dropped for s in self._subs if s.dropped},
+            "backpressure_waits": sum(s.waits for s in self._subs),
         }
 
 
@@ -150,6 +186,7 @@ class LocalBus(BaseBus):
     async def publish(self, event: Event) -> None:
         self.published += 1
         self._deliver_local(event)
+        await self._backpressure()
 
 
 SEND_BATCH = 500  # events per Redis message
@@ -214,6 +251,7 @@ class RedisBus(BaseBus):
             if self.outbox_dropped % 1000 == 1:
                 log.warning("redis bus outbox full: %d events not sent to other processes",
                             self.outbox_dropped)
+        await self._backpressure()
 
     async def _sender(self) -> None:
         backoff = 0.1

@@ -18,6 +18,9 @@ class FakePbx:
         self.actions: list[tuple[Any, ...]] = []
         self.fail: str | None = None
         self.penalties: dict[tuple[str, str], int] = {}  # (queue, interface) -> last QueueAdd's
+        self.paused_adds: list[tuple[str, str]] = []  # QueueAdds sent with Paused: true
+        # members Asterisk already has: QueueAdd answers "Already there" (as Asterisk does)
+        self.already: set[tuple[str, str]] = set()
 
     def _record(self, *action: Any) -> None:
         if self.fail:
@@ -26,8 +29,12 @@ class FakePbx:
 
     async def queue_add(self, queue: str, interface: str, member_name: str, *,
                         paused: bool = False, penalty: int = 0) -> None:
+        if (queue, interface) in self.already:
+            raise PbxError("Unable to add interface: Already there")
         self._record("add", queue, interface, member_name)
         self.penalties[(queue, interface)] = penalty
+        if paused:
+            self.paused_adds.append((queue, interface))
 
     async def queue_remove(self, queue: str, interface: str) -> None:
         self._record("remove", queue, interface)

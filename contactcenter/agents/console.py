@@ -40,9 +40,9 @@ from ..events import (
 )
 from ..web.auth import SIGNED_OUT, Principal
 from . import presence as P
+from .presence_store import Desired
 from .services import (
     DISPOSITIONS,
-    PAUSE_REASONS,
     CallerHistory,
     CallWork,
     ConsoleError,
@@ -287,6 +287,12 @@ class ConsoleHub:
         self.link: dict[str, Any] = {"type": "link", "connected": None, "detail": ""}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self.synced = False  # a full member list from Asterisk was seen
+        # The bus dropped events for the consoles (its queue was full): presence and pops may
+        # be wrong until Asterisk's next full member list; operators are told.
+        self.dropped = 0
+        self.stale = False
+        self._history_lock = asyncio.Lock()
 
     # --- sockets ------------------------------------------------------------------------------
 
@@ -320,7 +326,8 @@ class ConsoleHub:
             "user": {"username": user.username, "display_name": user.display_name,
                      "interface": user.interface, "queues": list(user.queues),
                      "languages": list(user.languages)},
-            "pause_reasons": [{"code": k, "label": v} for k, v in PAUSE_REASONS.items()],
+            "pause_reasons": [{"code": k, "label": v}
+                              for k, v in self.operators.pause_reasons.items()],
             "dispositions": [{"code": k, "label": v} for k, v in DISPOSITIONS.items()],
             "phone_controls": self.phones() is not None,
         }
@@ -385,9 +392,21 @@ class ConsoleHub:
         elif isinstance(ev, CallEnded):
             self._ended(ev)
         elif isinstance(ev, AgentStateChanged | QueueMembersSynced):
-            self._push_states(self.presence.apply(ev))
+            changed = self.presence.apply(ev)
+            self._push_states(changed)
+            live = isinstance(ev, AgentStateChanged)
+            for interface in changed & set(self.operators.logged_in):
+                # a pause or log-out made elsewhere becomes the operator's recorded wish
+                d = self.operators.observe(interface, live=live)
+                if d is not None:
+                    self.spawn(self._save_wish(d, ev.at), f"console:wish:{interface}")
             if isinstance(ev, QueueMembersSynced):
-                self.spawn(self._restore(), "console:restore-logins")
+                self.synced = True
+                if self.stale:
+                    self.stale = False
+                    self.to_all({"type": "notice", "text": "Your console is up to date again."})
+                self.spawn(self._restore(f"{ev.server}:{ev.at.isoformat()}"),
+                           "console:restore-logins")
         elif isinstance(ev, BroadcastMessage):
             msg = {"type": "broadcast", "sender": clean_text(ev.sender, 80),
                    "text": clean_text(ev.text, 1000), "at": ev.at.isoformat()}
@@ -518,6 +537,11 @@ class ConsoleHub:
     def _push_states(self, interfaces: set[str]) -> None:
         for interface in interfaces:
             self.to_interface(interface, self.state_message(interface))
+        if self.presence.transitions:
+            if self.operators.store is None:
+                self.presence.take_transitions()
+            else:
+                self.spawn(self._record_transitions(), "console:presence-history")
         if self.presence.ended:
             self.spawn(self._after_wrapups(), "console:wrapups-ended")
 
@@ -538,8 +562,37 @@ class ConsoleHub:
                         server=server, linkedid=linkedid, interface=ended.interface,
                         wrap_seconds=ended.seconds, at=ended.ended))
 
-    async def _restore(self) -> None:
-        for interface in await self.operators.restore_logins():
+    def events_dropped(self, total: int) -> None:
+        """The bus's `on_drop`: consoles missed events; say so (once until the next sync)."""
+        self.dropped = total
+        if not self.stale:
+            self.stale = True
+            log.warning("consoles missed events (the bus dropped %d)", total)
+            self.to_all({"type": "notice", "text": "Your console missed updates while the "
+                         "server was busy: your state may be out of date. Log in again if "
+                         "calls do not come."})
+
+    async def _save_wish(self, d: Desired, at: datetime) -> None:
+        if await self._once(f"wish:{d.interface}:{d.logged_in}:{d.paused}:{d.pause_reason}:"
+                            f"{at.isoformat()}"):
+            await self.operators.record_wish(d, at)
+
+    async def _record_transitions(self) -> None:
+        store = self.operators.store
+        async with self._history_lock:  # in order: each change closes the one before
+            items = self.presence.take_transitions()
+            if store is None or not items:
+                return
+            mine = [t for t in items
+                    if await self._once(f"interval:{t.interface}:{t.state}:{t.at.isoformat()}")]
+            try:
+                await store.record(mine)
+            except (SQLAlchemyError, OSError) as exc:
+                self.operators.store_errors += 1
+                log.warning("presence history: %d changes not recorded (%r)", len(mine), exc)
+
+    async def _restore(self, tag: str) -> None:
+        for interface in await self.operators.restore_logins(self._once, tag):
             self.to_interface(interface, {
                 "type": "notice",
                 "text": "The phone system restarted: you were logged back in to your queues.",
@@ -552,10 +605,14 @@ class ConsoleHub:
             self._push_states(changed)
         await self.work.flush(now)
 
-    async def run_ticker(self, interval: float = 1.0) -> None:
+    async def run_ticker(self, interval: float = 1.0, codes_every: int = 60) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
+            ticks += 1
             try:
+                if ticks % codes_every == 0:  # admins' edits in another process
+                    await self.operators.refresh_pause_reasons()
                 await self.tick()
             except asyncio.CancelledError:
                 raise
@@ -604,7 +661,7 @@ class ConsoleHub:
         a = cmd.args
         view: CallView | None
         if cmd.type == "login":
-            return await self.operators.login(user)
+            return await self.operators.login(user, now)
         if cmd.type == "pause":
             out = await self.operators.pause(user, a["reason"], now)
             self._push_states({user.interface or ""})

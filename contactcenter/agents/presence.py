@@ -11,7 +11,7 @@ operator says ready or the queue's `wrapup_seconds` pass. Time only enters with 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..events import (
@@ -34,6 +34,7 @@ STATES = (LOGGED_OUT, AVAILABLE, RINGING, ON_CALL, WRAPUP, PAUSED, UNAVAILABLE)
 # Asterisk does not ring them during after-call work.
 WRAPUP_REASON = "wrap-up"
 DEFAULT_WRAPUP_SECONDS = 30
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "long ago", where no clock is given
 
 _TALKING = frozenset({"in_use", "busy", "on_hold", "ring_in_use"})
 _RINGING = frozenset({"ringing"})
@@ -106,6 +107,16 @@ class WrapupEnded:
         return max(0.0, (self.ended - self.started).total_seconds())
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An operator's state changed at `at` (kept as history: presence_intervals)."""
+
+    interface: str
+    state: str
+    reason: str | None
+    at: datetime
+
+
 class Presence:
     """Feed it domain events; read `view(interface)`. Each mutator returns the interfaces whose
     view changed, so the caller pushes only those."""
@@ -116,6 +127,7 @@ class Presence:
         self.default_wrapup = default_wrapup
         self._ops: dict[str, _Operator] = {}
         self.ended: list[WrapupEnded] = []  # wrap-ups that ended; the owner drains it
+        self.transitions: list[Transition] = []  # state changes; the owner drains them
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -166,6 +178,10 @@ class Presence:
                 self._end_wrapup(interface, op, op.wrapup_until, expired=True)
                 changed |= self._recompute(interface, op, now)
         return changed
+
+    def take_transitions(self) -> list[Transition]:
+        out, self.transitions = self.transitions, []
+        return out
 
     def take_ended(self) -> list[WrapupEnded]:
         out, self.ended = self.ended, []
@@ -236,6 +252,8 @@ class Presence:
         if (state, reason) == (op.state, op.reason) and op.since is not None:
             # same state; the member list may still have changed (a queue added)
             return {interface}
+        if not (op.since is None and state == LOGGED_OUT):  # never seen logged in: no history
+            self.transitions.append(Transition(interface, state, reason, at))
         op.state, op.reason, op.since = state, reason, at
         return {interface}
 

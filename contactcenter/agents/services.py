@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..cases.citizens import normalize_phone
@@ -31,15 +32,14 @@ from ..queues.languages import member_penalty
 from ..web.auth import Principal
 from . import presence as P
 from . import queries
+from .pause_codes import DEFAULTS as DEFAULT_PAUSE_CODES
+from .pause_codes import active_codes
+from .presence_store import Desired, PresenceStore
 
 log = logging.getLogger(__name__)
 
-PAUSE_REASONS: dict[str, str] = {
-    "break": "Break",
-    "lunch": "Lunch",
-    "training": "Training",
-    "case-work": "Case work",
-}
+# The built-in pause codes; the console offers what admins keep in `pause_codes`.
+PAUSE_REASONS: dict[str, str] = DEFAULT_PAUSE_CODES
 DISPOSITIONS: dict[str, str] = {
     "resolved": "Resolved on the call",
     "case-created": "Case created",
@@ -64,24 +64,29 @@ def _pbx_message(action: str, exc: PbxError) -> str:
 
 
 @dataclass(slots=True)
-class _Login:
-    member_name: str
-    queues: tuple[str, ...]
-    penalty: int = 0
-
-
-@dataclass(slots=True)
 class OperatorService:
-    """Log in, pause, ready, log out; wrap-up pauses; re-login after an Asterisk restart."""
+    """Log in, pause, ready, log out; wrap-up pauses; re-login after an Asterisk restart.
+
+    What each operator asked for (`Desired`: queues, penalty, pause and reason) is kept in
+    `logged_in` and, with a `store`, in the database: after Asterisk lost its members, or this
+    process lost its memory, every operator is put back as they were (paused ones paused, with
+    their reason)."""
 
     presence: P.Presence
     pbx: Callable[[], Pbx | None]
-    # interfaces this process logged in, so a restart of Asterisk (members gone) can be undone
-    logged_in: dict[str, _Login] = field(default_factory=dict)
+    # operators logged in (by anyone, with a store), so a restart of Asterisk can be undone
+    logged_in: dict[str, Desired] = field(default_factory=dict)
     # interfaces we paused for wrap-up (Asterisk's echo of that pause may still be on its way)
     wrapup_paused: set[str] = field(default_factory=set)
     # CC_ROUTED_LANGUAGES: an operator's memberships get their language band as penalty
     routed_languages: tuple[str, ...] = ()
+    store: PresenceStore | None = None
+    clock: Callable[[], datetime] | None = None
+    store_errors: int = 0
+    restoring: set[str] = field(default_factory=set)
+    # the pause codes in use (admins edit them: refresh_pause_reasons)
+    pause_reasons: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PAUSE_CODES))
+    restored: int = 0  # operators put back into Asterisk since start
 
     def _gateway(self) -> Pbx:
         gw = self.pbx()
@@ -95,34 +100,127 @@ class OperatorService:
             raise ConsoleError("Your account has no phone (interface): ask an administrator.")
         return user.interface
 
-    async def login(self, user: Principal) -> str:
+    async def refresh_pause_reasons(self) -> None:
+        """The pause codes admins keep in use (the built-in list without a store)."""
+        if self.store is None:
+            return
+        try:
+            self.pause_reasons = await active_codes(self.store.sessions)
+        except (SQLAlchemyError, OSError) as exc:  # keep the last list
+            log.warning("pause codes not re-read (%r)", exc)
+
+    # --- the durable wish ---------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Read every recorded log-in (at start, and before a restore: another process may
+        have logged someone in)."""
+        if self.store is None:
+            return 0
+        try:
+            rows = await self.store.load()
+        except (SQLAlchemyError, OSError) as exc:
+            self.store_errors += 1
+            log.warning("presence: the recorded log-ins were not read (%r); using memory", exc)
+            return 0
+        self.logged_in = {d.interface: d for d in rows}
+        return len(rows)
+
+    async def record_wish(self, d: Desired, now: datetime) -> None:
+        d.since = now
+        if d.logged_in:
+            self.logged_in[d.interface] = d
+        else:
+            self.logged_in.pop(d.interface, None)
+        if self.store is None:
+            return
+        try:
+            await self.store.save(d, now)
+        except (SQLAlchemyError, OSError) as exc:
+            # Asterisk has the change; only its survival of a restart is at risk (counted)
+            self.store_errors += 1
+            log.warning("presence of %s not recorded (%r)", d.interface, exc)
+
+    def _now(self, now: datetime | None = None) -> datetime:
+        if now is not None:
+            return now
+        if self.clock is not None:
+            return self.clock()
+        return P.EPOCH
+
+    def mismatches(self, now: datetime, grace: timedelta = timedelta(seconds=15)) -> list[str]:
+        """Operators who believe they are logged in, but Asterisk has none of their queues
+        (recorded more than `grace` ago: Asterisk's echo of a log-in takes a moment)."""
+        out = []
+        for interface, d in self.logged_in.items():
+            if d.since is not None and now - d.since < grace:
+                continue
+            present = {m.queue for m in self.presence.view(interface).queues}
+            if not present & set(d.queues):
+                out.append(interface)
+        return sorted(out)
+
+    def observe(self, interface: str, *, live: bool) -> Desired | None:
+        """Asterisk reported this operator: a pause or ready made elsewhere (a supervisor, the
+        phone) becomes the wish too; all queues removed by a live event (not by a restart's
+        empty member list) is a log-out. Returns the wish to save, if it changed."""
+        d = self.logged_in.get(interface)
+        if d is None or interface in self.restoring:
+            return None
+        view = self.presence.view(interface)
+        if not view.queues:
+            if live:
+                d.logged_in = False
+                return d
+            return None
+        paused = [m for m in view.queues if m.paused and m.pause_reason != P.WRAPUP_REASON]
+        if view.state == P.PAUSED and paused:
+            reason = paused[0].pause_reason
+            if (d.paused, d.pause_reason) != (True, reason):
+                d.paused, d.pause_reason = True, reason
+                return d
+        elif d.paused and not any(m.paused for m in view.queues):
+            d.paused, d.pause_reason = False, None
+            return d
+        return None
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def login(self, user: Principal, now: datetime | None = None) -> str:
         interface = self._interface(user)
         if not user.queues:
             raise ConsoleError("Your account is in no queue: ask an administrator.")
         view = self.presence.view(interface)
         present = {m.queue for m in view.queues}
         missing = [q for q in user.queues if q not in present]
-        if not missing:
-            raise ConsoleError("You are already logged in to all your queues.")
         gw = self._gateway()
         penalty = member_penalty(user.languages, self.routed_languages)
-        self.logged_in[interface] = _Login(user.display_name, tuple(user.queues), penalty)
-        for queue in missing:
+        # What we believe may be stale (a restart we did not see, an event dropped): when we
+        # think every queue is there, Asterisk is asked anyway and its "Already there" decides.
+        asked = missing or list(user.queues)
+        added: list[str] = []
+        for queue in asked:
             try:
                 await gw.queue_add(queue, interface, user.display_name, penalty=penalty)
             except PbxError as exc:
+                if "already there" in str(exc).lower():
+                    continue
                 raise ConsoleError(_pbx_message(f"log you in to {queue}", exc)) from exc
-        return f"Logging in to {', '.join(missing)}."
+            added.append(queue)
+        await self.record_wish(Desired(interface, user.username, user.display_name,
+                                 tuple(user.queues), penalty), self._now(now))
+        if not added:
+            raise ConsoleError("You are already logged in to all your queues.")
+        return f"Logging in to {', '.join(added)}."
 
     async def pause(self, user: Principal, reason: str, now: datetime) -> str:
         interface = self._interface(user)
-        if reason not in PAUSE_REASONS:
+        if reason not in self.pause_reasons:
             raise ConsoleError(f"Unknown pause reason {reason[:40]!r}.")
         view = self.presence.view(interface)
         if view.state == P.LOGGED_OUT:
             raise ConsoleError("Log in to your queues before pausing.")
         if view.state == P.PAUSED and view.reason == reason:
-            raise ConsoleError(f"You are already paused ({PAUSE_REASONS[reason]}).")
+            raise ConsoleError(f"You are already paused ({self.pause_reasons[reason]}).")
         gw = self._gateway()
         try:
             await gw.queue_pause(interface, True, reason=reason)
@@ -130,7 +228,19 @@ class OperatorService:
             raise ConsoleError(_pbx_message("pause you", exc)) from exc
         self.wrapup_paused.discard(interface)
         self.presence.cancel_wrapup(interface, now)
-        return f"Pausing: {PAUSE_REASONS[reason]}."
+        await self.record_wish(self._wish(user, view, paused=True, reason=reason), now)
+        return f"Pausing: {self.pause_reasons[reason]}."
+
+    def _wish(self, user: Principal, view: P.PresenceView, *, paused: bool,
+              reason: str | None) -> Desired:
+        interface = user.interface or ""
+        d = self.logged_in.get(interface)
+        if d is None:  # logged in before presence was kept (or by another process, no store)
+            d = Desired(interface, user.username, user.display_name,
+                        tuple(m.queue for m in view.queues),
+                        member_penalty(user.languages, self.routed_languages))
+        d.paused, d.pause_reason = paused, reason
+        return d
 
     async def ready(self, user: Principal, now: datetime) -> str:
         interface = self._interface(user)
@@ -148,17 +258,25 @@ class OperatorService:
                 raise ConsoleError(_pbx_message("make you ready", exc)) from exc
         self.wrapup_paused.discard(interface)
         self.presence.ready(interface, now)
+        await self.record_wish(self._wish(user, view, paused=False, reason=None), now)
         return "Ready for calls."
 
     async def logout(self, user: Principal, now: datetime) -> str:
         interface = self._interface(user)
         view = self.presence.view(interface)
         if view.state == P.LOGGED_OUT:
+            d = self.logged_in.get(interface)
+            if d is not None:  # Asterisk lost them; the wish goes too
+                d.logged_in = False
+                await self.record_wish(d, now)
+                return "Logged out."
             raise ConsoleError("You are not logged in to any queue.")
         if view.state in (P.ON_CALL, P.RINGING):
             raise ConsoleError("Finish the call before logging out.")
         gw = self._gateway()
-        self.logged_in.pop(interface, None)
+        d = self._wish(user, view, paused=False, reason=None)
+        d.logged_in = False
+        await self.record_wish(d, now)
         for m in view.queues:
             try:
                 await gw.queue_remove(m.queue, interface)
@@ -196,25 +314,43 @@ class OperatorService:
         except PbxError as exc:
             log.warning("could not end the wrap-up pause of %s: %s", interface, exc)
 
-    async def restore_logins(self) -> list[str]:
-        """After a resync: operators this process logged in whom Asterisk no longer has (it
-        restarted without persistent members) are added back."""
+    async def restore_logins(
+        self, once: Callable[[str], Awaitable[bool]] | None = None, tag: str = "",
+    ) -> list[str]:
+        """After a resync: operators logged in whom Asterisk no longer has (it restarted
+        without persistent members) are added back with their penalty, and paused ones paused
+        with their reason. `once` (the bus's claim) makes one process of several do it."""
         gw = self.pbx()
         restored: list[str] = []
         if gw is None:
             return restored
+        await self.load()
         for interface, login in list(self.logged_in.items()):
             present = {m.queue for m in self.presence.view(interface).queues}
             missing = [q for q in login.queues if q not in present]
-            if len(missing) != len(login.queues):
+            if not missing or len(missing) != len(login.queues):
                 continue  # still (partly) there: nothing was lost
-            for queue in missing:
-                try:
-                    await gw.queue_add(queue, interface, login.member_name,
-                                       penalty=login.penalty)
-                except PbxError as exc:
-                    log.warning("could not log %s back in to %s: %s", interface, queue, exc)
+            if once is not None and not await once(f"restore:{interface}:{tag}"):
+                continue
+            # Asterisk's echoes of the steps below (paused without a reason first) are not
+            # the operator's wish: `observe` leaves it alone meanwhile
+            self.restoring.add(interface)
+            paused, reason = login.paused, login.pause_reason or ""
+            try:
+                for queue in missing:
+                    try:
+                        # paused from the start: never one call offered between add and pause
+                        await gw.queue_add(queue, interface, login.member_name,
+                                           penalty=login.penalty, paused=paused)
+                        if paused:
+                            await gw.queue_pause(interface, True, queue=queue, reason=reason)
+                    except PbxError as exc:
+                        log.warning("could not log %s back in to %s: %s", interface, queue,
+                                    exc)
+            finally:
+                self.restoring.discard(interface)
             restored.append(interface)
+        self.restored += len(restored)
         return restored
 
 

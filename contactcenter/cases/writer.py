@@ -419,7 +419,10 @@ class CallWriter:
                         len(left))
         self.journal.reset()
         if bus is not None:
-            self._sub = bus.subscribe(self.on_event, types=(CallEnded,), name="case-writer")
+            # lossless: a record is never dropped on the bus; a writer behind makes the
+            # publisher wait (it is never behind for long: submit only queues and journals)
+            self._sub = bus.subscribe(self.on_event, types=(CallEnded,), name="case-writer",
+                                      lossless=True)
         if self.spool.depth:
             log.info("case writer: %d spooled records from before; replaying", self.spool.depth)
             self._wake.set()

@@ -13,6 +13,7 @@
   let offset = 0;
   let socketUp = false;
   let lastStale = false;
+  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
 
   function pct(v) { return v === null || v === undefined ? "—" : Math.round(v * 100) + "%"; }
   function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + "s"; }
@@ -70,6 +71,7 @@
   function render(snap) {
     offset = Date.now() - Date.parse(snap.at);
     lastStale = !!snap.stale;
+    lastReason = snap.stale_reason || "";
     const frag = document.createDocumentFragment();
     for (const q of snap.queues) frag.appendChild(renderQueue(q));
     if (!snap.queues.length) frag.appendChild(el("p", "tv-empty", "No queues in this group yet."));
@@ -77,7 +79,7 @@
     root.replaceChildren(frag);
     root.dataset.updated = snap.at;
     staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
   }
 
   function tick() {
@@ -98,7 +100,7 @@
       close: function () {
         socketUp = false;
         staleBadge.hidden = false;
-        staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+        staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
       },
     });
   }

@@ -19,6 +19,7 @@
   let socketUp = false;
   let lastStale = false;
   const el = ccLive.el, duration = ccLive.duration;
+  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
 
   function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
   function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
@@ -146,6 +147,7 @@
   function render(snap) {
     offset = Date.now() - Date.parse(snap.at);
     lastStale = !!snap.stale;
+    lastReason = snap.stale_reason || "";
     const frag = document.createDocumentFragment();
     for (const q of snap.queues) frag.appendChild(renderQueue(q));
     if (!snap.queues.length) frag.appendChild(el("p", "muted", "No queues in this group yet."));
@@ -156,7 +158,7 @@
 
   function updateBadges() {
     staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? "STALE — Asterisk link down" : "STALE — no live updates";
+    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
     connBadge.textContent = socketUp ? "live" : "reconnecting…";
     connBadge.classList.toggle("up", socketUp);
   }

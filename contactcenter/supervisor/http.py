@@ -19,9 +19,12 @@ from typing import Any, TypeVar
 import aiohttp_jinja2
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.cases.keys import CASE_STORE
+from contactcenter.cases.models import PauseCode
 from contactcenter.keys import PBX, SESSIONS
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import current_user, origin_ok, require_role, require_user
@@ -122,13 +125,26 @@ async def wallboard_cases(request: web.Request) -> web.Response:
     return web.json_response(counts)
 
 
+async def _pause_codes(request: web.Request) -> list[tuple[str, str]]:
+    """The pause codes admins keep in use (/admin/pause-codes); the built-in ones without."""
+    try:
+        async with request.app[SESSIONS]() as db:
+            rows = (await db.execute(select(PauseCode).order_by(PauseCode.id))).scalars().all()
+    except SQLAlchemyError:  # the store is down: the page still shows the live figures
+        rows = []
+    if not rows:
+        return [(r, r) for r in PAUSE_REASONS]
+    return [(r.code, r.label) for r in rows if r.active]
+
+
 @require_role(*STAFF)
 async def wallboard_page(request: web.Request) -> web.Response:
     group, groups = _group(request)
     snapshot = request.app[SUPERVISOR].service.snapshot(group)
     return aiohttp_jinja2.render_template(
         "supervisor/wallboard.html", request,
-        {"group": group, "groups": groups, "snapshot": snapshot, "reasons": PAUSE_REASONS,
+        {"group": group, "groups": groups, "snapshot": snapshot,
+         "reasons": await _pause_codes(request),
          "tz": request.app[SUPERVISOR].service.settings.timezone,
          "cases": await case_sla_counts(request)},
     )

@@ -88,7 +88,8 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     service.observers.append(metrics.observe)
     app[SUPERVISOR] = feature
     # Subscribe before the rebuild: a call that ends meanwhile is counted once either way.
-    sub = app[BUS].subscribe(service.on_event, types=SUBSCRIBED, name="supervisor.stats")
+    sub = app[BUS].subscribe(service.on_event, types=SUBSCRIBED, name="supervisor.stats",
+                             on_drop=service.events_dropped)
 
     async def signed_out(ev: Event) -> None:
         if isinstance(ev, SessionEnded):
@@ -98,7 +99,9 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
     # One try before serving (so the first page shows today's figures); then in the background.
     await _rebuild_once(feature)
     tasks = [asyncio.create_task(hub.run(), name="wallboard:push"),
-             asyncio.create_task(_refresh_config(service), name="supervisor:config")]
+             asyncio.create_task(_refresh_config(service), name="supervisor:config"),
+             asyncio.create_task(service.rebuild_after_drops(sub.queue.qsize),
+                                 name="supervisor:rebuild-after-drops")]
     if not feature.rebuilt.is_set():
         tasks.append(asyncio.create_task(_rebuild_until_done(feature), name="supervisor:rebuild"))
 
@@ -110,7 +113,10 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
             "rebuilt": feature.rebuilt.is_set(),
             "rebuilt_calls": service.rebuilt_calls,
             "screens": hub.count(),
-            "stale": service.stats.stale,
+            "stale": service.stats.stale or service.rebuilding,
+            "rebuilding": service.rebuilding,  # events were dropped: recounting from the store
+            "dropped_events": service.drops,
+            "drop_rebuilds": service.drop_rebuilds,
             "subscriber_backlog": sub.queue.qsize(),
         }
         if feature.rebuild_error:
@@ -118,6 +124,12 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
         return out
 
     app[HEALTH]["wallboard"] = check
+    app[COUNTERS]["cc_wallboard_drop_rebuilds"] = (
+        "Wallboard figures rebuilt from the store because the bus dropped events for them",
+        lambda: float(service.drop_rebuilds))
+    app[COUNTERS]["cc_wallboard_dropped_events"] = (
+        "Events the bus dropped for the wallboard figures (its queue was full)",
+        lambda: float(service.drops))
     try:
         yield
     finally:

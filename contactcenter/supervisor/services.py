@@ -3,6 +3,7 @@ and the supervisor's actions (pause, unpause, log out an operator; a message to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -128,6 +129,12 @@ class SupervisorService:
         self.rebuilt_calls = 0
         self.last_event_at: float | None = None  # monotonic
         self.last_lag: float | None = None
+        # The bus dropped events meant for these figures (its queue was full): they are marked
+        # stale until a rebuild from the store that started after the last drop has finished.
+        self.rebuilding = False
+        self.drops = 0  # events the bus dropped for this service
+        self.drop_rebuilds = 0  # rebuilds done because of drops
+        self.drop_wake = asyncio.Event()
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -195,12 +202,57 @@ class SupervisorService:
         self._changed()
         return len(rows)
 
+    def events_dropped(self, total: int) -> None:
+        """The bus's `on_drop`: these figures missed an event; say so and rebuild."""
+        self.drops = total
+        if not self.rebuilding:
+            log.warning("wallboard figures missed events (the bus dropped %d): stale, "
+                        "rebuilding from the store", total)
+            self.rebuilding = True
+            self._changed()
+        self.drop_wake.set()
+
+    async def rebuild_after_drops(self, backlog: Callable[[], int], settle: float = 1.0,
+                                  retry: float = 5.0) -> None:
+        """Forever: after drops, wait for the bus backlog to empty and for the writer to store
+        what it has (`settle`), then count from the store again (a call already counted is
+        not counted twice); stale until a rebuild begun after the last drop succeeds."""
+        while True:
+            await self.drop_wake.wait()
+            # a poll: the queue's join() may never return under steady load
+            while backlog() > 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(settle)
+            self.drop_wake.clear()
+            try:
+                await self.rebuild()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is down: stay stale, try again
+                log.warning("wallboard rebuild after dropped events failed (%s)", exc)
+                await asyncio.sleep(retry)
+                self.drop_wake.set()
+                continue
+            self.drop_rebuilds += 1
+            if not self.drop_wake.is_set():  # no drop meanwhile: the figures are whole again
+                self.rebuilding = False
+                log.info("wallboard figures rebuilt after dropped events")
+                self._changed()
+
     def snapshot(self, group: str | None = None) -> dict[str, Any]:
-        return self.stats.snapshot(self.clock(), group)
+        return self._staleness(self.stats.snapshot(self.clock(), group))
+
+    def _staleness(self, snap: dict[str, Any]) -> dict[str, Any]:
+        if self.rebuilding:
+            snap["stale"] = True
+            snap["stale_reason"] = "rebuilding"
+        elif snap["stale"]:
+            snap["stale_reason"] = "link"
+        return snap
 
     def api_queues(self, window: str) -> dict[str, Any]:
         """`GET /api/queues` (issue 7's shape): live state plus today's or the hour's counts."""
-        snap = self.stats.snapshot(self.clock())
+        snap = self._staleness(self.stats.snapshot(self.clock()))
         out = []
         for q in snap["queues"]:
             fig = q["hour" if window == "hour" else "today"]
@@ -219,7 +271,9 @@ class SupervisorService:
                 "abandon_rate": fig["abandon_rate"],
                 "agents": dict(q["now"]["agents"]),
             })
-        return {"stale": snap["stale"], "queues": out}
+        # issue 7's shape; "stale_reason" ("link", "rebuilding") only while stale
+        extra = {"stale_reason": snap["stale_reason"]} if snap.get("stale_reason") else {}
+        return {"stale": snap["stale"], **extra, "queues": out}
 
     # --- actions ------------------------------------------------------------------------------
 

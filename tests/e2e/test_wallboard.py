@@ -149,6 +149,13 @@ async def test_wallboard_updates_live(
             # (the console's presence may have paused Ana for wrap-up before: ours is the last)
             assert pbx.calls[-1] == ("pause", ANA, True, None, "training")
 
+            # the bus dropped events for the figures: stale, rebuilding, then whole again
+            app[SUPERVISOR].service.events_dropped(1)
+            await expect(page.locator("#stale-badge")).to_have_text("STALE — rebuilding")
+            await page.evaluate("window.scrollTo(0, 0)")
+            await page.screenshot(path=str(tmp_path / "rebuilding.png"))
+            await expect(page.locator("#stale-badge")).to_be_hidden()
+
             await bus.publish(AmiLinkChanged(server="default", connected=False,
                                              at=datetime.now(UTC)))
             await expect(page.locator("#stale-badge")).to_be_visible()
@@ -156,7 +163,7 @@ async def test_wallboard_updates_live(
             await page.screenshot(path=str(tmp_path / "wallboard.png"), full_page=True)
         finally:
             await browser.close()
-    print(f"screenshot: {tmp_path / 'wallboard.png'}")
+    print(f"screenshot: {tmp_path / 'wallboard.png'}, {tmp_path / 'rebuilding.png'}")
     assert problems == []
 
 

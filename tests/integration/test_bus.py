@@ -210,3 +210,46 @@ async def test_claim_acts_locally_when_redis_is_unreachable() -> None:
         assert bus.claim_errors == 1
     finally:
         await bus.close()
+
+
+async def test_lossless_subscriber_makes_the_publisher_wait_and_loses_nothing() -> None:
+    bus = LocalBus()
+    got: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(event: Event) -> None:
+        await gate.wait()
+        assert isinstance(event, BroadcastMessage)
+        got.append(int(event.text))
+
+    sub = bus.subscribe(slow, maxsize=5, lossless=True)
+    publisher = asyncio.get_running_loop().create_task(_publish_all(bus, 50))
+    await until(lambda: sub.waits >= 1)  # past 5 queued, publish waits
+    assert not publisher.done() and sub.queue.qsize() <= 6
+    gate.set()
+    await publisher
+    await bus.drain()
+    assert got == list(range(50)) and sub.dropped == 0
+    await bus.close()
+
+
+async def _publish_all(bus: BaseBus, n: int) -> None:
+    for i in range(n):
+        await bus.publish(msg(i))
+
+
+async def test_a_bounded_subscriber_is_told_when_it_drops() -> None:
+    bus = LocalBus()
+    gate = asyncio.Event()
+    told: list[int] = []
+
+    async def slow(event: Event) -> None:
+        await gate.wait()
+
+    sub = bus.subscribe(slow, maxsize=3, on_drop=told.append)
+    for i in range(10):
+        await bus.publish(msg(i))
+    assert told and told[-1] == sub.dropped and sub.dropped >= 6
+    assert bus.health()["dropped_by"] == {sub.name: sub.dropped}
+    gate.set()
+    await bus.close()

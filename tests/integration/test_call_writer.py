@@ -219,3 +219,25 @@ async def test_a_write_that_fails_mid_spill_keeps_order(
     await writer.flushed()
     await writer.close()
     assert [c.linkedid for c in await rows(sessions)] == [f"1795406102.{n}" for n in range(6)]
+
+
+async def test_a_flood_past_the_bus_queue_loses_no_record(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """More CallEnded than a subscriber queue holds (10,000), published without a pause: a
+    bounded subscriber would drop the rest; the writer's subscription makes the publisher wait
+    instead (issue 19: "the case writer never drops an event")."""
+    bus = LocalBus()
+    writer = CallWriter(sessions, tmp_path / "spool")
+    await writer.start(bus)
+    n = 10_600
+    for i in range(n):
+        await bus.publish(CallEnded(rec(i)))
+    await bus.drain()
+    health = bus.health()  # while the writer is still subscribed
+    await writer.flushed()
+    await writer.close()
+    assert health["dropped"] == 0
+    assert health["backpressure_waits"] >= 1  # it did fill up: the publisher waited
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Call)) == n

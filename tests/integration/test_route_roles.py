@@ -75,6 +75,7 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/wallboard/agents/{action}"): STAFF,
     ("POST", "/wallboard/broadcast"): STAFF,
     ("GET", "/reports"): STAFF,
+    ("GET", "/reports/agents"): STAFF,
     ("GET", "/reports/calls.csv"): STAFF,
     ("GET", "/reports/summary.csv"): STAFF,
     ("GET", "/api/queues"): STAFF,

@@ -22,6 +22,7 @@ from contactcenter.events import (
     CallAnswered,
     CallEnded,
     CallRecord,
+    QueueMembersSynced,
 )
 from contactcenter.web.auth import Principal
 from tests.console_helpers import T0, FakePbx, FakePhones, FakeWs, later, ringing
@@ -480,3 +481,18 @@ async def test_the_console_hello_carries_the_operators_languages(hub: Any) -> No
     ana = Principal(1, "ana", "operator", "Ana", "PJSIP/1001", ("potholes",), ("en", "es"))
     assert hub.hello(ana)["user"]["languages"] == ["en", "es"]
     assert hub.hello(BEN)["user"]["languages"] == []
+
+
+async def test_consoles_are_told_when_the_bus_dropped_their_events(hub: ConsoleHub) -> None:
+    ana = FakeWs()
+    hub.connect(ana, ANA)  # type: ignore[arg-type]
+    hub.events_dropped(3)
+    hub.events_dropped(4)  # told once, counted always
+    await settle(hub)
+    notices = [f["text"] for f in ana.of("notice")]
+    assert len(notices) == 1 and "missed updates" in notices[0]
+    assert hub.stale and hub.dropped == 4
+    # Asterisk's full member list makes presence whole again
+    await hub.on_event(QueueMembersSynced("default", (), T0))
+    await settle(hub)
+    assert not hub.stale and "up to date" in ana.of("notice")[-1]["text"]
