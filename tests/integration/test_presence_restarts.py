@@ -15,7 +15,7 @@ from contactcenter.app import create_app
 from contactcenter.cases.models import OperatorPresence, PresenceInterval
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
-from contactcenter.telephony.simulator.pbx import Pbx as SimPbx
+from contactcenter.telephony.simulator.pbx import SimPbx
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import HEALTH, app_settings, login, until
 from tests.integration.test_console_ws import command, open_ws, seen_or_next
