@@ -204,7 +204,8 @@ COMMANDS: dict[str, dict[str, tuple[type[str], int, bool]]] = {
     "hangup": {},
     "dismiss": {"call_id": (str, 200, True)},
     "create_case": {"call_id": (str, 200, True), "service": (str, 80, True),
-                    "address": (str, 400, False), "description": (str, 4000, True)},
+                    "address": (str, 400, False), "description": (str, 4000, True),
+                    "email": (str, 200, False)},
     "add_note": {"call_id": (str, 200, False), "case": (str, 40, True),
                  "body": (str, 4000, True)},
     "disposition": {"call_id": (str, 200, True), "disposition": (str, 40, True)},
@@ -696,6 +697,7 @@ class ConsoleHub:
                 caller_number=view.raw_number, caller_name=view.caller_name,
                 service=a["service"], address=a.get("address", ""),
                 description=a["description"], now=now, language=view.language,
+                email=a.get("email", ""),
             )
             view.cases.append(case.number)
             self.to_interface(user.interface or "", view.to_dict())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ REPEAT_CALLS = 3
 REPEAT_WINDOW = timedelta(days=7)
 HISTORY_CACHE = 2_000
 
+
+
+EMAIL = re.compile(r"[^@\s<>(),;:\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 class ConsoleError(Exception):
     """A domain error with a message meant for the operator."""
@@ -451,10 +455,14 @@ class CallWork:
     async def create_case(
         self, user: Principal, *, call_id: str, server: str, linkedid: str,
         caller_number: str | None, caller_name: str | None, service: str, address: str,
-        description: str, now: datetime, language: str | None = None,
+        description: str, now: datetime, language: str | None = None, email: str = "",
     ) -> CaseView:
+        email = email.strip()
+        # the caller's e-mail, when they give one, is where the agency's updates go
+        if email and not EMAIL.fullmatch(email):
+            raise ConsoleError(f"That e-mail address does not look right: {email[:80]!r}.")
         data = NewCase(service_code=service, channel="phone", description=description,
-                       address=address or None, phone=caller_number,
+                       address=address or None, phone=caller_number, email=email or None,
                        origin={"call": call_id}, language=language)
         try:
             case = await self.store.open_case(data, actor=user.username)

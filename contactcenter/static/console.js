@@ -242,7 +242,7 @@
     notice: function (m) { say(m.text); },
     result: function (m) {
       if (m.ok) { say(m.message); } else { say(m.error, true); }
-      if (m.ok && m.command === "create_case") { $("case-description").value = ""; $("case-address").value = ""; }
+      if (m.ok && m.command === "create_case") { $("case-description").value = ""; $("case-address").value = ""; $("case-email").value = ""; }
       if (m.ok && m.command === "add_note") { $("note-body").value = ""; }
     },
     error: function (m) { say("The server did not understand: " + m.error, true); },
@@ -292,7 +292,8 @@
     ev.preventDefault();
     if (!currentId) { say("No call to open a case for.", true); return; }
     send({ type: "create_case", call_id: currentId, service: $("case-service").value,
-      address: $("case-address").value, description: $("case-description").value });
+      address: $("case-address").value, description: $("case-description").value,
+      email: $("case-email").value });
   });
   // Before a new case is opened: open cases of the same service at the same address in the
   // last 30 days, each with a button that links the caller to it instead (a note on it).

@@ -1,7 +1,9 @@
 """Issue 21 in headless Chromium: a simulated call reaches the operator, who opens a case from
-the console; an agency user signs in, finds it in the work queue, acknowledges it, adds a public
-note and closes it, while the operator's open case page follows live. Then the citizen's
-/status, Open311 and the IVR's case-status answer all say closed, with the note.
+the console (with the caller's e-mail); an agency user signs in, finds it in the work queue,
+acknowledges it, adds a public note and closes it, while the operator's open case page follows
+live. The citizen's e-mail with the closing note reaches a test SMTP server; /status, Open311
+and the IVR's case-status answer all say closed, with the note; the citizen's reply to the
+e-mail lands as a note on the same case.
 
 Screenshots go to CCTEST_SHOTS (default: the test's tmp_path)."""
 
@@ -29,10 +31,13 @@ from contactcenter.telephony.simulator.phones import PhoneControl
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.conftest import app_settings, until
 from tests.e2e.browser import launch
+from tests.integration.test_email_intake import INTAKE, Relay, free_port, message, send
+from tests.integration.test_notify import mails_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.store]
 
 NUMBER = "7875550142"
+CITIZEN = "rosa.diaz@example.org"
 TIMEOUT = 15_000
 
 
@@ -45,6 +50,21 @@ async def sim() -> Any:
     yield pbx, server
     await server.close()
     await pbx.close()
+
+
+@pytest.fixture
+async def smtp_relay() -> Any:
+    """The city's mail relay the notifier sends through: keeps every message."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    r = Relay()
+    loop = asyncio.get_running_loop()
+    r.server = await loop.create_server(lambda: SMTP(r, loop=loop), "127.0.0.1", 0)
+    yield r
+    r.server.close()
+    await r.server.wait_closed()
 
 
 async def sign_in(page: Page, base: str, who: str) -> None:
@@ -76,6 +96,7 @@ async def operator_opens_a_case(page: Page, base: str, pbx: Any, earlier: str,
     # (this caller's pothole is another one, across the street: a new case after all)
     await page.get_by_label("Address").fill("200 Calle Luna")
     await page.get_by_label("Description").fill("Pothole swallowing tires by the bakery")
+    await page.get_by_label("Caller's e-mail, for updates").fill(CITIZEN)
     await page.get_by_role("button", name="Create case").click()
     await expect(page.locator("#message")).to_have_text(
         re.compile(r"Case 311-\d{4}-\d{6} opened"), timeout=TIMEOUT)
@@ -86,14 +107,17 @@ async def operator_opens_a_case(page: Page, base: str, pbx: Any, earlier: str,
 
 
 async def test_an_agency_works_a_case_from_a_call_and_the_citizen_sees_it_closed(
-    aiohttp_server: Any, migrated_url: str, seeded: Any, sim: Any, tmp_path: Path,
+    aiohttp_server: Any, migrated_url: str, seeded: Any, sim: Any, tmp_path: Path, smtp_relay: Any,
 ) -> None:
     shots = Path(os.environ.get("CCTEST_SHOTS", str(tmp_path)))
     os.makedirs(shots, exist_ok=True)
     pbx, ami = sim
+    intake_port = free_port()
     app = create_app(app_settings(
         migrated_url, ami_enabled="true", ami_port=str(ami.port), ami_username="cc",
-        ami_secret="secret", spool_dir=str(tmp_path / "spool"), timezone="America/Puerto_Rico"))
+        ami_secret="secret", spool_dir=str(tmp_path / "spool"), timezone="America/Puerto_Rico",
+        smtp_host="127.0.0.1", smtp_port=str(intake_port), smtp_intake_address=INTAKE,
+        smtp_relay_host="127.0.0.1", smtp_relay_port=str(smtp_relay.port), sla_digest_time=""))
     app[SIM_PHONES] = PhoneControl(pbx)
     server = await aiohttp_server(app)
     base = f"http://{server.host}:{server.port}"
@@ -186,6 +210,22 @@ async def test_an_agency_works_a_case_from_a_call_and_the_citizen_sees_it_closed
     ivr = IvrServices(app[SESSIONS])
     info = await ivr.find_case(number.replace("-", "")[3:], None)
     assert info is not None and info.status == "closed"
+
+    # the citizen heard back by e-mail, with the closing note, and replies to it
+    closed = await until(lambda: [m for m in mails_to(smtp_relay, CITIZEN)
+                                  if "has been closed" in m.get_content()], timeout=15)
+    assert "Pothole filled on Thursday. Thank you!" in closed[0].get_content()
+    assert number in closed[0]["Subject"]
+    code, _ = await send(intake_port, message(
+        sender=CITIZEN, subject=f"Re: {closed[0]['Subject']}",
+        body="Thank you, it looks good now.").as_bytes(), sender=CITIZEN)
+    assert code == 250
+
+    async def replied() -> bool:
+        view = await app[CASE_STORE].by_number(number)
+        return view is not None and any("it looks good now" in n.body for n in view.notes)
+
+    await until(replied, timeout=15)
 
 
 async def server_get(base: str, path: str) -> Any:

@@ -62,8 +62,11 @@ async def test_a_simulated_call_end_to_end(aiohttp_client: Any, migrated_url: st
     assert pop["caller_number"] == "7875550199" and pop["queue"] == "general-311"
     assert (await command(ws, "2", type="answer"))["ok"] is True
     await seen_or_next(ws, lambda m: m["type"] == "call" and m["status"] == "connected")
+    r = await command(ws, "3a", type="create_case", call_id=pop["call_id"], service="pothole",
+                      description="hole on 5th", address="5th Ave", email="pat at home")
+    assert r["ok"] is False and "e-mail address does not look right" in r["error"], r
     r = await command(ws, "3", type="create_case", call_id=pop["call_id"], service="pothole",
-                      description="hole on 5th", address="5th Ave")
+                      description="hole on 5th", address="5th Ave", email="pat@example.org")
     assert r["ok"] is True, r
     assert (await command(ws, "4", type="hangup"))["ok"] is True
     await seen_or_next(ws, lambda m: m["type"] == "state" and m["state"] == "wrapup",
