@@ -114,3 +114,16 @@ async def test_the_simulator_answers_queue_reload_as_asterisk_did(tmp_path: Path
         await client.close()
         await server.close()
         await pbx.close()
+
+
+def test_a_queued_caller_hears_the_shipped_music_on_hold() -> None:
+    """Issue 17: with the shipped musiconhold.conf (class default, Debian's opsound files) the
+    Spanish caller routed by the IVR hears music while queued: Asterisk's own MusicOnHoldStart on
+    the caller's channel, in the queue extension, class default, language es."""
+    moh = [f for f in RECEIVED if f.get("Event") == "MusicOnHoldStart"]
+    assert moh, "no music on hold in the capture"
+    assert any(f.get("Class") == "default" and f.get("Language") == "es"
+               and f.get("Exten") == "queue" and f.get("Context") == "from-citizen"
+               for f in moh), moh
+    conf = (ROOT / "asterisk-config" / "musiconhold.conf").read_text()
+    assert "[default]" in conf and "mode=files" in conf
