@@ -11,6 +11,7 @@ cases), so a status page or an Open311 list never waits on history.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import Agency, Call, Case, ServiceType
 from .timeline import first_contact, percentile
+
+log = logging.getLogger(__name__)
 
 PERCENTILE = 80
 WINDOW_DAYS = 90
@@ -89,6 +92,21 @@ class Estimates:
 
     def forget(self) -> None:
         self._loaded_at = None
+
+    def peek(self) -> dict[tuple[str, str | None], Estimate]:
+        """The table as last loaded, without waiting (the IVR: a caller never waits on
+        history; `refresh_forever` keeps it fresh)."""
+        return self._table
+
+    async def refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.table()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is down: the last table stands, try later
+                log.warning("honest estimates not refreshed (%s: %s)", type(exc).__name__, exc)
+            await asyncio.sleep(min(self.refresh_seconds, 600.0))
 
     async def expected(self, *, created_at: datetime, sla_due_at: datetime | None,
                        service: str, agency: str | None) -> tuple[datetime | None, str]:

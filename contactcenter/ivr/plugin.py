@@ -3,11 +3,14 @@ telephony's FastAGI server dispatches to, and the `"ivr"` part of /health and it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from ..cases.estimates import Estimates
 from ..keys import AGI_ROUTES, BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from ..queues.directory import QUEUE_DIRECTORY
 from .channel import IvrChannel
@@ -21,10 +24,16 @@ SCRIPT = "/ivr"
 
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # the IVR's own estimates table, refreshed beside the calls (the bridge role has no cases
+    # feature): "expected by" reads it without waiting
+    estimates = Estimates(app[SESSIONS], app[CLOCK].now,
+                          min_closed=settings.estimate_min_closed)
+    refresher = asyncio.get_running_loop().create_task(estimates.refresh_forever(),
+                                                       name="ivr:estimates")
     services = IvrServices(app[SESSIONS], general_queue=settings.general_queue,
                            queues=app[QUEUE_DIRECTORY], bus=app[BUS],
                            timezone=settings.timezone,
-                           db_timeout=settings.ivr_db_timeout_ms / 1000)
+                           db_timeout=settings.ivr_db_timeout_ms / 1000, estimates=estimates)
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
                        clock=app[CLOCK].now)
     app[IVR_ENGINE] = engine
@@ -67,6 +76,9 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         await services.close()
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus
 from ..cases.citizens import normalize_phone
+from ..cases.estimates import Estimates, expected_at
 from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
 from ..cases.store import CaseStore, NewCase
 from ..queues.directory import QueueDirectory
@@ -55,7 +56,7 @@ class ActiveMenu:
 class CaseInfo:
     number: str
     status: str
-    expected: date | None  # the SLA due date, in UTC
+    expected: date | None  # when requests like it are done (else the SLA due), center's zone
     service: str | None
 
 
@@ -119,9 +120,14 @@ class IvrServices:
         queues: QueueDirectory | None = None,
         timezone: str = "UTC",  # the center's: business-hour SLAs of requests left by phone
         db_timeout: float = DB_TIMEOUT_SECONDS,
+        estimates: Estimates | None = None,
     ) -> None:
         self._sessions = sessions
         self._timezone = timezone
+        self._zone = ZoneInfo(timezone)
+        # "expected by" is what requests like it actually take (cases/estimates.py), read from
+        # the table as last loaded: the caller never waits on history
+        self._estimates = estimates
         # Every call the engine makes (public methods below) gets at most this long; then it
         # raises IvrStoreTimeout and the engine sends the caller to the general queue.
         self.db_timeout = db_timeout
@@ -291,9 +297,12 @@ class IvrServices:
 
     # --- self-service --------------------------------------------------------------------------
 
-    @staticmethod
-    def _info(case: Case, service: str | None) -> CaseInfo:
-        expected = case.sla_due_at.astimezone(UTC).date() if case.sla_due_at else None
+    def _info(self, case: Case, service: str | None) -> CaseInfo:
+        when = case.sla_due_at
+        if self._estimates is not None and service:
+            when, _basis = expected_at(case.created_at, case.sla_due_at, service, None,
+                                       self._estimates.peek())
+        expected = when.astimezone(self._zone).date() if when else None
         return CaseInfo(case.number, case.status, expected, service)
 
     async def _find_case(self, keyed: str, caller_number: str | None) -> CaseInfo | None:
@@ -371,7 +380,7 @@ class IvrServices:
             ),
             actor="ivr",
         )
-        expected = view.sla_due_at.astimezone(UTC).date() if view.sla_due_at else None
+        expected = view.sla_due_at.astimezone(self._zone).date() if view.sla_due_at else None
         return CaseInfo(view.number, view.status, expected, view.service_code)
 
     async def _default_service(self, queue: str) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -87,3 +87,29 @@ async def test_the_table_is_cached_for_an_hour(client: TestClient) -> None:
     assert await estimates.table() == {}  # not recomputed yet
     estimates.forget()
     assert await estimates.table() != {}
+
+
+async def test_the_ivr_says_the_honest_date_in_the_centers_zone(client: TestClient) -> None:
+    """The IVR's "expected by" reads the estimates table as last loaded (never waiting on
+    history): the history's date once loaded, the SLA's before, in the center's zone."""
+    from contactcenter.cases.estimates import Estimates
+    from contactcenter.ivr.services import IvrServices
+
+    async with client.app[SESSIONS]() as db, db.begin():
+        for i, hours in enumerate((10, 20, 30, 40, 50)):
+            created = NOW - timedelta(days=20 + i)
+            await add_case(db, service="pothole", created=created, status="closed",
+                           closed=created + timedelta(hours=hours), sla_hours=72)
+        # created 23:30 in Panama: the SLA due (72 h) and the estimate fall on other days
+        fresh = await add_case(db, service="pothole", created=datetime(
+            2026, 6, 16, 4, 30, tzinfo=UTC), sla_hours=72)
+    estimates = Estimates(client.app[SESSIONS], lambda: NOW, min_closed=5)
+    ivr = IvrServices(client.app[SESSIONS], timezone="America/Panama", estimates=estimates)
+    digits = fresh.number.replace("-", "")
+    before = await ivr.find_case(digits, None)
+    assert before is not None and before.expected == date(2026, 6, 18)  # the SLA: 23:30 local
+    await estimates.table()  # what the refresher does in the background
+    after = await ivr.find_case(digits, None)
+    # p80 = 42 h after 2026-06-15 23:30 Panama = 2026-06-17 17:30 local
+    assert after is not None and after.expected == date(2026, 6, 17)
+    await ivr.close()
