@@ -62,8 +62,13 @@ class Form:
         self.values[name] = value
         return value
 
-    def integer(self, name: str, *, low: int, high: int, label: str) -> int | None:
+    def integer(self, name: str, *, low: int, high: int, label: str,
+                default: int | None = None) -> int | None:
+        """A whole number in [low, high]; left empty, `default` when there is one."""
         value = str(self.raw.get(name, "") or "").strip()
+        if not value and default is not None:
+            self.values[name] = default
+            return default
         try:
             number = int(value)
         except ValueError:
@@ -191,6 +196,7 @@ def parse_queue(raw: Mapping[str, Any], *, creating: bool) -> Form:
                  hint="a class of musiconhold.conf, e.g. default.")
     form.integer("weight", low=0, high=100, label="Weight")
     form.integer("language_wait_seconds", low=0, high=3600, label="Language wait")
+    form.integer("max_wait_seconds", low=0, high=86400, label="Maximum wait", default=0)
     tz = form.text("timezone", required=True, max_len=64, label="Time zone")
     if tz and "timezone" not in form.errors:
         try:
@@ -210,11 +216,12 @@ QUEUE_FIELDS = ("display_name", "strategy", "service_level_seconds", "service_le
                 "ring_timeout_seconds", "timezone", "group_name", "office_hours", "holidays",
                 "retry_seconds", "joinempty", "leavewhenempty", "announce_frequency",
                 "announce_position", "announce_holdtime", "periodic_announce",
-                "periodic_announce_frequency", "musicclass", "weight", "language_wait_seconds")
+                "periodic_announce_frequency", "musicclass", "weight", "language_wait_seconds",
+                "max_wait_seconds")
 QUEUE_NUMBERS = ("service_level_seconds", "short_abandon_seconds", "max_wait_target_seconds",
                  "wrapup_seconds", "ring_timeout_seconds", "retry_seconds",
                  "announce_frequency", "periodic_announce_frequency", "weight",
-                 "language_wait_seconds")
+                 "language_wait_seconds", "max_wait_seconds")
 
 
 # --- service types ------------------------------------------------------------------------------

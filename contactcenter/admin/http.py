@@ -119,7 +119,7 @@ def _queue_form_values(queue: Queue | None) -> dict[str, Any]:
             "retry_seconds": 5, "joinempty": "yes", "leavewhenempty": "no",
             "announce_frequency": 60, "announce_position": True, "announce_holdtime": "once",
             "periodic_announce": "", "periodic_announce_frequency": 0, "musicclass": "default",
-            "weight": 0, "language_wait_seconds": 30,
+            "weight": 0, "language_wait_seconds": 30, "max_wait_seconds": 0,
         }
     else:
         values = {k: getattr(queue, k) for k in ("name", *forms.QUEUE_FIELDS)}

@@ -76,6 +76,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool, _Check]]] = {
         "musicclass": (str, False, _pattern(forms.MUSICCLASS, "a musiconhold.conf class")),
         "weight": (int, False, _range(0, 100)),
         "language_wait_seconds": (int, False, _range(0, 3600)),
+        "max_wait_seconds": (int, False, _range(0, 86400)),
         "timezone": (str, False, _OK),
         "group_name": (str, False, _pattern(forms.QUEUE_NAME, "letters, digits, '-', '_'")),
     },

@@ -115,6 +115,9 @@ class Queue(Base):
     weight: Mapped[int] = mapped_column(Integer, default=0)
     # a caller of another language than the site's waits this long for a speaker of it
     language_wait_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    # the most a caller waits in this queue before the general queue (Queue()'s timeout, which
+    # the IVR hands the dialplan as QUEUE_TIMEOUT); 0: the dialplan's QUEUE_MAX_WAIT
+    max_wait_seconds: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ServiceType(Base):

@@ -126,12 +126,16 @@ class IvrEngine:
         general_queue: str = "general-311",
         server: str = "default",
         clock: Callable[[], datetime],
+        queue_timeout: Callable[[str], int] | None = None,
     ) -> None:
         self._store = store
         self._publish = publish
         self._general_queue = general_queue
         self._server = server
         self._clock = clock
+        # a queue's own maximum wait (seconds; 0: the dialplan's default), handed to the
+        # dialplan as QUEUE_TIMEOUT for Queue()'s timeout argument
+        self._queue_timeout = queue_timeout
         self.sessions = 0
         self.fallbacks = 0
         self.last_error: str | None = None
@@ -389,6 +393,9 @@ class IvrEngine:
             result.outcome, result.queue = "queued", exit_.queue
             await self._trace(call, exit_.queue)
             await channel.set_variable("QUEUE", exit_.queue)
+            wait = self._queue_timeout(exit_.queue) if self._queue_timeout else 0
+            if wait > 0:
+                await channel.set_variable("QUEUE_TIMEOUT", str(wait))
             if exit_.service:
                 await channel.set_variable("SERVICE", exit_.service)
             if result.case_number:

@@ -34,8 +34,14 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
                            queues=app[QUEUE_DIRECTORY], bus=app[BUS],
                            timezone=settings.timezone,
                            db_timeout=settings.ivr_db_timeout_ms / 1000, estimates=estimates)
+    directory = app[QUEUE_DIRECTORY]
+
+    def queue_timeout(name: str) -> int:
+        info = directory.get(name)
+        return info.max_wait_seconds if info is not None else 0
+
     engine = IvrEngine(services, app[BUS].publish, general_queue=settings.general_queue,
-                       clock=app[CLOCK].now)
+                       clock=app[CLOCK].now, queue_timeout=queue_timeout)
     app[IVR_ENGINE] = engine
 
     async def session(channel: IvrChannel) -> None:

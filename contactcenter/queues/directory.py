@@ -56,6 +56,7 @@ class QueueInfo:
     musicclass: str = "default"
     weight: int = 0
     language_wait_seconds: int = 30
+    max_wait_seconds: int = 0  # 0: the dialplan's QUEUE_MAX_WAIT
 
     @classmethod
     def from_row(cls, q: Queue) -> QueueInfo:
@@ -67,6 +68,7 @@ class QueueInfo:
             max_wait_target_seconds=q.max_wait_target_seconds, wrapup_seconds=q.wrapup_seconds,
             ring_timeout_seconds=q.ring_timeout_seconds, office_hours=dict(q.office_hours or {}),
             holidays=tuple(str(h) for h in q.holidays or ()), timezone=q.timezone or "UTC",
+            max_wait_seconds=q.max_wait_seconds or 0,
             **{name: getattr(q, name) for name in ASTERISK_FIELDS},
         )
 

@@ -912,7 +912,11 @@ class SimPbx:
     # ---- app_queue ------------------------------------------------------------------------
     async def queue_app(self, call: CitizenCall, queue: str, prio: int) -> None:
         two = call.ch2
-        data = f"{queue},t,,,60"
+        # the queue's own maximum wait when the IVR set one (QUEUE_TIMEOUT), else the
+        # captures' dialplan's 60 s
+        raw = two.vars.get("QUEUE_TIMEOUT", "")
+        timeout = int(raw) if raw.isdigit() and int(raw) > 0 else 60
+        data = f"{queue},t,,,{timeout}"
         self.newexten(two, "Queue", data, prio)
         self.cel(
             two,
@@ -920,9 +924,10 @@ class SimPbx:
             app="AGI",
             appdata=f"agi://{self.agi_host}:{self.agi_port}/{self.agi_path}",
         )
-        await self._queue_body(call, queue, prio)
+        await self._queue_body(call, queue, prio, timeout)
 
-    async def _queue_body(self, call: CitizenCall, queue: str, prio: int) -> None:
+    async def _queue_body(self, call: CitizenCall, queue: str, prio: int,
+                          timeout: float = 60) -> None:
         two = call.ch2
         q = self.queues.get(queue)
         for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS"):
@@ -947,7 +952,7 @@ class SimPbx:
             [("Queue", queue), ("Position", str(call.position)), ("Count", str(len(q.callers)))],
             AGENT,
         )
-        deadline = start + 60
+        deadline = start + timeout
         result = await self._wait_in_queue(call, q, deadline)
         if result == "transfer":
             self._leave(call, q)
