@@ -63,8 +63,8 @@ def test_dialplan_passes_asterisklint() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "code"),
     [
-        ("Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT},,,${QRULE})",
-         "Queue(${QUEUE},t,,,${QUEUE_MAX_WAIT},,,${QRULE}", "W_APP_BALANCE"),
+        ("Queue(${QUEUE},t,,,${QWAIT},,,${QRULE})",
+         "Queue(${QUEUE},t,,,${QWAIT},,,${QRULE}", "W_APP_BALANCE"),
         ("Goto(queue,1)", "Goto(qeueu,1)", "W_DP_GOTO_CONTEXT_NOEXTEN"),
         ("AGI(${CC_AGI_URL})", "AGII(${CC_AGI_URL})", "E_APP_MISSING"),
         ('GotoIf($["${QUEUE}" = ""]?fallback,1)', 'GotoIf($["${QUEUE}" = ""?fallback,1)',

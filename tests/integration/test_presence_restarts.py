@@ -124,11 +124,14 @@ async def test_product_restart_then_asterisk_restart_puts_everyone_back(
     for q in pbx.queues.values():
         q.members.pop(IFACE, None)
     hub.presence.apply(_synced_empty(hub))
+    # (the presence part's own verdict: right after Asterisk's restart, reconciling the gap
+    # may still hold the whole /health at degraded on a loaded machine)
     health = await _health(client)
-    assert health["status"] == "ok"  # within the grace period after the wish was recorded
+    # within the grace period after the wish was recorded
+    assert health["parts"]["presence"]["ok"] is True, health["parts"]["presence"]
     hub.operators.logged_in[IFACE].since = None  # recorded long ago
     health = await _health(client)
-    assert health["status"] == "degraded"
+    assert health["status"] == "degraded" and health["parts"]["presence"]["ok"] is False
     assert health["parts"]["presence"]["mismatch"] == 1
     assert health["parts"]["presence"]["missing"] == [IFACE]
 
