@@ -101,7 +101,15 @@ class Subscription:
                     self.room.set()
 
     async def drain(self) -> None:
-        await self.queue.join()
+        """Until the handler has taken everything queued, or its task has ended (cancelled or
+        broken: nothing will ever take the rest, so waiting on would hang a shutdown)."""
+        if self.task.done():
+            return
+        joined = asyncio.ensure_future(self.queue.join())
+        try:
+            await asyncio.wait({joined, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            joined.cancel()
 
     async def close(self) -> None:
         self.bus._subs.discard(self)

@@ -430,7 +430,12 @@ class CallWriter:
 
     async def close(self) -> None:
         if self._sub is not None:
-            await self._sub.drain()
+            try:
+                async with asyncio.timeout(max(self.write_timeout, 5.0)):
+                    await self._sub.drain()
+            except TimeoutError:  # never hang a shutdown: say what is left behind
+                log.error("case writer: %d call records still on the bus at shutdown were not "
+                          "taken in time", self._sub.queue.qsize())
             await self._sub.close()
         if self.db_ok:  # give the last batch its chance; when the store is away, spool now
             with contextlib.suppress(TimeoutError):
