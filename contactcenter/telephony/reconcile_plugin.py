@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RECONCILERS = web.AppKey("reconcilers", dict[str, Reconciler])
 LEASE = web.AppKey("bridge_lease", PgLease)
 LEASE_RETRY = 1.0  # seconds between a standby's tries (take-over within about this)
+STOP_WAIT = 5.0  # seconds a reconciliation pass may take to finish at shutdown
 
 
 class LinkAdapter:
@@ -168,9 +169,15 @@ async def reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     stop.set()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # a pass under way ends at its next step; one waiting on something that will not come now
+    # (a bridge or a writer already stopping) is cancelled: a shutdown never hangs on it
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def setup(app: web.Application) -> None:
