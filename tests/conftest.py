@@ -247,6 +247,9 @@ def app_settings(database_url: str, **overrides: str) -> Any:
         "CC_AGI_ENABLED": "false",
         "CC_PROMPTS_DIR": os.path.join(AUDIO_TMP, "library"),
         "CC_SOUNDS_DIR": tempfile.mkdtemp(prefix="sounds-", dir=AUDIO_TMP),
+        # each app its own spool and journal: a record one test left behind is replayed into
+        # the next test's store otherwise (the default is ./var/spool, shared by every test)
+        "CC_SPOOL_DIR": tempfile.mkdtemp(prefix="spool-", dir=AUDIO_TMP),
         **{f"CC_{k.upper()}": v for k, v in overrides.items()},
     }
     return load_settings(env=env)
