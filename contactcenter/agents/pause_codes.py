@@ -5,19 +5,14 @@ built-in list applies."""
 
 from __future__ import annotations
 
-import re
-
-import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import AuditLog, PauseCode
-from ..keys import CLOCK, SESSIONS
-from ..web.auth import require_role, require_user
+from ..cases.models import PauseCode
+from ..web.code_list import CodeList
 from .keys import CONSOLE
 
-CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 # The fallback, and the seed of migration 0013_presence.
 DEFAULTS: dict[str, str] = {
     "break": "Break",
@@ -38,15 +33,6 @@ async def active_codes(sessions: async_sessionmaker[AsyncSession]) -> dict[str, 
     return {r.code: r.label for r in rows if r.active}
 
 
-async def _page(request: web.Request, *, error: str | None = None,
-                values: dict[str, str] | None = None, status: int = 200) -> web.Response:
-    async with request.app[SESSIONS]() as db:
-        codes = list((await db.execute(select(PauseCode).order_by(PauseCode.id))).scalars())
-    return aiohttp_jinja2.render_template("admin/pause_codes.html", request, {
-        "codes": codes, "error": error, "values": values or {},
-        "saved": request.query.get("saved", "")[:40]}, status=status)
-
-
 async def _changed(request: web.Request) -> None:
     """This process's consoles offer the new list at once (others within a minute)."""
     hub = request.app.get(CONSOLE)
@@ -54,59 +40,15 @@ async def _changed(request: web.Request) -> None:
         await hub.operators.refresh_pause_reasons()
 
 
-@require_role("admin")
-async def listing(request: web.Request) -> web.Response:
-    return await _page(request)
-
-
-@require_role("admin")
-async def create(request: web.Request) -> web.Response:
-    form = await request.post()
-    code = str(form.get("code", "")).strip().lower()
-    label = str(form.get("label", "")).strip()
-    values = {"code": code[:40], "label": label[:80]}
-    if not CODE.match(code):
-        return await _page(request, error="Code: 1 to 40 of a-z, 0-9, '.', '-', '_'.",
-                           values=values, status=400)
-    if code == "wrap-up":
-        return await _page(request, error="Code 'wrap-up' is the console's own (after-call "
-                           "work); choose another.", values=values, status=400)
-    if not label or len(label) > 80:
-        return await _page(request, error="Label: 1 to 80 characters.", values=values,
-                           status=400)
-    actor = require_user(request).username
-    async with request.app[SESSIONS]() as db, db.begin():
-        if (await db.execute(select(PauseCode.id).where(PauseCode.code == code))
-                ).first() is not None:
-            return await _page(request, error=f"Code {code!r} exists.", values=values,
-                               status=400)
-        db.add(PauseCode(code=code, label=label, active=True))
-        db.add(AuditLog(actor=actor, action="create", entity="pause_code", entity_id=code,
-                        detail={"label": label}, at=request.app[CLOCK].now()))
-    await _changed(request)
-    raise web.HTTPFound(f"/admin/pause-codes?saved={code}")
-
-
-@require_role("admin")
-async def toggle(request: web.Request) -> web.Response:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise web.HTTPNotFound(text="no such code")
-    actor = require_user(request).username
-    async with request.app[SESSIONS]() as db, db.begin():
-        row = await db.get(PauseCode, int(raw))
-        if row is None:
-            raise web.HTTPNotFound(text="no such code")
-        row.active = not row.active
-        db.add(AuditLog(actor=actor, action="update", entity="pause_code",
-                        entity_id=row.code, detail={"active": row.active},
-                        at=request.app[CLOCK].now()))
-        code = row.code
-    await _changed(request)
-    raise web.HTTPFound(f"/admin/pause-codes?saved={code}")
+PAUSE_CODES = CodeList(
+    model=PauseCode, path="/admin/pause-codes", entity="pause_code", title="Pause codes",
+    label_max=80, changed=_changed,
+    reserved={"wrap-up": "Code 'wrap-up' is the console's own (after-call work); choose "
+                         "another."},
+    intro="Operators choose one when they pause (the console) and supervisors when they pause "
+          "an operator (the wallboard). Retired codes are no longer offered; the presence "
+          "history keeps them.")
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/admin/pause-codes", listing, name="admin_pause_codes")
-    app.router.add_post("/admin/pause-codes", create)
-    app.router.add_post("/admin/pause-codes/{id}/toggle", toggle)
+    PAUSE_CODES.add_routes(app, "admin_pause_codes")
