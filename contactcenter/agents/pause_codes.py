@@ -12,10 +12,11 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import AuditLog, PauseCode
+from ..audit import AuditLog
 from ..keys import CLOCK, SESSIONS
 from ..web.auth import require_role, require_user
 from .keys import CONSOLE
+from .models import PauseCode
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 # The fallback, and the seed of migration 0013_presence.
