@@ -25,9 +25,11 @@ import sqlalchemy as sa
 
 from contactcenter import db
 from contactcenter.agency import queries as Q
-from contactcenter.cases.models import Agency, Case, ServiceType
+from contactcenter.agency.models import Agency
+from contactcenter.cases.models import Case
 from contactcenter.cases.store import load_views
 from contactcenter.clock import SYSTEM
+from contactcenter.queues.models import ServiceType
 from contactcenter.seed import seed_reference
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -27,12 +27,12 @@ from argon2 import PasswordHasher
 
 from contactcenter import db
 from contactcenter.app import create_app
-from contactcenter.cases.models import User
 from contactcenter.clock import SYSTEM
 from contactcenter.config import load_settings
 from contactcenter.events import AgentRinging, BroadcastMessage
 from contactcenter.keys import BUS
 from contactcenter.seed import seed_reference
+from contactcenter.web.models import User
 
 PASSWORD = "bench-password"
 

@@ -103,7 +103,8 @@ async def reference(url: str) -> dict[str, Any]:
     """The product's own reference data, plus the queues and service types of a bigger city."""
     from sqlalchemy import select
 
-    from contactcenter.cases.models import Agency, Queue, ServiceType
+    from contactcenter.agency.models import Agency
+    from contactcenter.queues.models import Queue, ServiceType
     from contactcenter.seed import seed_ivr_menu, seed_reference
 
     engine = db.make_engine(url)
@@ -292,8 +293,8 @@ async def summary(url: str) -> dict[str, Any]:
     what `contactcenter reports rebuild` does after an upgrade; skipped when already there."""
     from sqlalchemy import func, select
 
-    from contactcenter.cases.models import CallInterval
     from contactcenter.supervisor import intervals
+    from contactcenter.supervisor.models import CallInterval
 
     engine = db.make_engine(url)
     try:

@@ -129,7 +129,7 @@ async def write_lags(url: str, prefix: str) -> list[float]:
 async def storm_settings(url: str) -> None:
     """No after-call work in the bench: operators take the next call at once (wrap-up would
     pause them through AMI for 30 s and the queue would run out of operators, not the product)."""
-    from contactcenter.cases.models import Queue
+    from contactcenter.queues.models import Queue
 
     engine = db.make_engine(url)
     try:

@@ -81,9 +81,9 @@ async def drop_store(url: str) -> None:
 async def seed(url: str, operators: int) -> list[dict[str, Any]]:
     """Reference data, the default menu, and `operators` operator accounts (one password hash
     shared by all: hashing 500 passwords with argon2 would be the slowest part of the bench)."""
-    from contactcenter.cases.models import User
     from contactcenter.security import hash_password
     from contactcenter.seed import seed_reference
+    from contactcenter.web.models import User
 
     engine = db.make_engine(url)
     sessions = db.make_sessionmaker(engine)

@@ -12,10 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .cases.models import Agency, MenuVersion, Queue, ServiceType, User
+from .agency.models import Agency
 from .clock import SYSTEM, Clock
 from .ivr.menu import default_menu, validate
+from .ivr.models import MenuVersion
+from .queues.models import Queue, ServiceType
 from .security import hash_password
+from .web.models import User
 
 # Rows of column values, as the models take them (`_ensure` passes them on as keywords).
 AGENCIES: list[dict[str, Any]] = [

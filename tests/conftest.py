@@ -264,7 +264,7 @@ async def seeded(
     published with them: making its audio is the prompts tests' business, not every test's."""
     from sqlalchemy import update
 
-    from contactcenter.cases.models import MenuVersion
+    from contactcenter.ivr.models import MenuVersion
     from contactcenter.seed import seed_demo_users, seed_reference
     from tests.ivr_support import file_sounds
 

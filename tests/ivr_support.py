@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import MenuVersion
 from contactcenter.clock import SYSTEM, Clock
 from contactcenter.events import Event
 from contactcenter.ivr.engine import IvrEngine, IvrResult, IvrStore
 from contactcenter.ivr.menu import default_menu
+from contactcenter.ivr.models import MenuVersion
 from contactcenter.ivr.prompts import apply_sounds, slots
 from contactcenter.ivr.services import IvrServices
 from contactcenter.telephony.agi import AgiChannel, FastAgiServer

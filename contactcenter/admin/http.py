@@ -17,12 +17,14 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..audit import audit
-from ..cases.models import Agency, AuditLog, PbxConfigStatus, Queue, ServiceType, User
+from ..agency.models import Agency
+from ..audit import AuditLog, audit
 from ..events import QueuesChanged, SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
 from ..queues.directory import QueueInfo, fingerprint
+from ..queues.models import PbxConfigStatus, Queue, ServiceType
 from ..web.auth import ROLES, require_role, require_user
+from ..web.models import User
 from ..web.sessions import count_user_sessions, end_user_sessions
 from . import forms, services
 from .services import FieldError

@@ -18,7 +18,6 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr import prompts as pslots
 from ..ivr.menu import (
     LANG_RE,
@@ -29,12 +28,14 @@ from ..ivr.menu import (
     validate,
     words_problem,
 )
+from ..ivr.models import Announcement, MenuVersion
 from ..ivr.preview import walk
 from ..ivr.services import is_open
 from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..prompts.audio import MAX_UPLOAD_BYTES, AudioError
 from ..prompts.keys import PROMPTS
 from ..prompts.voice import SpeechError
+from ..queues.models import Queue, ServiceType
 from ..web.auth import require_role, require_user
 from . import ivr_services as ivs
 from . import menu_edit

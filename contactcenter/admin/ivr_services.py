@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import audit
-from ..cases.models import Announcement, MenuVersion, Queue, ServiceType
 from ..ivr.menu import Problem, validate
+from ..ivr.models import Announcement, MenuVersion
 from ..ivr.prompts import recording_problems
+from ..queues.models import Queue, ServiceType
 
 
 class VersionError(Exception):

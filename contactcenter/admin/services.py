@@ -10,10 +10,13 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..agency.models import Agency
 from ..audit import audit
-from ..cases.models import Agency, MenuVersion, Queue, ServiceType, User
 from ..ivr.menu import references
+from ..ivr.models import MenuVersion
+from ..queues.models import Queue, ServiceType
 from ..security import hash_password
+from ..web.models import User
 from ..web.sessions import end_user_sessions
 
 _T = TypeVar("_T", Queue, ServiceType, Agency, User)

@@ -23,11 +23,13 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import db
+from ..agency.models import Agency
 from ..audit import audit
-from ..cases.models import Agency, Queue, ServiceType, User
 from ..config import Settings, load_settings
+from ..queues.models import Queue, ServiceType
 from ..security import hash_password
 from ..seed import seed_ivr_menu
+from ..web.models import User
 from . import forms
 
 ACTOR = "setup"

@@ -14,19 +14,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..cases.citizens import normalize_phone
-from ..cases.models import (
-    CASE_STATUSES,
-    Agency,
-    Call,
-    Case,
-    CaseEvent,
-    CaseMedia,
-    Citizen,
-    ResolutionCode,
-    ServiceType,
-    User,
-)
+from ..cases.models import CASE_STATUSES, Call, Case, CaseEvent, CaseMedia, Citizen, ResolutionCode
 from ..cases.store import CaseView, load_views, normalize_case_number
+from ..queues.models import ServiceType
+from ..web.models import User
+from .models import Agency
 
 PAGE = 50
 SEARCH_LIMIT = 50

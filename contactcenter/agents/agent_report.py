@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import Call, CallLeg, PresenceInterval, User
+from ..cases.models import Call, CallLeg
+from ..web.models import User
 from . import presence as P
+from .models import PresenceInterval
 
 HANDLING = (P.ON_CALL, P.RINGING, P.WRAPUP)
 

@@ -9,9 +9,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import PauseCode
 from ..web.code_list import CodeList
 from .keys import CONSOLE
+from .models import PauseCode
 
 # The fallback, and the seed of migration 0013_presence.
 DEFAULTS: dict[str, str] = {

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import OperatorPresence, PresenceInterval
+from .models import OperatorPresence, PresenceInterval
 from .presence import Transition
 
 

@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..agency.models import Agency
 from ..cases import sla
 from ..cases.citizens import normalize_phone
-from ..cases.models import Agency, Call, CallLeg, Case, CaseSlaPause, Citizen, ServiceType
+from ..cases.models import Call, CallLeg, Case, CaseSlaPause, Citizen
 from ..cases.store import sla_rule
 from ..cases.writer import handle_time
+from ..queues.models import ServiceType
 from ..supervisor import intervals
 from ..supervisor.services import LEG_COLUMNS, facts_from_row
 from ..supervisor.stats import LegFacts

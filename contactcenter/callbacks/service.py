@@ -18,10 +18,12 @@ from datetime import datetime, tzinfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Call, Callback, Case, Citizen, ServiceType
+from contactcenter.callbacks.models import Callback
+from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.cases.store import CaseError, CaseStore
 from contactcenter.events import CaseChanged, Event, PbxError
 from contactcenter.ivr.channel import CallerHungUp, IvrChannel, PromptMissing
+from contactcenter.queues.models import ServiceType
 
 from .policy import (
     ACTIVE,

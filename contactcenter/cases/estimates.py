@@ -20,7 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .models import Agency, Call, Case, ServiceType
+from ..agency.models import Agency
+from ..queues.models import ServiceType
+from .models import Call, Case
 from .timeline import first_contact, percentile
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from contactcenter.cases.keys import API_KEYS, CASE_STORE, ESTIMATES, MEDIA_STOR
 
 from ..config import Settings, SettingsError
 from ..keys import SETTINGS
+from ..queues.models import ServiceType
 from ..web.auth import csrf_exempt, current_user, public, require_role, stateless
 from . import open311 as o3
 from . import status_page
@@ -38,7 +39,6 @@ from .media import (
     process_photo,
     read_multipart,
 )
-from .models import ServiceType
 from .store import CaseError, CaseNotFound, CaseView, is_case_number
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .models import ServiceType
+from ..queues.models import ServiceType
 from .store import NUMBER_RE, CaseView, NewCase, PublicUpdate
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"

@@ -24,7 +24,8 @@ from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..audit import audit
-from .models import Call, Case, Citizen, NotifyOutbox
+from ..notify.models import NotifyOutbox
+from .models import Call, Case, Citizen
 
 BATCH_ROWS = 5000
 

@@ -21,19 +21,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from ..agency.models import Agency
 from ..audit import audit
 from ..bus import BaseBus
 from ..clock import SYSTEM
 from ..events import CaseChanged
+from ..queues.models import ServiceType
 from ..security import hash_api_key, new_api_key
 from ..web.api_keys import active_api_key
+from ..web.models import ApiKey, User
 from . import sla
 from .citizens import match_citizen
 from .models import (
     CASE_STATUSES,
     CHANNELS,
-    Agency,
-    ApiKey,
     Case,
     CaseEvent,
     CaseMedia,
@@ -42,8 +43,6 @@ from .models import (
     CaseSlaPause,
     Citizen,
     ResolutionCode,
-    ServiceType,
-    User,
 )
 
 log = logging.getLogger(__name__)

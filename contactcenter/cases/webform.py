@@ -34,11 +34,11 @@ from aiohttp import web
 from contactcenter.cases.keys import CASE_STORE, CITIZEN_FORM, MEDIA_STORE
 
 from ..keys import SETTINGS
+from ..queues.models import ServiceType
 from ..web.auth import csrf_exempt, public, stateless
 from . import open311 as o3
 from .http import check_photo, submit
 from .media import MAX_MEDIA_BYTES, IntakeError, Photo, read_multipart
-from .models import ServiceType
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Agency, Call, Case, ServiceType
+from contactcenter.agency.models import Agency
+from contactcenter.cases.models import Call, Case
+from contactcenter.queues.models import ServiceType
 
 from .measure import AgencyMonth, first_contact, month_bounds, months_ending
 

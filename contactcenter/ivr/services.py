@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus import BaseBus
 from ..cases.citizens import normalize_phone
 from ..cases.estimates import Estimates, expected_at
-from ..cases.models import Announcement, Case, Citizen, MenuVersion, Queue, ServiceType
+from ..cases.models import Case, Citizen
 from ..cases.store import CaseStore, NewCase
 from ..queues.directory import QueueDirectory
+from ..queues.models import Queue, ServiceType
 from .menu import Menu, Prompt, load_menu
+from .models import Announcement, MenuVersion
 from .prompts import apply_sounds, placeholder_sounds
 
 log = logging.getLogger(__name__)

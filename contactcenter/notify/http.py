@@ -8,9 +8,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from ..cases.models import Citizen, NotifyOptOut
+from ..cases.models import Citizen
 from ..keys import CLOCK, SESSIONS, SETTINGS
 from ..web.auth import csrf_exempt, public
+from .models import NotifyOptOut
 from .optout import read_token
 
 STRINGS = {

@@ -22,12 +22,15 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import Agency, AuditLog, Case, CaseNote, NotifyOptOut, NotifyOutbox
+from ..agency.models import Agency
+from ..audit import AuditLog
+from ..cases.models import Case, CaseNote
 from ..cases.store import CHANGE_OF, PUBLIC_STATUSES, CaseStore, CaseView
 from ..clock import Clock
 from ..config import Settings
 from ..events import CaseChanged, Event
 from . import messages
+from .models import NotifyOptOut, NotifyOutbox
 from .optout import make_token
 from .senders import EmailSms, MailRelay, SendError, SmsGateway, WebhookSms
 

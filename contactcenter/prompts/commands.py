@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import db
-from ..cases.models import MenuVersion
 from ..clock import SYSTEM, Clock
 from ..config import Settings, load_settings
 from ..ivr.menu import Problem
+from ..ivr.models import MenuVersion
 from .plugin import build
 from .service import PromptService
 

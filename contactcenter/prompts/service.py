@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import Announcement, MenuVersion
 from ..ivr import prompts as slots_
 from ..ivr.menu import Problem
+from ..ivr.models import Announcement, MenuVersion
 from .audio import AudioError, concatenate, convert_upload
 from .delivery import prune, sound_name, write_sounds
 from .library import AudioLibrary, synth_key

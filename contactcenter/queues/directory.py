@@ -23,7 +23,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import Queue
+from .models import Queue
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.agents.models import PauseCode
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import PauseCode
 from contactcenter.keys import PBX, SESSIONS
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import current_user, origin_ok, require_role, require_user

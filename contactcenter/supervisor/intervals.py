@@ -31,7 +31,9 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Call, CallInterval, Queue
+from contactcenter.cases.models import Call
+from contactcenter.queues.models import Queue
+from contactcenter.supervisor.models import CallInterval
 
 from .services import load_facts
 from .stats import CallFacts, Tally

@@ -19,8 +19,11 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Agency, Call, CallInterval, Case, ServiceType
+from contactcenter.agency.models import Agency
+from contactcenter.cases.models import Call, Case
 from contactcenter.cases.store import sla_conditions, sla_tally
+from contactcenter.queues.models import ServiceType
+from contactcenter.supervisor.models import CallInterval
 
 from . import intervals
 from .services import load_facts

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.audit import AuditLog
 from contactcenter.bus import BaseBus
-from contactcenter.cases.models import AuditLog, Call, CallLeg, User
+from contactcenter.cases.models import Call, CallLeg
 from contactcenter.config import Settings
 from contactcenter.events import (
     BroadcastMessage,
@@ -25,6 +26,7 @@ from contactcenter.events import (
     PbxError,
 )
 from contactcenter.queues.directory import QueueDirectory, QueueInfo
+from contactcenter.web.models import User
 
 from .stats import (
     EVENT_TYPES,

@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from .. import db
-from ..cases.models import Queue
 from ..clock import SYSTEM
 from ..config import load_settings
 from ..queues.directory import QueueInfo, fingerprint
+from ..queues.models import Queue
 from .pbx_config import actions_clients, apply, record
 from .queues_conf import QUEUES_FILE, RULES_FILE, render_queues, render_rules
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..cases.models import PbxConfigStatus
 from ..clock import SYSTEM, Clock
 from ..events import PbxError
 from ..queues.directory import QueueDirectory, QueueInfo, fingerprint
+from ..queues.models import PbxConfigStatus
 from .ami import AmiClient
 from .queues_conf import QUEUES_FILE, RULES_FILE, render_queues, render_rules
 

@@ -37,10 +37,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import BaseBus
-from ..cases.models import AsteriskCdr, AsteriskQueueLog, BridgeCheckpoint, Call, CallLeg
+from ..cases.models import Call, CallLeg
 from ..cases.writer import leg_rows, record_row
 from ..clock import Clock
 from ..events import CallEnded, CallRecord
+from .models import AsteriskCdr, AsteriskQueueLog, BridgeCheckpoint
 from .reconcile import (
     CdrRow,
     QueueLogRow,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import ApiKey
 from ..security import hash_api_key
+from .models import ApiKey
 
 MAX_KEY_LENGTH = 200  # ours are 43 characters; anything far longer is not worth hashing
 

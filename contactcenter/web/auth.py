@@ -24,13 +24,13 @@ from aiohttp_session import setup as session_setup
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy import select
 
-from ..cases.models import User
 from ..config import KEY_HINT, SettingsError, key_weakness
 from ..events import SessionEnded
 from ..keys import BUS, CLOCK, SESSIONS, SETTINGS
 from ..security import PasswordPool, SummaryLog
 from .api_keys import active_api_key
 from .login_limit import LoginLimiter, Refusal
+from .models import User
 from .sessions import end_session, open_session, session_user
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,11 @@ import sys
 from sqlalchemy import select
 
 from .. import db
-from ..cases.models import Agency, User
+from ..agency.models import Agency
 from ..config import load_settings
 from ..security import hash_password
 from .auth import ROLES
+from .models import User
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cases.models import User, WebSession
+from .models import User, WebSession
 
 SESSION_TTL = timedelta(hours=12)
 

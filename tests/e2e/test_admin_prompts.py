@@ -20,7 +20,7 @@ from playwright.async_api import Page, async_playwright, expect
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import MenuVersion
+from contactcenter.ivr.models import MenuVersion
 from contactcenter.keys import SETTINGS
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.simulator.clock import VirtualClock

@@ -13,12 +13,13 @@ import pytest
 from playwright.async_api import async_playwright, expect
 from sqlalchemy import select
 
+from contactcenter.agency.models import Agency
 from contactcenter.app import create_app
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import Agency, NotifyOptOut
 from contactcenter.cases.store import NewCase
 from contactcenter.clock import FixedClock
 from contactcenter.keys import SESSIONS
+from contactcenter.notify.models import NotifyOptOut
 from contactcenter.notify.optout import make_token
 from contactcenter.supervisor.http import CASE_COUNTS
 from tests.conftest import SECRET_KEY, app_settings

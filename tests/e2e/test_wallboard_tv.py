@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Queue
 from contactcenter.events import AgentStateChanged, QueueJoined
 from contactcenter.keys import BUS, PBX
+from contactcenter.queues.models import Queue
 from tests.conftest import app_settings
 from tests.e2e.browser import launch
 from tests.integration.supervisor.conftest import (

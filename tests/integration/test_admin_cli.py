@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from contactcenter.cases.models import AuditLog, MenuVersion
+from contactcenter.audit import AuditLog
 from contactcenter.cli import main
 from contactcenter.ivr.menu import default_menu
+from contactcenter.ivr.models import MenuVersion
 
 pytestmark = pytest.mark.store
 

@@ -14,8 +14,9 @@ from aiohttp import FormData
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Announcement, AuditLog, MenuVersion
+from contactcenter.audit import AuditLog
 from contactcenter.ivr.menu import default_menu
+from contactcenter.ivr.models import Announcement, MenuVersion
 from tests.conftest import app_settings, login
 
 pytestmark = pytest.mark.store

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from contactcenter.agency.models import Agency
 from contactcenter.app import create_app
-from contactcenter.cases.models import Agency, AuditLog, Queue, ServiceType, User
+from contactcenter.audit import AuditLog
+from contactcenter.queues.models import Queue, ServiceType
 from contactcenter.security import verify_password
+from contactcenter.web.models import User
 from tests.conftest import app_settings, login
 
 pytestmark = pytest.mark.store

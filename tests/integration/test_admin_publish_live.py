@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import MenuVersion
+from contactcenter.ivr.models import MenuVersion
 from contactcenter.ivr.services import IvrServices
 from tests.agi_fake import Caller
 from tests.conftest import app_settings, login, until

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import User
 from contactcenter.cases.store import CaseStore, CaseView, NewCase
 from contactcenter.clock import FixedClock
+from contactcenter.web.models import User
 from tests.conftest import app_settings, login
 
 pytestmark = pytest.mark.store

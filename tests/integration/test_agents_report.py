@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from contactcenter.agents.models import PresenceInterval
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call, CallLeg, PresenceInterval
+from contactcenter.cases.models import Call, CallLeg
 from contactcenter.keys import SESSIONS
 from tests.conftest import app_settings, login
 

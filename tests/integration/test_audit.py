@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.audit import NAME_LIMIT, audit
-from contactcenter.cases.models import AuditLog
+from contactcenter.audit import NAME_LIMIT, AuditLog, audit
 
 pytestmark = pytest.mark.store
 

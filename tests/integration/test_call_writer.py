@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import Call, Case, Citizen, ServiceType
+from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.cases.writer import CallWriter
 from contactcenter.events import CallEnded, CallRecord
+from contactcenter.queues.models import ServiceType
 from tests.conftest import until
 
 pytestmark = pytest.mark.store

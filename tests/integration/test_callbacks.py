@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from contactcenter.app import create_app
 from contactcenter.callbacks.keys import CALLBACK_SPEAKER, CALLBACKS
+from contactcenter.callbacks.models import Callback
 from contactcenter.callbacks.policy import (
     CallbackRules,
     after_answer,
@@ -25,7 +26,7 @@ from contactcenter.callbacks.policy import (
     spoken_number,
 )
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import Call, Callback, Case
+from contactcenter.cases.models import Call, Case
 from contactcenter.cases.store import NewCase
 from contactcenter.clock import ShiftedClock
 from contactcenter.config import SettingsError

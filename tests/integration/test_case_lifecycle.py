@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.audit import AuditLog
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import AuditLog, CaseEvent, User
+from contactcenter.cases.models import CaseEvent
 from contactcenter.cases.store import (
     CaseStore,
     IllegalTransition,
@@ -21,6 +22,7 @@ from contactcenter.cases.store import (
 )
 from contactcenter.events import CaseChanged, Event
 from contactcenter.seed import seed_reference
+from contactcenter.web.models import User
 
 pytestmark = pytest.mark.store
 

@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
+from contactcenter.audit import AuditLog
 from contactcenter.bus import LocalBus
 from contactcenter.cases import sla
 from contactcenter.cases.citizens import match_citizen
-from contactcenter.cases.models import AuditLog, Case, CaseSequence, Citizen
+from contactcenter.cases.models import Case, CaseSequence, Citizen
 from contactcenter.cases.store import (
     ApiKeys,
     CaseNotFound,
@@ -283,7 +284,7 @@ async def test_api_keys_hashed_verified_revoked(
     assert key.startswith("cc_") and view.prefix == key[:10]
     async with seeded() as s:
         stored = (await s.execute(select(AuditLog.action))).scalars().all()
-        from contactcenter.cases.models import ApiKey
+        from contactcenter.web.models import ApiKey
         row = (await s.execute(select(ApiKey))).scalar_one()
     assert key not in (row.key_hash, row.prefix + "x") and len(row.key_hash) == 64
     assert "apikey.created" in stored

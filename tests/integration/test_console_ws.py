@@ -17,7 +17,7 @@ from sqlalchemy import select
 from contactcenter.agents.keys import CONSOLE, SIM_PHONES
 from contactcenter.app import create_app
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import Call, Case, CaseNote, Citizen, User
+from contactcenter.cases.models import Call, Case, CaseNote, Citizen
 from contactcenter.cases.store import NewCase
 from contactcenter.clock import SYSTEM
 from contactcenter.events import (
@@ -31,6 +31,7 @@ from contactcenter.events import (
 from contactcenter.keys import BUS, PBX, SESSIONS
 from contactcenter.security import hash_password
 from contactcenter.web.auth import SIGNED_OUT
+from contactcenter.web.models import User
 from tests.conftest import app_settings, login, until
 from tests.console_helpers import FakePbx, FakePhones, ringing
 

@@ -19,8 +19,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
 from contactcenter.app import create_app
+from contactcenter.audit import AuditLog
 from contactcenter.cases.keys import CASE_STORE, EMAIL_INTAKE
-from contactcenter.cases.models import AuditLog, Case, Citizen
+from contactcenter.cases.models import Case, Citizen
 from contactcenter.cases.store import NewCase
 from contactcenter.config import load_settings
 from contactcenter.keys import SESSIONS

@@ -14,11 +14,13 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.agency.models import Agency
 from contactcenter.app import create_app
-from contactcenter.cases.models import Agency, Call, Case, Citizen, ServiceType
+from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.clock import FixedClock
 from contactcenter.figures.keys import FIGURES
 from contactcenter.keys import SESSIONS
+from contactcenter.queues.models import ServiceType
 from contactcenter.seed import seed_demo_users, seed_reference
 from contactcenter.supervisor import intervals
 from tests.conftest import app_settings, login

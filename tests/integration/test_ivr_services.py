@@ -12,19 +12,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter import db
+from contactcenter.audit import AuditLog
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import (
-    Announcement,
-    AuditLog,
-    Case,
-    Citizen,
-    MenuVersion,
-    Queue,
-    ServiceType,
-)
+from contactcenter.cases.models import Case, Citizen
 from contactcenter.events import CaseChanged, Event
 from contactcenter.ivr.menu import default_menu
+from contactcenter.ivr.models import Announcement, MenuVersion
 from contactcenter.ivr.services import IvrServices, is_open
+from contactcenter.queues.models import Queue, ServiceType
 from contactcenter.seed import seed_reference
 from tests.agi_fake import Caller
 from tests.conftest import until

@@ -20,7 +20,8 @@ from sqlalchemy import func, select, update
 
 from bench import stack as S
 from contactcenter import db
-from contactcenter.cases.models import Call, Queue
+from contactcenter.cases.models import Call
+from contactcenter.queues.models import Queue
 from contactcenter.seed import seed_demo_users
 
 

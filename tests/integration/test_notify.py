@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
 from contactcenter.cases.keys import CASE_STORE, EMAIL_INTAKE
-from contactcenter.cases.models import Case, NotifyOptOut, NotifyOutbox
+from contactcenter.cases.models import Case
 from contactcenter.cases.retention import purge_personal_data
 from contactcenter.cases.store import CaseStore, NewCase
 from contactcenter.clock import FixedClock
@@ -29,6 +29,7 @@ from contactcenter.events import CaseChanged
 from contactcenter.keys import BUS, SESSIONS
 from contactcenter.notify import messages
 from contactcenter.notify.keys import NOTIFIER
+from contactcenter.notify.models import NotifyOptOut, NotifyOutbox
 from contactcenter.notify.optout import make_token, read_token
 from contactcenter.notify.senders import MailRelay
 from contactcenter.notify.services import Notifier

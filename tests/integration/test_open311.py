@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from contactcenter import db
 from contactcenter.app import create_app
+from contactcenter.audit import AuditLog
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import AuditLog, Case, CaseNote, Citizen
+from contactcenter.cases.models import Case, CaseNote, Citizen
 from contactcenter.cases.store import ApiKeys
 from contactcenter.config import load_settings
 from contactcenter.keys import SESSIONS
@@ -277,7 +278,7 @@ async def test_field_validation_400_without_partial_write(
 async def test_required_and_typed_attributes(
     aiohttp_client: ClientFactory, migrated_url: str
 ) -> None:
-    from contactcenter.cases.models import ServiceType
+    from contactcenter.queues.models import ServiceType
 
     client = await make_client(aiohttp_client, migrated_url)
     key = (await ApiKeys(client.app[SESSIONS]).create("t", actor="t"))[1]

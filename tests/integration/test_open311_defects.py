@@ -17,9 +17,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from contactcenter.cases.keys import CASE_STORE
-from contactcenter.cases.models import Case, CaseNote, Citizen, ServiceType
+from contactcenter.cases.models import Case, CaseNote, Citizen
 from contactcenter.cases.store import ApiKeys
 from contactcenter.keys import SESSIONS
+from contactcenter.queues.models import ServiceType
 from tests.conftest import until
 from tests.integration.test_open311 import (
     FORM,

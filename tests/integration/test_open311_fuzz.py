@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 
 from contactcenter.app import create_app
 from contactcenter.cases import open311 as o3
-from contactcenter.cases.models import Case, ServiceType
+from contactcenter.cases.models import Case
 from contactcenter.cases.store import ApiKeys
 from contactcenter.config import load_settings
 from contactcenter.keys import SESSIONS
+from contactcenter.queues.models import ServiceType
 from contactcenter.seed import SERVICE_TYPES, seed_reference
 
 FIELDS = [*o3.SINGLE_FIELDS, "attribute[container]", "attribute[x][]", "attribute[", "zzz"]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from contactcenter.agents.keys import CONSOLE
 from contactcenter.app import create_app
-from contactcenter.cases.models import AuditLog
+from contactcenter.audit import AuditLog
 from contactcenter.keys import SESSIONS
 from tests.conftest import app_settings, login
 

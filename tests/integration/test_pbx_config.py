@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import PbxConfigStatus, Queue
+from contactcenter.queues.models import PbxConfigStatus, Queue
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.pbx import SimPbx

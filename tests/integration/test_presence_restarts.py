@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from contactcenter.agents.keys import CONSOLE
+from contactcenter.agents.models import OperatorPresence, PresenceInterval
 from contactcenter.app import create_app
-from contactcenter.cases.models import OperatorPresence, PresenceInterval
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.pbx import SimPbx

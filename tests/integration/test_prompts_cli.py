@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from contactcenter.cases.models import MenuVersion
 from contactcenter.cli import main
+from contactcenter.ivr.models import MenuVersion
 from contactcenter.seed import seed_reference
 from tests.conftest import AUDIO_TMP
 

@@ -21,7 +21,7 @@ from aiohttp import FormData
 from sqlalchemy import select
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Announcement, MenuVersion
+from contactcenter.ivr.models import Announcement, MenuVersion
 from contactcenter.ivr.services import IvrServices
 from contactcenter.keys import CLOCK, SETTINGS
 from contactcenter.prompts.audio import wav_info

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter import db
 from contactcenter.agents.keys import CONSOLE
 from contactcenter.app import create_app
-from contactcenter.cases.models import Queue
 from contactcenter.ivr.keys import IVR_ENGINE
 from contactcenter.queues.directory import QUEUE_DIRECTORY, QueueDirectory
+from contactcenter.queues.models import Queue
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.plugin import BRIDGE

@@ -11,9 +11,9 @@ from sqlalchemy import update
 
 from contactcenter import db
 from contactcenter.app import create_app
-from contactcenter.cases.models import Queue
 from contactcenter.config import load_settings
 from contactcenter.queues.directory import QUEUE_DIRECTORY
+from contactcenter.queues.models import Queue
 from contactcenter.seed import seed_reference
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.telephony.simulator.clock import VirtualClock

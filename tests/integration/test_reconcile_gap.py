@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from contactcenter.cases.models import BridgeCheckpoint, CallLeg
+from contactcenter.cases.models import CallLeg
 from contactcenter.keys import COUNTERS, SESSIONS
+from contactcenter.telephony.models import BridgeCheckpoint
 from contactcenter.telephony.plugin import BRIDGE
 from contactcenter.telephony.reconcile_plugin import RECONCILERS
 from contactcenter.telephony.simulator.pbx import CitizenCall

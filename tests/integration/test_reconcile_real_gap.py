@@ -13,10 +13,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import AsteriskCdr, AsteriskQueueLog, Call, CallLeg
+from contactcenter.cases.models import Call, CallLeg
 from contactcenter.cases.writer import CallWriter
 from contactcenter.clock import FixedClock
 from contactcenter.events import CallRecord
+from contactcenter.telephony.models import AsteriskCdr, AsteriskQueueLog
 from contactcenter.telephony.records import Reconciler, TableSource
 
 pytestmark = pytest.mark.store

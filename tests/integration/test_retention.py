@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from contactcenter.cases.models import AuditLog, Call, Case, Citizen, ServiceType
+from contactcenter.audit import AuditLog
+from contactcenter.cases.models import Call, Case, Citizen
 from contactcenter.cases.retention import purge_personal_data
+from contactcenter.queues.models import ServiceType
 
 pytestmark = pytest.mark.store
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)

@@ -27,10 +27,10 @@ from sqlalchemy import update
 
 from contactcenter import security
 from contactcenter.app import create_app
-from contactcenter.cases.models import User
 from contactcenter.keys import SESSIONS
 from contactcenter.telephony.keys import AGI_SERVER
 from contactcenter.web.auth import LOGIN_LIMITER, PASSWORDS
+from contactcenter.web.models import User
 from tests.agi_fake import Caller
 from tests.conftest import CHEAP_HASHING, app_settings, login_csrf, until
 

@@ -22,10 +22,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import User, WebSession
 from contactcenter.clock import SYSTEM
 from contactcenter.keys import SESSIONS
 from contactcenter.web.auth import SIGNED_OUT, cookie_key
+from contactcenter.web.models import User, WebSession
 from tests.conftest import SECRET_KEY, app_settings, login
 
 pytestmark = pytest.mark.store

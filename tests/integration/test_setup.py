@@ -12,15 +12,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from contactcenter import db
-from contactcenter.cases.models import (
-    Agency,
-    AuditLog,
-    MenuVersion,
-    Queue,
-    ServiceType,
-    User,
-)
+from contactcenter.agency.models import Agency
+from contactcenter.audit import AuditLog
+from contactcenter.ivr.models import MenuVersion
+from contactcenter.queues.models import Queue, ServiceType
 from contactcenter.security import verify_password
+from contactcenter.web.models import User
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "site.toml"

@@ -11,11 +11,12 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from contactcenter.agents.keys import SIM_PHONES
-from contactcenter.cases.models import Call, CallInterval, CallLeg, Case, CaseSequence
+from contactcenter.cases.models import Call, CallLeg, Case, CaseSequence
 from contactcenter.cli import main
 from contactcenter.config import Settings
 from contactcenter.keys import SETTINGS
 from contactcenter.seed import seed_history, seed_reference
+from contactcenter.supervisor.models import CallInterval
 from contactcenter.telephony.simulator.demo import simulator_ctx
 from contactcenter.telephony.simulator.generator import parse_rate
 from tests.conftest import until

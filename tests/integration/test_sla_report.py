@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Agency, ServiceType
+from contactcenter.agency.models import Agency
 from contactcenter.cases.store import CaseStore, NewCase
+from contactcenter.queues.models import ServiceType
 from contactcenter.seed import seed_reference
 from contactcenter.supervisor import reports
 

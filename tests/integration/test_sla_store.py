@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.agency.models import Agency
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import Agency, CaseSlaPause, ServiceType
+from contactcenter.cases.models import CaseSlaPause
 from contactcenter.cases.store import CaseStore, IllegalTransition, InvalidCaseData, NewCase
 from contactcenter.events import CaseChanged, Event
+from contactcenter.queues.models import ServiceType
 from contactcenter.seed import seed_reference
 
 pytestmark = pytest.mark.store

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0001'
@@ -35,11 +35,11 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
     sa.Column('prompts', sa.JSON(), nullable=False),
-    sa.Column('starts_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('starts_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_announcements'))
     )
     op.create_table('api_keys',
@@ -48,8 +48,8 @@ def upgrade() -> None:
     sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('key_hash', sa.String(length=128), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
@@ -58,7 +58,7 @@ def upgrade() -> None:
 
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('action', sa.String(length=80), nullable=False),
     sa.Column('entity', sa.String(length=40), nullable=False),
@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=200), nullable=True),
     sa.Column('first_name', sa.String(length=120), nullable=True),
     sa.Column('last_name', sa.String(length=120), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_citizens'))
     )
     with op.batch_alter_table('citizens', schema=None) as batch_op:
@@ -95,8 +95,8 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('comment', sa.String(length=400), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_menu_versions')),
     sa.UniqueConstraint('version', name=op.f('uq_menu_versions_version'))
     )
@@ -130,7 +130,7 @@ def upgrade() -> None:
     sa.Column('interface', sa.String(length=120), nullable=True),
     sa.Column('queues', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('interface', name=op.f('uq_users_interface')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -169,11 +169,11 @@ def upgrade() -> None:
     sa.Column('long', sa.Float(), nullable=True),
     sa.Column('attributes', sa.JSON(), nullable=False),
     sa.Column('media_url', sa.String(length=1000), nullable=True),
-    sa.Column('sla_due_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sla_due_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_by', sa.String(length=80), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_cases_agency_id_agencies')),
     sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_cases_citizen_id_citizens')),
     sa.ForeignKeyConstraint(['service_type_id'], ['service_types.id'], name=op.f('fk_cases_service_type_id_service_types')),
@@ -192,8 +192,8 @@ def upgrade() -> None:
     sa.Column('caller_number', sa.String(length=40), nullable=True),
     sa.Column('caller_name', sa.String(length=200), nullable=True),
     sa.Column('citizen_id', sa.Integer(), nullable=True),
-    sa.Column('started_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('queue', sa.String(length=80), nullable=True),
     sa.Column('service', sa.String(length=80), nullable=True),
     sa.Column('language', sa.String(length=8), nullable=True),
@@ -213,7 +213,7 @@ def upgrade() -> None:
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('disposition', sa.String(length=80), nullable=True),
     sa.Column('partial', sa.Boolean(), nullable=False),
-    sa.Column('recorded_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_calls_case_id_cases')),
     sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_calls_citizen_id_citizens')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_calls')),
@@ -231,7 +231,7 @@ def upgrade() -> None:
     sa.Column('author', sa.String(length=80), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('public', sa.Boolean(), nullable=False),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_notes_case_id_cases'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_notes'))
     )

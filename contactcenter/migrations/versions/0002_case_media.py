@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0002_case_media'
@@ -30,7 +30,7 @@ def upgrade() -> None:
     sa.Column('width', sa.Integer(), nullable=False),
     sa.Column('height', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_media_case_id_cases'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_media')),
     sa.UniqueConstraint('key', name=op.f('uq_case_media_key'))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0003_web_sessions'
@@ -25,8 +25,8 @@ def upgrade() -> None:
     op.create_table('web_sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_web_sessions_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_web_sessions'))
     )

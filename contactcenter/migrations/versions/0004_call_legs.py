@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 revision: str = '0004_call_legs'
 down_revision: str | None = '0006_sla_notify'
@@ -38,7 +38,7 @@ BATCH = 5000
 
 
 def _calls() -> sa.TableClause:
-    utc = contactcenter.cases.models.UTCDateTime(timezone=True)
+    utc = contactcenter.schema.UTCDateTime(timezone=True)
     return sa.table(
         'calls', sa.column('id', sa.Integer()), sa.column('started_at', utc),
         sa.column('ended_at', utc), sa.column('queue', sa.String()),
@@ -69,8 +69,8 @@ def upgrade() -> None:
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('queue', sa.String(length=80), nullable=True),
-    sa.Column('joined_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('left_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('joined_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('left_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('wait_seconds', sa.Float(), nullable=True),
     sa.Column('ring_seconds', sa.Float(), nullable=True),

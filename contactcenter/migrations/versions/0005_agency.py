@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0005_agency'
@@ -41,7 +41,7 @@ def upgrade() -> None:
     op.create_table('case_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('change', sa.String(length=20), nullable=False),
     sa.Column('from_status', sa.String(length=20), nullable=True),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0006_sla_notify'
@@ -32,11 +32,11 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('case_number', sa.String(length=40), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('failed_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=400), nullable=True),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_outbox')),
     sa.UniqueConstraint('key', name=op.f('uq_notify_outbox_key'))
     )
@@ -46,15 +46,15 @@ def upgrade() -> None:
 
     op.create_table('notify_optouts',
     sa.Column('citizen_id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('created_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['citizen_id'], ['citizens.id'], name=op.f('fk_notify_optouts_citizen_id_citizens'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('citizen_id', name=op.f('pk_notify_optouts'))
     )
     op.create_table('case_sla_pauses',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
-    sa.Column('started_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resume_status', sa.String(length=20), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_sla_pauses_case_id_cases'), ondelete='CASCADE'),

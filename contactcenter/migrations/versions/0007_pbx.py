@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0007_pbx'
@@ -31,8 +31,8 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('message', sa.String(length=400), nullable=False),
-    sa.Column('attempted_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('applied_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempted_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('server', name=op.f('pk_pbx_config_status'))
     )
     with op.batch_alter_table('queues', schema=None) as batch_op:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 revision: str = "0010_callbacks"
 down_revision: str | None = "0005_agency"
@@ -27,13 +27,13 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_at", contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("called_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("next_at", contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("called_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=True),
         sa.Column("result", sa.String(length=300), nullable=False),
-        sa.Column("created_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("created_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=False),
-        sa.Column("updated_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("updated_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=False),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_callbacks_case_id_cases"),
                                 ondelete="CASCADE"),

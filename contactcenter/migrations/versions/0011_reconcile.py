@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 
 revision: str = '0011_reconcile'
@@ -67,13 +67,13 @@ def upgrade() -> None:
     op.create_index('ix_asterisk_queue_log_time', 'asterisk_queue_log', ['time'], unique=False)
     op.create_table('bridge_checkpoints',
     sa.Column('server', sa.String(length=64), nullable=False),
-    sa.Column('last_event_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('gap_start', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('gap_end', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_event_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('gap_start', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('gap_end', contactcenter.schema.UTCDateTime(timezone=True), nullable=True),
     sa.Column('gap_calls', sa.Integer(), nullable=False),
     sa.Column('reconciled_total', sa.Integer(), nullable=False),
     sa.Column('holder', sa.String(length=120), nullable=True),
-    sa.Column('updated_at', contactcenter.cases.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', contactcenter.schema.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('server', name=op.f('pk_bridge_checkpoints'))
     )
     op.add_column('calls', sa.Column('reconciled', sa.Boolean(), server_default=sa.text('false'), nullable=False))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from contactcenter.cases.models import UTCDateTime
+from contactcenter.schema import UTCDateTime
 
 revision: str = '0012_interval_summary'
 down_revision: str | None = '0011_reconcile'

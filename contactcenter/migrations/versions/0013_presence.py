@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contactcenter.cases.models
+import contactcenter.schema
 
 revision: str = "0013_presence"
 down_revision: str | None = "0012_interval_summary"
@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("logged_in", sa.Boolean(), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("pause_reason", sa.String(length=40), nullable=True),
-        sa.Column("updated_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("updated_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=False),
         sa.PrimaryKeyConstraint("interface", name=op.f("pk_operator_presence")),
     )
@@ -55,9 +55,9 @@ def upgrade() -> None:
         sa.Column("interface", sa.String(length=80), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=True),
-        sa.Column("started_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("started_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=False),
-        sa.Column("ended_at", contactcenter.cases.models.UTCDateTime(timezone=True),
+        sa.Column("ended_at", contactcenter.schema.UTCDateTime(timezone=True),
                   nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_presence_intervals")),
     )

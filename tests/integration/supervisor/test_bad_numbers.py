@@ -17,9 +17,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call, Queue
+from contactcenter.cases.models import Call
 from contactcenter.clock import ShiftedClock
 from contactcenter.keys import SESSIONS
+from contactcenter.queues.models import Queue
 from contactcenter.telephony.replay import ReplayServer, event_blocks
 from tests.conftest import HEALTH_KEY, app_settings, login, transcript, until
 

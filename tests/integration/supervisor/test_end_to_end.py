@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call, Queue
+from contactcenter.cases.models import Call
 from contactcenter.clock import ShiftedClock
 from contactcenter.keys import SESSIONS
+from contactcenter.queues.models import Queue
 from contactcenter.telephony.replay import ReplayServer
 from tests.conftest import app_settings, login, transcript, until
 

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call, Case, ServiceType
+from contactcenter.cases.models import Call, Case
 from contactcenter.keys import PBX
+from contactcenter.queues.models import ServiceType
 from contactcenter.supervisor import intervals, reports
 from contactcenter.supervisor.http import _csv_warning
 from contactcenter.supervisor.stats import clean_text

@@ -18,10 +18,11 @@ from sqlalchemy import delete, func, select
 
 from contactcenter.agents.queries import link_call
 from contactcenter.bus import LocalBus
-from contactcenter.cases.models import CallInterval, Queue
 from contactcenter.cases.writer import CallWriter
 from contactcenter.events import CallEnded, CallRecord, QueueLeg
+from contactcenter.queues.models import Queue
 from contactcenter.supervisor import intervals, reports
+from contactcenter.supervisor.models import CallInterval
 from contactcenter.supervisor.stats import QueueConfig, QueueStats, Tally
 
 pytestmark = pytest.mark.store

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import ServiceType
 from contactcenter.keys import PBX
+from contactcenter.queues.models import ServiceType
 from contactcenter.supervisor import reports
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.supervisor.offloop import OffLoop, shareable

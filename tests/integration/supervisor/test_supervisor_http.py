@@ -17,8 +17,10 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from sqlalchemy import select
 
+from contactcenter.agency.models import Agency
 from contactcenter.app import create_app
-from contactcenter.cases.models import Agency, ApiKey, AuditLog, Case, ServiceType
+from contactcenter.audit import AuditLog
+from contactcenter.cases.models import Case
 from contactcenter.events import (
     AgentStateChanged,
     BroadcastMessage,
@@ -27,9 +29,11 @@ from contactcenter.events import (
     QueueLeg,
 )
 from contactcenter.keys import BUS, PBX, SETTINGS
+from contactcenter.queues.models import ServiceType
 from contactcenter.security import hash_api_key
 from contactcenter.supervisor.keys import SUPERVISOR
 from contactcenter.web.auth import SIGNED_OUT
+from contactcenter.web.models import ApiKey
 from tests.conftest import app_settings, login, until
 from tests.integration.supervisor.conftest import (
     FakePbx,

@@ -1,0 +1,35 @@
+"""The interval summary the reports read (supervisor/intervals.py writes it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..schema import Base
+
+
+class CallInterval(Base):
+    """The interval summary (supervisor/intervals.py): additive sums of the report figures per
+    15 minutes (UTC start), queue and service, kept by the case writer in the transaction that
+    writes the calls, and rebuilt from `calls`/`call_legs` by `contactcenter reports rebuild`.
+    `queue` "" holds the calls that reached no queue (IVR-only); `service` "" none."""
+
+    __tablename__ = "call_intervals"
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    queue: Mapped[str] = mapped_column(String(80), primary_key=True)
+    service: Mapped[str] = mapped_column(String(80), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # calls whose first queue is this
+    offered: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    answered_in_sl: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    short_abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    timed_out: Mapped[int] = mapped_column(Integer, default=0)
+    other: Mapped[int] = mapped_column(Integer, default=0)
+    wait_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    wait_n: Mapped[int] = mapped_column(Integer, default=0)
+    handle_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    handle_n: Mapped[int] = mapped_column(Integer, default=0)
+    longest_wait: Mapped[float] = mapped_column(Float, default=0.0)
