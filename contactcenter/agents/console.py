@@ -140,7 +140,7 @@ class ConsoleHub:
             if isinstance(out, Send):
                 text = _dumps(out.msg)
                 for conn in out.to:
-                    conn.send(text)
+                    conn.outbox.send(text)
             else:
                 self.spawn(self._load_history(out), f"console:history:{out.call_id}")
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..events import (
     AgentCallCompleted,
@@ -95,9 +95,9 @@ class CallView:
 # --- what the book asks of the hub ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Send(Generic[S]):
-    """One message for these sockets (serialized once, however many)."""
+class Send(NamedTuple, Generic[S]):
+    """One message for these sockets (serialized once, however many). A tuple: the hot path
+    makes one per message, and a frozen dataclass costs several times as much to build."""
 
     to: tuple[S, ...]
     msg: dict[str, Any]

@@ -85,8 +85,11 @@ class Outbox:
         while True:
             text = await self.queue.get()
             try:
-                async with asyncio.timeout(self.send_timeout):
+                if self.send_timeout is None:  # (a timeout context per frame costs ~a third)
                     await self.ws.send_str(text)
+                else:
+                    async with asyncio.timeout(self.send_timeout):
+                        await self.ws.send_str(text)
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
                 # RuntimeError: aiohttp refuses to send on a closing socket
                 log.info("%s dropped (%s)", self.label, type(exc).__name__)
