@@ -1,7 +1,8 @@
 """One push socket's outbox: a bounded queue of text frames and the one task that writes them.
 
-Every socket the server pushes to (operator consoles, wallboard screens) writes through one, so a
-slow browser never stalls the others nor eats memory. What a full outbox does is the owner's call:
+Every socket the server pushes to (operator consoles, wallboard screens, live case pages) writes
+through one, so a slow browser never stalls the others nor eats memory. A full outbox does what
+its owner chose:
 
 - ``"close"``: every frame matters (a console's pops); a browser this far behind would show a
   stale screen, so the socket is closed with 1013 (try again later) and the page reconnects to a
