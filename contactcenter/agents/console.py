@@ -1,10 +1,10 @@
 """The operator consoles: one websocket per open page, fed by the bus.
 
 The hub only does the I/O. What each console shows about calls is the pop book's (`pops.py`,
-pure: events in, messages out); what an operator may ask is the command table's (`commands.py`);
-presence is `presence.py`'s. Each socket writes through its own bounded outbox (`web.outbox`,
-shared with the wallboard), so a slow browser cannot stall the others; a console whose outbox
-overflows is closed, and the page reconnects to the full state again.
+pure: events in, messages out); what an operator may ask is the command table's
+(`console_commands.py`); presence is `presence.py`'s. Each socket writes through its own
+bounded outbox (`web.outbox`, shared with the wallboard), so a slow browser cannot stall the
+others; a console whose outbox overflows is closed, and the page reconnects to the full state.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..events import (
 from ..web.auth import SIGNED_OUT, Principal
 from ..web.outbox import Outbox
 from . import presence as P
-from .commands import COMMANDS, BadMessage, Command, Request, parse_command
+from .console_commands import COMMANDS, BadMessage, Command, Request, parse_command
 from .pops import Out, PopBook, Send, WantHistory
 from .presence_store import Desired
 from .services import DISPOSITIONS, CallerHistory, CallWork, ConsoleError, OperatorService

@@ -532,7 +532,7 @@ async def test_an_unknown_command_is_a_one_line_error_and_loses_nothing(hub: Con
 
 
 def test_every_command_has_a_handler_and_only_ping_is_answered_by_the_hub() -> None:
-    from contactcenter.agents.commands import COMMANDS
+    from contactcenter.agents.console_commands import COMMANDS
 
     assert [name for name, spec in COMMANDS.items() if spec.run is None] == ["ping"]
     for name, spec in COMMANDS.items():
