@@ -1,24 +1,21 @@
 """Live case pages: a websocket per open page, told when its case changes (`CaseChanged` from
 the bus, so a change made in any web process reaches every page).
 
-Each socket has a writer task and a one-slot outbox: a newer change replaces an unsent one (the
-page only needs to know that it is out of date and by whom), so a slow browser never holds up
-the others or grows memory.
+Each socket has a one-slot outbox (web.outbox, shared with the consoles and wallboards): a newer
+change replaces an unsent one (the page only needs to know that it is out of date and by whom),
+so a slow browser never holds up the others or grows memory.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 
 from aiohttp import WSCloseCode, web
 
 from ..events import CaseChanged, Event, SessionEnded
 from ..web.auth import SIGNED_OUT
+from ..web.outbox import Outbox
 
-log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0
 
 
@@ -27,31 +24,14 @@ class CaseWatcher:
         self.ws = ws
         self.number = number
         self.user_id = user_id
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(1)
-        self.task = asyncio.get_running_loop().create_task(self._write(),
-                                                           name=f"case-ws:{number}")
+        self.outbox = Outbox(ws, label=f"case page {number}", maxsize=1, on_full="drop_oldest",
+                             send_timeout=SEND_TIMEOUT)
 
     def offer(self, payload: str) -> None:
-        if self.outbox.full():
-            self.outbox.get_nowait()
-        self.outbox.put_nowait(payload)
-
-    async def _write(self) -> None:
-        while True:
-            payload = await self.outbox.get()
-            try:
-                await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT)
-            except (ConnectionError, TimeoutError, RuntimeError):
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
-                return
+        self.outbox.send(payload)
 
     async def close(self, code: int = WSCloseCode.GOING_AWAY, message: bytes = b"") -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        with contextlib.suppress(Exception):
-            await self.ws.close(code=code, message=message)
+        await self.outbox.close(code, message)
 
 
 class CaseLive:

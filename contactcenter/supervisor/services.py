@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.audit import AuditLog
+from contactcenter.audit import audit
 from contactcenter.bus import BaseBus
 from contactcenter.cases.models import Call, CallLeg
 from contactcenter.config import Settings
@@ -314,10 +314,8 @@ class SupervisorService:
         except PbxError as exc:
             raise ActionError(f"Asterisk refused: {exc}", 502) from exc
         async with self.sessions() as db, db.begin():
-            db.add(AuditLog(
-                actor=actor, action=f"agent.{action}", entity="agent", entity_id=interface,
-                detail={"reason": reason, "queues": queues},
-            ))
+            audit(db, actor, f"agent.{action}", "agent", interface,
+                  {"reason": reason, "queues": queues})
         log.info("%s: %s %s %s", actor, action, interface, reason)
         return {"ok": True, "action": action, "interface": interface, "queues": queues}
 
@@ -330,8 +328,8 @@ class SupervisorService:
         msg = BroadcastMessage(sender=sender, text=text, at=self.clock())
         await self.bus.publish(msg)
         async with self.sessions() as db, db.begin():
-            db.add(AuditLog(actor=sender, action="console.broadcast", entity="console",
-                            entity_id=None, detail={"text": clean_text(text, 200)}))
+            audit(db, sender, "console.broadcast", "console", None,
+                  {"text": clean_text(text, 200)})
         return msg
 
 

@@ -2,9 +2,9 @@
 a second however many events arrive (coalesced), and at least every few seconds (wrap-up ends and
 times in state move without events).
 
-Each socket has its own writer task and a bounded queue of 2 payloads: a snapshot replaces the
-one before it, so a slow screen drops old snapshots instead of stalling the others or eating
-memory.
+Each socket has its own outbox (web.outbox, shared with the consoles) of 2 payloads: a snapshot
+replaces the one before it, so a slow screen drops old snapshots instead of stalling the others or
+eating memory.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from contactcenter.web.auth import SIGNED_OUT
+from contactcenter.web.outbox import Outbox
 
 from .stats import to_json
 
@@ -41,43 +42,23 @@ def tv_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 class WallboardClient:
+    """One screen: its group, what it may see, and its outbox (2 snapshots, the newest wins)."""
+
     def __init__(self, ws: web.WebSocketResponse, group: str, maxsize: int = 2,
                  user_id: int | None = None, tv: bool = False) -> None:
         self.ws = ws
         self.group = group
         self.tv = tv  # a TV screen: gets tv_snapshot()
         self.user_id = user_id
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
-        self.sent = 0
-        self.dropped = 0
-        self.task = asyncio.get_running_loop().create_task(self._writer(), name="wallboard:ws")
+        self.outbox = Outbox(ws, label="wallboard screen", maxsize=maxsize,
+                             on_full="drop_oldest", send_timeout=SEND_TIMEOUT)
 
     def offer(self, payload: str) -> None:
-        while self.queue.full():  # the newest snapshot supersedes the unsent one
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(payload)
-
-    async def _writer(self) -> None:
-        while True:
-            payload = await self.queue.get()
-            try:
-                await asyncio.wait_for(self.ws.send_str(payload), SEND_TIMEOUT)
-            except (ConnectionError, TimeoutError, RuntimeError) as exc:
-                # RuntimeError: aiohttp refuses to send on a closing socket
-                log.info("wallboard socket dropped (%s)", type(exc).__name__)
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
-                return
-            self.sent += 1
+        self.outbox.send(payload)
 
     async def close(self, code: int = WSCloseCode.GOING_AWAY,
                     message: bytes = b"server shutdown") -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        with contextlib.suppress(Exception):
-            await self.ws.close(code=code, message=message)
+        await self.outbox.close(code, message)
 
 
 class WallboardHub:

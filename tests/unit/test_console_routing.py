@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contactcenter.agents import presence as P
-from contactcenter.agents.console import ConsoleHub, clean_text, parse_command
+from contactcenter.agents.console import ConsoleHub, parse_command
 from contactcenter.agents.services import OperatorService
 from contactcenter.events import (
     AgentCallCompleted,
@@ -186,7 +186,7 @@ async def test_pop_clears_on_abandon_no_answer_and_end(hub: ConsoleHub) -> None:
         ("default:1.1", "abandoned"), ("default:2.2", "missed")]
     assert [(f["call_id"], f["reason"]) for f in ben.of("call.clear")] == [
         ("default:3.3", "ended")]
-    assert hub.calls == {} and hub.rung == {}
+    assert hub.book.calls == {} and hub.book.rung == {}
     assert "default:3.3" in hub.history.forgotten  # type: ignore[attr-defined]
 
 
@@ -278,13 +278,6 @@ async def test_commands_need_the_callers_own_call_and_phone_controls(hub: Consol
     assert r["error"] == "There is no call on your phone."
 
 
-def test_clean_text_strips_controls_and_truncates() -> None:
-    assert clean_text('<b>"x"</b>\r\nline2\x00', 80) == '<b>"x"</b> line2'
-    long = clean_text("A" * 10_000, 80)
-    assert long is not None and len(long) == 80 and long.endswith("…")
-    assert clean_text(None, 5) is None
-
-
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.one_of(
@@ -346,7 +339,7 @@ async def test_a_slow_console_is_closed_without_stalling_the_others(hub: Console
     await settle(hub)
     assert len(ok.of("call")) >= 400  # every pop, in order
     stuck_conn = next(c for c in hub.conns if c.ws is stuck)
-    assert stuck_conn.overflowed and stuck_conn.writer.cancelled()
+    assert stuck_conn.outbox.overflowed and stuck_conn.outbox.writer.cancelled()
     assert stuck.closed and stuck.close_code == 1013  # try again later: the page reconnects
 
 
@@ -496,3 +489,52 @@ async def test_consoles_are_told_when_the_bus_dropped_their_events(hub: ConsoleH
     await hub.on_event(QueueMembersSynced("default", (), T0))
     await settle(hub)
     assert not hub.stale and "up to date" in ana.of("notice")[-1]["text"]
+
+
+async def test_the_pop_after_a_wrapup_keeps_its_caller_and_history(hub: ConsoleHub) -> None:
+    """The wrap-up's call leaves the book when the next call rings; the new pop must stay in it
+    (it once went out but was not kept: the answer showed no caller and no history)."""
+    ws = FakeWs()
+    hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await hub.on_event(ringing("PJSIP/1001", "1.1"))
+    await hub.on_event(CallAnswered("default", "1.1", "potholes", "PJSIP/1001", "Ana",
+                                    3.0, 2.0, later(3)))
+    await hub.on_event(AgentCallCompleted("default", "1.1", "potholes", "PJSIP/1001", 10.0,
+                                          later(13)))
+    await hub.on_event(ringing("PJSIP/1001", "2.2", number="7875550202"))
+    await settle(hub)
+    await hub.on_event(CallAnswered("default", "2.2", "potholes", "PJSIP/1001", "Ana",
+                                    3.0, 2.0, later(60)))
+    await settle(hub)
+    last = ws.of("call")[-1]
+    assert last["call_id"] == "default:2.2" and last["status"] == "connected"
+    assert last["caller_number"] == "7875550202" and last["history"] is not None
+
+
+async def test_an_unknown_command_is_a_one_line_error_and_loses_nothing(hub: ConsoleHub) -> None:
+    ws = FakeWs()
+    conn = hub.connect(ws, ANA)  # type: ignore[arg-type]
+    await hub.on_event(ringing("PJSIP/1001"))
+    await hub.on_event(CallAnswered("default", "1700000000.1", "potholes", "PJSIP/1001", "Ana",
+                                    3.0, 2.0, later(3)))
+    for raw in ('{"type":"transfer\\nnow","ref":1}', '{"type":"_my_call"}', "[1,2]", "\x00{",
+                '{"type":"pause"}', '{"type":"ping","ref":true}'):
+        reply = await hub.handle(conn, raw)
+        assert reply["type"] == "error" and reply["error"] and "\n" not in reply["error"], raw
+    assert "unknown message type" in (await hub.handle(conn, '{"type":"nope"}'))["error"]
+    # the socket, the pop and the next command are as they were
+    await settle(hub)
+    assert not ws.closed and hub.book.view("PJSIP/1001", "default:1700000000.1") is not None
+    r = await hub.handle(conn, json.dumps({"type": "disposition",
+                                           "call_id": "default:1700000000.1",
+                                           "disposition": "resolved"}))
+    assert r["ok"] is True
+
+
+def test_every_command_has_a_handler_and_only_ping_is_answered_by_the_hub() -> None:
+    from contactcenter.agents.console_commands import COMMANDS
+
+    assert [name for name, spec in COMMANDS.items() if spec.run is None] == ["ping"]
+    for name, spec in COMMANDS.items():
+        required = {f: "x" for f, field in spec.fields.items() if field.required}
+        assert parse_command(json.dumps({"type": name, **required})).type == name
