@@ -198,6 +198,8 @@ class Call(Base):
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_queue_started", "queue", "started_at"),
+        # the abandoned callers' list (supervisor/callback_list.py) reads only abandoned calls
+        Index("ix_calls_outcome_started", "outcome", "started_at"),
         # the case page lists a case's calls: linked by the console, or keyed in the IVR
         Index("ix_calls_case_id", "case_id"),
         Index("ix_calls_case_number", "case_number"),
@@ -608,7 +610,11 @@ class Callback(Base):
     (answered, keyed nothing), given_up (never answered), skipped (no longer applies)."""
 
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_state_next", "state", "next_at"),)
+    __table_args__ = (
+        Index("ix_callbacks_state_next", "state", "next_at"),
+        # has this caller a call-back? (supervisor/callback_list.py)
+        Index("ix_callbacks_phone", "phone", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     phone: Mapped[str] = mapped_column(String(40))
