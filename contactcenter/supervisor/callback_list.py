@@ -8,10 +8,13 @@ by an operator (the call names one: `calls.agent`), or when the call-back featur
 call to that number (`callbacks`: under way, or made after the attempt). The default view lists
 the callers not served, one line per caller (latest attempt, number of attempts).
 
-Counted in SQL: the abandoned calls of the range come from `ix_calls_outcome_started` (the call
-of an abandoned leg ends abandoned: abandoning is hanging up), one line per caller by a window
-function, and "served" by correlated look-ups on `ix_calls_caller_started` and
-`ix_callbacks_phone`. Caller numbers are personal data: supervisors and admins only.
+An abandoned leg is always a call's last (abandoning is hanging up), and a call's outcome and
+final queue are its last leg's (telephony/calls.py `_record`; a row without legs is its own one
+leg): so the list reads `calls` alone, on `ix_calls_outcome_started`. Wait is the call's time
+in the queues before hanging up. One line per caller by a window function, and "served" by
+correlated look-ups on `ix_calls_caller_started` and `ix_callbacks_phone`: all in SQL.
+
+Caller numbers are personal data: supervisors and admins only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -109,8 +112,10 @@ def _digits(column: Any) -> Any:
 async def _check_queue(db: AsyncSession, queue: str) -> None:
     if not queue:
         return
+    # a queue of the store, or one that had calls (removed since): each look-up on an index
     known = (await db.execute(select(Queue.id).where(Queue.name == queue))).first() or \
-        (await db.execute(select(exists().where(CallLeg.queue == queue)))).scalar()
+        (await db.execute(select(exists().where(CallLeg.queue == queue)))).scalar() or \
+        (await db.execute(select(exists().where(Call.queue == queue)))).scalar()
     if not known:
         raise ListError(f"unknown queue {queue[:80]!r}")
 
@@ -119,15 +124,13 @@ def _lines_query(rng: reports.DateRange, tz: tzinfo, flt: ListFilter) -> tuple[A
     """(one row per line with its served columns, a count of the abandoned calls without a
     number) for the range and filter."""
     start, end = rng.bounds(tz)
-    abandoned = [Call.started_at >= start, Call.started_at < end,
-                 Call.outcome.in_(ABANDONED),  # ix_calls_outcome_started; see the docstring
-                 CallLeg.kind == "queue", CallLeg.outcome.in_(ABANDONED),
-                 *([CallLeg.queue == flt.queue] if flt.queue else [])]
+    queue = func.coalesce(Call.final_queue, Call.queue)
+    abandoned = [Call.outcome.in_(ABANDONED), Call.started_at >= start, Call.started_at < end,
+                 *([queue == flt.queue] if flt.queue else [])]
     has_number = and_(Call.caller_number.is_not(None), Call.caller_number != "")
     cols: list[Any] = [Call.id.label("call_id"), Call.caller_number.label("number"),
-                       Call.started_at.label("at"), CallLeg.queue.label("queue"),
-                       func.coalesce(Call.wait_seconds, CallLeg.wait_seconds).label("wait"),
-                       Call.language.label("language")]
+                       Call.started_at.label("at"), queue.label("queue"),
+                       Call.wait_seconds.label("wait"), Call.language.label("language")]
     if flt.per == "caller":
         cols += [func.row_number().over(partition_by=Call.caller_number,
                                         order_by=(Call.started_at.desc(), Call.id.desc()))
@@ -135,8 +138,7 @@ def _lines_query(rng: reports.DateRange, tz: tzinfo, flt: ListFilter) -> tuple[A
                  func.count().over(partition_by=Call.caller_number).label("attempts")]
     else:
         cols += [literal(1).label("rn"), literal(1).label("attempts")]
-    ranked = (select(*cols).join(CallLeg, CallLeg.call_id == Call.id)
-              .where(*abandoned, has_number).subquery("ranked"))
+    ranked = select(*cols).where(*abandoned, has_number).subquery("ranked")
     later = aliased(Call)
     through = (select(func.min(later.started_at))
                .where(later.caller_number == ranked.c.number, later.started_at > ranked.c.at,
@@ -150,9 +152,11 @@ def _lines_query(rng: reports.DateRange, tz: tzinfo, flt: ListFilter) -> tuple[A
     lines = (select(ranked.c.call_id, ranked.c.number, ranked.c.at, ranked.c.queue,
                     ranked.c.wait, ranked.c.language, ranked.c.attempts,
                     through.label("through"), callback.label("callback"))
-             .where(ranked.c.rn == 1).subquery("lines"))
-    no_number = (select(func.count()).select_from(Call).join(CallLeg, CallLeg.call_id == Call.id)
-                 .where(*abandoned, ~has_number))
+             .where(ranked.c.rn == 1)
+             # computed once, then read: PostgreSQL would otherwise inline it and run both
+             # look-ups again at every use of their results (the totals, the filter, the page)
+             .cte("lines").prefix_with("MATERIALIZED", dialect="postgresql"))
+    no_number = select(func.count()).select_from(Call).where(*abandoned, ~has_number)
     return lines, no_number
 
 
@@ -160,28 +164,44 @@ async def abandoned_list(
     sessions: Sessions, rng: reports.DateRange, tz: tzinfo, flt: ListFilter, page: int = 1,
     per_page: int | None = PAGE,
 ) -> AbandonedList:
-    """One page of the list (`per_page` None: every line, for the CSV), newest first."""
+    """One page of the list (`per_page` None: every line, for the CSV), newest first. The
+    page and the totals come from one query (window sums over every line, then the filter),
+    so "served" is looked up once per line."""
     async with sessions() as db:
+        await _no_jit(db)
         await _check_queue(db, flt.queue)
         lines, no_number = _lines_query(rng, tz, flt)
-        unserved = and_(lines.c.through.is_(None), lines.c.callback.is_(None))
-        total, open_, calls = (await db.execute(
-            select(func.count(), func.sum(case((unserved, 1), else_=0)),
-                   func.sum(lines.c.attempts)))).one()
-        query = select(lines)
+        is_open = case((and_(lines.c.through.is_(None), lines.c.callback.is_(None)), 1),
+                       else_=0)
+        totals = select(lines, is_open.label("open"), func.count().over().label("n_all"),
+                        func.sum(is_open).over().label("n_open"),
+                        func.sum(lines.c.attempts).over().label("n_calls")).subquery("totals")
+        query = select(totals)
         if flt.show == "unserved":
-            query = query.where(unserved)
-        query = query.order_by(lines.c.at.desc(), lines.c.call_id.desc())
+            query = query.where(totals.c.open == 1)
+        query = query.order_by(totals.c.at.desc(), totals.c.call_id.desc())
         if per_page is not None:
             query = query.limit(per_page).offset((page - 1) * per_page)
         rows = (await db.execute(query)).all()
+        if rows:
+            n_all, n_open, n_calls = rows[0].n_all, rows[0].n_open, rows[0].n_calls
+        else:  # nothing on this page: the totals alone
+            n_all, n_open, n_calls = (await db.execute(
+                select(func.count(), func.sum(is_open), func.sum(lines.c.attempts)))).one()
         without = int((await db.execute(no_number)).scalar_one())
-    shown = int(total) if flt.show == "all" else int(open_ or 0)
+    shown = int(n_all) if flt.show == "all" else int(n_open or 0)
     size = per_page or max(1, shown)
     return AbandonedList(
         [CallerLine(r.call_id, r.number, r.at, r.queue or "", r.wait, r.language or "",
                     int(r.attempts), r.through, r.callback) for r in rows],
-        shown, int(open_ or 0), int(calls or 0), without, page, max(1, -(-shown // size)))
+        shown, int(n_open or 0), int(n_calls or 0), without, page, max(1, -(-shown // size)))
+
+
+async def _no_jit(db: AsyncSession) -> None:
+    """PostgreSQL compiles a plan this costly (thousands of index look-ups) with JIT, which
+    takes longer (~150 ms) than the look-ups it cannot speed up: off for this transaction."""
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(text("SET LOCAL jit = off"))
 
 
 def _csv_rows(lines: Iterable[CallerLine], tz: tzinfo) -> Iterable[tuple[Any, ...]]:

@@ -130,6 +130,13 @@ async def test_callers_not_served(seeded: async_sessionmaker[AsyncSession]) -> N
     paged = await callback_list.abandoned_list(seeded, rng, UTC, callback_list.ListFilter(),
                                                page=2, per_page=3)
     assert _numbers(paged) == [A] and paged.pages == 2
+    none = await callback_list.abandoned_list(
+        seeded, reports.DateRange(date(2026, 5, 1), date(2026, 5, 2)), UTC,
+        callback_list.ListFilter(show="all"))
+    assert (none.lines, none.total, none.calls, none.pages) == ([], 0, 0, 1)
+    beyond = await callback_list.abandoned_list(seeded, rng, UTC, callback_list.ListFilter(),
+                                                page=3, per_page=3)
+    assert (beyond.lines, beyond.total, beyond.unserved, beyond.calls) == ([], 4, 4, 7)
     with pytest.raises(callback_list.ListError, match="unknown queue"):
         await callback_list.abandoned_list(seeded, rng, UTC,
                                            callback_list.ListFilter(queue="nope"))
