@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import ServiceType
+from contactcenter.cases.models import Case, ServiceType
 from contactcenter.cases.store import CaseStore, NewCase
 from contactcenter.clock import FixedClock
 from contactcenter.supervisor import reports, sla_views
@@ -126,6 +126,17 @@ async def test_breakdown_by_service_and_agency(seeded: async_sessionmaker[AsyncS
     with pytest.raises(sla_views.FilterError, match="unknown service type"):
         await sla_views.overdue_page(seeded, rng, UTC, NOW, "UTC",
                                      sla_views.OverdueFilter(service="nope"))
+
+    # a case no agency owns: its own line, and its own drill-down (agency "-")
+    async with seeded() as db, db.begin():
+        await db.execute(update(Case).where(Case.number == n["mp4"]).values(agency_id=None))
+    got = await sla_views.sla_breakdown(seeded, rng, UTC, NOW)
+    assert {g.code: _counts(g.row) for g in got.by_agency}["-"] == (1, 0, 0, 1, 0, 0, 0)
+    assert [g.row.agency for g in got.by_agency] == [
+        "(no agency)", "Department of Public Works", "Department of Sanitation"]
+    nobody = await sla_views.overdue_page(seeded, rng, UTC, NOW, "UTC",
+                                          sla_views.OverdueFilter(agency="-"))
+    assert [(c.number, c.agency) for c in nobody.cases] == [(n["mp4"], "(no agency)")]
 
 
 @pytest.fixture
