@@ -222,3 +222,28 @@ async def test_only_supervisors_and_admins(env: Any) -> None:
     client.session.cookie_jar.clear()
     await login(client, "admin")
     assert (await client.get(f"/reports/sla/overdue?{RANGE}")).status == 200
+
+
+async def test_the_pages_run_in_the_report_worker(
+    env: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Heavy report work never runs on the serving loop (supervisor/offloop.py)."""
+    from contactcenter.supervisor.keys import SUPERVISOR
+
+    client, _ = env
+    worker = client.app[SUPERVISOR].offloop
+    assert worker is not None  # a file database: another process sees it
+    ran: list[str] = []
+    real = worker.run
+
+    async def spy(fn: Any, *args: Any) -> Any:
+        ran.append(fn.__name__)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(worker, "run", spy)
+    await login(client, "supervisor")
+    for path in ("/reports/sla", "/reports/sla/overdue", "/reports/sla/overdue.csv",
+                 "/reports/abandoned", "/reports/abandoned.csv"):
+        assert (await client.get(f"{path}?{RANGE}")).status == 200, path
+    assert ran == ["breakdown_work", "overdue_work", "overdue_csv_work", "list_work",
+                   "csv_work"]
