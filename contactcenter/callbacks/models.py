@@ -17,7 +17,11 @@ class Callback(Base):
     (answered, keyed nothing), given_up (never answered), skipped (no longer applies)."""
 
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_state_next", "state", "next_at"),)
+    __table_args__ = (
+        Index("ix_callbacks_state_next", "state", "next_at"),
+        # has this caller a call-back? (supervisor/callback_list.py)
+        Index("ix_callbacks_phone", "phone", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     phone: Mapped[str] = mapped_column(String(40))

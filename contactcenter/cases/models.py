@@ -45,6 +45,7 @@ class Citizen(Base):
 CALL_PERSONAL = ("caller_number IS NOT NULL OR caller_name IS NOT NULL"
                  " OR citizen_id IS NOT NULL")
 CASE_PERSONAL = "citizen_id IS NOT NULL"
+CASE_OPEN = "status <> 'closed'"
 
 
 class Call(Base):
@@ -60,6 +61,8 @@ class Call(Base):
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_queue_started", "queue", "started_at"),
+        # the abandoned callers' list (supervisor/callback_list.py) reads only abandoned calls
+        Index("ix_calls_outcome_started", "outcome", "started_at"),
         # the case page lists a case's calls: linked by the console, or keyed in the IVR
         Index("ix_calls_case_id", "case_id"),
         Index("ix_calls_case_number", "case_number"),
@@ -139,6 +142,10 @@ class Case(Base):
         # the agency work queue: keyset paging by SLA due (issue 21), counts per status
         Index("ix_cases_agency_due", "agency_id", "sla_due_at", "id"),
         Index("ix_cases_agency_status", "agency_id", "status"),
+        # the SLA report's overdue cases (supervisor/sla_views.py): open ones in due order,
+        # without walking the closed past
+        Index("ix_cases_open_due", "sla_due_at", "id",
+              postgresql_where=text(CASE_OPEN), sqlite_where=text(CASE_OPEN)),
         # the operator's duplicate suggestion: open cases of a service in the last 30 days
         Index("ix_cases_service_created", "service_type_id", "created_at"),
         # the case search's words (ILIKE '%word%'): trigram indexes on PostgreSQL (pg_trgm),

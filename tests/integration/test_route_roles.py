@@ -78,6 +78,12 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/reports/agents"): STAFF,
     ("GET", "/reports/calls.csv"): STAFF,
     ("GET", "/reports/summary.csv"): STAFF,
+    ("GET", "/reports/sla"): STAFF,
+    ("GET", "/reports/sla/overdue"): STAFF,
+    ("GET", "/reports/sla/overdue.csv"): STAFF,
+    # caller numbers: personal data
+    ("GET", "/reports/abandoned"): STAFF,
+    ("GET", "/reports/abandoned.csv"): STAFF,
     ("GET", "/api/queues"): STAFF,
     ("GET", "/metrics"): STAFF,
     ("GET", "/admin"): ADMIN,
