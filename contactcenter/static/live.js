@@ -65,19 +65,25 @@ window.ccLive = (() => {
     return { tag: tag.toUpperCase(), props: props || {}, kids };
   }
 
+  const absent = (value) => value === null || value === undefined || value === false;
+
   function setAttrs(node, props) {
-    for (const [name, value] of Object.entries(props)) {
+    let count = 0;
+    for (const name in props) {
       if (name === "key") continue;
-      if (value === null || value === undefined || value === false) {
+      const value = props[name];
+      if (absent(value)) {
         if (node.hasAttribute(name)) node.removeAttribute(name);
-      } else {
-        const v = value === true ? "" : String(value);
-        if (node.getAttribute(name) !== v) node.setAttribute(name, v);
+        continue;
       }
+      count += 1;
+      const v = value === true ? "" : String(value);
+      if (node.getAttribute(name) !== v) node.setAttribute(name, v);
     }
-    for (const attr of [...node.attributes]) {
-      if (!(attr.name in props) || props[attr.name] === null || props[attr.name] === undefined ||
-          props[attr.name] === false) node.removeAttribute(attr.name);
+    // more attributes than described: one was set before and is gone from the description
+    const attrs = node.attributes;
+    for (let i = attrs.length - 1; attrs.length > count && i >= 0; i -= 1) {
+      if (absent(props[attrs[i].name])) node.removeAttribute(attrs[i].name);
     }
   }
 
@@ -94,7 +100,7 @@ window.ccLive = (() => {
     const wanted = new Set();
     const keyed = new Map();
     for (const v of vkids) if (typeof v !== "string" && v.props.key !== undefined) wanted.add(String(v.props.key));
-    for (const child of parent.childNodes) if (child.ccKey !== undefined) keyed.set(child.ccKey, child);
+    if (wanted.size) for (const child of parent.childNodes) if (child.ccKey !== undefined) keyed.set(child.ccKey, child);
     let cursor = parent.firstChild;
     const skipGone = () => {
       // a keyed node that is no longer wanted goes now, so the next ones need not move
