@@ -35,7 +35,7 @@
 
   function say(message, isError) {
     const el = $("message");
-    text(el, message);
+    el.textContent = message === null || message === undefined ? "" : String(message); // said again if repeated
     el.className = "message" + (isError ? " error" : "");
   }
 
