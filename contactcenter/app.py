@@ -20,7 +20,7 @@ from .bus import make_bus
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .keys import AGI_ROUTES, BUS, CLOCK, COUNTERS, ENGINE, HEALTH, SESSIONS, SETTINGS
-from .web import auth, edge
+from .web import auth, edge, formats
 from .web.accesslog import RedactingAccessLogger
 from .web.auth import public
 
@@ -181,6 +181,8 @@ def create_app(
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         context_processors=[auth.template_context, aiohttp_jinja2.request_processor],
     )
+    # the figure formats every page shares with static/live.js
+    aiohttp_jinja2.get_env(app).filters.update(formats.FILTERS)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(bus_ctx)
     for name in PLUGINS:

@@ -1,116 +1,96 @@
 // The wallboard on a TV: the same snapshots as the supervisor's view, from which the server has
 // already taken every person out (callers' numbers and names, operators' names). Figures only,
-// as text (textContent): nothing here is clickable.
+// as text: nothing here is clickable. Drawn in place by ccLive.patch, once a second.
 "use strict";
 
-(function () {
+(() => {
   const root = document.getElementById("tv-queues");
   if (!root) return;
+  const { h, patch, fmt } = ccLive;
   const group = root.dataset.group || "";
   const staleBadge = document.getElementById("tv-stale");
   const clock = document.getElementById("tv-clock");
-  const el = ccLive.el, duration = ccLive.duration;
+  // the colour's meaning in words, readable across the room without telling red from green
+  const CUES = {
+    wait: { bad: ["▲", "over target"], warn: ["◆", "near target"], ok: ["✓", "within target"] },
+    sl: { bad: ["▼", "below target"], ok: ["✓", "target met"] },
+  };
   let offset = 0;
-  let socketUp = false;
-  let lastStale = false;
-  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
+  let link = "connecting"; // then "up" or "down"
+  let snap = null;
 
-  function pct(v) { return v === null || v === undefined ? "—" : Math.round(v * 100) + "%"; }
-  function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + "s"; }
-  function serverNow() { return Date.now() - offset; }
-  function waitLevel(s, target) { return s > target ? "bad" : s > target / 2 ? "warn" : "ok"; }
+  const serverNow = () => Date.now() - offset;
+  const waitLevel = (s, target) => (s > target ? "bad" : s > target / 2 ? "warn" : "ok");
 
-  function fig(label, value, level, id) {
-    const f = el("div", "tv-fig" + (level ? " " + level : ""));
-    f.appendChild(el("div", "v", value));
-    f.appendChild(el("div", "l", label));
-    f.dataset.figure = id;
-    return f;
+  function fig(id, label, value, level, kind) {
+    const c = kind && CUES[kind][level];
+    return h("div", { class: "tv-fig" + (level ? " " + level : ""), "data-figure": id, key: id },
+      // five characters and more ("12:34", "1:02:03") get a smaller size to stay whole
+      h("div", { class: value.length > 4 ? "v long" : "v" }, value),
+      h("div", { class: "l" }, label),
+      c ? h("div", { class: "cue" }, h("span", { "aria-hidden": "true" }, c[0]), " " + c[1]) : null);
   }
 
-  function renderQueue(q) {
-    const card = el("section", "tv-queue");
-    card.dataset.queue = q.name;
-    card.appendChild(el("h2", null, q.display_name));
+  function queueCard(q) {
     const now = q.now, today = q.today, tg = q.targets;
-    const figs = el("div", "tv-figs");
-    figs.appendChild(fig("Waiting", now.waiting, now.waiting ? "warn" : "", "waiting"));
-    const lw = fig("Longest wait", duration(now.longest_wait_seconds),
-      waitLevel(now.longest_wait_seconds, tg.max_wait_target_seconds), "longest_wait");
-    lw.dataset.oldest = now.callers.length ? now.callers[0].joined_at : "";
-    lw.dataset.target = tg.max_wait_target_seconds;
-    figs.appendChild(lw);
+    const oldest = now.callers.length ? now.callers[0].joined_at : null;
+    const longest = oldest ? (serverNow() - Date.parse(oldest)) / 1000 : now.longest_wait_seconds;
+    const lwLevel = waitLevel(longest, tg.max_wait_target_seconds);
     const sl = today.service_level;
-    // the target is in the colour (green: met, red: missed): a label must fit a quarter card
-    figs.appendChild(fig("Service level", pct(sl), sl === null || sl === undefined ? "" : (sl < tg.service_level_target ? "bad" : "ok"),
-      "service_level"));
-    figs.appendChild(fig("Answered", today.answered, "", "answered"));
-    figs.appendChild(fig("Abandoned", today.abandoned, "", "abandoned"));
-    figs.appendChild(fig("Avg. answer", secs(today.asa_seconds), "", "asa"));
-    card.appendChild(figs);
-    const agents = el("p", "tv-agents");
-    for (const [state, label] of [["available", "ready"], ["on_call", "on calls"],
-      ["wrap_up", "wrap-up"], ["paused", "paused"]]) {
-      const span = el("span", state);
-      span.appendChild(el("strong", null, now.agents[state]));
-      span.appendChild(document.createTextNode(" " + label));
-      agents.appendChild(span);
-    }
-    card.appendChild(agents);
-    if (lw.classList.contains("bad")) card.classList.add("alert");
-    return card;
+    const slLevel = sl === null || sl === undefined ? "" : sl < tg.service_level_target ? "bad" : "ok";
+    // whole percents and seconds: a figure must fit a third of a card from across the room
+    const figs = h("div", { class: "tv-figs", key: "figs" },
+      fig("waiting", "Waiting", fmt.count(now.waiting), now.waiting ? "warn" : ""),
+      fig("longest_wait", "Longest wait", fmt.duration(longest), lwLevel, "wait"),
+      fig("service_level", "Service level", fmt.percent(sl, 0), slLevel, "sl"),
+      fig("answered", "Answered", fmt.count(today.answered), ""),
+      fig("abandoned", "Abandoned", fmt.count(today.abandoned), ""),
+      fig("asa", "Avg. answer", fmt.seconds(today.asa_seconds, 0), ""));
+    const agents = h("p", { class: "tv-agents", key: "agents" },
+      [["available", "ready"], ["on_call", "on calls"], ["wrap_up", "wrap-up"], ["paused", "paused"]]
+        .map(([state, label]) => h("span", { class: state, key: state },
+          h("strong", null, fmt.count(now.agents[state])), " " + label)));
+    return h("section", { class: "tv-queue" + (lwLevel === "bad" ? " alert" : ""), "data-queue": q.name, key: q.name },
+      h("h2", { key: "title" }, q.display_name), figs, agents);
   }
 
   function layout(n) {
     // columns and rows for n cards on a 16:9 screen: 1-2 in one row, 3-6 in 3x2, 7-9 in 3x3...
     const cols = n <= 1 ? 1 : n === 2 || n === 4 ? 2 : n <= 9 ? 3 : 4;
     const rows = Math.max(1, Math.min(4, Math.ceil(n / cols)));
-    root.className = "tv-queues cols-" + cols + " rows-" + rows;
+    return "tv-queues cols-" + cols + " rows-" + rows;
   }
 
-  function render(snap) {
-    offset = Date.now() - Date.parse(snap.at);
-    lastStale = !!snap.stale;
-    lastReason = snap.stale_reason || "";
-    const frag = document.createDocumentFragment();
-    for (const q of snap.queues) frag.appendChild(renderQueue(q));
-    if (!snap.queues.length) frag.appendChild(el("p", "tv-empty", "No queues in this group yet."));
-    layout(snap.queues.length);
-    root.replaceChildren(frag);
-    root.dataset.updated = snap.at;
-    staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
-  }
-
-  function tick() {
-    for (const node of root.querySelectorAll('[data-figure="longest_wait"]')) {
-      if (!node.dataset.oldest) continue;
-      const s = (serverNow() - Date.parse(node.dataset.oldest)) / 1000;
-      node.querySelector(".v").textContent = duration(s);
-      node.classList.remove("ok", "warn", "bad");
-      node.classList.add(waitLevel(s, Number(node.dataset.target)));
+  function draw() {
+    if (snap) {
+      const cls = layout(snap.queues.length);
+      if (root.className !== cls) root.className = cls;
+      patch(root, snap.queues.length ? snap.queues.map(queueCard)
+        : [h("p", { class: "tv-empty", key: "empty" }, "No queues in this group yet.")]);
+      root.dataset.updated = snap.at;
     }
+    const stale = !!(snap && snap.stale);
+    staleBadge.hidden = !(stale || link === "down");
+    const text = stale ? (snap.stale_reason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down")
+      : "STALE — no live updates";
+    if (staleBadge.textContent !== text) staleBadge.textContent = text;
     clock.textContent = new Date(serverNow()).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  function connect() {
-    ccLive.socket("/wallboard/ws?tv=1&group=" + encodeURIComponent(group), {
-      open: function () { socketUp = true; staleBadge.hidden = !lastStale; },
-      message: function (msg) { if (msg.type === "snapshot") render(msg); },
-      close: function () {
-        socketUp = false;
-        staleBadge.hidden = false;
-        staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
-      },
-    });
+  function take(msg) {
+    snap = msg;
+    offset = Date.now() - Date.parse(msg.at);
+    draw();
   }
 
   const initial = document.getElementById("initial-snapshot");
   if (initial) {
-    try { render(JSON.parse(initial.textContent)); } catch (e) { /* the socket brings one */ }
+    try { take(JSON.parse(initial.textContent)); } catch (e) { /* the socket brings one */ }
   }
-  staleBadge.hidden = !lastStale;
-  connect();
-  setInterval(tick, 1000);
-  tick();
+  ccLive.socket("/wallboard/ws?tv=1&group=" + encodeURIComponent(group), {
+    open: () => { link = "up"; draw(); },
+    message: (msg) => { if (msg.type === "snapshot") take(msg); },
+    close: () => { link = "down"; draw(); },
+  });
+  setInterval(draw, 1000);
 })();

@@ -1,11 +1,13 @@
-// The wallboard: renders the server's snapshots (websocket, at most one a second) and ticks the
-// clocks in between. Every piece of data goes in with textContent, never innerHTML: caller IDs
-// and names are attacker-controlled.
+// The wallboard: draws the server's snapshots (websocket, at most one a second) and redraws
+// every second in between so the clocks tick. Each draw patches the page in place (ccLive.patch):
+// a button the supervisor focused keeps the focus, the page keeps its scroll. Every piece of
+// data goes in as text, never markup: caller IDs and names are attacker-controlled.
 "use strict";
 
-(function () {
+(() => {
   const root = document.getElementById("wb-queues");
   if (!root) return;
+  const { h, patch, fmt, el } = ccLive;
   const group = root.dataset.group || "";
   const staleBadge = document.getElementById("stale-badge");
   const connBadge = document.getElementById("conn-badge");
@@ -15,186 +17,140 @@
     available: "Available", ringing: "Ringing", on_call: "On a call", wrap_up: "Wrap-up",
     paused: "Paused", logged_out: "Logged out",
   };
+  // what a colour means, in words beside it (colour alone tells nothing to a colour-blind eye)
+  const CUES = {
+    wait: { bad: ["▲", "over target"], warn: ["◆", "near target"], ok: ["✓", "within target"] },
+    sl: { bad: ["▼", "below target"], ok: ["✓", "target met"] },
+  };
   let offset = 0; // local clock minus server clock, ms
-  let socketUp = false;
-  let lastStale = false;
-  const el = ccLive.el, duration = ccLive.duration;
-  let lastReason = "";  // "rebuilding": events were dropped, recounting from the store
+  let link = "connecting"; // then "up" or "down"
+  let snap = null;
+  // "action interface" posts under way: their buttons say so (aria-disabled, not disabled: a
+  // disabled button would drop the keyboard focus) and ignore a second press
+  const pending = new Set();
 
-  function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
-  function secs(v) { return v === null || v === undefined ? "—" : Math.round(v) + " s"; }
-  function serverNow() { return Date.now() - offset; }
-  function since(iso) { return iso ? (serverNow() - Date.parse(iso)) / 1000 : null; }
-
-  function tile(label, value, level, id) {
-    const t = el("div", "tile" + (level ? " " + level : ""));
-    t.appendChild(el("div", "tile-value", value));
-    t.appendChild(el("div", "tile-label", label));
-    if (id) t.dataset.figure = id;
-    return t;
-  }
+  const serverNow = () => Date.now() - offset;
+  const since = (iso) => (iso ? (serverNow() - Date.parse(iso)) / 1000 : null);
 
   function waitLevel(seconds, target) {
     if (seconds > target) return "bad";
     if (seconds > target / 2) return "warn";
     return "ok";
   }
-  function slLevel(v, target) {
-    if (v === null || v === undefined) return "";
-    return v < target ? "bad" : "ok";
+  const slLevel = (v, target) => (v === null || v === undefined ? "" : v < target ? "bad" : "ok");
+
+  function cue(kind, level) {
+    const c = CUES[kind][level];
+    if (!c) return null;
+    return h("div", { class: "cue cue-" + level },
+      h("span", { class: "cue-icon", "aria-hidden": "true" }, c[0]), " " + c[1]);
   }
 
-  function renderQueue(q) {
-    const card = el("section", "wb-queue");
-    card.dataset.queue = q.name;
-    card.appendChild(el("h2", null, q.display_name));
+  function tile(id, label, value, level, extra) {
+    return h("div", { class: "tile" + (level ? " " + level : ""), "data-figure": id, key: id },
+      h("div", { class: "tile-value" }, value),
+      h("div", { class: "tile-label" }, label),
+      extra || null);
+  }
+
+  function queueCard(q) {
     const now = q.now, today = q.today, hour = q.hour, tg = q.targets;
-    const tiles = el("div", "tiles");
-    tiles.appendChild(tile("Waiting", now.waiting, now.waiting ? "warn" : "", "waiting"));
-    const lw = tile("Longest wait now", duration(now.longest_wait_seconds),
-      waitLevel(now.longest_wait_seconds, tg.max_wait_target_seconds), "longest_wait");
-    lw.dataset.oldest = now.callers.length ? now.callers[0].joined_at : "";
-    lw.dataset.target = tg.max_wait_target_seconds;
-    tiles.appendChild(lw);
-    tiles.appendChild(tile("Service level today (target " + Math.round(tg.service_level_target * 100) +
-      "% in " + tg.service_level_seconds + " s)", pct(today.service_level),
-      slLevel(today.service_level, tg.service_level_target), "service_level"));
-    tiles.appendChild(tile("Offered today", today.offered, "", "offered"));
-    tiles.appendChild(tile("Answered", today.answered, "", "answered"));
-    tiles.appendChild(tile("Abandoned (short)", today.abandoned + " (" + today.short_abandoned + ")", "", "abandoned"));
-    // the queue gave up on the caller (its timeout): not in the abandon rate
-    tiles.appendChild(tile("Timed out", today.timed_out, today.timed_out ? "warn" : "", "timed_out"));
-    tiles.appendChild(tile("ASA", secs(today.asa_seconds), "", "asa"));
-    tiles.appendChild(tile("AHT", secs(today.aht_seconds), "", "aht"));
-    tiles.appendChild(tile("Abandon rate", pct(today.abandon_rate), "", "abandon_rate"));
-    card.appendChild(tiles);
+    // the oldest caller's wait, counted here between two snapshots
+    const oldest = now.callers.length ? now.callers[0].joined_at : null;
+    const longest = oldest ? since(oldest) : now.longest_wait_seconds;
+    const lwLevel = waitLevel(longest, tg.max_wait_target_seconds);
+    const slLvl = slLevel(today.service_level, tg.service_level_target);
+    const tiles = h("div", { class: "tiles" },
+      tile("waiting", "Waiting", fmt.count(now.waiting), now.waiting ? "warn" : ""),
+      tile("longest_wait", "Longest wait now (target " + fmt.duration(tg.max_wait_target_seconds) + ")",
+        fmt.duration(longest), lwLevel, cue("wait", lwLevel)),
+      tile("service_level", "Service level today (target " + fmt.percent(tg.service_level_target) +
+        " in " + tg.service_level_seconds + " s)", fmt.percent(today.service_level), slLvl, cue("sl", slLvl)),
+      tile("offered", "Offered today", fmt.count(today.offered)),
+      tile("answered", "Answered", fmt.count(today.answered)),
+      tile("abandoned", "Abandoned (short)", fmt.count(today.abandoned) + " (" + fmt.count(today.short_abandoned) + ")"),
+      // the queue gave up on the caller (its timeout): not in the abandon rate
+      tile("timed_out", "Timed out", fmt.count(today.timed_out), today.timed_out ? "warn" : ""),
+      tile("asa", "ASA", fmt.seconds(today.asa_seconds)),
+      tile("aht", "AHT", fmt.seconds(today.aht_seconds)),
+      tile("abandon_rate", "Abandon rate", fmt.percent(today.abandon_rate)));
 
-    const hr = el("p", "wb-hour");
-    hr.textContent = "Last hour: offered " + hour.offered + ", answered " + hour.answered +
-      ", abandoned " + hour.abandoned + " (+" + hour.short_abandoned + " short), timed out " +
-      hour.timed_out + ", service level " +
-      pct(hour.service_level) + ", ASA " + secs(hour.asa_seconds) + ", longest wait " +
-      duration(hour.longest_wait_seconds) + ". Today's longest wait " + duration(today.longest_wait_seconds) + ".";
-    hr.dataset.figure = "hour";
-    card.appendChild(hr);
+    const hourText = "Last hour: offered " + fmt.count(hour.offered) + ", answered " + fmt.count(hour.answered) +
+      ", abandoned " + fmt.count(hour.abandoned) + " (+" + fmt.count(hour.short_abandoned) + " short), timed out " +
+      fmt.count(hour.timed_out) + ", service level " + fmt.percent(hour.service_level) + ", ASA " +
+      fmt.seconds(hour.asa_seconds) + ", longest wait " + fmt.duration(hour.longest_wait_seconds) +
+      ". Today's longest wait " + fmt.duration(today.longest_wait_seconds) + ".";
 
-    const counts = el("ul", "agent-counts");
-    for (const state of Object.keys(STATE_LABEL)) {
-      const li = el("li", "state-" + state);
-      li.appendChild(el("strong", null, now.agents[state]));
-      li.appendChild(document.createTextNode(" " + STATE_LABEL[state]));
-      li.dataset.state = state;
-      counts.appendChild(li);
-    }
     const reasons = Object.entries(now.paused_by_reason || {});
-    if (reasons.length) {
-      counts.appendChild(el("li", "reasons", "Paused: " + reasons.map(([r, n]) => r + " " + n).join(", ")));
-    }
-    card.appendChild(counts);
+    const counts = h("ul", { class: "agent-counts" },
+      Object.keys(STATE_LABEL).map((state) => h("li", { class: "state-" + state, "data-state": state, key: state },
+        h("strong", null, fmt.count(now.agents[state])), " " + STATE_LABEL[state])),
+      reasons.length ? h("li", { class: "reasons", key: "reasons" },
+        "Paused: " + reasons.map(([r, n]) => r + " " + n).join(", ")) : null);
 
-    if (now.callers.length) {
-      const list = el("ol", "callers");
-      list.setAttribute("aria-label", "Callers waiting");
-      for (const c of now.callers) {
-        const li = el("li", "caller");
-        li.appendChild(el("span", "caller-id", c.caller));
-        const w = el("span", "ticker", duration(c.wait_seconds));
-        w.dataset.since = c.joined_at;
-        li.appendChild(w);
-        list.appendChild(li);
-      }
-      card.appendChild(list);
-    }
+    const callers = now.callers.length ? h("ol", { class: "callers", "aria-label": "Callers waiting", key: "callers" },
+      now.callers.map((c) => h("li", { class: "caller" },
+        h("span", { class: "caller-id" }, c.caller),
+        h("span", { class: "ticker", "data-since": c.joined_at },
+          fmt.duration(c.joined_at ? since(c.joined_at) : c.wait_seconds))))) : null;
 
-    const table = el("table", "operators");
-    const head = el("tr");
-    for (const h of ["Operator", "Languages", "State", "Time in state", "Reason", ""]) head.appendChild(el("th", null, h));
-    table.appendChild(el("thead")).appendChild(head);
-    const body = el("tbody");
-    for (const op of now.operators) {
-      const tr = el("tr", "op state-" + op.state);
-      tr.dataset.interface = op.interface;
-      tr.appendChild(el("td", "op-name", op.name));
-      tr.appendChild(el("td", "op-langs", (op.languages || []).join(", ")));
-      tr.appendChild(el("td", "op-state", STATE_LABEL[op.state] || op.state));
-      const t = el("td", "ticker", duration(op.seconds_in_state));
-      if (op.since) t.dataset.since = op.since;
-      tr.appendChild(t);
-      tr.appendChild(el("td", "op-reason", op.reason));
-      const actions = el("td", "op-actions");
+    const rows = now.operators.map((op) => {
+      let actions = [];
       if (op.state !== "logged_out") {
         const paused = op.state === "paused";
-        const b1 = el("button", "small", paused ? "Unpause" : "Pause");
-        b1.type = "button";
-        b1.dataset.action = paused ? "unpause" : "pause";
-        b1.dataset.interface = op.interface;
-        const b2 = el("button", "small secondary", "Log out");
-        b2.type = "button";
-        b2.dataset.action = "logout";
-        b2.dataset.interface = op.interface;
-        b2.dataset.name = op.name;
-        actions.appendChild(b1);
-        actions.appendChild(b2);
+        const act = paused ? "unpause" : "pause";
+        actions = [
+          h("button", { type: "button", class: "small", "data-action": act, "data-interface": op.interface,
+            "aria-disabled": pending.has(act + " " + op.interface) ? "true" : null, key: "pause" }, paused ? "Unpause" : "Pause"),
+          h("button", { type: "button", class: "small secondary", "data-action": "logout",
+            "data-interface": op.interface, "data-name": op.name,
+            "aria-disabled": pending.has("logout " + op.interface) ? "true" : null, key: "logout" }, "Log out"),
+        ];
       }
-      tr.appendChild(actions);
-      body.appendChild(tr);
-    }
-    table.appendChild(body);
-    card.appendChild(table);
-    return card;
+      return h("tr", { class: "op state-" + op.state, "data-interface": op.interface, key: op.interface },
+        h("td", { class: "op-name" }, op.name),
+        h("td", { class: "op-langs" }, (op.languages || []).join(", ")),
+        h("td", { class: "op-state" }, STATE_LABEL[op.state] || op.state),
+        h("td", { class: "ticker", "data-since": op.since || null },
+          fmt.duration(op.since ? since(op.since) : op.seconds_in_state)),
+        h("td", { class: "op-reason" }, op.reason),
+        h("td", { class: "op-actions" }, actions));
+    });
+    const table = h("table", { class: "operators", key: "operators" },
+      h("thead", null, h("tr", null, ["Operator", "Languages", "State", "Time in state", "Reason", ""]
+        .map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", null, rows));
+
+    return h("section", { class: "wb-queue", "data-queue": q.name, key: "q:" + q.name },
+      h("h2", { key: "title" }, q.display_name),
+      tiles,
+      h("p", { class: "wb-hour", "data-figure": "hour", key: "hour" }, hourText),
+      counts,
+      callers,
+      table);
   }
 
-  function render(snap) {
-    offset = Date.now() - Date.parse(snap.at);
-    lastStale = !!snap.stale;
-    lastReason = snap.stale_reason || "";
-    const frag = document.createDocumentFragment();
-    for (const q of snap.queues) frag.appendChild(renderQueue(q));
-    if (!snap.queues.length) frag.appendChild(el("p", "muted", "No queues in this group yet."));
-    root.replaceChildren(frag);
-    root.dataset.updated = snap.at;
-    updateBadges();
-  }
-
-  function updateBadges() {
-    staleBadge.hidden = !(lastStale || !socketUp);
-    staleBadge.textContent = lastStale ? (lastReason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down") : "STALE — no live updates";
-    connBadge.textContent = socketUp ? "live" : "reconnecting…";
-    connBadge.classList.toggle("up", socketUp);
-  }
-
-  function tick() {
-    for (const node of root.querySelectorAll(".ticker[data-since]")) {
-      node.textContent = duration(since(node.dataset.since));
+  function draw() {
+    if (snap) {
+      patch(root, snap.queues.length ? snap.queues.map(queueCard)
+        : [h("p", { class: "muted", key: "empty" }, "No queues in this group yet.")]);
+      root.dataset.updated = snap.at;
     }
-    for (const node of root.querySelectorAll('[data-figure="longest_wait"]')) {
-      if (!node.dataset.oldest) continue;
-      const s = since(node.dataset.oldest);
-      node.querySelector(".tile-value").textContent = duration(s);
-      node.classList.remove("ok", "warn", "bad");
-      node.classList.add(waitLevel(s, Number(node.dataset.target)));
-    }
+    const stale = !!(snap && snap.stale);
+    staleBadge.hidden = !(stale || link === "down");
+    const text = stale ? (snap.stale_reason === "rebuilding" ? "STALE — rebuilding" : "STALE — Asterisk link down")
+      : "STALE — no live updates";
+    if (staleBadge.textContent !== text) staleBadge.textContent = text;
+    const conn = { connecting: "connecting…", up: "live", down: "reconnecting…" }[link];
+    if (connBadge.textContent !== conn) connBadge.textContent = conn;
+    connBadge.classList.toggle("up", link === "up");
     clock.textContent = new Date(serverNow()).toLocaleTimeString();
   }
 
-  function connect() {
-    ccLive.socket("/wallboard/ws?group=" + encodeURIComponent(group), {
-      open: function () { socketUp = true; updateBadges(); },
-      message: function (msg) { if (msg.type === "snapshot") render(msg); },
-      close: function (opened) {
-        socketUp = false;
-        updateBadges();
-        if (!opened) {
-          // refused at the handshake: signed out (or the session expired)? then sign in again
-          fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
-            .then(function (r) {
-              if (r.status === 401 || (r.redirected && r.url.indexOf("/login") >= 0)) {
-                location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
-              }
-            }).catch(function () { /* server down: keep retrying */ });
-        }
-      },
-    });
+  function take(msg) {
+    snap = msg;
+    offset = Date.now() - Date.parse(msg.at);
+    draw();
   }
 
   async function post(url, data) {
@@ -209,27 +165,31 @@
     return body;
   }
 
-  root.addEventListener("click", async function (ev) {
+  root.addEventListener("click", async (ev) => {
     const btn = ev.target.closest("button[data-action]");
     if (!btn) return;
     const status = document.getElementById("action-status");
-    const action = btn.dataset.action;
+    const { action, interface: iface } = btn.dataset;
     if (action === "logout" && !window.confirm("Log " + btn.dataset.name + " out of all queues?")) return;
-    btn.disabled = true;
+    const job = action + " " + iface;
+    if (pending.has(job)) return;
+    pending.add(job);
+    draw();
     try {
       await post("/wallboard/agents/" + action, {
-        interface: btn.dataset.interface,
+        interface: iface,
         reason: document.getElementById("pause-reason").value,
       });
-      status.textContent = action + " sent for " + btn.dataset.interface;
+      status.textContent = action + " sent for " + iface;
     } catch (e) {
       status.textContent = "Not done: " + e.message;
     } finally {
-      btn.disabled = false;
+      pending.delete(job);
+      draw();
     }
   });
 
-  document.getElementById("broadcast-form").addEventListener("submit", async function (ev) {
+  document.getElementById("broadcast-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const input = document.getElementById("broadcast-text");
     const status = document.getElementById("broadcast-status");
@@ -244,14 +204,14 @@
 
   const initial = document.getElementById("initial-snapshot");
   if (initial) {
-    try { render(JSON.parse(initial.textContent)); } catch (e) { /* the socket will bring one */ }
+    try { take(JSON.parse(initial.textContent)); } catch (e) { /* the socket will bring one */ }
   }
-  socketUp = false;
-  updateBadges();
-  staleBadge.hidden = !lastStale; // the first paint: only the server's word counts
-  connect();
-  setInterval(tick, 1000);
-  tick();
+  ccLive.socket("/wallboard/ws?group=" + encodeURIComponent(group), {
+    open: () => { link = "up"; draw(); },
+    message: (msg) => { if (msg.type === "snapshot") take(msg); },
+    close: () => { link = "down"; draw(); },
+  });
+  setInterval(draw, 1000);
 
   // "cases at risk N, overdue M": the case store's count, refreshed every minute
   const caseCounts = document.getElementById("case-sla-counts");
@@ -261,17 +221,16 @@
       const resp = await fetch("/wallboard/cases", { credentials: "same-origin" });
       if (resp.ok) counts = await resp.json();
     } catch (e) { /* shown as unavailable */ }
-    caseCounts.replaceChildren();
     if (!counts) {
-      caseCounts.appendChild(el("span", "muted", "Case SLA counts unavailable."));
+      caseCounts.replaceChildren(el("span", "muted", "Case SLA counts unavailable."));
       return;
     }
-    caseCounts.appendChild(document.createTextNode("Open cases now: "));
-    const risk = el("span", counts.at_risk ? "warn" : "", "cases at risk ");
-    risk.appendChild(el("b", "", counts.at_risk));
-    const late = el("span", counts.overdue ? "bad" : "", "overdue ");
-    late.appendChild(el("b", "", counts.overdue));
-    caseCounts.append(risk, document.createTextNode(", "), late);
+    patch(caseCounts, [
+      "Open cases now: ",
+      h("span", { class: counts.at_risk ? "warn" : "" }, "cases at risk ", h("b", null, fmt.count(counts.at_risk))),
+      ", ",
+      h("span", { class: counts.overdue ? "bad" : "" }, "overdue ", h("b", null, fmt.count(counts.overdue))),
+    ]);
   }
   if (caseCounts) setInterval(refreshCases, 60000);
 })();
