@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
 from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
-from ..supervisor import intervals
+from ..supervisor import containment, intervals
 from ..supervisor.stats import CallFacts, LegFacts
 from .citizens import normalize_phone
 from .models import Call, CallLeg, Case, Citizen
@@ -628,6 +628,7 @@ class CallWriter:
             sl_of = await intervals.thresholds(conn, self.default_sl)
             await intervals.upsert(conn, intervals.summarize(
                 (stored_facts(by_row[key], leg_rows(by_key[key])) for key in ids), sl_of))
+            await containment.upsert(conn, containment.summarize(by_row[key] for key in ids))
             inserted = len(ids)
         self.written += inserted
         self.duplicates += len(rows) - inserted

@@ -17,7 +17,7 @@ from contactcenter.keys import BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from contactcenter.queues.directory import QUEUE_DIRECTORY
 from contactcenter.supervisor.keys import SUPERVISOR
 
-from . import http
+from . import containment_http, http
 from .metrics import Metrics
 from .offloop import OffLoop, shareable
 from .services import SUBSCRIBED, SupervisorService
@@ -147,6 +147,7 @@ async def supervisor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     http.add_routes(app)
+    containment_http.add_routes(app)
     app.cleanup_ctx.append(supervisor_ctx)
 
 

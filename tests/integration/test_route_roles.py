@@ -78,6 +78,8 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/reports/agents"): STAFF,
     ("GET", "/reports/calls.csv"): STAFF,
     ("GET", "/reports/summary.csv"): STAFF,
+    ("GET", "/reports/ivr"): STAFF,
+    ("GET", "/reports/ivr.csv"): STAFF,
     ("GET", "/api/queues"): STAFF,
     ("GET", "/metrics"): STAFF,
     ("GET", "/admin"): ADMIN,

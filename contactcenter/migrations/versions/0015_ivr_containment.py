@@ -1,0 +1,35 @@
+"""ivr_containment: calls per 15 minutes, IVR menu path and class (supervisor/containment.py);
+filled by `contactcenter reports rebuild`, then kept by the case writer
+
+Revision ID: ivr_containment_0015
+Revises: 0014_queue_max_wait
+Create Date: 2026-11-24 19:00:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from contactcenter.cases.models import UTCDateTime
+
+revision: str = 'ivr_containment_0015'
+down_revision: str | None = '0014_queue_max_wait'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'ivr_containment',
+        sa.Column('bucket', UTCDateTime(timezone=True), nullable=False),
+        sa.Column('path', sa.String(length=200), nullable=False),
+        sa.Column('outcome', sa.String(length=16), nullable=False),
+        sa.Column('calls', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('bucket', 'path', 'outcome'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('ivr_containment')
