@@ -623,7 +623,8 @@ class CallWriter:
             ]
             if legs:
                 await conn.execute(insert(CallLeg), legs)
-            # the interval summary, in this transaction: from the rows as stored
+            # the interval and IVR containment summaries, in this transaction: from the rows
+            # as stored
             by_row = {(row["server"], row["linkedid"]): row for row in rows}
             sl_of = await intervals.thresholds(conn, self.default_sl)
             await intervals.upsert(conn, intervals.summarize(
