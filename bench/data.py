@@ -328,7 +328,7 @@ async def summary(url: str) -> dict[str, Any]:
         if not ivr_rows:
             say("IVR containment summary: rebuild from the calls")
             t0 = time.monotonic()
-            await containment.rebuild(sessions)
+            await containment.rebuild(sessions, ZoneInfo(TZ))
             out["ivr_summary_rebuild_seconds"] = round(time.monotonic() - t0, 1)
             async with sessions() as s:
                 ivr_rows = (await s.execute(select(func.count()).select_from(IvrContainment))
@@ -516,7 +516,7 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
             name = f"ivr_{days}d_served"
             if want(name):
                 async def ivr(d: int = days) -> dict[str, Any]:
-                    report = await worker.run(ivr_work, rng(d), tz)
+                    report = await worker.run(ivr_work, rng(d))
                     return {"calls": report.total.total, "paths": len(report.paths),
                             "containment": round(report.total.containment or 0.0, 4)}
                 out[name] = await measure(name, runs, ivr)

@@ -125,9 +125,10 @@ _SEED_KEYS = {"sanitation": "1", "potholes": "2", "general-311": "3"}  # default
 
 async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3,
                        per_day: int = 160, seed: int = 311, clock: Clock = SYSTEM,
-                       default_sl: float = 15.0) -> int:
+                       default_sl: float = 15.0, timezone: str = "UTC") -> int:
     """A few days of plausible calls (and some cases) so the wallboard and the reports have
-    something to show in the demo. Runs once: returns 0 when history is already there."""
+    something to show in the demo. Runs once: returns 0 when history is already there.
+    `timezone`: the center's (the days of the IVR containment summary)."""
     import random
     import secrets as _secrets
     from datetime import timedelta
@@ -256,5 +257,7 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
     from .supervisor import containment, intervals
 
     await intervals.rebuild(sessions, default_sl)
-    await containment.rebuild(sessions)
+    from zoneinfo import ZoneInfo
+
+    await containment.rebuild(sessions, ZoneInfo(timezone))
     return len(rows)

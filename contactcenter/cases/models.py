@@ -363,12 +363,12 @@ class CallInterval(Base):
 
 
 class IvrContainment(Base):
-    """The IVR containment summary (supervisor/containment.py): calls per 15 minutes (UTC
-    start), menu path and class (contained, abandoned, closed, transferred, queued), kept by the
-    case writer with the calls and rebuilt by `contactcenter reports rebuild`."""
+    """The IVR containment summary (supervisor/containment.py): calls per day (in the center's
+    time zone), menu path and class (contained, abandoned, closed, transferred, queued), kept by
+    the case writer with the calls and rebuilt by `contactcenter reports rebuild`."""
 
     __tablename__ = "ivr_containment"
-    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(String(200), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, default=0)

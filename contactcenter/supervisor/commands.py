@@ -40,7 +40,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         try:
             sessions = db.make_sessionmaker(engine)
             n = await intervals.rebuild(sessions, settings.service_level_seconds, start, end)
-            return n, await containment.rebuild(sessions, start, end)
+            return n, await containment.rebuild(sessions, tz, start, end)
         finally:
             await engine.dispose()
 

@@ -18,16 +18,18 @@ The path is the caller's menu choices, from `calls.ivr_path` (the IVR's ``IVRPAT
 about the menu, not the language) and without where the caller went (that is the class);
 ``..`` marks a trace the IVR shortened. Containment rate = contained / all calls.
 
-Reports read a summary, never the calls' JSON: `ivr_containment` holds per 15-minute bucket
-(UTC start, as `call_intervals`: each falls in one local day in every real time zone), path
-and class the number of calls. The case writer adds each batch in the transaction that writes
-it; `contactcenter reports rebuild` restates it from `calls`.
+Reports read a summary, never the calls' JSON: `ivr_containment` holds per day (in the center's
+time zone, `CC_TIMEZONE`: a call counts on the day it started), path and class the number of
+calls; a year is tens of thousands of rows whatever the number of calls (15-minute buckets,
+as `call_intervals`, held 0.7 rows per call in bench/data.py: each bucket its own mix of paths).
+The case writer adds each batch in the transaction that writes it; `contactcenter reports
+rebuild` restates it from `calls` (also after changing `CC_TIMEZONE`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -35,8 +37,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from contactcenter.cases.models import Call, IvrContainment
-
-from .intervals import BUCKET, bucket_of
 
 CLASSES = ("contained", "abandoned", "closed", "transferred", "queued")
 CLASS_LABELS = {
@@ -48,7 +48,7 @@ CLASS_LABELS = {
 }
 PATH_MAX = 200  # characters of a path key (the IVR's trace is at most 200)
 
-Key = tuple[datetime, str, str]  # (bucket, path, class)
+Key = tuple[date, str, str]  # (local day, path, class)
 
 
 # --- the definitions (pure) ----------------------------------------------------------------------
@@ -84,16 +84,21 @@ def classify(outcome: str, queue: str | None, ivr_path: Sequence[Any] | None) ->
     return "queued"
 
 
-def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[Key, int]:
-    """Calls per (bucket, path, class) of stored call rows (``started_at``, ``outcome``,
+def summarize(rows: Iterable[Mapping[str, Any]], tz: tzinfo = UTC) -> dict[Key, int]:
+    """Calls per (day in `tz`, path, class) of stored call rows (``started_at``, ``outcome``,
     ``queue``, ``ivr_path``): what they add to the summary."""
     out: dict[Key, int] = {}
     for row in rows:
         path = row["ivr_path"]
-        key = (bucket_of(row["started_at"]), path_key(path),
+        key = (row["started_at"].astimezone(tz).date(), path_key(path),
                classify(row["outcome"], row["queue"], path))
         out[key] = out.get(key, 0) + 1
     return out
+
+
+def midnight(day: date, tz: tzinfo) -> datetime:
+    """The start of `day` in `tz` (aware)."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
 
 
 # --- the summary table ---------------------------------------------------------------------------
@@ -112,49 +117,50 @@ async def upsert(conn: AsyncConnection, counts: Mapping[Key, int]) -> None:
     else:  # pragma: no cover - the product supports these two
         raise RuntimeError(f"the containment summary needs SQLite or PostgreSQL, not {dialect}")
     stmt = ins.on_conflict_do_update(
-        index_elements=["bucket", "path", "outcome"],
+        index_elements=["day", "path", "outcome"],
         set_={"calls": IvrContainment.__table__.c.calls + ins.excluded.calls})
     # one row per key (a multi-row VALUES may not name a key twice in ON CONFLICT)
-    await conn.execute(stmt, [{"bucket": b, "path": p, "outcome": o, "calls": n}
-                              for (b, p, o), n in sorted(counts.items())])
+    await conn.execute(stmt, [{"day": d, "path": p, "outcome": o, "calls": n}
+                              for (d, p, o), n in sorted(counts.items())])
 
 
 REBUILD_FETCH = 5_000  # call rows per fetch while rebuilding (bounded memory)
 
 
 async def rebuild(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], tz: tzinfo = UTC,
     start: datetime | None = None, end: datetime | None = None,
-    *, step: timedelta = timedelta(days=1),
 ) -> int:
-    """Restate the summary for the buckets of [start, end) (default: every call's) from
-    `calls`, one transaction per `step`. Returns the number of calls read."""
+    """Restate the summary for the days (in `tz`) of [start, end) (default: every call's)
+    from `calls`, one transaction per day. Returns the number of calls read."""
     async with sessions() as db:
         first, last = (await db.execute(
             select(func.min(Call.started_at), func.max(Call.started_at)))).one()
     if first is None and start is None:
         return 0
-    lo = bucket_of(start if start is not None else first)
-    hi = end if end is not None else (last or lo) + BUCKET
-    hi = bucket_of(hi) + (BUCKET if bucket_of(hi) != hi else timedelta(0))
+    day = (start if start is not None else first).astimezone(tz).date()
+    if end is not None:
+        local = end.astimezone(tz)
+        stop = local.date() + timedelta(days=0 if local == midnight(local.date(), tz) else 1)
+    else:
+        stop = (last or first).astimezone(tz).date() + timedelta(days=1)
     total = 0
     cols = (Call.started_at, Call.outcome, Call.queue, Call.ivr_path)
-    while lo < hi:
-        upto = min(lo + step, hi)
+    while day < stop:
+        lo, hi = midnight(day, tz), midnight(day + timedelta(days=1), tz)
         async with sessions() as db, db.begin():
             conn = await db.connection()
-            await conn.execute(delete(IvrContainment).where(
-                IvrContainment.bucket >= lo, IvrContainment.bucket < upto))
+            await conn.execute(delete(IvrContainment).where(IvrContainment.day == day))
             counts: dict[Key, int] = {}
             result = await conn.stream(
-                select(*cols).where(Call.started_at >= lo, Call.started_at < upto)
+                select(*cols).where(Call.started_at >= lo, Call.started_at < hi)
                 .execution_options(yield_per=REBUILD_FETCH))
             async for part in result.partitions():
-                for key, n in summarize(dict(r._mapping) for r in part).items():
+                for key, n in summarize((dict(r._mapping) for r in part), tz).items():
                     counts[key] = counts.get(key, 0) + n
                 total += len(part)
             await upsert(conn, counts)
-        lo = upto
+        day += timedelta(days=1)
     return total
 
 

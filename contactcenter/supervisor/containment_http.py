@@ -6,8 +6,6 @@ over the `ivr_containment` summary, never the calls.
 
 from __future__ import annotations
 
-from datetime import tzinfo
-
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,9 +22,9 @@ from .http import STAFF, _csv_range, _csv_response, _heavy, _range
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def ivr_work(sessions: Sessions, rng: reports.DateRange, tz: tzinfo) -> ContainmentReport:
+async def ivr_work(sessions: Sessions, rng: reports.DateRange) -> ContainmentReport:
     """The report's figures (run in the report worker)."""
-    return await containment_report(sessions, rng, tz)
+    return await containment_report(sessions, rng)
 
 
 @require_role(*STAFF)
@@ -39,7 +37,7 @@ async def ivr_page(request: web.Request) -> web.Response:
             "supervisor/reports_ivr.html", request,
             {"error": str(exc), "query": dict(request.query), "report": None,
              "tz": svc.settings.timezone}, status=400)
-    report = await _heavy(request, ivr_work, rng, svc.stats.tz)
+    report = await _heavy(request, ivr_work, rng)
     days = list(report.by_day)
     chart = bar_chart(
         "Calls by day and how they ended in the IVR", [d.strftime("%m-%d") for d in days],
@@ -59,7 +57,7 @@ async def ivr_page(request: web.Request) -> web.Response:
 @require_role(*STAFF)
 async def ivr_csv(request: web.Request) -> web.Response:
     rng = _csv_range(request)
-    report = await _heavy(request, ivr_work, rng, request.app[SUPERVISOR].service.stats.tz)
+    report = await _heavy(request, ivr_work, rng)
     return _csv_response(report_csv(report), f"ivr-containment-{rng.first}-{rng.last}.csv")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,27 +62,25 @@ class ContainmentReport:
 
 
 async def containment_report(
-    sessions: async_sessionmaker[AsyncSession], rng: DateRange, tz: tzinfo,
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange,
     *, max_paths: int = MAX_PATHS,
 ) -> ContainmentReport:
-    """The range's calls by class: in total, by day (the center's zone) and by path; two GROUP
-    BYs over the summary's buckets, never the calls."""
-    start, end = rng.bounds(tz)
+    """The range's calls by class: in total, by day and by path; two GROUP BYs over the
+    summary's days (the center's, as the writer keeps them), never the calls."""
     t = IvrContainment
-    in_range = (t.bucket >= start, t.bucket < end)
+    in_range = (t.day >= rng.first, t.day <= rng.last)
     async with sessions() as db:
         per_path = (await db.execute(
             select(t.path, t.outcome, func.sum(t.calls)).where(*in_range)
             .group_by(t.path, t.outcome))).all()
-        per_bucket = (await db.execute(
-            select(t.bucket, t.outcome, func.sum(t.calls)).where(*in_range)
-            .group_by(t.bucket, t.outcome))).all()
+        per_day = (await db.execute(
+            select(t.day, t.outcome, func.sum(t.calls)).where(*in_range)
+            .group_by(t.day, t.outcome))).all()
         version, menu = await active_menu(db)
     total = Counts()
     by_day = {d: Counts() for d in rng.days()}
-    for bucket, cls, n in per_bucket:
+    for day, cls, n in per_day:
         if cls in CLASSES:
-            day = bucket.astimezone(tz).date()  # a 15-minute bucket: one local day
             by_day.setdefault(day, Counts()).add(cls, int(n))
             total.add(cls, int(n))
     paths: dict[str, Counts] = {}

@@ -1,4 +1,4 @@
-"""ivr_containment: calls per 15 minutes, IVR menu path and class (supervisor/containment.py);
+"""ivr_containment: calls per day (CC_TIMEZONE), IVR menu path and class (supervisor/containment.py);
 filled by `contactcenter reports rebuild`, then kept by the case writer
 
 Revision ID: ivr_containment_0015
@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from contactcenter.cases.models import UTCDateTime
-
 revision: str = 'ivr_containment_0015'
 down_revision: str | None = '0014_queue_max_wait'
 branch_labels: str | Sequence[str] | None = None
@@ -23,11 +21,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         'ivr_containment',
-        sa.Column('bucket', UTCDateTime(timezone=True), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
         sa.Column('path', sa.String(length=200), nullable=False),
         sa.Column('outcome', sa.String(length=16), nullable=False),
         sa.Column('calls', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('bucket', 'path', 'outcome'),
+        sa.PrimaryKeyConstraint('day', 'path', 'outcome'),
     )
 
 

@@ -57,9 +57,9 @@ def ivr_calls(rnd: random.Random, first: datetime, days: int, n: int) -> list[Ca
     return out
 
 
-async def write(sessions: Any, tmp_path: Path, records: list[CallRecord]) -> None:
+async def write(sessions: Any, tmp_path: Path, records: list[CallRecord], tz: ZoneInfo) -> None:
     bus = LocalBus()
-    writer = CallWriter(sessions, tmp_path / "spool", batch_size=97)
+    writer = CallWriter(sessions, tmp_path / "spool", batch_size=97, tz=tz)
     await writer.start(bus)
     for r in records:
         await bus.publish(CallEnded(r))
@@ -87,7 +87,7 @@ async def table(sessions: Any) -> list[tuple[Any, ...]]:
     t = IvrContainment
     async with sessions() as db:
         return [tuple(r) for r in (await db.execute(
-            select(t.bucket, t.path, t.outcome, t.calls).order_by(t.bucket, t.path, t.outcome)
+            select(t.day, t.path, t.outcome, t.calls).order_by(t.day, t.path, t.outcome)
         )).all()]
 
 
@@ -100,13 +100,13 @@ async def test_summary_equals_the_calls_classified_one_by_one(
     # New York's DST days of 2026: 8 March (23 h) and 1 November (25 h)
     records = (ivr_calls(rnd, datetime(2026, 3, 7, tzinfo=tz), 3, 300)
                + ivr_calls(rnd, datetime(2026, 10, 31, tzinfo=tz), 3, 300))
-    await write(sessions, tmp_path, records)
-    await write(sessions, tmp_path / "again", records[:50])  # replayed: written once
+    await write(sessions, tmp_path, records, tz)
+    await write(sessions, tmp_path / "again", records[:50], tz)  # replayed: written once
     for first, last in ((date(2026, 3, 7), date(2026, 3, 9)), (date(2026, 3, 8), date(2026, 3, 8)),
                         (date(2026, 11, 1), date(2026, 11, 1)),
                         (date(2026, 3, 1), date(2026, 11, 30))):
         rng = DateRange(first, last)
-        report = await containment_report(sessions, rng, tz)
+        report = await containment_report(sessions, rng)
         paths, days = await by_rows(sessions, rng, tz)
         assert report.total.total == sum(paths.values()) > 0
         got_paths = Counter({(p.path, c): getattr(p.counts, c) for p in report.paths
@@ -116,7 +116,7 @@ async def test_summary_equals_the_calls_classified_one_by_one(
                             for c in containment.CLASSES if getattr(n, c)})
         assert got_days == days
         assert set(report.by_day) == set(rng.days())
-    whole = await containment_report(sessions, DateRange(date(2026, 3, 1), date(2026, 11, 30)), tz)
+    whole = await containment_report(sessions, DateRange(date(2026, 3, 1), date(2026, 11, 30)))
     t = whole.total
     assert t.total == 600 and min(t.contained, t.abandoned, t.closed, t.transferred,
                                   t.queued) > 0
@@ -125,8 +125,11 @@ async def test_summary_equals_the_calls_classified_one_by_one(
     live = await table(sessions)
     async with sessions() as db, db.begin():
         await db.execute(delete(IvrContainment))
-    assert await containment.rebuild(sessions) == 600
+    assert await containment.rebuild(sessions, tz) == 600
     assert await table(sessions) == live
     day = datetime(2026, 3, 8, tzinfo=tz)
-    n = await containment.rebuild(sessions, day, day + timedelta(days=1))
+    n = await containment.rebuild(sessions, tz, day, day + timedelta(days=1))
     assert 0 < n < 600 and await table(sessions) == live
+    # the days are the writer's zone: a rebuild in another zone restates other days
+    await containment.rebuild(sessions, ZoneInfo("UTC"))
+    assert await table(sessions) != live

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -63,21 +64,24 @@ def test_classify(outcome: str, queue: str | None, path: list[str], cls: str) ->
     assert classify(outcome, queue, path) == cls
 
 
-def test_summarize_counts_per_bucket_path_and_class() -> None:
-    def row(minute: int, outcome: str, queue: str | None, path: list[str]) -> dict[str, object]:
-        return {"started_at": T0.replace(minute=minute), "outcome": outcome, "queue": queue,
+def test_summarize_counts_per_local_day_path_and_class() -> None:
+    def row(hour: int, outcome: str, queue: str | None, path: list[str]) -> dict[str, object]:
+        return {"started_at": T0.replace(hour=hour), "outcome": outcome, "queue": queue,
                 "ivr_path": path}
 
-    counts = summarize([
-        row(7, "ivr_self_served", None, ["lang:1", "main:7", "self_served"]),
+    rows = [
+        row(9, "ivr_self_served", None, ["lang:1", "main:7", "self_served"]),
         row(14, "ivr_self_served", None, ["lang:2", "main:7", "self_served"]),  # es: same path
-        row(15, "ivr_self_served", None, ["lang:1", "main:7", "self_served"]),  # next bucket
+        row(2, "ivr_self_served", None, ["lang:1", "main:7", "self_served"]),  # 3 May in NY
         row(8, "answered", "sanitation", ["lang:1", "main:1", "sanitation"]),
         row(9, "ivr_hangup", None, ["lang:1"]),
-    ])
-    b0, b1 = T0.replace(minute=0), T0.replace(minute=15)
-    assert counts == {(b0, "main:7", "contained"): 2, (b1, "main:7", "contained"): 1,
-                      (b0, "main:1", "queued"): 1, (b0, "", "abandoned"): 1}
+    ]
+    d3, d4 = date(2026, 5, 3), date(2026, 5, 4)
+    assert summarize(rows, ZoneInfo("America/New_York")) == {
+        (d4, "main:7", "contained"): 2, (d3, "main:7", "contained"): 1,
+        (d4, "main:1", "queued"): 1, (d4, "", "abandoned"): 1}
+    assert summarize(rows) == {(d4, "main:7", "contained"): 3, (d4, "main:1", "queued"): 1,
+                               (d4, "", "abandoned"): 1}  # UTC
 
 
 MENU = load_menu(default_menu())
