@@ -10,15 +10,15 @@ import csv
 import io
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.cases.models import Call, Case, Citizen, IvrContainment, ServiceType
+from contactcenter.cases.models import Call, Case, Citizen, IvrContainment, Queue, ServiceType
 from contactcenter.ivr.services import CaseInfo
 from contactcenter.supervisor import containment
 from contactcenter.supervisor.containment_report import containment_report
@@ -127,10 +127,16 @@ async def test_calls_through_the_ivr_make_the_report_and_a_rebuild_agrees(
     tmp_path: Path,
 ) -> None:
     await _case(seeded, CASE.number, "7875550105")
+    # potholes is closed (a holiday around today, whatever the zone): the IVR offers a request
+    today = datetime.now(UTC).date()
+    async with seeded() as db, db.begin():
+        await db.execute(update(Queue).where(Queue.name == "potholes").values(
+            holidays=[(today + timedelta(days=d)).isoformat() for d in (-1, 0, 1)]))
     async with center(aiohttp_client, migrated_url, tmp_path) as c:
         calls = [
             c.call(1, ["1", "1"], patience=120),  # sanitation
-            c.call(2, ["1", "2"], patience=120),  # potholes
+            c.call(2, ["1", "2", "1"], patience=120),  # potholes closed: leaves a request
+            c.call(8, ["1", "2", ""], patience=120),  # potholes closed: no request
             c.call(3, ["1", "7"], patience=120),  # the emergency message, to its end
             c.call(4, ["1", "7"], patience=120),
             # offered their open case, takes it, hears its status, asks for no operator
@@ -149,17 +155,21 @@ async def test_calls_through_the_ivr_make_the_report_and_a_rebuild_agrees(
         report = await containment_report(seeded, rng)
         t = report.total
         assert (t.contained, t.queued, t.abandoned, t.closed, t.transferred, t.total) == (
-            3, 3, 1, 0, 0, 7)
-        assert t.containment == pytest.approx(3 / 7)
+            4, 2, 1, 1, 0, 8)
+        assert t.containment == pytest.approx(4 / 8)
         by_path = {p.path: p for p in report.paths}
         assert (by_path["main:7"].counts.contained, by_path["main:7"].counts.total) == (2, 2)
         assert by_path["main:7"].labels == ["main 7: transfer / message"]
         assert by_path["main:9,main:1"].counts.contained == 1
         assert by_path["main:9,main:1"].labels == ["main 9: case status", "main 1: my open case"]
         assert by_path["main:9,main:case"].counts.queued == 1
-        assert by_path["main:1"].counts.queued == by_path["main:2"].counts.queued == 1
+        assert by_path["main:1"].counts.queued == 1
+        assert by_path["main:2,closed:1"].counts.contained == 1
+        assert by_path["main:2,closed:1"].labels == ["main 2: queue potholes",
+                                                     "closed: left a request"]
+        assert by_path["main:2"].counts.closed == 1
         assert by_path[""].counts.abandoned == 1
-        assert sum(d.total for d in report.by_day.values()) == 7
+        assert sum(d.total for d in report.by_day.values()) == 8
 
         # the page and the CSV, for a supervisor
         await login(c.client, "supervisor")
@@ -167,11 +177,12 @@ async def test_calls_through_the_ivr_make_the_report_and_a_rebuild_agrees(
         html = await page.text()
         assert page.status == 200, html
         assert 'data-path="main:9,main:case"' in html and "main keyed a case number" in html
-        assert "42.9%" in html  # 3 of 7
+        total = html[html.index('id="ivr-total"'):html.index('id="ivr-paths"')]
+        assert ">8<" in total and ">4<" in total and "50.0%" in total  # 4 of 8 contained
         got = await c.client.get("/reports/ivr.csv", params=query)
         assert got.status == 200 and got.content_type == "text/csv"
         rows = list(csv.DictReader(io.StringIO(await got.text())))
-        assert rows[-1]["path"] == "(all calls)" and rows[-1]["contained"] == "3"
+        assert rows[-1]["path"] == "(all calls)" and rows[-1]["contained"] == "4"
         assert next(r for r in rows if r["path"] == "main:7")["contained"] == "2"
 
         # garbage dates: a clear 400, on the page and the CSV
@@ -185,15 +196,15 @@ async def test_calls_through_the_ivr_make_the_report_and_a_rebuild_agrees(
 
     # `reports rebuild` restates, from the calls, exactly what the writer kept
     live = await _summary(seeded)
-    assert sum(r[3] for r in live) == 7
+    assert sum(r[3] for r in live) == 8
     async with seeded() as db, db.begin():
         await db.execute(delete(IvrContainment))
     done = await _rebuild_cli(migrated_url)
     assert done.returncode == 0, done.stderr
-    assert "IVR containment summary rebuilt from 7 calls" in done.stdout
+    assert "IVR containment summary rebuilt from 8 calls" in done.stdout
     assert await _summary(seeded) == live
     # a rebuild over the live table (no delete first) does not double it either
-    assert await containment.rebuild(seeded) == 7
+    assert await containment.rebuild(seeded, UTC) == 8
     assert await _summary(seeded) == live
 
 
