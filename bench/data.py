@@ -72,8 +72,31 @@ WEEKDAY = [1.0, 0.97, 0.95, 0.93, 0.9, 0.45, 0.3]
 DISPOSITIONS = ["information-given", "case-created", "case-status", "transferred-agency",
                 "resolved-first-call"]
 TARGETS = {"report_7d_s": 0.3, "report_30d_s": 0.3, "report_366d_s": 1.0, "sla_366d_s": 0.5,
+           "ivr_366d_s": 1.0,
            "peak_rss_mb": 300, "csv_rows_per_second_min": 100_000, "loop_stall_ms": 50,
            "find_case_ms": 20, "retention_transaction_s": 5}
+
+
+# The IVR's trace (ivr/engine.py IVRPATH) of a city's menu: nine options, five with a submenu
+# of four to six, an information line and the case status; a few timeouts and wrong keys.
+# Drawn from its own Random, so the other columns load exactly as before.
+SUBMENUS = {1: 5, 2: 4, 4: 6, 5: 4, 6: 5}
+
+
+def ivr_path(prnd: random.Random, outcome: str, queue: str | None) -> list[str]:
+    path = [f"lang:{1 if prnd.random() < 0.8 else 2}"]
+    path += ["main:-"] * (prnd.random() < 0.05) + ["main:5"] * (prnd.random() < 0.02)
+    if outcome == "ivr_self_served":
+        if prnd.random() < 0.5:
+            return [*path, "main:9", "main:case", "self_served"]
+        return [*path, "main:8", f"info:{prnd.randint(1, 6)}", "self_served"]
+    key = prnd.choice([*SUBMENUS, 3, 7, 0])
+    path.append(f"main:{key}")
+    if key in SUBMENUS:
+        path.append(f"menu{key}:{prnd.randint(1, SUBMENUS[key])}")
+    if outcome == "ivr_hangup":
+        return path[:prnd.randint(1, len(path))]
+    return [*path, queue or "general-311"]
 
 
 def say(msg: str) -> None:
@@ -168,6 +191,7 @@ async def load(url: str, admin: str, calls: int, days: int, seed: int) -> dict[s
     ref = await reference(url)
     st = ref["service_types"]
     rnd = random.Random(seed)
+    prnd = random.Random(seed + 1)  # the IVR paths
     citizens_n = max(10, int(calls * 0.2))
     cases_n = int(calls * 0.3)
     conn = await asyncpg.connect(_dsn(admin, DB_NAME))
@@ -214,12 +238,10 @@ async def load(url: str, admin: str, calls: int, days: int, seed: int) -> dict[s
             ivr = round(10 + rnd.expovariate(1 / 25), 1)
             queue = service = agent = iface = disposition = None
             wait = ring = talk = hold = wrap = handle = None
-            path = ["main"]
             position = None
             if not outcome.startswith("ivr_"):
                 queue = rnd.choices(qnames, cum_weights=qweights)[0]
                 service = rnd.choice(services[queue])
-                path = ["main", queue]
                 if outcome in ("answered", "transferred"):
                     wait = round(rnd.expovariate(1 / 30), 1)
                     ring = round(rnd.uniform(2, 12), 1)
@@ -265,7 +287,7 @@ async def load(url: str, admin: str, calls: int, days: int, seed: int) -> dict[s
                 i, "default", f"{int(start.timestamp())}.{i}", number,
                 f"Caller {cit}" if cit else None, cit, start, ended, queue, service,
                 "es" if rnd.random() < 0.2 else "en", agent, iface, ivr, wait, ring, talk, hold,
-                wrap, handle, outcome, position, json.dumps(path),
+                wrap, handle, outcome, position, json.dumps(ivr_path(prnd, outcome, queue)),
                 f"311-2026-{rnd.randrange(1, 999999):06d}" if rnd.random() < 0.02 else None,
                 linked_case, disposition, False, ended))
             if len(batch) >= 50_000:
@@ -289,20 +311,34 @@ async def load(url: str, admin: str, calls: int, days: int, seed: int) -> dict[s
 
 
 async def summary(url: str) -> dict[str, Any]:
-    """The reports' interval summary of the loaded calls (COPY bypasses the case writer):
-    what `contactcenter reports rebuild` does after an upgrade; skipped when already there."""
+    """The reports' interval and IVR containment summaries of the loaded calls (COPY bypasses
+    the case writer): what `contactcenter reports rebuild` does after an upgrade; each skipped
+    when already there."""
     from sqlalchemy import func, select
 
-    from contactcenter.supervisor import intervals
-    from contactcenter.supervisor.models import CallInterval
+    from contactcenter.supervisor import containment, intervals
+    from contactcenter.supervisor.models import CallInterval, IvrContainment
 
     engine = db.make_engine(url)
     try:
         sessions = db.make_sessionmaker(engine)
+        out: dict[str, Any] = {}
+        async with sessions() as s:
+            ivr_rows = (await s.execute(select(func.count()).select_from(IvrContainment))
+                        ).scalar()
+        if not ivr_rows:
+            say("IVR containment summary: rebuild from the calls")
+            t0 = time.monotonic()
+            await containment.rebuild(sessions, ZoneInfo(TZ))
+            out["ivr_summary_rebuild_seconds"] = round(time.monotonic() - t0, 1)
+            async with sessions() as s:
+                ivr_rows = (await s.execute(select(func.count()).select_from(IvrContainment))
+                            ).scalar()
+        out["ivr_summary_rows"] = ivr_rows
         async with sessions() as s:
             have = (await s.execute(select(func.count()).select_from(CallInterval))).scalar()
         if have:
-            return {"summary_rows": have}
+            return {"summary_rows": have, **out}
         say("interval summary: rebuild from the calls")
         t0 = time.monotonic()
         calls = await intervals.rebuild(sessions, 15.0)
@@ -310,7 +346,7 @@ async def summary(url: str) -> dict[str, Any]:
         async with sessions() as s:
             have = (await s.execute(select(func.count()).select_from(CallInterval))).scalar()
         return {"summary_rebuild_seconds": round(took, 1), "summary_rebuild_calls": calls,
-                "summary_rows": have}
+                "summary_rows": have, **out}
     finally:
         await engine.dispose()
 
@@ -414,6 +450,7 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
     from contactcenter.cases.retention import count_personal_data, purge_in_batches
     from contactcenter.ivr.services import IvrServices
     from contactcenter.supervisor import reports
+    from contactcenter.supervisor.containment_http import ivr_work
     from contactcenter.supervisor.http import page_work
     from contactcenter.supervisor.offloop import OffLoop
     from contactcenter.supervisor.stats import QueueConfig, QueueStats
@@ -476,6 +513,14 @@ async def operations(url: str, runs: int, only: set[str] | None) -> dict[str, An
                     report = await reports.call_report_from_rows(sessions, rng(d), stats)
                     return {"calls": report.total.calls}
                 out[name] = await measure(name, runs, rows)
+        for days in (7, 30, 366):  # GET /reports/ivr: the containment summary, in the worker
+            name = f"ivr_{days}d_served"
+            if want(name):
+                async def ivr(d: int = days) -> dict[str, Any]:
+                    report = await worker.run(ivr_work, rng(d))
+                    return {"calls": report.total.total, "paths": len(report.paths),
+                            "containment": round(report.total.containment or 0.0, 4)}
+                out[name] = await measure(name, runs, ivr)
         if want("report_366d_served"):
             await asyncio.sleep(0.5)
             out["worker_idle_rss_mb_after_reports"] = round(children_rss() / 2**20, 1)

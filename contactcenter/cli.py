@@ -96,7 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             await seed_reference(sessions)
             logins = await seed_demo_users(sessions)
-            await seed_history(sessions, default_sl=settings.service_level_seconds)
+            await seed_history(sessions, default_sl=settings.service_level_seconds,
+                               timezone=settings.timezone)
             # the default menu's words spoken into CC_SOUNDS_DIR (cached: instant after once)
             version, written, problems = await build_active(build_prompts(settings, sessions),
                                                             sessions)

@@ -123,13 +123,15 @@ async def seed_demo_users(sessions: async_sessionmaker[AsyncSession]) -> list[tu
 
 # ---- demo call history -----------------------------------------------------------------------
 HISTORY_SERVER = "seed"  # the `server` of history rows, so they never collide with live calls
+_SEED_KEYS = {"sanitation": "1", "potholes": "2", "general-311": "3"}  # default_menu() keys
 
 
 async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3,
                        per_day: int = 160, seed: int = 311, clock: Clock = SYSTEM,
-                       default_sl: float = 15.0) -> int:
+                       default_sl: float = 15.0, timezone: str = "UTC") -> int:
     """A few days of plausible calls (and some cases) so the wallboard and the reports have
-    something to show in the demo. Runs once: returns 0 when history is already there."""
+    something to show in the demo. Runs once: returns 0 when history is already there.
+    `timezone`: the center's (the days of the IVR containment summary)."""
     import random
     import secrets as _secrets
     from datetime import timedelta
@@ -186,7 +188,9 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
                     "citizen_id": citizen.id, "started_at": start, "queue": queue,
                     "service": rng.choice(by_queue.get(queue) or list(stypes.values())).code,
                     "language": rng.choice(["en", "en", "en", "es"]), "outcome": outcome,
-                    "ivr_seconds": round(ivr, 1), "ivr_path": ["main", queue],
+                    "ivr_seconds": round(ivr, 1),
+                    # the IVR's trace (ivr/engine.py IVRPATH): language, choice, destination
+                    "ivr_path": ["lang:1", f"main:{_SEED_KEYS[queue]}", queue],
                     "partial": False, "recorded_at": start,
                 }
                 if outcome == "answered":
@@ -209,7 +213,10 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
                                if outcome != "timed_out" else None)
                     end = start + timedelta(seconds=ivr + wait)
                 else:
-                    row.update(queue=None, ivr_path=["main"])
+                    row.update(queue=None, ivr_path=(
+                        ["lang:1", "main:-"] if outcome == "ivr_hangup"
+                        else ["lang:1", "main:9", "main:case", "self_served"] if n % 2
+                        else ["lang:1", "main:7", "self_served"]))
                     end = start + timedelta(seconds=ivr)
                 row["ended_at"] = end
                 if outcome == "answered" and row["disposition"] == "case-opened":
@@ -249,8 +256,11 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
         } for r in rows if r["queue"]]
         if legs:
             await session.execute(insert(CallLeg), legs)
-    # rows written here, not by the case writer: the reports' interval summary from them
-    from .supervisor import intervals
+    # rows written here, not by the case writer: the reports' summaries from them
+    from .supervisor import containment, intervals
 
     await intervals.rebuild(sessions, default_sl)
+    from zoneinfo import ZoneInfo
+
+    await containment.rebuild(sessions, ZoneInfo(timezone))
     return len(rows)

@@ -30,6 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
 from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
-from ..supervisor import intervals
+from ..supervisor import containment, intervals
 from ..supervisor.stats import CallFacts, LegFacts
 from .citizens import normalize_phone
 from .models import Call, CallLeg, Case, Citizen
@@ -329,9 +330,11 @@ class CallWriter:
         write_timeout: float = 10.0,
         clock: Clock = SYSTEM,
         default_sl: float = 15.0,
+        tz: tzinfo = UTC,
     ) -> None:
         self.sessions = sessions
         self.default_sl = default_sl  # service-level threshold of a queue not in `queues`
+        self.tz = tz  # the center's (CC_TIMEZONE): the IVR containment summary's days
         self.clock = clock  # for the write lag: business time, like the records' stamps
         self.spool = Spool(spool_dir)
         self.journal = Journal(spool_dir)
@@ -623,11 +626,14 @@ class CallWriter:
             ]
             if legs:
                 await conn.execute(insert(CallLeg), legs)
-            # the interval summary, in this transaction: from the rows as stored
+            # the interval and IVR containment summaries, in this transaction: from the rows
+            # as stored
             by_row = {(row["server"], row["linkedid"]): row for row in rows}
             sl_of = await intervals.thresholds(conn, self.default_sl)
             await intervals.upsert(conn, intervals.summarize(
                 (stored_facts(by_row[key], leg_rows(by_key[key])) for key in ids), sl_of))
+            await containment.upsert(conn, containment.summarize(
+                (by_row[key] for key in ids), self.tz))
             inserted = len(ids)
         self.written += inserted
         self.duplicates += len(rows) - inserted

@@ -5,6 +5,10 @@ checked for the queue the caller picks; the menu's rules are `steps.steps`, the 
 editor's preview drives too), then channel variables for the dialplan: `QUEUE`,
 `SERVICE`, `CASE`, `LANG` (the caller goes to `Queue(${QUEUE})`), or `IVROUTCOME=self_served`
 when the IVR served the caller and hangs up itself, or `TRANSFER` for an outside number.
+`IVROUTCOME=self_served` is set as soon as a self-service step is done (the case status said),
+so a caller who hangs up during the offers after it counts as served (the IVR containment
+report, supervisor/containment.py); it is emptied again if the caller then asks for an operator
+or the session falls back to the general queue (the dialplan ends the call when it is set).
 
 The trace (issue 17): `LANG` is set as soon as the language is settled and `IVRPATH` after each
 choice, so the call record keeps both even when the caller hangs up mid-menu. `IVRPATH` is the
@@ -111,6 +115,7 @@ class _Call:
         self.lang: str | None = None
         self.trace: list[str] = []  # IVRPATH items
         self.result = IvrResult()
+        self.served_early = False  # IVROUTCOME=self_served set before the session's end
 
 
 def _digits(value: str) -> str:
@@ -192,6 +197,8 @@ class IvrEngine:
     async def _fallback(self, call: _Call, *, quiet: bool = False) -> None:
         channel = call.channel
         try:
+            if call.served_early:  # the dialplan would end the call instead of queueing it
+                await self._unserve(call)
             await channel.set_variable("QUEUE", self._general_queue)
             call.result.outcome, call.result.queue = "fallback", self._general_queue
             await channel.set_variable("LANG", call.lang or call.info.language or "en")
@@ -203,6 +210,15 @@ class IvrEngine:
         except Exception:
             log.exception("IVR session %s: could not even set the fallback queue",
                           call.info.uniqueid)
+
+    async def _serve(self, call: _Call) -> None:
+        """A self-service step is done: the record says so even if the caller hangs up now."""
+        await call.channel.set_variable("IVROUTCOME", "self_served")
+        call.served_early = True
+
+    async def _unserve(self, call: _Call) -> None:
+        await call.channel.set_variable("IVROUTCOME", "")
+        call.served_early = False
 
     async def _trace(self, call: _Call, item: str) -> None:
         call.trace.append(item)
@@ -370,6 +386,7 @@ class IvrEngine:
         waiting = case.status == "waiting_citizen"
         await self._play(call, action.status_prompts.get(case.status) or (
             action.status_prompts.get("in_progress") if waiting else None))
+        await self._serve(call)  # the caller has heard the status of their case
         if case.expected and case.status not in ("closed", "waiting_citizen") and self._prompt(
                 call, action.prompts.get("expected_prompt")):
             await self._play(call, action.prompts.get("expected_prompt"))
@@ -379,6 +396,7 @@ class IvrEngine:
         if offer_operator:
             digit = await channel.get_data(offer_operator, timeout, 1)
             if digit == "0":
+                await self._unserve(call)  # on to an operator: the queue decides how it ends
                 await self._choice(call, node.id, digit, operator.describe(),
                                    queue=operator.queue, service=operator.service)
                 return await self._to_queue(call, operator)

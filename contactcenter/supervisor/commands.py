@@ -1,4 +1,5 @@
-"""`contactcenter reports rebuild`: restate the interval summary from `calls`/`call_legs`."""
+"""`contactcenter reports rebuild`: restate the interval summary (and the IVR containment
+summary) from `calls`/`call_legs`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 from contactcenter import db
 from contactcenter.config import SettingsError, load_settings
 
-from . import intervals
+from . import containment, intervals
 
 
 def _day(raw: str | None, name: str) -> date | None:
@@ -34,24 +35,26 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         after = last + timedelta(days=1)
         end = datetime(after.year, after.month, after.day, tzinfo=tz)
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         engine = db.make_engine(settings.database_url)
         try:
-            return await intervals.rebuild(db.make_sessionmaker(engine),
-                                           settings.service_level_seconds, start, end)
+            sessions = db.make_sessionmaker(engine)
+            n = await intervals.rebuild(sessions, settings.service_level_seconds, start, end)
+            return n, await containment.rebuild(sessions, tz, start, end)
         finally:
             await engine.dispose()
 
-    n = asyncio.run(run())
+    n, ivr = asyncio.run(run())
     what = f"{first or 'the first call'} to {last or 'the last call'}"
     print(f"interval summary rebuilt from {n} calls ({what}, days in {settings.timezone})")
+    print(f"IVR containment summary rebuilt from {ivr} calls")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reports", help="historical reports' interval summary")
     rsub = p.add_subparsers(dest="reports_command", metavar="ACTION", required=True)
-    q = rsub.add_parser("rebuild", help="restate the 15-minute summary from the calls "
+    q = rsub.add_parser("rebuild", help="restate the 15-minute summaries from the calls "
                         "(after an upgrade, or a service-level threshold change)")
     q.add_argument("--from", dest="from_", metavar="DATE", help="first day (YYYY-MM-DD)")
     q.add_argument("--to", metavar="DATE", help="last day, inclusive (YYYY-MM-DD)")

@@ -1,8 +1,9 @@
-"""The interval summary the reports read (supervisor/intervals.py writes it)."""
+"""The summaries the reports read: the interval summary (supervisor/intervals.py writes it) and
+the IVR containment summary (supervisor/containment.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,3 +34,15 @@ class CallInterval(Base):
     handle_sum: Mapped[float] = mapped_column(Float, default=0.0)
     handle_n: Mapped[int] = mapped_column(Integer, default=0)
     longest_wait: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class IvrContainment(Base):
+    """The IVR containment summary (supervisor/containment.py): calls per day (in the center's
+    time zone), menu path and class (contained, abandoned, closed, transferred, queued), kept by
+    the case writer with the calls and rebuilt by `contactcenter reports rebuild`."""
+
+    __tablename__ = "ivr_containment"
+    day: Mapped[date] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)

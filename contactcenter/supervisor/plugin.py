@@ -17,7 +17,7 @@ from contactcenter.keys import BUS, CLOCK, COUNTERS, HEALTH, SESSIONS, SETTINGS
 from contactcenter.queues.directory import QUEUE_DIRECTORY
 from contactcenter.supervisor.keys import SUPERVISOR
 
-from . import callback_list, http, sla_views
+from . import callback_list, containment_http, http, sla_views
 from .metrics import Metrics
 from .offloop import OffLoop, shareable
 from .services import SUBSCRIBED, SupervisorService
@@ -149,6 +149,7 @@ def setup(app: web.Application) -> None:
     http.add_routes(app)
     sla_views.add_routes(app)
     callback_list.add_routes(app)
+    containment_http.add_routes(app)
     app.cleanup_ctx.append(supervisor_ctx)
 
 

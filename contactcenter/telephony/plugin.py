@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -25,7 +26,8 @@ PBX_CONFIG = web.AppKey("pbx_config", PbxConfig)
 
 async def writer_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = CallWriter(app[SESSIONS], app[SETTINGS].spool_dir, clock=app[CLOCK],
-                        default_sl=app[SETTINGS].service_level_seconds)
+                        default_sl=app[SETTINGS].service_level_seconds,
+                        tz=ZoneInfo(app[SETTINGS].timezone))
     await writer.start(app[BUS])
     app[WRITER] = writer
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
 
 from ..config import Settings
 from ..events import CallEnded, CallRecord, Event, PbxError
@@ -284,7 +285,8 @@ async def replay(
 
         collector = bus.subscribe(collect, types=(CallEnded,), name="replay")
         writer = CallWriter(sessions, settings.spool_dir,
-                            default_sl=settings.service_level_seconds)
+                            default_sl=settings.service_level_seconds,
+                            tz=ZoneInfo(settings.timezone))
         await writer.start(bus)
         bridge = Bridge(settings, bus, client_options={"backoff_initial": 0.05,
                                                        "backoff_max": 0.5})

@@ -172,10 +172,12 @@ async def test_case_status_found_says_status_and_expected_date(store: FakeStore)
     result, rec, _ = await call(store, caller)
     plays = caller.without_trace()
     tail = plays[plays.index("GET DATA 311/en/enter-case-number 5000 6"):]
-    assert tail[:7] == [
+    assert tail[:8] == [
         "GET DATA 311/en/enter-case-number 5000 6",
         'SAY DIGITS 423 ""',
         'STREAM FILE 311/en/status-in-progress ""',
+        # the status is said: served, even if the caller hangs up from here (containment)
+        'SET VARIABLE IVROUTCOME "self_served"',
         'STREAM FILE 311/en/expected-by ""',
         'STREAM FILE digits/mon-11 ""',
         'SAY NUMBER 3 ""',
@@ -196,10 +198,11 @@ async def test_a_case_waiting_on_the_caller_is_in_progress_without_a_date(
     await call(store, caller)
     plays = caller.without_trace()
     tail = plays[plays.index("GET DATA 311/en/enter-case-number 5000 6"):]
-    assert tail[:4] == [
+    assert tail[:5] == [
         "GET DATA 311/en/enter-case-number 5000 6",
         'SAY DIGITS 424 ""',
         'STREAM FILE 311/en/status-in-progress ""',
+        'SET VARIABLE IVROUTCOME "self_served"',
         "GET DATA 311/en/press-0-operator 5000 1",
     ]
 
@@ -210,7 +213,9 @@ async def test_case_status_then_operator(store: FakeStore) -> None:
     await call(store, caller)
     assert caller.variables["QUEUE"] == "general-311"
     assert caller.variables["SERVICE"] == "general-inquiry"
-    assert caller.variables["CASE"] == CASE.number and "IVROUTCOME" not in caller.variables
+    # set once the status was said, emptied when the caller asked for an operator: the
+    # dialplan (`${IVROUTCOME}" != ""`) then queues the call
+    assert caller.variables["CASE"] == CASE.number and caller.variables["IVROUTCOME"] == ""
 
 
 async def test_case_not_found_goes_to_the_operator(store: FakeStore) -> None:

@@ -84,6 +84,8 @@ TABLE: dict[tuple[str, str], frozenset[str] | str] = {
     # caller numbers: personal data
     ("GET", "/reports/abandoned"): STAFF,
     ("GET", "/reports/abandoned.csv"): STAFF,
+    ("GET", "/reports/ivr"): STAFF,
+    ("GET", "/reports/ivr.csv"): STAFF,
     ("GET", "/api/queues"): STAFF,
     ("GET", "/metrics"): STAFF,
     ("GET", "/admin"): ADMIN,
