@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.config import load_settings
 from contactcenter.ivr.services import IvrServices, IvrStoreTimeout
 from contactcenter.seed import seed_ivr_menu
 from tests.agi_fake import Caller
@@ -67,7 +68,7 @@ async def test_a_slow_case_lookup_sends_the_caller_to_an_operator(
 def test_the_setting_and_its_check() -> None:
     from contactcenter.config import SettingsError
 
-    assert app_settings("sqlite+aiosqlite:///x.db").ivr_db_timeout_ms == 1500
+    assert load_settings(env={}).ivr_db_timeout_ms == 1500
     assert app_settings("sqlite+aiosqlite:///x.db", ivr_db_timeout_ms="250").ivr_db_timeout_ms \
         == 250
     with pytest.raises(SettingsError, match="CC_IVR_DB_TIMEOUT_MS"):

@@ -20,7 +20,7 @@ from contactcenter.telephony.simulator.clock import VirtualClock
 from contactcenter.telephony.simulator.pbx import SimPbx
 from contactcenter.telephony.simulator.scenarios import capture_queues
 from tests.agi_fake import Caller
-from tests.conftest import HEALTH_KEY, ROOT, until
+from tests.conftest import HEALTH_KEY, IVR_DB_TIMEOUT_MS, ROOT, until
 
 pytestmark = pytest.mark.store
 
@@ -35,7 +35,8 @@ async def test_the_ivr_hands_a_queues_own_maximum_wait_to_the_dialplan(
                         .values(max_wait_seconds=240))
     await engine.dispose()
     settings = load_settings(env={"CC_DATABASE_URL": migrated_url, "CC_AGI_PORT": "0",
-                                  "CC_AMI_ENABLED": "0", "CC_HEALTH_API_KEY": HEALTH_KEY})
+                                  "CC_AMI_ENABLED": "0", "CC_HEALTH_API_KEY": HEALTH_KEY,
+                                  "CC_IVR_DB_TIMEOUT_MS": IVR_DB_TIMEOUT_MS})
     app = create_app(settings)
     await aiohttp_client(app)
     await until(lambda: (q := app[QUEUE_DIRECTORY].get("sanitation")) is not None
