@@ -17,6 +17,7 @@ from tests.faults_support import center
 pytestmark = pytest.mark.store
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_fastagi_restart_sends_callers_to_the_fallback_none_hangs(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path
 ) -> None:

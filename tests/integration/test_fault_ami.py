@@ -21,6 +21,7 @@ from tests.faults_support import center
 pytestmark = pytest.mark.store
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_refused_then_restarted_asterisk_every_call_once_in_flight_partial(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ def _linkedids(events: list[Any]) -> list[str]:
     return [e.record.linkedid for e in events if isinstance(e, CallEnded)]
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_database_outage_calls_spooled_ivr_routes_then_written_in_order_once(
     aiohttp_client: Any, pg_proxy: tuple[TcpProxy, str], tmp_path: Path,
     caplog: pytest.LogCaptureFixture,

@@ -43,6 +43,7 @@ async def api_queues(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
 
 
 @pytest.mark.store
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_bridge_and_two_web_processes(pg_url: str, redis_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(db.upgrade, pg_url)
     operators = await S.seed(pg_url, 2)  # op0, op1 on Local/4000@agents/n, Local/4001@...

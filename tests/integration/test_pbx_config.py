@@ -113,6 +113,7 @@ async def test_a_queue_in_use_is_not_deleted(client: Any, seeded: Any) -> None:
         assert await s.get(Queue, qid) is not None
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_a_reload_asterisk_refuses_is_shown_not_live(
         client: Any, asterisk: tuple[SimPbx, AmiServer, Path], seeded: Any) -> None:
     pbx, _, conf = asterisk

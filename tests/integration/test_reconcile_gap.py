@@ -59,6 +59,7 @@ async def run_gap(c: Center, n_before: int, n_gap: int, n_after: int,
     return before, gap, after
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_calls_during_an_ami_outage_are_reconciled_once(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -105,6 +106,7 @@ async def test_calls_during_an_ami_outage_are_reconciled_once(
                for r in caplog.records)
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_unreadable_records_make_reconcile_degraded_then_it_catches_up(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
 ) -> None:

@@ -120,6 +120,7 @@ async def _is(proc: S.Proc, http: aiohttp.ClientSession, state: str) -> bool:
         return False
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_kill9_with_a_standby_90_calls(pg_url: str, tmp_path: Path) -> None:
     await kill9_with_standby(pg_url, tmp_path, 90)
 

@@ -132,6 +132,7 @@ async def burst_with_restart(aiohttp_client: Any, url: str, tmp_path: Path, n: i
           f"{took:.2f} s after the first bridge died" + (" (standby)" if standby else ""))
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_bridge_restart_mid_burst_60_calls(
     aiohttp_client: Any, migrated_url: str, seeded: Any, tmp_path: Path,
 ) -> None:

@@ -79,6 +79,7 @@ def noisy_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name.startswith(NOISY)]
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_5000_slow_connections_and_health_and_fastagi_still_answer(
     served: edge.Served, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -152,6 +153,7 @@ async def test_a_trickled_request_is_cut_at_the_header_deadline(served: edge.Ser
     assert served.guard.timeouts == 1
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_a_trickled_body_is_answered_408(served: edge.Served) -> None:
     head = (b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
             b"\r\nContent-Length: 1000\r\n\r\nusername=a")

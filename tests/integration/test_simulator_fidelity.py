@@ -473,6 +473,7 @@ async def _ivr_by_digit() -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
+@pytest.mark.slow  # seconds of real-time waiting (an outage, a burst): `make test`, not test-fast
 async def test_burst_of_40_calls_matches_capture() -> None:
     """The 40-call burst (50 ms apart, the capture's own digits and patience): every call ends
     the same way as in the capture, each caller's dial attempts and CDRs are the same, and the
