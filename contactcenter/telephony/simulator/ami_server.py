@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..frames import GREETING, encode_frame, login_key, parse_action
-from .pbx import OUTBOUND_CONTEXT, SimPbx, SimPbxError
+from .callbacks import OUTBOUND_CONTEXT
+from .model import SimPbxError
+from .pbx import SimPbx
 from .wire import Channel, Headers, event_frame, iso
 
 log = logging.getLogger(__name__)
@@ -440,7 +442,7 @@ class AmiServer:
                 )
             )
             for m in q.ordered_members():
-                fields = m.headers(self.pbx, location_key="Location")
+                fields = m.headers(self.pbx.member_status(m), location_key="Location")
                 fields = [(k, v) for k, v in fields if k != "Ringinuse"]
                 # QueueStatus names the member `Name` and puts it after Queue
                 fields = [("Queue", m.queue), ("Name", m.name)] + [
