@@ -30,6 +30,7 @@ from bench.stack import operator_interface
 from contactcenter.telephony.simulator import agi_client
 from contactcenter.telephony.simulator.ami_server import AmiServer
 from contactcenter.telephony.simulator.clock import VirtualClock
+from contactcenter.telephony.simulator.dialplan import SimDialplan
 from contactcenter.telephony.simulator.pbx import (
     AgentBehaviour,
     CitizenCall,
@@ -54,13 +55,13 @@ class AgiTimer:
     def install(self) -> None:
         agi_client._command = self._command  # bench-only instrumentation of our own simulator
 
-    async def _command(self, pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
+    async def _command(self, dp: SimDialplan, call: CitizenCall, text: str) -> bytes:
         now = time.perf_counter()
         last = self._last_reply.get(id(call))
         if last is not None:
             self.samples.append((now - last) * 1000)
         try:
-            return await self._inner(pbx, call, text)
+            return await self._inner(dp, call, text)
         finally:
             self._last_reply[id(call)] = time.perf_counter()
 

@@ -4,7 +4,7 @@ It sends the `agi_*` block, reads one command per line, replies `200 result=...`
 AGIExecStart/End, VarSet and CEL events of each command. When the caller hangs up mid-session it
 answers the pending command with `result=-1`, writes `HANGUP` before the next reply, and refuses
 commands that need a live channel with `511` (see agi-ivr-hangup.raw). A sound file missing from
-`SimPbx.sound_files` is answered as res_agi.c does: `200 result=-1 endpos=0` to STREAM FILE,
+`SimDialplan.sound_files` is answered as res_agi.c does: `200 result=-1 endpos=0` to STREAM FILE,
 `200 result=-1` to GET DATA, `-1` to SAY DIGITS / NUMBER, with the channel still up
 (`CHANNEL STATUS` says 6).
 """
@@ -18,7 +18,8 @@ import shlex
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .pbx import CitizenCall, SimPbx
+    from .dialplan import SimDialplan
+    from .model import CitizenCall
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,14 @@ DEAD_OK = {
     "HANGUP",
 }  # not CHANNEL STATUS: res_agi.c marks it as needing a live channel (dead = 0)
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"  # Asterisk 22.9
+PROMPT_SECONDS = {"hello-world": 1.42}  # a prompt's length (others: 2 s, a digit 0.6 s)
 
 
-def agi_block(pbx: SimPbx, call: CitizenCall, url: str, script: str | None = None) -> bytes:
+def agi_block(dp: SimDialplan, call: CitizenCall, url: str, script: str | None = None) -> bytes:
     two = call.ch2
     lines = [
         ("agi_network", "yes"),
-        ("agi_network_script", script or pbx.agi_path),
+        ("agi_network_script", script or dp.agi_path),
         ("agi_request", url),
         ("agi_channel", two.name),
         ("agi_language", two.language),
@@ -72,27 +74,27 @@ def agi_block(pbx: SimPbx, call: CitizenCall, url: str, script: str | None = Non
     return ("".join(f"{k}: {v}\n" for k, v in lines) + "\n").encode()
 
 
-async def run_agi(pbx: SimPbx, call: CitizenCall, path: str | None = None) -> str:
+async def run_agi(dp: SimDialplan, call: CitizenCall, path: str | None = None) -> str:
     """Run the AGI() application on the caller's `;2` channel (the script `path`, by default
     the IVR's); returns AGISTATUS."""
     two = call.ch2
-    script = path or pbx.agi_path
-    url = f"agi://{pbx.agi_host}:{pbx.agi_port}/{script}"
+    script = path or dp.agi_path
+    url = f"agi://{dp.agi_host}:{dp.agi_port}/{script}"
     two.app, two.appdata = "AGI", url
-    pbx.cel(two, "APP_START")
-    pbx.newexten(two, "AGI", url, 3)
+    dp.core.cel(two, "APP_START")
+    dp.core.newexten(two, "AGI", url, 3)
     call.where = "agi"
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(pbx.agi_host, pbx.agi_port), CONNECT_TIMEOUT
+            asyncio.open_connection(dp.agi_host, dp.agi_port), CONNECT_TIMEOUT
         )
     except (TimeoutError, OSError) as exc:
         log.warning("FastAGI %s unreachable (%s): dialplan fallback", url, exc)
-        pbx.varset(two, "AGISTATUS", "FAILURE")
+        dp.core.varset(two, "AGISTATUS", "FAILURE")
         return "FAILURE"
     hangup_sent = False
     try:
-        writer.write(agi_block(pbx, call, url, script))
+        writer.write(agi_block(dp, call, url, script))
         await writer.drain()
         while True:
             try:
@@ -108,7 +110,7 @@ async def run_agi(pbx: SimPbx, call: CitizenCall, path: str | None = None) -> st
             if call.caller_gone.is_set() and not hangup_sent:
                 writer.write(b"HANGUP\n")
                 hangup_sent = True
-            reply = await _command(pbx, call, text)
+            reply = await _command(dp, call, text)
             writer.write(reply)
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -121,7 +123,7 @@ async def run_agi(pbx: SimPbx, call: CitizenCall, path: str | None = None) -> st
             pass
     if call.caller_gone.is_set():
         return "HANGUP"
-    pbx.varset(two, "AGISTATUS", "SUCCESS")
+    dp.core.varset(two, "AGISTATUS", "SUCCESS")
     return "SUCCESS"
 
 
@@ -155,7 +157,7 @@ KNOWN = {
 }
 
 
-async def _command(pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
+async def _command(dp: SimDialplan, call: CitizenCall, text: str) -> bytes:
     two = call.ch2
     try:
         words = shlex.split(text)
@@ -168,10 +170,10 @@ async def _command(pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
     if dead and verb not in DEAD_OK:
         return DEAD_REPLY
     cmd_id = str(random.randrange(10**8, 2**31))
-    pbx.ev_chan("AGIExecStart", two, [("CommandId", cmd_id), ("Command", text)], "agi,all")
+    dp.core.ev_chan("AGIExecStart", two, [("CommandId", cmd_id), ("Command", text)], "agi,all")
     args = words[len(verb.split()) :]
-    result = await _execute(pbx, call, verb, args)
-    pbx.ev_chan(
+    result = await _execute(dp, call, verb, args)
+    dp.core.ev_chan(
         "AGIExecEnd",
         two,
         [("CommandId", cmd_id), ("Command", text), ("ResultCode", "200"), ("Result", "Success")],
@@ -181,53 +183,51 @@ async def _command(pbx: SimPbx, call: CitizenCall, text: str) -> bytes:
 
 
 async def _play(
-    pbx: SimPbx, call: CitizenCall, sound: str, interruptible: bool, menu: bool = False
+    dp: SimDialplan, call: CitizenCall, sound: str, interruptible: bool, menu: bool = False
 ) -> int:
     """Play a prompt (CEL STREAM_BEGIN/END); a digit interrupts it when `interruptible`; a
     `menu` prompt is one a responsive caller answers. Returns the 8 kHz samples played
     (Asterisk's `endpos`)."""
     two = call.ch2
-    pbx.cel(
+    dp.core.cel(
         two,
         "STREAM_BEGIN",
         extra=f'{{"sound":"{sound}","format":"gsm","language":"{two.language}"}}',
     )
-    from .pbx import PROMPT_SECONDS
-
     length = PROMPT_SECONDS.get(sound, 0.6 if sound.startswith("digits/") else 2.0)
     if menu:
-        pbx.on_prompt(call, length)
-    start = pbx.clock.now()
+        dp.on_prompt(call, length)
+    start = dp.core.clock.now()
     deadline = start + length
     while not call.caller_gone.is_set() and not call.done.is_set():
         if interruptible and not call.dtmf.empty():
             break
-        left = deadline - pbx.clock.now()
+        left = deadline - dp.core.clock.now()
         if left <= 0:
             due = call.key_due
             if not interruptible or due is None or due > deadline:
                 break
             left = 0.0  # a digit keyed before the prompt's end is still on its way
-        await pbx.clock.sleep(min(0.05, left) if left > 0 else 0.001)
-    pbx.cel(two, "STREAM_END")
-    return int(max(0.0, min(length, pbx.clock.now() - start)) * 8000)
+        await dp.core.clock.sleep(min(0.05, left) if left > 0 else 0.001)
+    dp.core.cel(two, "STREAM_END")
+    return int(max(0.0, min(length, dp.core.clock.now() - start)) * 8000)
 
 
-async def _digit(pbx: SimPbx, call: CitizenCall, timeout: float) -> str | None:
+async def _digit(dp: SimDialplan, call: CitizenCall, timeout: float) -> str | None:
     """Next DTMF digit within `timeout` virtual seconds; '' on timeout, None on hang-up."""
-    deadline = pbx.clock.now() + timeout
+    deadline = dp.core.clock.now() + timeout
     while True:
         if not call.dtmf.empty():
             return call.dtmf.get_nowait()
         if call.caller_gone.is_set():
             return None
-        left = deadline - pbx.clock.now()
+        left = deadline - dp.core.clock.now()
         if left <= 0:
             return ""
-        await pbx.clock.sleep(min(0.05, left))
+        await dp.core.clock.sleep(min(0.05, left))
 
 
-async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -> str:
+async def _execute(dp: SimDialplan, call: CitizenCall, verb: str, args: list[str]) -> str:
     two = call.ch2
     if verb == "ANSWER":
         return "0"
@@ -235,12 +235,12 @@ async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -
         sound = args[0] if args else ""
         timeout = float(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 6.0
         maxdigits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
-        if sound and not pbx.has_sound(sound, two.language):
+        if sound and not dp.has_sound(sound, two.language):
             return "-1"  # ast_app_getdata_full: the stream failed, no digits are read
-        await _play(pbx, call, sound, True, menu=True)
+        await _play(dp, call, sound, True, menu=True)
         got = ""
         while len(got) < maxdigits:
-            d = await _digit(pbx, call, timeout)
+            d = await _digit(dp, call, timeout)
             if d is None:
                 return "-1"
             if d == "":
@@ -251,7 +251,7 @@ async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -
         return got
     if verb == "WAIT FOR DIGIT":
         ms = float(args[0]) if args and args[0].lstrip("-").isdigit() else -1
-        d = await _digit(pbx, call, ms / 1000 if ms >= 0 else 3600)
+        d = await _digit(dp, call, ms / 1000 if ms >= 0 else 3600)
         return "-1" if d is None else (str(ord(d)) if d else "0")
     if verb in ("STREAM FILE", "SAY DIGITS", "SAY NUMBER"):
         sounds = (
@@ -262,9 +262,9 @@ async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -
         escape = args[1] if len(args) > 1 else ""
         samples = 0
         for s in sounds:
-            if not pbx.has_sound(s, two.language):
+            if not dp.has_sound(s, two.language):
                 return "-1 endpos=0" if verb == "STREAM FILE" else "-1"
-            samples += await _play(pbx, call, s, bool(escape))
+            samples += await _play(dp, call, s, bool(escape))
             if call.caller_gone.is_set():
                 return "-1"
             if escape and not call.dtmf.empty():
@@ -277,7 +277,7 @@ async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -
             if args[0].upper() == "CHANNEL(LANGUAGE)":
                 two.language = args[1]  # a dialplan function: no VarSet, the snapshot changes
             elif "(" not in args[0]:
-                pbx.varset(two, args[0], args[1])
+                dp.core.varset(two, args[0], args[1])
         return "1"
     if verb in ("GET VARIABLE", "GET FULL VARIABLE"):
         name = args[0] if args else ""
@@ -286,7 +286,7 @@ async def _execute(pbx: SimPbx, call: CitizenCall, verb: str, args: list[str]) -
         return "0"
     if verb == "HANGUP":
         if not call.caller_gone.is_set() and not call.ch1.dead:
-            pbx.caller_hangup(call)
+            dp.caller_hangup(call)
         return "1"
     if verb == "CHANNEL STATUS":
         return "6"

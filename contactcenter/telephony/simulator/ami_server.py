@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..frames import GREETING, encode_frame, login_key, parse_action
-from .pbx import OUTBOUND_CONTEXT, SimPbx, SimPbxError
+from .callbacks import OUTBOUND_CONTEXT
+from .model import SimPbxError
+from .pbx import SimPbx
 from .wire import Channel, Headers, event_frame, iso
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ MAX_FRAME = 64 * 1024
 DEFAULT_BUFFER = 50_000  # frames queued per client before it is dropped
 
 Reply = Callable[[str], None]  # an action's `ok`/`err`: a Success/Error reply with a Message
+Handler = Callable[["SimAmiClient", dict[str, str], Reply, Reply], None]
 
 
 class SimAmiClient:
@@ -101,6 +104,24 @@ class AmiServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_queue_add: Callable[[str, str], None] | None = None
         self.actions: Counter[str] = Counter()  # actions received, by lower-cased name (tests)
+        # the actions after login, by lower-cased name (Challenge, Login and Logoff come first)
+        self.handlers: dict[str, Handler] = {
+            "ping": self._a_ping,
+            "events": self._a_events,
+            "filter": self._a_filter,
+            "setvar": self._a_setvar,
+            "queueadd": self._a_queueadd,
+            "queuereload": self._a_queuereload,
+            "queueremove": self._a_queueremove,
+            "queuepause": self._a_queuepause,
+            "queuestatus": self._a_queuestatus,
+            "queuesummary": self._a_queuesummary,
+            "coreshowchannels": self._a_coreshowchannels,
+            "originate": self._a_originate,
+            "hangup": self._a_hangup,
+            "redirect": self._a_redirect,
+            "blindtransfer": self._a_blindtransfer,
+        }
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -257,7 +278,7 @@ class AmiServer:
             err("Permission denied")
             return True
         self.actions[key] += 1
-        handler = getattr(self, f"_a_{key}", None)
+        handler = self.handlers.get(key)
         if handler is None:
             err(
                 f"Invalid/unknown command: {action}. Use Action: ListCommands to show "
@@ -440,7 +461,7 @@ class AmiServer:
                 )
             )
             for m in q.ordered_members():
-                fields = m.headers(self.pbx, location_key="Location")
+                fields = m.headers(self.pbx.member_status(m), location_key="Location")
                 fields = [(k, v) for k, v in fields if k != "Ringinuse"]
                 # QueueStatus names the member `Name` and puts it after Queue
                 fields = [("Queue", m.queue), ("Name", m.name)] + [
