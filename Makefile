@@ -54,9 +54,10 @@ test: $(VENV)/.test services chromium audio lint
 	echo "make test: SQLite half exit $$sqlite, PostgreSQL half exit $$pg"; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
-# The quick tier while working: unit and integration tests, no browser, no soak (SQLite only).
+# The quick tier while working: unit and integration tests, no browser, no soak (SQLite only),
+# in two workers (most tests wait on sockets, not the CPU); `make test` stays one process.
 test-fast: $(VENV)/.test services audio lint
-	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e and not slow"
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not e2e and not slow"
 
 bench: $(VENV)/.test services audio
 	$(BIN)/python -m bench.run $(ARGS)
