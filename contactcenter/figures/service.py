@@ -136,6 +136,8 @@ async def compute_figures(sessions: async_sessionmaker[AsyncSession], now: datet
     today = now.astimezone(tz).date()
     day_calls = await days(today - timedelta(days=DAYS - 1), today)
     months = await agency_months(sessions, months_ending(today, MONTHS), tz, now)
+    for m in months:
+        m.settle()
     services = await services_by_status(sessions)
     return Figures(now, tz_name, day_calls, services, months)
 
