@@ -436,6 +436,9 @@ async def calls_csv_chunks(
             while (part := await parts.get()) is not None:
                 if isinstance(part, BaseException):
                     raise part
+                # let the reader ask for the next rows before this chunk is formatted (a get
+                # from a non-empty queue does not give the loop to anyone)
+                await asyncio.sleep(0)
                 yield rows_csv.text(part)
         finally:
             reader.cancel()
