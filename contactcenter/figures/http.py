@@ -59,6 +59,37 @@ def _helpers() -> dict[str, Any]:
     return {"dur": fmt_duration, "pct": rate}
 
 
+# The export's bodies are built whole: they are the cached figures' aggregates (30 days, the
+# services by status, 12 months by agency), a few hundred rows whatever the number of calls.
+
+
+def json_body(f: Figures) -> str:
+    return json.dumps({
+        "generated_at": f.generated_at.isoformat(timespec="seconds"),
+        "timezone": f.timezone,
+        "definitions": "See the README, section 'Public figures'.",
+        "calls_by_day": day_rows(f),
+        "cases_by_service": service_rows(f),
+        "agencies_by_month": month_rows(f),
+    }, ensure_ascii=False)
+
+
+def csv_body(f: Figures, table: str) -> str:
+    rows = TABLES[table](f)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    if rows:
+        writer.writerow(list(rows[0]))
+        for row in rows:
+            writer.writerow([csv_cell(v) for v in row.values()])
+    return buf.getvalue()
+
+
+def open_data_bodies(f: Figures) -> dict[str, str]:
+    """Every file of the open-data export, by name."""
+    return {"data.json": json_body(f), **{f"{t}.csv": csv_body(f, t) for t in sorted(TABLES)}}
+
+
 @public
 async def figures_page(request: web.Request) -> web.Response:
     figures = await request.app[FIGURES].figures()
@@ -75,15 +106,7 @@ async def figures_page(request: web.Request) -> web.Response:
 @stateless
 async def open_data_json(request: web.Request) -> web.Response:
     f: Figures = await request.app[FIGURES].figures()
-    body = {
-        "generated_at": f.generated_at.isoformat(timespec="seconds"),
-        "timezone": f.timezone,
-        "definitions": "See the README, section 'Public figures'.",
-        "calls_by_day": day_rows(f),
-        "cases_by_service": service_rows(f),
-        "agencies_by_month": month_rows(f),
-    }
-    return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json",
+    return web.Response(text=json_body(f), content_type="application/json",
                         headers={"Access-Control-Allow-Origin": "*"})
 
 
@@ -93,15 +116,9 @@ async def open_data_csv(request: web.Request) -> web.Response:
     table = request.match_info["table"]
     if table not in TABLES:
         raise web.HTTPNotFound(text=f"no table {table!r}; there are: {', '.join(sorted(TABLES))}")
-    rows = TABLES[table](await request.app[FIGURES].figures())
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    if rows:
-        writer.writerow(list(rows[0]))
-        for row in rows:
-            writer.writerow([csv_cell(v) for v in row.values()])
     return web.Response(
-        text=buf.getvalue(), content_type="text/csv", charset="utf-8",
+        text=csv_body(await request.app[FIGURES].figures(), table),
+        content_type="text/csv", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{table}.csv"',
                  "Access-Control-Allow-Origin": "*"},
     )

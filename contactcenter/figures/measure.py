@@ -66,6 +66,8 @@ class AgencyMonth:
     resolution_seconds: list[float] = field(default_factory=list)  # contact → closed
     chase_calls: int = 0
     chase_seconds: float = 0.0  # operators' handle time of those calls
+    # (median, p90) of resolution_seconds once `settle` has run (the list is then emptied)
+    settled: tuple[float | None, float | None] | None = None
 
     def add_case(self, *, status: str, contact: datetime, closed_at: datetime | None,
                  due: datetime | None, now: datetime) -> None:
@@ -87,11 +89,22 @@ class AgencyMonth:
 
     @property
     def median_resolution(self) -> float | None:
+        if self.settled is not None:
+            return self.settled[0]
         return median(self.resolution_seconds)
 
     @property
     def p90_resolution(self) -> float | None:
+        if self.settled is not None:
+            return self.settled[1]
         return percentile(self.resolution_seconds, 90)
+
+    def settle(self) -> None:
+        """Compute the median and p90 now and let the durations go: each reading sorted them
+        again (hundreds of ms per page at a million calls, on the serving loop), and the
+        figures travel from the report worker without them."""
+        self.settled = (median(self.resolution_seconds), percentile(self.resolution_seconds, 90))
+        self.resolution_seconds = []
 
     @property
     def chase_per_100(self) -> float | None:

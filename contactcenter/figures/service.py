@@ -131,15 +131,33 @@ async def services_by_status(sessions: async_sessionmaker[AsyncSession]) -> list
         return [ServiceStatus(code, name, status, int(n)) for code, name, status, n in rows]
 
 
+async def compute_figures(sessions: async_sessionmaker[AsyncSession], now: datetime, tz: tzinfo,
+                          tz_name: str, days: DaysLoader) -> Figures:
+    """Every published figure as of `now`: a year of cases is read and counted, so the plugin
+    runs this in the report worker process (supervisor/offloop.py) when there is one."""
+    today = now.astimezone(tz).date()
+    day_calls = await days(today - timedelta(days=DAYS - 1), today)
+    months = await agency_months(sessions, months_ending(today, MONTHS), tz, now)
+    for m in months:
+        m.settle()
+    services = await services_by_status(sessions)
+    return Figures(now, tz_name, day_calls, services, months)
+
+
+Compute = Callable[[datetime], Awaitable[Figures]]
+
+
 class FiguresService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime],
                  tz: tzinfo, tz_name: str, days: DaysLoader,
-                 cache_seconds: float = CACHE_SECONDS) -> None:
+                 cache_seconds: float = CACHE_SECONDS, *, compute: Compute | None = None) -> None:
+        """`compute(now)`: where the figures are computed (default: here, on this loop)."""
         self.sessions = sessions
         self.clock = clock
         self.tz = tz
         self.tz_name = tz_name
         self._days = days
+        self._compute_at = compute
         self.cache_seconds = cache_seconds
         self._cached: Figures | None = None
         self._cached_at = 0.0  # monotonic
@@ -159,11 +177,9 @@ class FiguresService:
 
     async def _compute(self) -> Figures:
         now = self.clock()
-        today = now.astimezone(self.tz).date()
-        days = await self._days(today - timedelta(days=DAYS - 1), today)
-        months = await agency_months(self.sessions, months_ending(today, MONTHS), self.tz, now)
-        services = await services_by_status(self.sessions)
-        return Figures(now, self.tz_name, days, services, months)
+        if self._compute_at is not None:
+            return await self._compute_at(now)
+        return await compute_figures(self.sessions, now, self.tz, self.tz_name, self._days)
 
 
 # --- the open-data export: the only shapes that leave ------------------------------------------

@@ -9,18 +9,22 @@ center's time zone (`CC_TIMEZONE`); a call belongs to the day and hour in which 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import DateTime, and_, func, literal, or_, select, type_coerce
+from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.agency.models import Agency
-from contactcenter.cases.models import Call, Case
+from contactcenter.cases.models import Call, CallLeg, Case
 from contactcenter.cases.store import sla_conditions, sla_tally
 from contactcenter.queues.models import ServiceType
 from contactcenter.supervisor.models import CallInterval
@@ -108,30 +112,38 @@ async def call_facts(
 async def call_report(
     sessions: async_sessionmaker[AsyncSession], rng: DateRange, stats: QueueStats
 ) -> CallReport:
-    """Everything about calls in `rng`, from the interval summary (intervals.py): three
-    GROUP BYs over its 15-minute buckets (by bucket, by queue, by service), so a year reads
-    tens of thousands of summed rows, never the calls. Service level uses each queue's
-    threshold as it was when the call was written (`stats` is kept for the signature)."""
+    """Everything about calls in `rng`, from the interval summary (intervals.py): two
+    GROUP BYs over its 15-minute buckets (by bucket; by queue and service, which gives both
+    tables), so a year reads tens of thousands of summed rows, never the calls. Service level
+    uses each queue's threshold as it was when the call was written (`stats` is kept for the
+    signature)."""
     tz = stats.tz
     start, end = rng.bounds(tz)
     iv = CallInterval
     in_range = (iv.bucket >= start, iv.bucket < end)
     sums = intervals.summed_columns()
+    concurrent = parallel_reads(sessions)
+    per_bucket_q = select(iv.bucket, *sums).where(*in_range).group_by(iv.bucket)
+    per_pair_q = (select(iv.queue, iv.service, *sums).where(*in_range, iv.queue != "")
+                  .group_by(iv.queue, iv.service))
+
+    async def rows(query: Any) -> list[Any]:
+        # Core rows on the session's connection: the ORM's row layer cost a third of a year
+        async with sessions() as db:
+            return list((await (await db.connection()).execute(query)).all())
+
     async with sessions() as db:
-        names = dict((await db.execute(select(ServiceType.code, ServiceType.name))).all())
-        per_bucket = (await db.execute(
-            select(iv.bucket, *sums).where(*in_range).group_by(iv.bucket))).all()
-        per_queue = (await db.execute(
-            select(iv.queue, *sums).where(*in_range, iv.queue != "").group_by(iv.queue))).all()
-        per_service = (await db.execute(
-            select(iv.service, *sums).where(*in_range, iv.queue != "")
-            .group_by(iv.service))).all()
-    by_hour = [Bucket() for _ in range(24)]
-    by_day = {d: Bucket() for d in rng.days()}
-    total = Bucket()
-    # a year is ~35,000 buckets: first summed per local (day, hour) as plain lists (cheap),
-    # then made into Tallies (a few thousand)
-    width = len(sums)
+        conn = await db.connection()
+        names = dict((await conn.execute(select(ServiceType.code, ServiceType.name))).all())
+        if concurrent:
+            # two server processes at once: a year's two scans take the time of the longer
+            per_bucket, per_pair = await asyncio.gather(rows(per_bucket_q), rows(per_pair_q))
+        else:  # SQLite: one file, one connection's worth of work
+            per_bucket = list((await conn.execute(per_bucket_q)).all())
+            per_pair = list((await conn.execute(per_pair_q)).all())
+    width = len(sums)  # the SUMS, then longest_wait (a max)
+    # a year is ~35,000 buckets: summed as plain lists per local (day, hour), then per hour of
+    # day, per day and in total; Tallies are made only for those (a few hundred)
     hours: dict[tuple[date, int], list[Any]] = {}
     for row in per_bucket:
         local = row[0].astimezone(tz)  # 15-minute buckets: one local hour and day each
@@ -140,33 +152,66 @@ async def call_report(
         if acc is None:
             hours[key] = [v or 0 for v in row[1:]]
         else:
-            for i in range(width - 1):
-                acc[i] += row[i + 1] or 0
-            acc[-1] = max(acc[-1], row[width] or 0)
-    columns = (*intervals.SUMS, "longest_wait")
+            _add(acc, row, 1, width)
+    by_hour_acc: list[list[Any] | None] = [None] * 24
+    by_day_acc: dict[date, list[Any]] = {}
+    total_acc = [0] * width
     for (day, hour), acc in hours.items():
-        values = dict(zip(columns, acc, strict=True))
-        t, calls = intervals.tally_of(values), int(values["calls"])
-        for b in (by_hour[hour], by_day.setdefault(day, Bucket()), total):
-            b.calls += calls
-            _merge(b.queued, t)
+        h = by_hour_acc[hour]
+        if h is None:
+            by_hour_acc[hour] = list(acc)
+        else:
+            _add(h, acc, 0, width)
+        d = by_day_acc.get(day)
+        if d is None:
+            by_day_acc[day] = list(acc)
+        else:
+            _add(d, acc, 0, width)
+        _add(total_acc, acc, 0, width)
+    by_queue_acc: dict[str, list[Any]] = {}
+    by_service_acc: dict[str, list[Any]] = {}
+    for row in per_pair:
+        for key, table in ((row[0], by_queue_acc), (row[1], by_service_acc)):
+            acc = table.get(key)
+            if acc is None:
+                table[key] = [v or 0 for v in row[2:]]
+            else:
+                _add(acc, row, 2, width)
+    by_day = {d: Bucket() for d in rng.days()}
+    for day, acc in by_day_acc.items():
+        by_day[day] = _bucket(acc)
     return CallReport(
         range=rng,
-        by_queue={r.queue: intervals.tally_of(r) for r in sorted(per_queue, key=_first)},
-        by_service={r.service: intervals.tally_of(r) for r in sorted(per_service, key=_first)},
-        by_hour=by_hour, by_day=by_day, total=total, service_names=names,
+        by_queue={k: _tally(v) for k, v in sorted(by_queue_acc.items())},
+        by_service={k: _tally(v) for k, v in sorted(by_service_acc.items())},
+        by_hour=[Bucket() if acc is None else _bucket(acc) for acc in by_hour_acc],
+        by_day=by_day, total=_bucket(total_acc), service_names=names,
     )
 
 
-def _first(row: Any) -> Any:
-    return row[0]
+_COLUMNS = (*intervals.SUMS, "longest_wait")
 
 
-def _merge(into: Tally, t: Tally) -> None:
-    for name in ("offered", "answered", "answered_in_sl", "abandoned", "short_abandoned",
-                 "timed_out", "other", "wait_sum", "wait_n", "handle_sum", "handle_n"):
-        setattr(into, name, getattr(into, name) + getattr(t, name))
-    into.longest_wait = max(into.longest_wait, t.longest_wait)
+def parallel_reads(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Several reads of a report may run at once, each in its own session: PostgreSQL (a
+    server process each); not SQLite (one file, and an in-memory one is one connection)."""
+    bind = sessions.kw.get("bind")
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
+def _add(acc: list[Any], values: Any, offset: int, width: int) -> None:
+    """acc += values[offset:] (sums), the last one (longest wait) the larger."""
+    for i in range(width - 1):
+        acc[i] += values[offset + i] or 0
+    acc[-1] = max(acc[-1], values[offset + width - 1] or 0)
+
+
+def _tally(acc: list[Any]) -> Tally:
+    return intervals.tally_of(dict(zip(_COLUMNS, acc, strict=True)))
+
+
+def _bucket(acc: list[Any]) -> Bucket:
+    return Bucket(int(acc[0]), _tally(acc))
 
 
 async def call_report_from_rows(
@@ -313,13 +358,47 @@ CALL_COLUMNS = (
     "wrap_seconds", "case_number", "partial",
 )
 # Added after the original columns (a spreadsheet built on the old ones keeps working): what the
-# operator recorded, the caller's language, and the number of the case the call is linked to
-# (`case_number` is what the caller keyed in the IVR).
-# (The issue also asks for the legs: when a call becomes one row plus its queue legs, a `legs`
-# column, e.g. "sanitation>general-311", or a second export with one row per leg, goes here.)
-CSV_EXTRA_COLUMNS = ("disposition", "language", "linked_case")
-CSV_CHUNK_ROWS = 500  # rows per database fetch and per chunk sent: small, so the loop breathes
-BYTES_PER_ROW = 180  # about, for the size warning of a long range
+# operator recorded, the caller's language, the number of the case the call is linked to
+# (`case_number` is what the caller keyed in the IVR), and the queues the call went through in
+# order ("sanitation>general-311"; a call recorded without its legs: its queue).
+CSV_EXTRA_COLUMNS = ("disposition", "language", "linked_case", "legs")
+CSV_CHUNK_ROWS = 1000  # rows per database fetch and per chunk sent: a few ms of CPU each
+BYTES_PER_ROW = 190  # about, for the size warning of a long range
+LEGS_SEPARATOR = ">"
+
+
+def _legs_column(dialect: str) -> Any:
+    """The call's queue legs in order, joined by ">" (NULL when it has none), one indexed
+    look-up per call (uq_call_legs_call_id_seq)."""
+    leg = CallLeg
+    mine = (leg.call_id == Call.id, leg.kind == "queue", leg.queue.is_not(None))
+    if dialect == "postgresql":
+        order = aggregate_order_by(literal(LEGS_SEPARATOR), leg.seq)
+        return select(func.string_agg(leg.queue, order)).where(*mine).scalar_subquery()
+    # SQLite (3.40) has no ORDER BY inside an aggregate: group_concat reads its subquery's rows
+    # in the subquery's order
+    ordered = select(leg.queue.label("q")).where(*mine).order_by(leg.seq).correlate(Call)
+    inner = ordered.subquery()
+    return select(func.group_concat(inner.c.q, LEGS_SEPARATOR)).scalar_subquery()
+
+
+def _calls_query(dialect: str, start: datetime, end: datetime) -> Any:
+    times: list[Any]
+    if dialect == "postgresql":
+        # asyncpg gives aware datetimes already: the store's UTC type adds a call per cell
+        times = [type_coerce(Call.started_at, DateTime(timezone=True)),
+                 type_coerce(Call.ended_at, DateTime(timezone=True))]
+    else:
+        times = [Call.started_at, Call.ended_at]
+    # the linked case's number per call, by its primary key: a join made PostgreSQL hash the
+    # whole cases table for each export
+    linked = select(Case.number).where(Case.id == Call.case_id).scalar_subquery()
+    return (
+        select(*times, *(getattr(Call, c) for c in CALL_COLUMNS[2:]), Call.disposition,
+               Call.language, linked, _legs_column(dialect))
+        .where(Call.started_at >= start, Call.started_at < end)
+        .order_by(Call.started_at, Call.id)
+    )
 
 
 async def calls_csv_chunks(
@@ -328,75 +407,157 @@ async def calls_csv_chunks(
 ) -> AsyncGenerator[str, None]:
     """Every call in `rng`, one row each, times in the center's time zone: the CSV text in
     chunks of `chunk_rows` rows, read through a server-side cursor (PostgreSQL) as they are
-    sent, so any range takes the same little memory and the event loop is never held long."""
+    sent, so any range takes the same little memory and the event loop is never held long.
+
+    A task reads the next chunks while this one is written (at most `_READ_AHEAD` chunks
+    ahead): the database works on them while Python formats, instead of each waiting."""
     start, end = rng.bounds(tz)
-    query = (
-        select(*(getattr(Call, c) for c in CALL_COLUMNS), Call.disposition, Call.language,
-               Case.number)
-        .outerjoin(Case, Case.id == Call.case_id)
-        .where(Call.started_at >= start, Call.started_at < end)
-        .order_by(Call.started_at, Call.id)
-        .execution_options(yield_per=chunk_rows)
-    )
     yield "".join(_csv([CALL_COLUMNS + CSV_EXTRA_COLUMNS]))
     rows_csv = _CallRowsCsv(tz)
     async with sessions() as db:
         # Core rows (the session's connection, no ORM result layer): a fifth less per row
         conn = await db.connection()
-        result = await conn.stream(query)
-        async for part in result.partitions():
-            yield rows_csv.text(part)
+        if conn.dialect.name == "postgresql":
+            # the per-call look-ups make the plan look costly enough for PostgreSQL to compile
+            # it (JIT): tens of ms at 1M calls, more at 10M, for a plain index walk
+            await conn.execute(sql("SET LOCAL jit = off"))
+        query = _calls_query(conn.dialect.name, start, end).execution_options(
+            yield_per=chunk_rows)
+        parts: asyncio.Queue[Sequence[Any] | BaseException | None] = asyncio.Queue(_READ_AHEAD)
+
+        async def read() -> None:
+            try:
+                result = await conn.stream(query)
+                async for part in result.partitions():
+                    await parts.put(part)
+                await parts.put(None)
+            except Exception as exc:  # raised where the chunks are consumed
+                await parts.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (part := await parts.get()) is not None:
+                if isinstance(part, BaseException):
+                    raise part
+                # let the reader ask for the next rows before this chunk is formatted (a get
+                # from a non-empty queue does not give the loop to anyone)
+                await asyncio.sleep(0)
+                yield rows_csv.text(part)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+_READ_AHEAD = 2  # chunks read ahead of the one being written
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+_QUARTER = 900  # seconds: a UTC quarter-hour is within one local hour in every real zone
+_MMSS = [f"{m:02d}:{s:02d}" for m in range(60) for s in range(60)]
 
 
 class _CallRowsCsv:
-    """The rows of the calls CSV, as `csv_cell` would write them, several times faster: each
-    column's type is known (no isinstance chain per cell) and text cells repeat (queues,
-    services, outcomes, agents, numbers), so each distinct one is cleaned once."""
+    """The rows of the calls CSV, as `csv_cell` would write them, several times faster: the
+    work is done column by column (a comprehension per column, not a call per cell), each
+    column's type is known, text cells that repeat (queues, services, outcomes, agents) are
+    cleaned once, and times are formatted from a per-quarter-hour prefix.
+
+    What `csv.writer` writes by itself is left to it: None is an empty cell, a float its
+    `repr` (= `str`, as `csv_cell` writes it)."""
 
     _TIMES = (0, 1)
-    _NUMBERS = tuple(CALL_COLUMNS.index(c) for c in (
-        "ivr_seconds", "wait_seconds", "ring_seconds", "talk_seconds", "hold_seconds",
-        "wrap_seconds"))
+    _QUEUE = CALL_COLUMNS.index("queue")
     _FLAGS = (CALL_COLUMNS.index("partial"),)
-    CACHE_MAX = 50_000  # distinct text cells kept per export
+    # few distinct values: cleaned once per export (bounded cache)
+    _REPEATING = tuple(CALL_COLUMNS.index(c) for c in ("queue", "service", "outcome", "agent")) \
+        + tuple(len(CALL_COLUMNS) + i for i in range(4))
+    # (nearly) all distinct: cleaned every time, with a fast path for a clean value
+    _VARYING = tuple(CALL_COLUMNS.index(c) for c in ("caller_number", "caller_name",
+                                                      "case_number"))
+    CACHE_MAX = 50_000  # distinct repeating cells kept per export
+    _FLAG_CELLS = {None: "", True: "yes", False: "no"}
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        width = len(CALL_COLUMNS) + len(CSV_EXTRA_COLUMNS)
-        skip = set(self._TIMES + self._NUMBERS + self._FLAGS)
-        self._texts = tuple(i for i in range(width) if i not in skip)
-        self._cache: dict[str, str] = {}
+        self._cells = _CellCache()
+        self._quarters: dict[int, tuple[str, int, str]] = {}
 
-    def _text(self, value: Any) -> str:
-        if value is None:
-            return ""
-        cell = self._cache.get(value)
-        if cell is None:
-            if len(self._cache) >= self.CACHE_MAX:
-                self._cache.clear()
-            cell = self._cache[value] = csv_cell(value)
-        return cell
+    def _quarter(self, q: int) -> tuple[str, int, str] | None:
+        """The local "YYYY-MM-DDTHH:" of the quarter-hour starting at q * 900 s, the index of
+        its first second in _MMSS, and its UTC offset "+HH:MM"; None for an offset that is not
+        whole quarter-hours (local mean times of the 19th century)."""
+        if len(self._quarters) > 10_000:
+            self._quarters.clear()
+        local = (_EPOCH + timedelta(seconds=q * _QUARTER)).astimezone(self.tz)
+        text = local.isoformat(timespec="seconds")  # 2026-11-03T10:15:00-05:00
+        if local.second or local.minute % 15 or len(text) != 25:
+            return None
+        got = self._quarters[q] = (text[:14], local.minute * 60, text[19:])
+        return got
+
+    def _times(self, column: Iterable[datetime | None]) -> list[str]:
+        out = []
+        quarters, quarter, tz = self._quarters, self._quarter, self.tz
+        for v in column:
+            if v is None:
+                out.append("")
+                continue
+            seconds = (v - _EPOCH) // _SECOND  # whole seconds, as isoformat(timespec="seconds")
+            q, rest = divmod(seconds, _QUARTER)
+            got = quarters.get(q) or quarter(q)
+            if got is None:
+                out.append(v.astimezone(tz).isoformat(timespec="seconds"))
+            else:
+                out.append(got[0] + _MMSS[got[1] + rest] + got[2])
+        return out
 
     def text(self, rows: Iterable[Any]) -> str:
-        tz, text = self.tz, self._text
-        out = []
-        for r in rows:
-            cells = list(r)
-            for i in self._TIMES:
-                v = cells[i]
-                cells[i] = "" if v is None else v.astimezone(tz).isoformat(timespec="seconds")
-            for i in self._NUMBERS:
-                v = cells[i]
-                cells[i] = "" if v is None else str(v)
-            for i in self._FLAGS:
-                v = cells[i]
-                cells[i] = "" if v is None else ("yes" if v else "no")
-            for i in self._texts:
-                cells[i] = text(cells[i])
-            out.append(cells)
+        columns: list[Any] = list(zip(*rows, strict=True))
+        if not columns:
+            return ""
+        legs = columns[-1]
+        # no legs recorded (calls written before legs were, or loaded in bulk): its one queue
+        columns[-1] = [q if lg is None else lg for lg, q in zip(legs, columns[self._QUEUE],
+                                                                   strict=True)]
+        for i in self._TIMES:
+            columns[i] = self._times(columns[i])
+        flags = self._FLAG_CELLS
+        for i in self._FLAGS:
+            columns[i] = [flags[bool(v)] if v is not None else "" for v in columns[i]]
+        cell = self._cells.__getitem__
+        if len(self._cells) > self.CACHE_MAX:
+            self._cells.clear()
+        for i in self._REPEATING:
+            columns[i] = list(map(cell, columns[i]))
+        for i in self._VARYING:
+            columns[i] = [_clean_cell(v) for v in columns[i]]
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\r\n").writerows(out)
+        csv.writer(buf, lineterminator="\r\n").writerows(zip(*columns, strict=True))
         return buf.getvalue()
+
+
+class _CellCache(dict[Any, str]):
+    """csv_cell of each distinct value, computed on first use (None: an empty cell)."""
+
+    def __missing__(self, value: Any) -> str:
+        cell = self[value] = "" if value is None else csv_cell(value)
+        return cell
+
+
+def _clean_cell(value: str | None) -> str | None:
+    """csv_cell of a text cell, the common clean case inline (None stays None: empty)."""
+    if value is None:
+        return None
+    if (len(value) <= CSV_TEXT_LIMIT and value.isprintable() and "  " not in value
+            and value[:1] not in _NOT_FIRST and value[-1:] != " "):
+        return value
+    return csv_cell(value)
+
+
+# a cell starting with one of these is not the plain case (a formula, or a space to strip)
+_NOT_FIRST = frozenset((*_FORMULA_START, " "))
 
 
 async def calls_csv(
@@ -434,6 +595,7 @@ __all__ = [
     "calls_csv",
     "calls_csv_chunks",
     "csv_cell",
+    "parallel_reads",
     "parse_range",
     "sla_report",
     "summary_csv",

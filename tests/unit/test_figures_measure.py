@@ -64,8 +64,12 @@ def test_on_time_counts_only_decided_cases() -> None:
     assert (m.received, m.closed, m.closed_on_time, m.decided) == (4, 2, 1, 3)
     assert m.on_time_rate == pytest.approx(1 / 3)
     assert m.median_resolution == pytest.approx(40 * 3600)
+    p90 = m.p90_resolution
     m.chase_calls = 2
     assert m.chase_per_100 == pytest.approx(50.0)
+    m.settle()  # as the figures leave the report worker: the same figures, no durations
+    assert m.resolution_seconds == []
+    assert m.median_resolution == pytest.approx(40 * 3600) and m.p90_resolution == p90
 
 
 def test_an_empty_month_has_no_rates() -> None:

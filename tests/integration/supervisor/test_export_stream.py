@@ -1,4 +1,4 @@
-"""The calls CSV streams (issue 24): the same cells as the export built whole before, three more
+"""The calls CSV streams (issue 24): the same cells as the export built whole before, four more
 columns at the end, sent in chunks as rows are read, any range allowed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.app import create_app
-from contactcenter.cases.models import Call, Case
+from contactcenter.cases.models import Call, CallLeg, Case
 from contactcenter.keys import PBX
 from contactcenter.queues.models import ServiceType
 from contactcenter.supervisor import intervals, reports
@@ -65,6 +65,14 @@ async def _calls(sessions: async_sessionmaker[AsyncSession], day: date, n: int) 
                 case_number="311-2026-000001" if i == 1 else None,
                 case_id=case.id if i == 2 else None, partial=i == 3,
                 disposition="case-created" if i == 2 else None, language="es" if i else "en"))
+            if i == 2:  # sent on from sanitation to general-311, then out to another line
+                await s.flush()
+                call = (await s.execute(select(Call).where(Call.linkedid == "c2"))).scalar_one()
+                for seq, (kind, queue) in enumerate([("queue", "sanitation"),
+                                                     ("queue", "general-311"),
+                                                     ("transfer", None)]):
+                    s.add(CallLeg(call_id=call.id, seq=seq, kind=kind, queue=queue,
+                                  joined_at=at, left_at=at, outcome="transferred"))
         # a call outside the range
         s.add(Call(linkedid="other", started_at=at + timedelta(days=3),
                    ended_at=at + timedelta(days=3), outcome="answered"))
@@ -72,7 +80,7 @@ async def _calls(sessions: async_sessionmaker[AsyncSession], day: date, n: int) 
     await intervals.rebuild(sessions, 15.0)
 
 
-async def test_same_cells_as_before_plus_three_columns(seeded: Any) -> None:
+async def test_same_cells_as_before_plus_four_columns(seeded: Any) -> None:
     day = date(2026, 11, 20)
     await _calls(seeded, day, 7)
     rng = reports.DateRange(day, day)
@@ -82,10 +90,12 @@ async def test_same_cells_as_before_plus_three_columns(seeded: Any) -> None:
     assert len(now) == len(before) == 8 and len(text.splitlines()) == 8
     assert [r[:16] for r in now] == before  # the old columns, cell for cell
     extra = [dict(zip(now[0][16:], r[16:], strict=True)) for r in now[1:]]
-    assert now[0][16:] == ["disposition", "language", "linked_case"]
+    assert now[0][16:] == ["disposition", "language", "linked_case", "legs"]
     assert extra[2] == {"disposition": "case-created", "language": "es",
-                        "linked_case": "311-2026-000777"}
-    assert extra[0] == {"disposition": "", "language": "en", "linked_case": ""}
+                        "linked_case": "311-2026-000777", "legs": "sanitation>general-311"}
+    # no legs recorded: the call's one queue
+    assert extra[0] == {"disposition": "", "language": "en", "linked_case": "",
+                        "legs": "sanitation"}
     first = dict(zip(now[0], now[1], strict=True))
     assert first["caller_name"].startswith("'=HYPERLINK") and first["caller_number"] == "'+15551234"
 
@@ -143,3 +153,20 @@ def test_csv_cell_fast_path_is_the_same_as_the_careful_one(value: str) -> None:
     if expected.startswith(reports._FORMULA_START):
         expected = "'" + expected
     assert reports.csv_cell(value) == expected
+    assert reports._clean_cell(value) == expected  # the export's own inline path
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe",
+                                  "America/St_Johns", "UTC"])
+def test_times_are_written_as_isoformat_writes_them(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    utc = ZoneInfo("UTC")
+    # every 7 min 13.5 s over two days around each DST change of 2026, and a 19th-century
+    # local mean time (an offset in seconds)
+    starts = [datetime(2026, 3, 7, tzinfo=utc), datetime(2026, 4, 4, tzinfo=utc),
+              datetime(2026, 10, 3, tzinfo=utc), datetime(2026, 10, 31, tzinfo=utc),
+              datetime(1890, 6, 1, tzinfo=utc)]
+    times = [s + timedelta(seconds=433.5 * i) for s in starts for i in range(400)]
+    times.append(None)  # type: ignore[arg-type]
+    expected = [t.astimezone(tz).isoformat(timespec="seconds") if t else "" for t in times]
+    assert reports._CallRowsCsv(tz)._times(times) == expected
