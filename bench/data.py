@@ -374,8 +374,8 @@ async def summary(url: str) -> dict[str, Any]:
     when already there."""
     from sqlalchemy import func, select
 
-    from contactcenter.supervisor import containment, intervals
-    from contactcenter.supervisor.models import CallInterval, IvrContainment
+    from contactcenter.supervisor import containment, daily, intervals
+    from contactcenter.supervisor.models import CallDay, CallInterval, IvrContainment
 
     engine = db.make_engine(url)
     try:
@@ -395,12 +395,19 @@ async def summary(url: str) -> dict[str, Any]:
         out["ivr_summary_rows"] = ivr_rows
         async with sessions() as s:
             have = (await s.execute(select(func.count()).select_from(CallInterval))).scalar()
+            days = (await s.execute(select(func.count()).select_from(CallDay))).scalar()
+        if have and not days:
+            say("daily roll-ups: rebuild from the interval summary")
+            t0 = time.monotonic()
+            await daily.rebuild(sessions, ZoneInfo(TZ))
+            out["daily_rollup_rebuild_seconds"] = round(time.monotonic() - t0, 1)
         if have:
             return {"summary_rows": have, **out}
         say("interval summary: rebuild from the calls")
         t0 = time.monotonic()
         calls = await intervals.rebuild(sessions, 15.0)
         took = time.monotonic() - t0
+        await daily.rebuild(sessions, ZoneInfo(TZ))
         async with sessions() as s:
             have = (await s.execute(select(func.count()).select_from(CallInterval))).scalar()
         return {"summary_rebuild_seconds": round(took, 1), "summary_rebuild_calls": calls,

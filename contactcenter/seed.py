@@ -257,10 +257,12 @@ async def seed_history(sessions: async_sessionmaker[AsyncSession], days: int = 3
         if legs:
             await session.execute(insert(CallLeg), legs)
     # rows written here, not by the case writer: the reports' summaries from them
-    from .supervisor import containment, intervals
+    from zoneinfo import ZoneInfo
+
+    from .supervisor import containment, daily, intervals
 
     await intervals.rebuild(sessions, default_sl)
-    from zoneinfo import ZoneInfo
+    await daily.rebuild(sessions, ZoneInfo(timezone))
 
     await containment.rebuild(sessions, ZoneInfo(timezone))
     return len(rows)

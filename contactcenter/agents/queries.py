@@ -3,7 +3,7 @@ to a call record. Cases and notes are written through `cases/store.py`."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,7 +134,7 @@ async def service_types(db: AsyncSession) -> list[dict[str, str]]:
 
 async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: int | None = None,
                     citizen_id: int | None = None, disposition: str | None = None,
-                    wrap_seconds: float | None = None) -> bool:
+                    wrap_seconds: float | None = None, tz: tzinfo = UTC) -> bool:
     """Set what the console learned on the call's record; False when the record is not written
     yet (the caller keeps it and tries again once the call has ended)."""
     call = (
@@ -160,5 +160,5 @@ async def link_call(db: AsyncSession, *, server: str, linkedid: str, case_id: in
         facts = facts_from_row(call, [LegFacts(leg.queue, leg.outcome, leg.agent,
                                                leg.wait_seconds, leg.talk_seconds)
                                       for leg in legs])
-        await intervals.add_wrap(db, facts, old, call.wrap_seconds)
+        await intervals.add_wrap(db, facts, old, call.wrap_seconds, tz)
     return True

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -490,7 +491,8 @@ class CallWork:
                           **values: Any) -> bool:
         """Disposition or wrap-up time on the record; True when written now."""
         async with self.sessions() as db, db.begin():
-            done = await queries.link_call(db, server=server, linkedid=linkedid, **values)
+            done = await queries.link_call(db, server=server, linkedid=linkedid,
+                                           tz=ZoneInfo(self.store.tz), **values)
         if not done:
             self._keep(call_id, server, linkedid, now, **values)
         return done
@@ -524,7 +526,8 @@ class CallWork:
         # One transaction for all of them: a commit per call was half of a busy embedded
         # process's time in a burst of call ends (issue 10).
         async with self.sessions() as db, db.begin():
-            done = [await queries.link_call(db, server=p.server, linkedid=p.linkedid, **values)
+            done = [await queries.link_call(db, server=p.server, linkedid=p.linkedid,
+                                           tz=ZoneInfo(self.store.tz), **values)
                     for _, p, values in ready]
         written = 0
         for (call_id, p, values), ok in zip(ready, done, strict=True):

@@ -735,6 +735,10 @@ class _Watch:
     scope: list[Any]
     overdue: Any  # SQL condition: open past due (or late already when the wait began)
     at_risk: Any  # SQL condition: open, less than the fraction of the allowance left
+    # `overdue`'s two disjoint parts: open (not waiting) past due; waiting on the citizen and
+    # already late when the wait began (a correlated EXISTS: a query using it runs serially)
+    overdue_live: Any = None
+    late_waiting: Any = None
 
 
 def sla_tally(condition: Any) -> Any:
@@ -775,9 +779,11 @@ async def sla_conditions(
         select(CaseSlaPause.id).where(CaseSlaPause.case_id == Case.id,
                                       CaseSlaPause.ended_at.is_(None),
                                       CaseSlaPause.started_at >= Case.sla_due_at)))
+    overdue_live = and_(live, Case.sla_due_at <= now)
     return _Watch(
         scope=[Case.sla_due_at.is_not(None), *(scope or ())],
-        overdue=or_(and_(live, Case.sla_due_at <= now), late_waiting),
+        overdue=or_(overdue_live, late_waiting), overdue_live=overdue_live,
+        late_waiting=late_waiting,
         at_risk=and_(live, Case.sla_due_at > now, or_(*risky)) if risky else false(),
     )
 

@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus import BaseBus, Subscription
 from ..clock import SYSTEM, Clock
 from ..events import CallEnded, CallRecord, Event, QueueLeg, event_from_dict
-from ..supervisor import containment, intervals
+from ..supervisor import containment, daily, intervals
 from ..supervisor.stats import CallFacts, LegFacts
 from .citizens import normalize_phone
 from .models import Call, CallLeg, Case, Citizen
@@ -630,8 +630,10 @@ class CallWriter:
             # as stored
             by_row = {(row["server"], row["linkedid"]): row for row in rows}
             sl_of = await intervals.thresholds(conn, self.default_sl)
-            await intervals.upsert(conn, intervals.summarize(
-                (stored_facts(by_row[key], leg_rows(by_key[key])) for key in ids), sl_of))
+            summed = intervals.summarize(
+                (stored_facts(by_row[key], leg_rows(by_key[key])) for key in ids), sl_of)
+            await intervals.upsert(conn, summed)
+            await daily.upsert(conn, summed, self.tz)
             await containment.upsert(conn, containment.summarize(
                 (by_row[key] for key in ids), self.tz))
             inserted = len(ids)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from contactcenter import db
 from contactcenter.config import SettingsError, load_settings
 
-from . import containment, intervals
+from . import containment, daily, intervals
 
 
 def _day(raw: str | None, name: str) -> date | None:
@@ -40,6 +40,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         try:
             sessions = db.make_sessionmaker(engine)
             n = await intervals.rebuild(sessions, settings.service_level_seconds, start, end)
+            await daily.rebuild(sessions, tz, start, end)  # from the buckets just restated
             return n, await containment.rebuild(sessions, tz, start, end)
         finally:
             await engine.dispose()

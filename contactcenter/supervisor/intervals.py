@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, text, update
@@ -130,9 +130,11 @@ async def thresholds(db: AsyncSession | AsyncConnection,
 
 
 async def add_wrap(db: AsyncSession, facts: CallFacts, old: float | None,
-                   new: float | None) -> None:
+                   new: float | None, tz: tzinfo = UTC) -> None:
     """The call's wrap-up changed from `old` to `new`: its last answered leg's handle time
-    (when its talk time is known) moves by the difference."""
+    (when its talk time is known) moves by the difference, in the bucket and in the day
+    roll-ups (daily.py, days in `tz`: the center's zone)."""
+    from . import daily  # it builds on this module
     i = facts.wrap_leg
     if i is None:
         return
@@ -148,6 +150,7 @@ async def add_wrap(db: AsyncSession, facts: CallFacts, old: float | None,
                CallInterval.queue == leg.queue, CallInterval.service == (facts.service or ""))
         .values(handle_sum=CallInterval.handle_sum + delta)
     )
+    await daily.add_wrap(db, facts, leg.queue, delta, tz)
 
 
 async def rebuild(

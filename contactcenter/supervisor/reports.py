@@ -24,12 +24,12 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.agency.models import Agency
-from contactcenter.cases.models import Call, CallLeg, Case
+from contactcenter.cases.models import Call, CallLeg, Case, CaseSlaPause
 from contactcenter.cases.store import sla_conditions, sla_tally
 from contactcenter.queues.models import ServiceType
-from contactcenter.supervisor.models import CallInterval
+from contactcenter.supervisor.models import CallDay, CallDayHour, CallInterval
 
-from . import intervals
+from . import daily, intervals
 from .services import load_facts
 from .stats import CallFacts, QueueStats, Tally, clean_text
 
@@ -109,23 +109,41 @@ async def call_facts(
         return await load_facts(db, start, end)
 
 
+DAILY_FROM_DAYS = 32  # ranges this long or longer read the day roll-ups (daily.py)
+
+
 async def call_report(
-    sessions: async_sessionmaker[AsyncSession], rng: DateRange, stats: QueueStats
+    sessions: async_sessionmaker[AsyncSession], rng: DateRange, stats: QueueStats,
+    *, daily_rollup: bool | None = None,
 ) -> CallReport:
     """Everything about calls in `rng`, from the interval summary (intervals.py): two
     GROUP BYs over its 15-minute buckets (by bucket; by queue and service, which gives both
-    tables), so a year reads tens of thousands of summed rows, never the calls. Service level
-    uses each queue's threshold as it was when the call was written (`stats` is kept for the
-    signature)."""
+    tables), never the calls. A long range (`DAILY_FROM_DAYS`, or `daily_rollup`) reads the
+    same sums rolled up per local day (daily.py): per day and hour, and per day, queue and
+    service, a few thousand rows for a year. Service level uses each queue's threshold as it
+    was when the call was written (`stats` is kept for the signature)."""
     tz = stats.tz
+    if daily_rollup is None:
+        daily_rollup = len(rng.days()) >= DAILY_FROM_DAYS
     start, end = rng.bounds(tz)
-    iv = CallInterval
-    in_range = (iv.bucket >= start, iv.bucket < end)
-    sums = intervals.summed_columns()
+    per_bucket_q: Any
+    per_pair_q: Any
+    if daily_rollup:
+        dh, dd = CallDayHour, CallDay
+        hc, dc = dh.__table__.c, dd.__table__.c
+        per_bucket_q = select(dh.day, dh.hour, *(hc[n] for n in daily.COLUMNS)).where(
+            dh.day >= rng.first, dh.day <= rng.last)
+        per_pair_q = (select(dd.queue, dd.service, *_summed(dc))
+                      .where(dd.day >= rng.first, dd.day <= rng.last, dd.queue != "")
+                      .group_by(dd.queue, dd.service))
+    else:
+        iv = CallInterval
+        in_range = (iv.bucket >= start, iv.bucket < end)
+        sums = intervals.summed_columns()
+        per_bucket_q = select(iv.bucket, *sums).where(*in_range).group_by(iv.bucket)
+        per_pair_q = (select(iv.queue, iv.service, *sums).where(*in_range, iv.queue != "")
+                      .group_by(iv.queue, iv.service))
     concurrent = parallel_reads(sessions)
-    per_bucket_q = select(iv.bucket, *sums).where(*in_range).group_by(iv.bucket)
-    per_pair_q = (select(iv.queue, iv.service, *sums).where(*in_range, iv.queue != "")
-                  .group_by(iv.queue, iv.service))
 
     async def rows(query: Any) -> list[Any]:
         # Core rows on the session's connection: the ORM's row layer cost a third of a year
@@ -141,18 +159,21 @@ async def call_report(
         else:  # SQLite: one file, one connection's worth of work
             per_bucket = list((await conn.execute(per_bucket_q)).all())
             per_pair = list((await conn.execute(per_pair_q)).all())
-    width = len(sums)  # the SUMS, then longest_wait (a max)
-    # a year is ~35,000 buckets: summed as plain lists per local (day, hour), then per hour of
-    # day, per day and in total; Tallies are made only for those (a few hundred)
+    width = len(_COLUMNS)  # the SUMS, then longest_wait (a max)
     hours: dict[tuple[date, int], list[Any]] = {}
-    for row in per_bucket:
-        local = row[0].astimezone(tz)  # 15-minute buckets: one local hour and day each
-        key = (local.date(), local.hour)
-        acc = hours.get(key)
-        if acc is None:
-            hours[key] = [v or 0 for v in row[1:]]
-        else:
-            _add(acc, row, 1, width)
+    if daily_rollup:  # already one row per local (day, hour)
+        hours = {(row[0], row[1]): [v or 0 for v in row[2:]] for row in per_bucket}
+    else:
+        # a year is ~35,000 buckets: summed as plain lists per local (day, hour), then per
+        # hour of day, per day and in total; Tallies are made only for those (a few hundred)
+        for row in per_bucket:
+            local = row[0].astimezone(tz)  # 15-minute buckets: one local hour and day each
+            key = (local.date(), local.hour)
+            acc = hours.get(key)
+            if acc is None:
+                hours[key] = [v or 0 for v in row[1:]]
+            else:
+                _add(acc, row, 1, width)
     by_hour_acc: list[list[Any] | None] = [None] * 24
     by_day_acc: dict[date, list[Any]] = {}
     total_acc = [0] * width
@@ -187,6 +208,12 @@ async def call_report(
         by_hour=[Bucket() if acc is None else _bucket(acc) for acc in by_hour_acc],
         by_day=by_day, total=_bucket(total_acc), service_names=names,
     )
+
+
+def _summed(c: Any) -> list[Any]:
+    """The sums of a GROUP BY over a roll-up's columns `c`, the longest wait their max."""
+    return [*(func.sum(c[name]).label(name) for name in intervals.SUMS),
+            func.max(c.longest_wait).label("longest_wait")]
 
 
 _COLUMNS = (*intervals.SUMS, "longest_wait")
@@ -280,28 +307,56 @@ async def sla_report(
     zone: str = "UTC",
 ) -> list[SlaRow]:
     """Cases created in `rng`, by agency; `zone` is the center's (agencies' business hours).
-    Counted in SQL by the store's conditions (the one definition), one pass over the range."""
+    Counted in SQL by the store's conditions (the one definition), one pass over the range,
+    grouped by agency id (names joined here) so PostgreSQL can split the pass between worker
+    processes; the overdue cases waiting on the citizen (a correlated look-up that would make
+    the pass serial) are counted apart, from the few cases with an open pause."""
     start, end = rng.bounds(tz)
+    in_range = (Case.created_at >= start, Case.created_at < end)
     async with sessions() as db:
         watch = await sla_conditions(db, now, zone)
-        due = Case.sla_due_at
-        closed = Case.status == "closed"
-        rows = (
-            await db.execute(
-                select(Agency.name, func.count(),
-                       sla_tally(and_(closed, Case.closed_at <= due)),
-                       sla_tally(and_(closed, due.is_not(None),
-                                   or_(Case.closed_at.is_(None), Case.closed_at > due))),
-                       sla_tally(watch.overdue), sla_tally(watch.at_risk),
-                       sla_tally(due.is_(None)))
-                .select_from(Case)
-                .outerjoin(Agency, Agency.id == Case.agency_id)
-                .where(Case.created_at >= start, Case.created_at < end)
-                .group_by(Agency.name)
-            )
-        ).all()
+        names: dict[int | None, str | None] = dict(
+            (await db.execute(select(Agency.id, Agency.name))).all())
+    due = Case.sla_due_at
+    closed = Case.status == "closed"
+    bulk_q = (select(Case.agency_id, func.count(),
+                     sla_tally(and_(closed, Case.closed_at <= due)),
+                     sla_tally(and_(closed, due.is_not(None),
+                                    or_(Case.closed_at.is_(None), Case.closed_at > due))),
+                     sla_tally(watch.overdue_live), sla_tally(watch.at_risk),
+                     sla_tally(due.is_(None)))
+              .where(*in_range).group_by(Case.agency_id))
+    waiting_q = (select(Case.agency_id, func.count())
+                 .where(*in_range, watch.late_waiting,
+                        Case.id.in_(select(CaseSlaPause.case_id)
+                                    .where(CaseSlaPause.ended_at.is_(None))))
+                 .group_by(Case.agency_id))
+
+    async def rows(query: Any) -> list[Any]:
+        async with sessions() as db:
+            conn = await db.connection()
+            if conn.dialect.name == "postgresql":
+                # compiling the plan (JIT) costs more than it saves on a pass of this size
+                await conn.execute(sql("SET LOCAL jit = off"))
+            return list((await conn.execute(query)).all())
+
+    if parallel_reads(sessions):
+        bulk, waiting = await asyncio.gather(rows(bulk_q), rows(waiting_q))
+    else:
+        bulk, waiting = await rows(bulk_q), await rows(waiting_q)
+    late_waiting: dict[str | None, int] = {}
+    for agency_id, n in waiting:
+        name = names.get(agency_id)
+        late_waiting[name] = late_waiting.get(name, 0) + int(n)
+    merged: dict[str | None, list[int]] = {}
+    for agency_id, *counts in bulk:
+        acc = merged.setdefault(names.get(agency_id), [0] * 6)
+        for i, v in enumerate(counts):
+            acc[i] += int(v or 0)
+    for name, n in late_waiting.items():  # disjoint from the open overdue ones
+        merged.setdefault(name, [0] * 6)[3] += n
     out: list[SlaRow] = []
-    for agency, total, on_time, late, overdue, at_risk, no_sla in rows:
+    for agency, (total, on_time, late, overdue, at_risk, no_sla) in merged.items():
         row = SlaRow(agency or "(no agency)", int(total), int(on_time or 0), int(late or 0),
                      int(overdue or 0), int(at_risk or 0), 0, int(no_sla or 0))
         row.open_not_due = row.total - row.on_time - row.late - row.overdue - row.at_risk \

@@ -8,7 +8,7 @@ import asyncio
 import random
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +21,8 @@ from contactcenter.bus import LocalBus
 from contactcenter.cases.writer import CallWriter
 from contactcenter.events import CallEnded, CallRecord, QueueLeg
 from contactcenter.queues.models import Queue
-from contactcenter.supervisor import intervals, reports
-from contactcenter.supervisor.models import CallInterval
+from contactcenter.supervisor import daily, intervals, reports
+from contactcenter.supervisor.models import CallDay, CallDayHour, CallInterval
 from contactcenter.supervisor.stats import QueueConfig, QueueStats, Tally
 
 pytestmark = pytest.mark.store
@@ -84,9 +84,11 @@ def assert_same(a: reports.CallReport, b: reports.CallReport) -> None:
     same(a.total.queued, b.total.queued, "total")
 
 
-async def write(sessions: Any, tmp_path: Path, records: list[CallRecord]) -> None:
+async def write(sessions: Any, tmp_path: Path, records: list[CallRecord],
+                tz: tzinfo = UTC) -> None:
+    """Through the real case writer, in the center's zone `tz` (the day roll-ups' days)."""
     bus = LocalBus()
-    writer = CallWriter(sessions, tmp_path / "spool", default_sl=20.0, batch_size=97)
+    writer = CallWriter(sessions, tmp_path / "spool", default_sl=20.0, batch_size=97, tz=tz)
     await writer.start(bus)
     for r in records:
         await bus.publish(CallEnded(r))
@@ -111,7 +113,7 @@ async def test_summary_report_equals_the_row_report(
     # New York's DST days of 2026: 8 March (23 h) and 1 November (25 h)
     records = (random_calls(rnd, datetime(2026, 3, 7, tzinfo=tz), 3, 400)
                + random_calls(rnd, datetime(2026, 10, 31, tzinfo=tz), 3, 400))
-    await write(sessions, tmp_path, records)
+    await write(sessions, tmp_path, records, tz)
     for first, last in ((date(2026, 3, 7), date(2026, 3, 9)), (date(2026, 3, 8), date(2026, 3, 8)),
                         (date(2026, 10, 31), date(2026, 11, 2)),
                         (date(2026, 11, 1), date(2026, 11, 1)),
@@ -186,3 +188,62 @@ async def test_the_rebuild_command_fills_the_summary(
         and last < datetime(2026, 6, 2, tzinfo=UTC)
     bad = await cli(env, "--from", "June")
     assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr + bad.stdout
+
+
+def _rollups(found: Any) -> list[tuple[Any, ...]]:
+    # the sums, then wait_sum, handle_sum (sums in another order: rounded) and longest_wait
+    return [(*r[:-3], round(r[-3], 6), round(r[-2], 6), r[-1]) for r in found]
+
+
+async def _day_tables(sessions: Any) -> tuple[list[Any], list[Any]]:
+    d, h = CallDay.__table__.c, CallDayHour.__table__.c
+    async with sessions() as db:
+        days = (await db.execute(select(d.day, d.queue, d.service, *(d[n] for n in daily.COLUMNS))
+                                 .order_by(d.day, d.queue, d.service))).all()
+        hours = (await db.execute(select(h.day, h.hour, *(h[n] for n in daily.COLUMNS))
+                                  .order_by(h.day, h.hour))).all()
+    return _rollups(days), _rollups(hours)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kathmandu"])
+async def test_the_day_rollups_give_the_report_of_the_15_minute_buckets(
+    sessions: Any, tmp_path: Path, zone: str
+) -> None:
+    """Kept by the writer (and a wrap-up recorded later), or rebuilt from the buckets, the day
+    roll-ups give exactly the report read from the buckets: DST days (23 and 25 hours) and a
+    45-minute offset, a range of one day and of months."""
+    tz = ZoneInfo(zone)
+    stats = QueueStats(tz=tz, default=QueueConfig("", service_level_seconds=20))
+    rnd = random.Random(f"daily-{zone}")
+    records = (random_calls(rnd, datetime(2026, 3, 7, tzinfo=tz), 3, 300)
+               + random_calls(rnd, datetime(2026, 10, 31, tzinfo=tz), 3, 300))
+    await write(sessions, tmp_path, records, tz)
+    answered = next(r for r in records if r.legs and r.legs[-1].talk_seconds
+                    and r.legs[-1].outcome == "answered")
+    async with sessions() as db, db.begin():
+        assert await link_call(db, server="default", linkedid=answered.linkedid,
+                               wrap_seconds=33.0, tz=tz)
+    ranges = ((date(2026, 3, 8), date(2026, 3, 8)), (date(2026, 11, 1), date(2026, 11, 1)),
+              (date(2026, 3, 6), date(2026, 11, 3)))
+
+    async def agree() -> None:
+        for first, last in ranges:
+            rng = reports.DateRange(first, last)
+            buckets = await reports.call_report(sessions, rng, stats, daily_rollup=False)
+            days = await reports.call_report(sessions, rng, stats, daily_rollup=True)
+            assert buckets.total.calls > 0 and buckets.total.queued.offered > 0
+            assert_same(days, buckets)
+
+    await agree()
+    kept = await _day_tables(sessions)
+    # the rebuild restates the same rows from the buckets
+    assert await daily.rebuild(sessions, tz) > 0
+    assert await _day_tables(sessions) == kept
+    await agree()
+    # a long range reads the roll-ups by itself
+    long = reports.DateRange(date(2026, 3, 1), date(2026, 11, 30))
+    assert len(long.days()) >= reports.DAILY_FROM_DAYS
+    async with sessions() as db, db.begin():
+        await db.execute(delete(CallDay))
+        await db.execute(delete(CallDayHour))
+    assert (await reports.call_report(sessions, long, stats)).total.calls == 0
