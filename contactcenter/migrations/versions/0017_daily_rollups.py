@@ -1,5 +1,6 @@
 """call_days, call_day_hours: the interval summary rolled up per day of CC_TIMEZONE
-(supervisor/daily.py); filled by `contactcenter reports rebuild`, then kept by the case writer
+(supervisor/daily.py); filled by `contactcenter reports rebuild`, then kept by the case writer.
+ix_cases_created covers the SLA report's columns on PostgreSQL (an index-only scan).
 
 Revision ID: rollups_0017_daily
 Revises: ivr_containment_0015
@@ -17,6 +18,7 @@ down_revision: str | None = 'ivr_containment_0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_SLA_REPORT_COLUMNS = ['agency_id', 'status', 'sla_due_at', 'closed_at', 'service_type_id']
 _SUMS = ('calls', 'offered', 'answered', 'answered_in_sl', 'abandoned', 'short_abandoned',
          'timed_out', 'other')
 
@@ -50,6 +52,15 @@ def upgrade() -> None:
     )
 
 
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_cases_created', table_name='cases')
+        op.create_index('ix_cases_created', 'cases', ['created_at'],
+                        postgresql_include=_SLA_REPORT_COLUMNS)
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_cases_created', table_name='cases')
+        op.create_index('ix_cases_created', 'cases', ['created_at'])
     op.drop_table('call_day_hours')
     op.drop_table('call_days')
