@@ -148,6 +148,15 @@ async def test_the_sql_and_the_python_definitions_agree_case_by_case(
             by_bucket[sla.report_bucket(v.status, v.sla_due_at, v.closed_at, clock.now,
                                         v.sla_rule, v.paused_since)] += 1
         assert {b: sum(getattr(r, b) for r in rows) for b in by_bucket} == by_bucket
+        # and agency by agency (the report groups by agency id and counts closed, open and
+        # late-waiting cases in separate passes)
+        per_agency: dict[str, dict[str, int]] = {}
+        for v in views:
+            b = sla.report_bucket(v.status, v.sla_due_at, v.closed_at, clock.now, v.sla_rule,
+                                  v.paused_since)
+            got = per_agency.setdefault(v.agency_name or "(no agency)", dict.fromkeys(by_bucket, 0))
+            got[b] += 1
+        assert {r.agency: {b: getattr(r, b) for b in by_bucket} for r in rows} == per_agency
     assert seen == {"ok", "at_risk", "overdue", "paused", "closed"}  # every state was tried
     waiting = [v for v in await store.search(numbers=numbers) if v.status == "waiting_citizen"]
     assert any(v.sla(clock.now) == "overdue" for v in waiting)  # late when the wait began
