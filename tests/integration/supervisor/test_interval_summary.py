@@ -176,6 +176,8 @@ async def test_the_rebuild_command_fills_the_summary(
     await write(sessions, tmp_path, random_calls(rnd, datetime(2026, 6, 1, tzinfo=UTC), 2, 50))
     async with sessions() as db, db.begin():
         await db.execute(delete(CallInterval))  # as after the migration on existing data
+        await db.execute(delete(CallDay))
+        await db.execute(delete(CallDayHour))
     env = {"CC_DATABASE_URL": migrated_url, "PATH": "/usr/bin:/bin"}
     done = await cli(env, "--from", "2026-06-01", "--to", "2026-06-01")
     assert done.returncode == 0, done.stderr
@@ -186,6 +188,11 @@ async def test_the_rebuild_command_fills_the_summary(
             func.max(CallInterval.bucket)))).one()
     assert 0 < n < 50 and first >= datetime(2026, 6, 1, tzinfo=UTC) \
         and last < datetime(2026, 6, 2, tzinfo=UTC)
+    async with sessions() as db:  # and the day roll-ups from those buckets (days in UTC here)
+        by_day = (await db.execute(select(CallDay.day, func.sum(CallDay.calls))
+                                   .group_by(CallDay.day))).all()
+        by_hour = (await db.execute(select(func.sum(CallDayHour.calls)))).scalar()
+    assert by_day == [(date(2026, 6, 1), n)] and by_hour == n
     bad = await cli(env, "--from", "June")
     assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr + bad.stdout
 
