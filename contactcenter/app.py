@@ -123,6 +123,11 @@ async def freeze_heap(app: web.Application) -> None:
     instead of stalling the loop for tens of ms walking the whole heap each time."""
     gc.collect()  # what is garbage now is freed, not kept for ever
     gc.freeze()
+    app.on_cleanup.append(_unfreeze_heap)
+
+
+async def _unfreeze_heap(app: web.Application) -> None:
+    gc.unfreeze()  # an app stopped in a longer-lived process (tests): its objects can go
 
 
 async def health(request: web.Request) -> web.Response:

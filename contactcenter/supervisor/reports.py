@@ -618,9 +618,10 @@ def _float_cell_sql(v: str) -> str:
             f" FROM (SELECT ({v}::text)::numeric::text AS n) s) END")
 
 
-# a cell that csv_cell leaves as it is (or empty): printable ASCII, one space at most between
-# words, none at the ends, not starting like a formula
-_PLAIN_CELL = "(|[!-*,.-<>?A-~]( ?[!-~])*)"
+# a row none of whose text cells csv_cell changes (all but a few): its cells joined by chr(1)
+# hold only printable ASCII, no cell starts like a formula or with a space or ends with one, no
+# two spaces meet; and there are exactly as many chr(1) as joins (none came from a cell)
+_NOT_PLAIN = "[^ -~\\x01]|(^|\\x01)[ =+@-]| (\\x01|$)|  "
 _TEXT_COLUMNS = ("queue", "service", "outcome", "caller_number", "caller_name", "agent",
                  "case_number", "disposition", "language", "linked_case", "legs")
 
@@ -629,8 +630,9 @@ def _copy_calls_sql() -> str:
     """The SELECT of the COPY: $1, $2 the range's bounds, $3 the not-printable class; the times
     in the session's time zone (set to the center's in the transaction, DateStyle ISO).
 
-    The inner query reads each call once with its look-ups and one test of the whole row's text
-    (nearly every row is plain: then no cell needs more than NULLIF); the outer one formats."""
+    The innermost query reads each call once with its look-ups, the middle one tests the whole
+    row's text at once (nearly every row is plain: then no cell needs more than NULLIF), the
+    outer one formats. OFFSET 0 keeps each level's values from being computed again per use."""
     inner = [f"c.{name}" for name in CALL_COLUMNS if name not in ("started_at", "ended_at")]
     inner += ["c.disposition", "c.language",
               # the linked case by its primary key, only when there is one (a join made
@@ -640,14 +642,18 @@ def _copy_calls_sql() -> str:
               "coalesce(lg.legs, c.queue) AS legs"]  # no legs recorded: the call's queue
     inner += [f"date_trunc('second', c.{name})::text AS {name}" for name in ("started_at",
                                                                               "ended_at")]
-    joined = ", chr(1), ".join(f"c.{n}" if n not in ("linked_case", "legs") else n
-                                for n in _TEXT_COLUMNS)
-    joined = joined.replace("linked_case", "CASE WHEN c.case_id IS NOT NULL THEN (SELECT k.number"
-                            f" FROM {Case.__tablename__} k WHERE k.id = c.case_id) END")
-    joined = joined.replace("legs", "coalesce(lg.legs, c.queue)")
-    plain_row = f"^{_PLAIN_CELL}(\x01{_PLAIN_CELL}){{{len(_TEXT_COLUMNS) - 1}}}$"
-    inner.append(f"(concat({joined}) ~ '{plain_row}'"
-                 f" AND coalesce(char_length(lg.legs), 0) <= {CSV_TEXT_LIMIT}) AS plain")
+    reads = (
+        f"SELECT {', '.join(inner)} FROM {Call.__tablename__} c"
+        f" LEFT JOIN LATERAL (SELECT string_agg(l.queue, '{LEGS_SEPARATOR}' ORDER BY l.seq) AS legs"
+        f" FROM {CallLeg.__tablename__} l WHERE l.call_id = c.id AND l.kind = 'queue'"
+        f" AND l.queue IS NOT NULL OFFSET 0) lg ON true"
+        f" WHERE c.started_at >= $1 AND c.started_at < $2 ORDER BY c.started_at, c.id OFFSET 0"
+    )
+    joined = f"concat({', chr(1), '.join(f'i.{n}' for n in _TEXT_COLUMNS)})"
+    tested = (f"SELECT i.*, (j !~ '{_NOT_PLAIN}' AND octet_length(j) - octet_length(replace(j,"
+              f" chr(1), '')) = {len(_TEXT_COLUMNS) - 1} AND coalesce(octet_length(i.legs), 0)"
+              f" <= {CSV_TEXT_LIMIT}) AS plain FROM ({reads}) i,"
+              f" LATERAL (SELECT {joined} AS j OFFSET 0) jj OFFSET 0")
     cells: list[str] = []
     for name in (*CALL_COLUMNS, *CSV_EXTRA_COLUMNS):
         if name in ("started_at", "ended_at"):
@@ -661,13 +667,7 @@ def _copy_calls_sql() -> str:
         else:
             cells.append(f"CASE WHEN r.plain THEN NULLIF(r.{name}, '')"
                          f" ELSE {_text_cell_sql(f'r.{name}')} END")
-    return (
-        f"SELECT {', '.join(cells)} FROM (SELECT {', '.join(inner)} FROM {Call.__tablename__} c"
-        f" LEFT JOIN LATERAL (SELECT string_agg(l.queue, '{LEGS_SEPARATOR}' ORDER BY l.seq) AS legs"
-        f" FROM {CallLeg.__tablename__} l WHERE l.call_id = c.id AND l.kind = 'queue'"
-        f" AND l.queue IS NOT NULL OFFSET 0) lg ON true"
-        f" WHERE c.started_at >= $1 AND c.started_at < $2 ORDER BY c.started_at, c.id OFFSET 0) r"
-    )
+    return f"SELECT {', '.join(cells)} FROM ({tested}) r"
 
 
 def _zone_name(tz: tzinfo) -> str | None:
