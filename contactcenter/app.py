@@ -115,7 +115,6 @@ async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
     await bus.close()
 
 
-@public
 async def freeze_heap(app: web.Application) -> None:
     """Everything alive once the app has started (modules, templates, mappers, features' state)
     lives as long as the process: moved out of the collector's generations, so a full collection
@@ -123,13 +122,13 @@ async def freeze_heap(app: web.Application) -> None:
     instead of stalling the loop for tens of ms walking the whole heap each time."""
     gc.collect()  # what is garbage now is freed, not kept for ever
     gc.freeze()
-    app.on_cleanup.append(_unfreeze_heap)
 
 
-async def _unfreeze_heap(app: web.Application) -> None:
+async def unfreeze_heap(app: web.Application) -> None:
     gc.unfreeze()  # an app stopped in a longer-lived process (tests): its objects can go
 
 
+@public
 async def health(request: web.Request) -> web.Response:
     """ok/degraded (200/503) for anyone (load balancers, monitors); the parts, which name
     internal hosts, ports and errors, only for a signed-in admin or an API key."""
@@ -205,6 +204,7 @@ def create_app(
             importlib.import_module(f"contactcenter.{name}").setup(app)
     app.router.add_get("/health", health, name="health")
     app.on_startup.append(freeze_heap)  # after every cleanup context (features') has started
+    app.on_cleanup.append(unfreeze_heap)
     if pages:
         app.router.add_get("/", index, name="index")
         app.router.add_static("/static", PACKAGE / "static", name="static")
