@@ -352,22 +352,20 @@ async def calls_csv(request: web.Request) -> web.StreamResponse:
     flat and the loop is held for one chunk at a time."""
     rng = _csv_range(request, max_days=None)
     svc = request.app[SUPERVISOR].service
-    chunks = reports.calls_csv_chunks(request.app[SESSIONS], rng, svc.tz)
-    first = await anext(chunks)  # the header; a dead database fails here, before the 200
     resp = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="calls-{rng.first}-{rng.last}.csv"'})
     if request.method == "HEAD":  # headers only: a body here would corrupt a kept-alive link
-        await chunks.aclose()
         return resp
     resp.enable_chunked_encoding()
-    await resp.prepare(request)
-    await resp.write(first.encode())
-    try:
-        async for chunk in chunks:
-            await resp.write(chunk.encode())
-    finally:
-        await chunks.aclose()
+
+    async def write(data: bytes) -> None:
+        # the 200 goes out with the header row: a dead database fails before, as a 500
+        if not resp.prepared:
+            await resp.prepare(request)
+        await resp.write(data)  # awaited: the next rows are read once these are sent
+
+    await reports.write_calls_csv(request.app[SESSIONS], rng, svc.tz, write)
     await resp.write_eof()
     return resp
 
