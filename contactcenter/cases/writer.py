@@ -57,6 +57,9 @@ JOURNAL_COMPACT = 10_000
 
 # Errors that mean "the database is not there", as opposed to a bad record.
 DB_DOWN = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+# PostgreSQL says "try the transaction again": deadlock, serialization failure, lock not free
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+TRANSIENT_TRIES = 5
 
 
 def _fit(value: str | None, size: int) -> str | None:
@@ -357,6 +360,7 @@ class CallWriter:
         self.spooled = 0
         self.spilled = 0
         self.rejected = 0
+        self.transient_retries = 0
         self.last_error = ""
         self.last_write_lag: float | None = None
 
@@ -473,6 +477,7 @@ class CallWriter:
             "spooled": self.spooled,
             "spilled": self.spilled,  # queued in memory past max_pending, moved to the spool
             "rejected": self.rejected,
+            "transient_retries": self.transient_retries,
             "last_write_lag_ms": None if self.last_write_lag is None
             else round(self.last_write_lag * 1000, 1),
             **({"last_error": self.last_error} if self.last_error else {}),
@@ -568,10 +573,27 @@ class CallWriter:
         if records:
             log.info("case writer: %d spooled records written", len(records))
 
+    async def _attempt(self, records: list[CallRecord]) -> None:
+        """One write of the batch; a deadlock or serialization failure (two transactions
+        touching the same summary rows) is PostgreSQL saying "try again", not a refusal:
+        retried a few times before it can count as one."""
+        for attempt in range(TRANSIENT_TRIES):
+            try:
+                async with asyncio.timeout(self.write_timeout):
+                    await self._write_batch(records)
+                return
+            except DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+                if (exc.connection_invalidated or code not in TRANSIENT_SQLSTATES
+                        or attempt == TRANSIENT_TRIES - 1):
+                    raise
+                self.transient_retries += 1
+                log.warning("case writer: %s; batch of %d retried", exc.orig, len(records))
+                await asyncio.sleep(0.05 * 2**attempt)
+
     async def _write(self, records: list[CallRecord]) -> None:
         try:
-            async with asyncio.timeout(self.write_timeout):
-                await self._write_batch(records)
+            await self._attempt(records)
         except DB_DOWN:
             raise
         except DBAPIError as exc:
@@ -583,8 +605,7 @@ class CallWriter:
                       len(records), exc.orig)
             for record in records:
                 try:
-                    async with asyncio.timeout(self.write_timeout):
-                        await self._write_batch([record])
+                    await self._attempt([record])
                 except DB_DOWN:
                     raise
                 except DBAPIError as one:

@@ -242,3 +242,57 @@ async def test_a_flood_past_the_bus_queue_loses_no_record(
     assert health["backpressure_waits"] >= 1  # it did fill up: the publisher waited
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Call)) == n
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # as asyncpg's DeadlockDetectedError carries it
+
+
+async def test_a_deadlock_is_retried_not_a_refused_record(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Two writers upserting the same summary rows can deadlock on PostgreSQL; the loser is told
+    to try again. The soak lost a call that way (set aside as "refused": deadlock detected)."""
+    from sqlalchemy.exc import DBAPIError
+
+    writer = CallWriter(sessions, tmp_path / "spool")
+    real = writer._write_batch
+    failures = [2]  # the batch, then the same record alone, each lose once
+
+    async def losing_once(records: list[CallRecord]) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise DBAPIError("INSERT INTO calls", {}, _Deadlock("deadlock detected"))
+        await real(records)
+
+    writer._write_batch = losing_once  # type: ignore[method-assign]
+    await writer.start()
+    writer.submit(rec(7))
+    await writer.flushed()
+    await writer.close()
+    assert [c.linkedid for c in await rows(sessions)] == ["1795406102.7"]
+    assert writer.rejected == 0 and writer.transient_retries == 2
+    assert not (tmp_path / "spool" / "rejected.jsonl").exists()
+
+
+async def test_a_refusal_that_is_not_transient_is_set_aside_at_once(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    class Refused(Exception):
+        sqlstate = "22001"  # string_data_right_truncation: retrying cannot help
+
+    writer = CallWriter(sessions, tmp_path / "spool")
+    calls = [0]
+
+    async def refusing(records: list[CallRecord]) -> None:
+        calls[0] += 1
+        raise DBAPIError("INSERT INTO calls", {}, Refused("value too long"))
+
+    writer._write_batch = refusing  # type: ignore[method-assign]
+    await writer.start()
+    writer.submit(rec(8))
+    await writer.flushed()
+    await writer.close()
+    assert writer.rejected == 1 and writer.transient_retries == 0 and calls[0] == 2
