@@ -374,6 +374,12 @@ class _Sessions:
         return self
 
 
+class _Store:
+    """The one thing CallWork reads of the case store when it flushes: the center's zone."""
+
+    tz = "UTC"
+
+
 async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any) -> None:
     from contactcenter.agents import queries, services
 
@@ -381,7 +387,7 @@ async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any
     record_exists = False
     gate = asyncio.Event()
 
-    async def link_call(db: Any, *, server: str, linkedid: str, **values: Any) -> bool:
+    async def link_call(db: Any, *, server: str, linkedid: str, tz: Any, **values: Any) -> bool:
         if record_exists and "disposition" in values:
             await gate.wait()  # the first flush is slow...
         if record_exists:
@@ -389,7 +395,7 @@ async def test_data_kept_while_a_flush_is_in_flight_is_not_lost(monkeypatch: Any
         return record_exists
 
     monkeypatch.setattr(queries, "link_call", link_call)
-    work = services.CallWork(_Sessions(), store=None)  # type: ignore[arg-type]
+    work = services.CallWork(_Sessions(), store=_Store())  # type: ignore[arg-type]
     assert not await work.set_on_call(call_id="d:1", server="d", linkedid="1", now=T0,
                                       disposition="resolved")
     work.call_ended("d:1")
@@ -414,14 +420,14 @@ async def test_a_dead_database_at_flush_loses_no_figure(monkeypatch: Any) -> Non
     written: list[tuple[str, dict[str, Any]]] = []
     down = True
 
-    async def link_call(db: Any, *, server: str, linkedid: str, **values: Any) -> bool:
+    async def link_call(db: Any, *, server: str, linkedid: str, tz: Any, **values: Any) -> bool:
         if down:
             raise OSError("connection refused")
         written.append((linkedid, values))
         return True
 
     monkeypatch.setattr(queries, "link_call", link_call)
-    work = services.CallWork(_Sessions(), store=None)  # type: ignore[arg-type]
+    work = services.CallWork(_Sessions(), store=_Store())  # type: ignore[arg-type]
     for n in (1, 2, 3):
         work.call_ended(f"d:{n}")
         work.later(call_id=f"d:{n}", server="d", linkedid=str(n), now=T0, wrap_seconds=float(n))
